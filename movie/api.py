@@ -1,0 +1,55 @@
+"""JSON endpoints: record an event, read recommendations."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET, require_POST
+
+from movie.events import EventNotRecorded, EventRejected, event_record
+from movie.recommendations import recommendations_for
+from movie.visitors import visitor_key
+
+MAX_K = 100
+
+
+@require_POST
+def events(request: HttpRequest) -> JsonResponse:
+    try:
+        body = json.loads(request.body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return JsonResponse({"error": "the body must be JSON"}, status=400)
+    if not isinstance(body, dict):
+        return JsonResponse({"error": "the body must be a JSON object"}, status=400)
+    try:
+        event = event_record(
+            visitor=visitor_key(request), movie_id=body.get("movie_id"), kind=body.get("kind"), value=body.get("value")
+        )
+    except EventRejected as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    except EventNotRecorded as exc:
+        return JsonResponse({"error": str(exc)}, status=503)
+    return JsonResponse({"event_id": event.event_id}, status=202)
+
+
+@require_GET
+def recommendations(request: HttpRequest, model: str) -> JsonResponse:
+    if model not in settings.RECOMMENDATION_MODELS:
+        raise Http404(f"unknown model {model!r}")
+    raw_k = request.GET.get("k", str(settings.RECOMMENDATIONS_K))
+    if not raw_k.isdigit() or not 1 <= int(raw_k) <= MAX_K:
+        return JsonResponse({"error": f"'k' must be an integer from 1 to {MAX_K}"}, status=400)
+    recs = recommendations_for(visitor=visitor_key(request), model=model, k=int(raw_k))
+    return JsonResponse(
+        {
+            "model": recs.model,
+            "model_version": recs.model_version,
+            "fallback": recs.fallback,
+            "reason": recs.reason,
+            "source": recs.source,
+            "as_of_event": recs.as_of_event,
+            "items": [{"movie_id": m.id, "title": m.title, "score": round(s, 6)} for m, s in recs.items],
+        }
+    )

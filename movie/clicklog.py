@@ -1,0 +1,104 @@
+"""The DynamoDB `clicklog`: the durable, per-visitor record of every event.
+
+Partition key `visitor`, sort key `sk` = `<ts>#<event_id>`, so a Query on one visitor
+returns their events in time order. An event answered 2xx is in this table; the graph
+worker rebuilds a visitor's history from it, never from Kafka payloads.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    visitor: str
+    movie_id: int
+    kind: str  # click | rate | remove
+    ts: str  # ISO-8601 UTC with microseconds: sorts as text
+    value: float | None = None
+
+    @property
+    def sort_key(self) -> str:
+        return f"{self.ts}#{self.event_id}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@functools.cache
+def _table(endpoint: str | None, region: str, name: str):
+    return boto3.resource("dynamodb", endpoint_url=endpoint, region_name=region).Table(name)
+
+
+def clicklog_table():
+    return _table(settings.DYNAMODB_ENDPOINT, settings.AWS_REGION, settings.DYNAMODB_TABLE)
+
+
+def _to_item(event: Event, visitor: str) -> dict:
+    item = {
+        "visitor": visitor,
+        "sk": event.sort_key,
+        "event_id": event.event_id,
+        "movie_id": event.movie_id,
+        "kind": event.kind,
+        "ts": event.ts,
+    }
+    if event.value is not None:
+        item["value"] = Decimal(str(event.value))
+    return item
+
+
+def _from_item(item: dict) -> Event:
+    value = item.get("value")
+    return Event(
+        event_id=item["event_id"],
+        visitor=item["visitor"],
+        movie_id=int(item["movie_id"]),
+        kind=item["kind"],
+        ts=item["ts"],
+        value=float(value) if value is not None else None,
+    )
+
+
+def event_put(event: Event) -> None:
+    """Write one event; writing the same event twice leaves one item (same keys)."""
+    clicklog_table().put_item(Item=_to_item(event, event.visitor))
+
+
+def event_delete(event: Event) -> None:
+    clicklog_table().delete_item(Key={"visitor": event.visitor, "sk": event.sort_key})
+
+
+def events_for(visitor: str) -> list[Event]:
+    """Every event of one visitor, oldest first (follows DynamoDB's pagination)."""
+    table = clicklog_table()
+    query = {"KeyConditionExpression": Key("visitor").eq(visitor), "ConsistentRead": True}
+    events: list[Event] = []
+    while True:
+        page = table.query(**query)
+        events.extend(_from_item(item) for item in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return events
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def events_move(*, from_visitor: str, to_visitor: str) -> list[Event]:
+    """Re-key a visitor's whole log (sign-up / log-in). Copies first, then deletes,
+    so a failure half-way leaves events duplicated under both keys, never lost."""
+    events = events_for(from_visitor)
+    table = clicklog_table()
+    with table.batch_writer() as batch:
+        for event in events:
+            batch.put_item(Item=_to_item(event, to_visitor))
+    with table.batch_writer() as batch:
+        for event in events:
+            batch.delete_item(Key={"visitor": from_visitor, "sk": event.sort_key})
+    return events

@@ -1,0 +1,90 @@
+"""Catalogue, imported MovieLens ratings, the per-visitor history mirror, paper reviews.
+
+No logic lives here: writes go through `movie.services` (and `movie.events` for
+interactions), reads through `movie.selectors`.
+"""
+
+from django.db import models
+
+
+class Genre(models.Model):
+    name = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Movie(models.Model):
+    # The MovieLens movieId, so ratings, links and trained models share one key.
+    id = models.IntegerField(primary_key=True)
+    title = models.CharField(max_length=255)
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    genres = models.ManyToManyField(Genre, related_name="movies", blank=True)
+    # IMDb ids keep their leading zeros ("0114709"); the page prefixes "tt".
+    imdb_id = models.CharField(max_length=16, blank=True)
+    tmdb_id = models.PositiveIntegerField(null=True, blank=True)
+    poster_url = models.URLField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["title", "id"]
+        indexes = [models.Index(fields=["title"], name="movie_title_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.year})" if self.year else self.title
+
+
+class DatasetRating(models.Model):
+    """One rating from the imported MovieLens data (not from site visitors)."""
+
+    dataset_user = models.PositiveIntegerField()
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="dataset_ratings")
+    rating = models.FloatField()
+    rated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset_user", "movie"], name="dataset_rating_user_movie")
+        ]
+
+
+class Interaction(models.Model):
+    """The site's per-visitor history, mirrored from the click log by `movie.events`."""
+
+    class Kind(models.TextChoices):
+        CLICK = "click", "Click"
+        RATE = "rate", "Rate"
+
+    # "u:<user id>" or "s:<session key>" (session keys are 32 characters).
+    visitor = models.CharField(max_length=64, db_index=True)
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="interactions")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    value = models.FloatField(null=True, blank=True)
+    event_id = models.UUIDField(unique=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # visitor_history(): newest first for one visitor.
+            models.Index(fields=["visitor", "-created_at"], name="interaction_visitor_recent"),
+        ]
+
+
+class PaperReview(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    paper_title = models.CharField(max_length=300)
+    authors = models.CharField(max_length=300)
+    venue = models.CharField(max_length=100)
+    url = models.URLField(max_length=300)
+    body = models.TextField(help_text="Trusted HTML written by the site's editors.")
+    # The recommender this paper describes ("pinsage", "ngcf", "lightgcn").
+    model_name = models.CharField(max_length=32, db_index=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title

@@ -1,0 +1,117 @@
+"""Reads: the catalogue, a visitor's history, paper reviews, the training snapshot."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Prefetch
+
+from movie.models import DatasetRating, Genre, Interaction, Movie, PaperReview
+
+CATALOGUE_PAGE_SIZE = 48
+HISTORY_LIMIT = 50
+# Rows fetched per round trip when streaming the ratings for training.
+SNAPSHOT_CHUNK = 10_000
+
+
+@dataclass(frozen=True)
+class TrainingSnapshot:
+    """Everything `manage.py train` needs, as plain Python: index i of each list is one movie."""
+
+    movie_ids: list[int]
+    titles: list[str]
+    genres: list[list[str]]
+    years: list[int | None]
+    pairs: list[tuple[int, int]]  # (dataset_user, movie_id), one per imported rating
+
+
+def training_snapshot() -> TrainingSnapshot:
+    genres: dict[int, list[str]] = defaultdict(list)
+    for movie_id, name in Movie.genres.through.objects.order_by("movie_id", "genre__name").values_list(
+        "movie_id", "genre__name"
+    ):
+        genres[movie_id].append(name)
+    movies = list(Movie.objects.order_by("id").values_list("id", "title", "year"))
+    pairs = list(
+        DatasetRating.objects.order_by("dataset_user", "movie_id")
+        .values_list("dataset_user", "movie_id")
+        .iterator(chunk_size=SNAPSHOT_CHUNK)
+    )
+    return TrainingSnapshot(
+        movie_ids=[m[0] for m in movies],
+        titles=[m[1] for m in movies],
+        genres=[genres.get(m[0], []) for m in movies],
+        years=[m[2] for m in movies],
+        pairs=pairs,
+    )
+
+
+def _with_genres(queryset):
+    return queryset.prefetch_related(Prefetch("genres", queryset=Genre.objects.order_by("name")))
+
+
+def movie_get(movie_id: int) -> Movie | None:
+    return _with_genres(Movie.objects.filter(pk=movie_id)).first()
+
+
+def movies_by_ids(ids: Iterable[int]) -> list[Movie]:
+    """The movies with these ids, in the order given; unknown ids are left out."""
+    ids = list(ids)
+    found = _with_genres(Movie.objects.filter(pk__in=ids)).in_bulk()
+    return [found[i] for i in ids if i in found]
+
+
+def genre_list() -> list[Genre]:
+    return list(Genre.objects.order_by("name"))
+
+
+def catalogue_page(*, genre: str = "", query: str = "", page: int = 1) -> Page:
+    """One page of 48 movies by title; raises django.core.paginator.EmptyPage past the end."""
+    movies = Movie.objects.order_by("title", "id")
+    if genre:
+        movies = movies.filter(genres__name=genre)
+    if query:
+        movies = movies.filter(title__icontains=query)
+    paginator = Paginator(_with_genres(movies), CATALOGUE_PAGE_SIZE, allow_empty_first_page=True)
+    return paginator.page(page)
+
+
+def popular_movies(*, k: int, exclude: Iterable[int] = ()) -> list[tuple[Movie, float]]:
+    """The k most rated movies of the imported data, with their rating counts."""
+    movies = (
+        Movie.objects.exclude(pk__in=list(exclude))
+        .annotate(ratings=Count("dataset_ratings"))
+        .order_by("-ratings", "id")[:k]
+    )
+    return [(movie, float(movie.ratings)) for movie in movies]
+
+
+def visitor_history(visitor: str, *, limit: int = HISTORY_LIMIT) -> list[Interaction]:
+    """The visitor's latest interaction per movie, newest first (with `movie` loaded)."""
+    rows = (
+        Interaction.objects.filter(visitor=visitor)
+        .select_related("movie")
+        .order_by("-created_at", "-id")
+    )
+    latest: dict[int, Interaction] = {}
+    for row in rows.iterator(chunk_size=500):
+        if row.movie_id not in latest:
+            latest[row.movie_id] = row
+            if len(latest) >= limit:
+                break
+    return list(latest.values())
+
+
+def paper_review_list() -> list[PaperReview]:
+    return list(PaperReview.objects.order_by("title"))
+
+
+def paper_review_get(slug: str) -> PaperReview | None:
+    return PaperReview.objects.filter(slug=slug).first()
+
+
+def paper_review_for_model(model_name: str) -> PaperReview | None:
+    return PaperReview.objects.filter(model_name=model_name).first()

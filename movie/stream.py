@@ -1,0 +1,37 @@
+"""Kafka `clicks`: the stream that tells the graph worker a visitor has news.
+
+Keyed by visitor so one visitor's events stay ordered on one partition. The payload is
+the event JSON; the worker treats it as a notification and reads the durable history
+from the click log.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from django.conf import settings
+from kafka import KafkaProducer
+
+# Fail a request in seconds, not the client's default minute, when the broker is gone.
+SEND_TIMEOUT_S = 5
+
+
+@functools.cache
+def _producer(bootstrap: str) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=bootstrap.split(","),
+        acks="all",
+        linger_ms=0,
+        retries=3,
+        max_block_ms=SEND_TIMEOUT_S * 1000,
+        request_timeout_ms=SEND_TIMEOUT_S * 1000,
+        key_serializer=str.encode,
+        value_serializer=lambda value: json.dumps(value).encode(),
+    )
+
+
+def publish(*, visitor: str, payload: dict) -> None:
+    """Send and wait for the broker's acknowledgement (acks=all); raises KafkaError."""
+    future = _producer(settings.KAFKA_BOOTSTRAP).send(settings.KAFKA_TOPIC, key=visitor, value=payload)
+    future.get(timeout=SEND_TIMEOUT_S)

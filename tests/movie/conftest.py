@@ -1,0 +1,33 @@
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+@pytest.fixture
+def catalogue(db):
+    """A small imported catalogue: the ml-latest-tiny fixture release."""
+    from movie.services import movielens_import
+
+    movielens_import(path=FIXTURES / "ml-latest-tiny", progress=False)
+
+
+@pytest.fixture
+def interaction_add(db):
+    """Write Interaction rows directly (what movie.events mirrors), with explicit times."""
+    import uuid
+
+    from movie.models import Interaction
+
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+    def add(visitor: str, movie_id: int, *, kind: str = "click", value=None, minute: int = 0):
+        return Interaction.objects.create(
+            visitor=visitor, movie_id=movie_id, kind=kind, value=value,
+            event_id=uuid.uuid4(), created_at=start + timedelta(minutes=minute),
+        )
+
+    return add

@@ -1,0 +1,135 @@
+"""POST /api/events through the real DynamoDB (dynalite), Kafka (tansu) and database."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from kafka import KafkaConsumer, TopicPartition
+
+from movie import clicklog, stream
+from movie.events import history_move, history_remove
+from movie.models import Interaction, Movie
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def movies(db):
+    return [Movie.objects.create(id=i, title=f"Movie {i}", year=2000 + i) for i in (1, 2, 3)]
+
+
+@pytest.fixture
+def visitor_client(clicklog_table):
+    client = Client()
+    client.get("/")  # a session and a CSRF cookie, as a browser would have
+    return client
+
+
+def _visitor(client: Client) -> str:
+    return f"s:{client.session.session_key}"
+
+
+def _post(client: Client, body, **extra):
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post("/api/events", data=data, content_type="application/json", **extra)
+
+
+def _messages_for(visitor: str, expected: int) -> list[dict]:
+    """Messages on the topic keyed by `visitor` (waits up to 10 s for `expected` of them)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest")
+    try:
+        topic = settings.KAFKA_TOPIC
+        consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
+        found: list[dict] = []
+        deadline = time.monotonic() + 10
+        while len(found) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                found.extend(json.loads(r.value) for r in batch if r.key.decode() == visitor)
+        return found
+    finally:
+        consumer.close()
+
+
+def test_click_is_logged_mirrored_and_streamed(movies, visitor_client):
+    response = _post(visitor_client, {"movie_id": 2, "kind": "click"})
+
+    assert response.status_code == 202
+    event_id = response.json()["event_id"]
+    visitor = _visitor(visitor_client)
+    [logged] = clicklog.events_for(visitor)
+    assert (logged.event_id, logged.movie_id, logged.kind, logged.value) == (event_id, 2, "click", None)
+    assert Interaction.objects.get(event_id=event_id).visitor == visitor
+    assert [m["event_id"] for m in _messages_for(visitor, expected=1)] == [event_id]
+
+
+def test_rating_keeps_its_value_and_events_come_back_in_order(movies, visitor_client):
+    ids = [
+        _post(visitor_client, {"movie_id": 1, "kind": "click"}).json()["event_id"],
+        _post(visitor_client, {"movie_id": 3, "kind": "rate", "value": 4.5}).json()["event_id"],
+    ]
+
+    events = clicklog.events_for(_visitor(visitor_client))
+    assert [e.event_id for e in events] == ids
+    assert events[1].value == 4.5
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{not json", "JSON"),
+        ("[1, 2]", "JSON object"),
+        ({"movie_id": 999, "kind": "click"}, "no movie with id 999"),
+        ({"movie_id": "1", "kind": "click"}, "integer"),
+        ({"movie_id": 1, "kind": "like"}, "'kind'"),
+        ({"movie_id": 1, "kind": "rate", "value": 5.5}, "between 0.5 and 5"),
+        ({"movie_id": 1, "kind": "rate", "value": 0}, "between 0.5 and 5"),
+        ({"movie_id": 1, "kind": "rate", "value": 3.3}, "steps of 0.5"),
+        ({"movie_id": 1, "kind": "rate"}, "numeric 'value'"),
+        ({"movie_id": 1, "kind": "click", "value": 3}, "only allowed"),
+    ],
+)
+def test_bad_input_is_400_and_writes_nothing(movies, visitor_client, body, message):
+    response = _post(visitor_client, body)
+
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert clicklog.events_for(_visitor(visitor_client)) == []
+    assert not Interaction.objects.exists()
+
+
+def test_get_is_405_and_missing_csrf_is_403(movies, clicklog_table):
+    assert Client().get("/api/events").status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    assert _post(strict, {"movie_id": 1, "kind": "click"}).status_code == 403
+    assert not Interaction.objects.exists()
+
+
+def test_broker_down_is_503_and_leaves_nothing(movies, visitor_client, settings, unused_tcp_port):
+    settings.KAFKA_BOOTSTRAP = f"127.0.0.1:{unused_tcp_port}"  # nothing listens there
+    try:
+        response = _post(visitor_client, {"movie_id": 1, "kind": "click"})
+    finally:
+        stream._producer.cache_clear()
+
+    assert response.status_code == 503
+    assert clicklog.events_for(_visitor(visitor_client)) == []
+    assert not Interaction.objects.exists()
+
+
+def test_remove_and_move_keep_the_log_whole(movies, visitor_client):
+    _post(visitor_client, {"movie_id": 1, "kind": "click"})
+    _post(visitor_client, {"movie_id": 2, "kind": "click"})
+    visitor = _visitor(visitor_client)
+
+    history_remove(visitor=visitor, movie_id=1)
+    assert list(Interaction.objects.filter(visitor=visitor).values_list("movie_id", flat=True)) == [2]
+    assert [e.kind for e in clicklog.events_for(visitor)] == ["click", "click", "remove"]
+
+    assert history_move(from_visitor=visitor, to_visitor="u:42") == 3
+    assert clicklog.events_for(visitor) == []
+    assert [e.movie_id for e in clicklog.events_for("u:42")] == [1, 2, 1]
+    assert Interaction.objects.filter(visitor="u:42").count() == 1

@@ -1,0 +1,52 @@
+import pytest
+from django.core.paginator import EmptyPage
+
+from movie import selectors
+from movie.models import Movie
+
+
+def test_training_snapshot(catalogue):
+    snap = selectors.training_snapshot()
+    assert snap.movie_ids == [1, 11, 27008, 40697, 171749]
+    assert snap.titles[0] == "Toy Story" and snap.years[3] is None
+    assert snap.genres[0] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
+    assert snap.genres[4] == []
+    assert snap.pairs == [(1, 1), (1, 11), (1, 40697), (2, 1), (2, 27008), (3, 1), (3, 171749)]
+
+
+def test_movies_by_ids_keeps_order_and_drops_unknown(catalogue):
+    assert [m.id for m in selectors.movies_by_ids([40697, 123456, 1, 11])] == [40697, 1, 11]
+
+
+def test_visitor_history_is_newest_first_one_row_per_movie(catalogue, interaction_add):
+    interaction_add("s:abc", 1, minute=1)
+    interaction_add("s:abc", 11, minute=2)
+    interaction_add("s:abc", 1, kind="rate", value=4.5, minute=3)
+    interaction_add("u:9", 40697, minute=4)
+
+    history = selectors.visitor_history("s:abc")
+
+    assert [(h.movie.id, h.kind, h.value) for h in history] == [(1, "rate", 4.5), (11, "click", None)]
+    assert selectors.visitor_history("s:nobody") == []
+
+
+def test_catalogue_page_filters_and_searches(catalogue):
+    assert [m.id for m in selectors.catalogue_page(genre="Comedy").object_list] == [11, 27008, 1]
+    assert [m.id for m in selectors.catalogue_page(query="BABYLON").object_list] == [40697]
+    assert [m.id for m in selectors.catalogue_page(genre="Sci-Fi", query="toy").object_list] == []
+    assert selectors.catalogue_page(genre="No Such Genre").paginator.count == 0
+
+
+@pytest.mark.django_db
+def test_catalogue_page_paginates_by_48():
+    Movie.objects.bulk_create([Movie(id=i, title=f"Movie {i:03d}") for i in range(1, 101)])
+    pages = [selectors.catalogue_page(page=n) for n in (1, 2, 3)]
+    assert [len(p.object_list) for p in pages] == [48, 48, 4]
+    assert pages[1].object_list[0].title == "Movie 049"
+    with pytest.raises(EmptyPage):
+        selectors.catalogue_page(page=4)
+
+
+def test_popular_movies_counts_dataset_ratings(catalogue):
+    top = selectors.popular_movies(k=2)
+    assert [(m.id, score) for m, score in top] == [(1, 3.0), (11, 1.0)]
