@@ -1,16 +1,13 @@
-"""The seam between the pages and `predictors`: what the views ask for recommendations.
-
-The lead wires these functions to `predictors` (recommend, similar, the model registry);
-until then they serve the popular list from the imported ratings, no similar movies and
-no metrics, and the pages say so.
-"""
+"""The seam between the pages and `predictors`: movie ids in, Movie rows out."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from movie.models import Movie
-from movie.selectors import popular_movies
+from movie.selectors import movies_by_ids, visitor_movie_ids
+from predictors import recommend as predictors
+from predictors import registry
 
 
 @dataclass(frozen=True)
@@ -24,24 +21,31 @@ class Recommendations:
     as_of_event: str | None = None
 
 
+def _with_movies(scored: list[tuple[int, float]]) -> list[tuple[Movie, float]]:
+    score = dict(scored)
+    return [(movie, score[movie.id]) for movie in movies_by_ids(score)]
+
+
 def recommendations_for(*, visitor: str, model: str, k: int = 20) -> Recommendations:
-    """Top-k movies for `visitor` from `model`. For now every model but `popular` falls back
-    to the popular list (fallback=True); `popular` itself is that list, so no fallback."""
-    fallback = model != "popular"
+    """Top-k movies for `visitor` from `model`, never one the visitor has clicked or rated."""
+    recs = predictors.recommend(visitor=visitor, model=model, k=k, history=visitor_movie_ids(visitor))
     return Recommendations(
-        model=model,
-        model_version=None,
-        fallback=fallback,
-        items=popular_movies(k=k),
-        reason="not_trained" if fallback else None,
+        model=recs.model,
+        model_version=recs.model_version,
+        fallback=recs.fallback,
+        items=_with_movies(recs.items),
+        reason=recs.reason,
+        source=recs.source,
+        as_of_event=recs.as_of_event,
     )
 
 
 def similar_movies(movie_id: int, k: int = 12) -> list[tuple[Movie, float]]:
-    """Movies like `movie_id`, best first, as (movie, score); empty until a model is wired."""
-    return []
+    """Movies like `movie_id`, best first, from the live PinSage item embeddings."""
+    return _with_movies(predictors.similar(movie_id=movie_id, k=k))
 
 
 def model_metrics(model_name: str) -> dict | None:
-    """The newest published version's evaluation metrics (name → value), None if untrained."""
-    return None
+    """The live version's held-out metrics (name → value), None if never trained."""
+    published = registry.published(model_name)
+    return None if published is None else published.checkpoint.meta.get("metrics")

@@ -105,6 +105,11 @@ def visitor_history(visitor: str, *, limit: int = HISTORY_LIMIT) -> list[Interac
     return list(latest.values())
 
 
+def visitor_movie_ids(visitor: str) -> list[int]:
+    """Every movie the visitor has clicked or rated (what recommendations must exclude)."""
+    return list(Interaction.objects.filter(visitor=visitor).values_list("movie_id", flat=True).distinct())
+
+
 def paper_review_list() -> list[PaperReview]:
     return list(PaperReview.objects.order_by("title"))
 

@@ -1,0 +1,1 @@
+"""Serving the trained models: recommend, similar items, and the graph worker's state."""

@@ -1,0 +1,52 @@
+"""The recommendation cache in Redis: `recs:<model>:<visitor>` → JSON.
+
+Value: `{"model_version": ..., "items": [[movie_id, score], ...], "at": unix seconds,
+"as_of_event": id of the newest event it reflects}`.
+The graph worker writes it after each fine-tune; web processes only read it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+
+import redis
+from django.conf import settings
+
+# A visitor who has not come back in a week gets recomputed from the published tables.
+TTL_S = 7 * 24 * 3600
+
+
+@functools.cache
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def client() -> redis.Redis:
+    return _client(settings.REDIS_URL)
+
+
+def key(model: str, visitor: str) -> str:
+    return f"recs:{model}:{visitor}"
+
+
+def recommendations_get(model: str, visitor: str) -> dict | None:
+    raw = client().get(key(model, visitor))
+    return json.loads(raw) if raw else None
+
+
+def recommendations_set(
+    model: str, visitor: str, *, model_version: str, items: list[tuple[int, float]], as_of_event: str
+) -> None:
+    value = {
+        "model_version": model_version,
+        "items": [[int(m), float(s)] for m, s in items],
+        "at": time.time(),
+        "as_of_event": as_of_event,
+    }
+    client().set(key(model, visitor), json.dumps(value), ex=TTL_S)
+
+
+def recommendations_forget(visitor: str, models) -> None:
+    client().delete(*(key(model, visitor) for model in models))

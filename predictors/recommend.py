@@ -1,0 +1,86 @@
+"""Serving: top-k movies for a visitor from one model, and movies like a movie.
+
+Web processes never train. They read the cache the graph worker fills; when it has
+nothing for this visitor yet, they score the visitor's history against the published
+item table; with no history they serve the popular list and say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from predictors import cache, registry
+from pytorch_models.online import score_history
+
+GNN_MODELS = ("pinsage", "ngcf", "lightgcn")
+POPULAR = "popular"
+MODELS = (*GNN_MODELS, POPULAR)
+
+
+class UnknownModel(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    model: str
+    model_version: str | None
+    fallback: bool  # True: this is the popular list, not the model's own ranking
+    reason: str | None  # why it fell back: "no_history" | "not_trained"
+    items: list[tuple[int, float]]  # (movie_id, score), best first
+    source: str  # "popular" | "published" (scored on request) | "fresh" (the worker's fine-tuned cache)
+    as_of_event: str | None = None  # newest event a "fresh" list reflects
+
+
+def _top_k(published: registry.Published, scores: torch.Tensor, exclude: Sequence[int], k: int):
+    scores = scores.clone().float()
+    seen = published.indices(exclude)
+    if seen:
+        scores[seen] = float("-inf")
+    k = min(k, scores.numel() - len(seen))
+    values, rows = torch.topk(scores, k)
+    return [(int(published.movie_ids[r]), float(v)) for r, v in zip(rows.tolist(), values.tolist())]
+
+
+def popular(*, k: int, exclude: Sequence[int] = ()) -> tuple[str | None, list[tuple[int, float]]]:
+    published = registry.published(POPULAR)
+    if published is None:
+        return None, []
+    return published.version, _top_k(published, score_history(published.checkpoint, []), exclude, k)
+
+
+def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Recommendations:
+    """Top-k for `visitor`, never containing a movie in `history` (movie ids)."""
+    if model not in MODELS:
+        raise UnknownModel(model)
+    seen = set(history)
+    published = registry.published(model)
+    if model == POPULAR or not history or published is None:
+        version, items = popular(k=k, exclude=history)
+        reason = None if model == POPULAR else ("not_trained" if published is None else "no_history")
+        return Recommendations(model, version, reason is not None, reason, items, source="popular")
+
+    cached = cache.recommendations_get(model, visitor)
+    if cached is not None:
+        items = [(int(m), float(s)) for m, s in cached["items"] if int(m) not in seen]
+        if len(items) >= k:
+            return Recommendations(
+                model, cached["model_version"], False, None, items[:k], source="fresh", as_of_event=cached["as_of_event"]
+            )
+
+    scores = score_history(published.checkpoint, published.indices(history))
+    items = _top_k(published, scores, history, k)
+    return Recommendations(model, published.version, False, None, items, source="published")
+
+
+def similar(*, movie_id: int, k: int, model: str = "pinsage") -> list[tuple[int, float]]:
+    """Movies whose published embeddings are closest (cosine) to `movie_id`'s."""
+    published = registry.published(model)
+    if published is None or movie_id not in published.index_of:
+        return []
+    table = torch.nn.functional.normalize(published.checkpoint.item_embeddings.float(), dim=1)
+    scores = table @ table[published.index_of[movie_id]]
+    return _top_k(published, scores, [movie_id], k)

@@ -1,0 +1,130 @@
+"""Checkpoint folders: safetensors for tensors, JSON for everything else; never pickle.
+
+    weights.safetensors          the model's state_dict
+    item_embeddings.safetensors  `item_embeddings` (n_items, d), `item_ids` (n_items,),
+                                 `item_popularity` (n_items,) and what fold-in needs
+                                 (e.g. `item_bias` for PinSage)
+    graph.safetensors            the training snapshot: `train_edges` (E, 2), `n_users`,
+                                 `n_items`, `item_ids`, `user_ids`, `feature.*` tables
+    meta.json                    model name, config, metrics, data snapshot counts, timings
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from pytorch_models.data import ItemFeatures
+
+WEIGHTS, ITEMS, GRAPH, META = "weights.safetensors", "item_embeddings.safetensors", "graph.safetensors", "meta.json"
+
+
+def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(v).detach().cpu().contiguous() for k, v in tensors.items()}
+
+
+def save_checkpoint(
+    out_dir: str | Path,
+    *,
+    model_name: str,
+    config: dict,
+    state_dict: dict[str, torch.Tensor],
+    item_embeddings: torch.Tensor,
+    extra_tensors: dict[str, torch.Tensor],
+    meta: dict,
+    train_edges: np.ndarray,
+    n_users: int,
+    item_ids: np.ndarray,
+    user_ids: np.ndarray | None = None,
+    item_features: ItemFeatures | None = None,
+) -> Path:
+    """Write a checkpoint folder (created if missing) and return its path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    item_ids_t = torch.as_tensor(np.asarray(item_ids, dtype=np.int64))
+    save_file(_contiguous(state_dict) or {"empty": torch.zeros(0)}, out / WEIGHTS)
+    save_file(_contiguous({"item_embeddings": item_embeddings, "item_ids": item_ids_t, **extra_tensors}), out / ITEMS)
+    graph = {
+        "train_edges": torch.as_tensor(np.asarray(train_edges, dtype=np.int64)).reshape(-1, 2),
+        "n_users": torch.tensor(n_users, dtype=torch.int64),
+        "n_items": torch.tensor(len(item_ids_t), dtype=torch.int64),
+        "item_ids": item_ids_t,
+        "user_ids": torch.as_tensor(
+            np.arange(n_users) if user_ids is None else np.asarray(user_ids, dtype=np.int64)
+        ),
+    }
+    if item_features is not None:
+        graph.update({f"feature.{k}": v for k, v in item_features.tensors().items()})
+    save_file(_contiguous(graph), out / GRAPH)
+    document = {
+        "model": model_name,
+        "config": config,
+        **meta,
+        "item_features": item_features.meta() if item_features is not None else None,
+    }
+    (out / META).write_text(json.dumps(document, indent=2, sort_keys=True))
+    return out
+
+
+@dataclass
+class GraphSnapshot:
+    train_edges: np.ndarray  # (E, 2) int64 [user, item]
+    n_users: int
+    n_items: int
+    item_ids: np.ndarray
+    user_ids: np.ndarray
+    item_features: ItemFeatures | None
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint; the state_dict and graph snapshot load on first use."""
+
+    path: Path
+    model_name: str
+    config: dict
+    meta: dict
+    item_embeddings: torch.Tensor  # (n_items, d)
+    item_ids: np.ndarray  # (n_items,)
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return self.path.name
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        weights = load_file(self.path / WEIGHTS)
+        weights.pop("empty", None)
+        return weights
+
+    def graph(self) -> GraphSnapshot:
+        tensors = load_file(self.path / GRAPH)
+        features = {k.removeprefix("feature."): v for k, v in tensors.items() if k.startswith("feature.")}
+        return GraphSnapshot(
+            train_edges=tensors["train_edges"].numpy(),
+            n_users=int(tensors["n_users"]),
+            n_items=int(tensors["n_items"]),
+            item_ids=tensors["item_ids"].numpy(),
+            user_ids=tensors["user_ids"].numpy(),
+            item_features=ItemFeatures.from_tensors(features, self.meta["item_features"]) if features else None,
+        )
+
+
+def load_checkpoint(directory: str | Path) -> Checkpoint:
+    path = Path(directory)
+    meta = json.loads((path / META).read_text())
+    tables = load_file(path / ITEMS)
+    return Checkpoint(
+        path=path,
+        model_name=meta["model"],
+        config=meta["config"],
+        meta=meta,
+        item_embeddings=tables.pop("item_embeddings"),
+        item_ids=tables.pop("item_ids").numpy(),
+        extra=tables,
+    )

@@ -1,0 +1,75 @@
+"""LightGCN: He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
+Recommendation", SIGIR 2020, https://arxiv.org/abs/2002.02126.
+
+    E^(k+1) = D^-1/2 A D^-1/2 E^(k)          (no weights, no non-linearity)
+    E = mean(E^(0), ..., E^(K))               score(u, i) = e_u · e_i
+    loss = BPR + l2 · (|e_u^0|² + |e_i^0|² + |e_j^0|²) / (2B)   on the batch's ego embeddings
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pytorch_models.graph import propagate
+from pytorch_models.losses import bpr_loss
+
+
+@dataclass
+class LightGCNConfig:
+    n_users: int
+    n_items: int
+    dim: int = 64
+    layers: int = 3
+    l2: float = 1e-4
+    init_std: float = 0.1
+
+
+class LightGCN(nn.Module):
+    """Ego embeddings for users (n_users, dim) and items (n_items, dim), propagated with the
+    normalised adjacency (N, N), N = n_users + n_items (users first)."""
+
+    def __init__(self, config: LightGCNConfig):
+        super().__init__()
+        self.config = config
+        self.user_embedding = nn.Embedding(config.n_users, config.dim)
+        self.item_embedding = nn.Embedding(config.n_items, config.dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.user_embedding.weight, std=self.config.init_std)
+        nn.init.normal_(self.item_embedding.weight, std=self.config.init_std)
+
+    def ego_embeddings(self) -> torch.Tensor:
+        return torch.cat([self.user_embedding.weight, self.item_embedding.weight])  # (N, d)
+
+    def propagate(self, adjacency: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
+        """adjacency: (N, N) sparse CSR; ego: (N, d) -> final (N, d), the mean over layers."""
+        total, x = ego, ego
+        for _ in range(self.config.layers):
+            x = propagate(adjacency, x)
+            total = total + x
+        return total / (self.config.layers + 1)
+
+    def embeddings(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final (n_users, d) user and (n_items, d) item embeddings."""
+        final = self.propagate(adjacency, self.ego_embeddings())
+        return final[: self.config.n_users], final[self.config.n_users :]
+
+    def loss(
+        self, adjacency: torch.Tensor, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
+    ) -> torch.Tensor:
+        """users, pos, neg: (B,) rows; BPR on final embeddings + L2 on the batch's ego rows."""
+        return embedding_bpr_loss(self, adjacency, self.ego_embeddings(), users, pos, neg)
+
+
+def embedding_bpr_loss(model, adjacency, ego, users, pos, neg) -> torch.Tensor:
+    """BPR + L2 shared by LightGCN and NGCF: `model.propagate(adjacency, ego)` gives (N, d')."""
+    n_users = ego.shape[0] - model.config.n_items  # the online model may have added users
+    final = model.propagate(adjacency, ego)
+    u, p, n = final[users], final[n_users + pos], final[n_users + neg]
+    ranking = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
+    l2 = ego[users].pow(2).sum() + ego[n_users + pos].pow(2).sum() + ego[n_users + neg].pow(2).sum()
+    return ranking + model.config.l2 * l2 / (2 * len(users))

@@ -1,0 +1,94 @@
+"""NGCF: Wang et al., "Neural Graph Collaborative Filtering", SIGIR 2019,
+https://arxiv.org/abs/1905.08108.
+
+With L = D^-1/2 A D^-1/2 (Laplacian normalisation) and per-layer weights W1, W2:
+
+    E^(k+1) = LeakyReLU_0.2( (L + I) E^(k) W1 + (L E^(k) ⊙ E^(k)) W2 )   sum + bi-interaction
+    message dropout on E^(k+1); node dropout drops edges of L during training
+    E = [E^(0) ‖ normalize(E^(1)) ‖ ... ‖ normalize(E^(K))]   (concatenation; (N, d·(K+1)))
+    loss = BPR + l2 · (|e_u^0|² + |e_i^0|² + |e_j^0|²) / (2B)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pytorch_models.graph import propagate
+from pytorch_models.lightgcn.model import embedding_bpr_loss
+
+
+@dataclass
+class NGCFConfig:
+    n_users: int
+    n_items: int
+    dim: int = 64
+    layers: int = 3
+    l2: float = 1e-4
+    message_dropout: float = 0.1
+    node_dropout: float = 0.1  # applied by the caller via SymmetricAdjacency.dropped
+
+
+class NGCFLayer(nn.Module):
+    """One NGCF propagation: x (N, d_in), adjacency (N, N) -> (N, d_out)."""
+
+    def __init__(self, dim_in: int, dim_out: int, message_dropout: float):
+        super().__init__()
+        self.w1 = nn.Linear(dim_in, dim_out)
+        self.w2 = nn.Linear(dim_in, dim_out)
+        self.dropout = nn.Dropout(message_dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for linear in (self.w1, self.w2):
+            nn.init.xavier_uniform_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        side = propagate(adjacency, x)  # L E
+        out = F.leaky_relu(self.w1(side + x) + self.w2(side * x), negative_slope=0.2)
+        return self.dropout(out)
+
+
+class NGCF(nn.Module):
+    """Ego embeddings (n_users, dim), (n_items, dim); `layers` NGCFLayers of width dim."""
+
+    def __init__(self, config: NGCFConfig):
+        super().__init__()
+        self.config = config
+        self.user_embedding = nn.Embedding(config.n_users, config.dim)
+        self.item_embedding = nn.Embedding(config.n_items, config.dim)
+        self.convs = nn.ModuleList(
+            NGCFLayer(config.dim, config.dim, config.message_dropout) for _ in range(config.layers)
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.user_embedding.weight)
+        nn.init.xavier_uniform_(self.item_embedding.weight)
+        for conv in self.convs:
+            conv.reset_parameters()
+
+    def ego_embeddings(self) -> torch.Tensor:
+        return torch.cat([self.user_embedding.weight, self.item_embedding.weight])  # (N, d)
+
+    def propagate(self, adjacency: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
+        """adjacency: (N, N) sparse CSR; ego: (N, d) -> (N, d·(layers+1))."""
+        outputs, x = [ego], ego
+        for conv in self.convs:
+            x = conv(adjacency, x)
+            outputs.append(F.normalize(x, dim=1))
+        return torch.cat(outputs, dim=1)
+
+    def embeddings(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        final = self.propagate(adjacency, self.ego_embeddings())
+        return final[: self.config.n_users], final[self.config.n_users :]
+
+    def loss(
+        self, adjacency: torch.Tensor, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
+    ) -> torch.Tensor:
+        """users, pos, neg: (B,) rows; pass a dropped adjacency for node dropout in training."""
+        return embedding_bpr_loss(self, adjacency, self.ego_embeddings(), users, pos, neg)

@@ -1,0 +1,40 @@
+"""Tiny training runs of every model, publishing, loading and evaluating the checkpoint."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pytorch_models.checkpoint import load_checkpoint
+from pytorch_models.metrics import evaluate_scores
+from pytorch_models.models import checkpoint_scorer
+from pytorch_models.online import score_history
+from pytorch_models.train import publish, train_model
+
+
+@pytest.mark.parametrize("name", ["popular", "lightgcn", "ngcf", "pinsage"])
+def test_train_publish_load(tmp_path, communities, community_features, name):
+    result = train_model(name, communities, community_features, epochs=2, batch_size=64, dim=8,
+                         progress=False, num_workers=0)
+    assert set(result.metrics) >= {"recall@20", "ndcg@20", "precision@20", "hit@20", "mrr@20"}
+    assert all(0 <= v <= 1 for k, v in result.metrics.items() if "@" in k)
+    assert result.item_embeddings.shape[0] == communities.n_items
+    folder = publish(result, communities, tmp_path / name, item_features=community_features,
+                     dataset={"dataset": "tiny"})
+    assert {p.name for p in folder.iterdir()} == {
+        "weights.safetensors", "item_embeddings.safetensors", "graph.safetensors", "meta.json"
+    }
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["model"] == name and meta["data"]["split"] == {"test_fraction": 0.2, "seed": 0}
+    checkpoint = load_checkpoint(folder)
+    assert np.array_equal(checkpoint.item_ids, communities.item_ids)
+    snapshot = checkpoint.graph()
+    assert np.array_equal(snapshot.train_edges, communities.train)
+    assert snapshot.item_features.genres.shape == community_features.genres.shape
+    scorer = checkpoint_scorer(checkpoint, communities.train, communities.n_users)
+    again = evaluate_scores(scorer, communities.train, communities.test, communities.n_users, communities.n_items)
+    assert again["recall@20"] == pytest.approx(result.metrics["recall@20"], abs=1e-6)
+    scores = score_history(checkpoint, [0, 1])
+    assert scores.shape == (communities.n_items,) and torch.isfinite(scores).all()
+

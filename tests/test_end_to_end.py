@@ -1,0 +1,63 @@
+"""An anonymous visitor in real Chromium clicks three posters; within 10 s the PinSage
+and NGCF pages show new recommendations, none of them a clicked movie."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+pytestmark = pytest.mark.timeout(300)
+
+FRESH_WITHIN_S = 10
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _shown(page) -> list[int]:
+    return [int(i) for i in page.locator("#recommendations .poster").evaluate_all("els => els.map(e => e.dataset.movieId)")]
+
+
+def test_three_clicks_change_pinsage_and_ngcf(
+    live_server, catalogue_imported, trained_models, clicklog_table, celery_worker, click_consumer, chromium_executable
+):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(f"{live_server.url}/recommendations/pinsage/")
+        assert "haven't clicked or rated anything yet" in page.content()
+        cold = _shown(page)
+        assert len(cold) == 20
+
+        clicked = []
+        for position in range(3):
+            page.goto(f"{live_server.url}/")
+            poster = page.locator(".poster").nth(position * 5)
+            clicked.append(int(poster.get_attribute("data-movie-id")))
+            with page.expect_navigation():
+                poster.click()
+            assert page.url.endswith(f"/movies/{clicked[-1]}/")
+        last_click = time.monotonic()
+
+        for model in ("pinsage", "ngcf"):
+            while True:
+                page.goto(f"{live_server.url}/recommendations/{model}/")
+                if page.locator("#recommendations").get_attribute("data-source") == "fresh":
+                    break
+                assert time.monotonic() - last_click < FRESH_WITHIN_S, f"{model} not fresh within {FRESH_WITHIN_S} s"
+                time.sleep(0.2)
+            shown = _shown(page)
+            assert len(shown) == 20
+            assert shown != cold
+            assert not set(shown) & set(clicked)
+            assert "haven't clicked" not in page.content()
+            in_history = page.locator(".history-list a").evaluate_all("els => els.map(e => e.pathname)")
+            assert sorted(in_history) == sorted(f"/movies/{m}/" for m in clicked)
+        browser.close()
