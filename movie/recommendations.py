@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from movie.models import Movie
-from movie.selectors import movies_by_ids, visitor_movie_ids
+from movie.selectors import movies_by_ids, popular_movies, visitor_movie_ids
 from predictors import recommend as predictors
 from predictors import registry
 
@@ -28,12 +28,17 @@ def _with_movies(scored: list[tuple[int, float]]) -> list[tuple[Movie, float]]:
 
 def recommendations_for(*, visitor: str, model: str, k: int = 20) -> Recommendations:
     """Top-k movies for `visitor` from `model`, never one the visitor has clicked or rated."""
-    recs = predictors.recommend(visitor=visitor, model=model, k=k, history=visitor_movie_ids(visitor))
+    history = visitor_movie_ids(visitor)
+    recs = predictors.recommend(visitor=visitor, model=model, k=k, history=history)
+    items = _with_movies(recs.items)
+    if not items and recs.source == "popular":
+        # No popularity model published yet (a fresh site): count the imported ratings.
+        items = popular_movies(k=k, exclude=history)
     return Recommendations(
         model=recs.model,
         model_version=recs.model_version,
         fallback=recs.fallback,
-        items=_with_movies(recs.items),
+        items=items,
         reason=recs.reason,
         source=recs.source,
         as_of_event=recs.as_of_event,

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from pytorch_models.checkpoint import Checkpoint, load_checkpoint
-from pytorch_models.graph import MOVIE, USER, WATCHED, WATCHED_BY, SymmetricAdjacency, build_graph
+from pytorch_models.graph import USER, WATCHED, WATCHED_BY, SymmetricAdjacency, build_graph
 from pytorch_models.lightgcn.model import embedding_bpr_loss
 from pytorch_models.models import build_model
 from pytorch_models.pinsage.sampler import (
