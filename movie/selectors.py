@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Prefetch
 
 from movie.models import DatasetRating, Genre, Interaction, Movie, PaperReview
+from predictors.training import Catalogue
 
 CATALOGUE_PAGE_SIZE = 48
 HISTORY_LIMIT = 50
@@ -17,18 +17,8 @@ HISTORY_LIMIT = 50
 SNAPSHOT_CHUNK = 10_000
 
 
-@dataclass(frozen=True)
-class TrainingSnapshot:
-    """Everything `manage.py train` needs, as plain Python: index i of each list is one movie."""
-
-    movie_ids: list[int]
-    titles: list[str]
-    genres: list[list[str]]
-    years: list[int | None]
-    pairs: list[tuple[int, int]]  # (dataset_user, movie_id), one per imported rating
-
-
-def training_snapshot() -> TrainingSnapshot:
+def training_snapshot() -> Catalogue:
+    """Every movie with its features and every imported rating, for `manage.py train`."""
     genres: dict[int, list[str]] = defaultdict(list)
     for movie_id, name in Movie.genres.through.objects.order_by("movie_id", "genre__name").values_list(
         "movie_id", "genre__name"
@@ -40,7 +30,7 @@ def training_snapshot() -> TrainingSnapshot:
         .values_list("dataset_user", "movie_id")
         .iterator(chunk_size=SNAPSHOT_CHUNK)
     )
-    return TrainingSnapshot(
+    return Catalogue(
         movie_ids=[m[0] for m in movies],
         titles=[m[1] for m in movies],
         genres=[genres.get(m[0], []) for m in movies],

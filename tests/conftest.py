@@ -230,6 +230,7 @@ def trained_models(model_dir):
     catalogue are not disturbed; `manage.py train` itself is tested in tests/movie.
     """
     import pandas as pd
+    import torch
 
     from predictors import registry
     from predictors.training import Catalogue, train_and_publish
@@ -244,6 +245,8 @@ def trained_models(model_dir):
         years=[title_year(t) for t in movies.titles],
         pairs=ratings.to_numpy().tolist(),
     )
+    # Small sparse products: 2 threads on a busy 2-core box ran ~10x slower than 1.
+    torch.set_num_threads(1)
     for model, epochs in TEST_EPOCHS.items():
         if registry.latest_version(model) is None:
             train_and_publish(model=model, catalogue=catalogue, epochs=epochs, progress=False)

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from movie.selectors import training_snapshot
 from predictors.recommend import MODELS
-from predictors.training import Catalogue, evaluate_published
+from predictors.training import evaluate_published
 
 COLUMNS = ("recall@20", "ndcg@20", "hit@20", "precision@20", "mrr@20")
 
@@ -14,8 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--model", action="append", choices=MODELS, help="repeatable; default: all")
 
     def handle(self, *args, model, **options):
-        snapshot = training_snapshot()
-        catalogue = Catalogue(snapshot.movie_ids, snapshot.titles, snapshot.genres, snapshot.years, snapshot.pairs)
+        catalogue = training_snapshot()
         self.stdout.write("| model | " + " | ".join(COLUMNS) + " |")
         self.stdout.write("|---" * (len(COLUMNS) + 1) + "|")
         for name in model or MODELS:

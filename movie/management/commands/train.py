@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from movie.selectors import training_snapshot
 from predictors.recommend import MODELS
-from predictors.training import Catalogue, train_and_publish
+from predictors.training import train_and_publish
 
 
 class Command(BaseCommand):
@@ -13,8 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, help="override the model's default number of epochs")
 
     def handle(self, *args, model, epochs, verbosity, **options):
-        snapshot = training_snapshot()
-        catalogue = Catalogue(snapshot.movie_ids, snapshot.titles, snapshot.genres, snapshot.years, snapshot.pairs)
+        catalogue = training_snapshot()
         try:
             version, metrics = train_and_publish(
                 model=model, catalogue=catalogue, epochs=epochs, progress=verbosity > 0
