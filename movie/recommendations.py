@@ -50,7 +50,27 @@ def similar_movies(movie_id: int, k: int = 12) -> list[tuple[Movie, float]]:
     return _with_movies(predictors.similar(movie_id=movie_id, k=k))
 
 
-def model_metrics(model_name: str) -> dict | None:
-    """The live version's held-out metrics (name → value), None if never trained."""
+REPORTED_METRICS = ("recall@20", "ndcg@20", "hit@20", "precision@20", "mrr@20")
+
+
+@dataclass(frozen=True)
+class MeasuredMetrics:
+    version: str
+    n_users: int
+    rows: list[tuple[str, float, float | None]]  # (metric, this model, popular baseline)
+
+
+def _metrics(model_name: str) -> tuple[str, dict] | None:
     published = registry.published(model_name)
-    return None if published is None else published.checkpoint.meta.get("metrics")
+    return None if published is None else (published.version, published.checkpoint.meta.get("metrics", {}))
+
+
+def model_metrics(model_name: str) -> MeasuredMetrics | None:
+    """The live version's held-out metrics beside the popular baseline's; None if untrained."""
+    measured = _metrics(model_name)
+    if measured is None:
+        return None
+    version, metrics = measured
+    baseline = (_metrics("popular") or (None, {}))[1]
+    rows = [(name, metrics[name], baseline.get(name)) for name in REPORTED_METRICS if name in metrics]
+    return MeasuredMetrics(version, int(metrics.get("n_users_evaluated", 0)), rows)

@@ -90,6 +90,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# In development WhiteNoise serves the apps' static folders directly (no collectstatic);
+# production images run collectstatic and serve STATIC_ROOT.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- The click pipeline -------------------------------------------------------
 REDIS_URL = _env("REDIS_URL", "redis://127.0.0.1:6379/0")

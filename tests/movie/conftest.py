@@ -31,3 +31,10 @@ def interaction_add(db):
         )
 
     return add
+
+
+@pytest.fixture(autouse=True)
+def model_dir_of_this_test(settings, tmp_path):
+    """Each test here starts with no trained model, whatever the session trained before."""
+    settings.MODEL_DIR = tmp_path / "models"
+    return settings.MODEL_DIR

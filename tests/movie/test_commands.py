@@ -11,28 +11,22 @@ from django.core.management import CommandError, call_command
 from predictors import registry
 
 
-@pytest.fixture
-def own_model_dir(settings, tmp_path):
-    settings.MODEL_DIR = tmp_path  # keep the session's trained models out of reach
-    return tmp_path
-
-
-def test_train_publishes_a_safetensors_version_with_metrics(catalogue, own_model_dir):
+def test_train_publishes_a_safetensors_version_with_metrics(catalogue, model_dir_of_this_test):
     out = StringIO()
     call_command("train", model="lightgcn", epochs=2, verbosity=0, stdout=out)
 
     version = registry.latest_version("lightgcn")
-    folder = own_model_dir / "lightgcn" / version
+    folder = model_dir_of_this_test / "lightgcn" / version
     assert f"published lightgcn {version}" in out.getvalue()
     assert sorted(p.name for p in folder.iterdir()) == [
         "graph.safetensors", "item_embeddings.safetensors", "meta.json", "weights.safetensors"
     ]
     meta = json.loads((folder / "meta.json").read_text())
     assert 0 <= meta["metrics"]["recall@20"] <= 1
-    assert not list((own_model_dir / "lightgcn").glob(".tmp-*"))
+    assert not list((model_dir_of_this_test / "lightgcn").glob(".tmp-*"))
 
 
-def test_evaluate_prints_a_row_per_model(catalogue, own_model_dir):
+def test_evaluate_prints_a_row_per_model(catalogue, model_dir_of_this_test):
     for model in ("popular", "ngcf"):
         call_command("train", model=model, epochs=1, verbosity=0, stdout=StringIO())
     out = StringIO()
@@ -43,7 +37,7 @@ def test_evaluate_prints_a_row_per_model(catalogue, own_model_dir):
     assert [row.split("|")[1].strip() for row in rows] == ["model", "popular", "ngcf"]
 
 
-def test_evaluate_untrained_and_train_without_ratings_fail_clearly(db, own_model_dir):
+def test_evaluate_untrained_and_train_without_ratings_fail_clearly(db, model_dir_of_this_test):
     with pytest.raises(CommandError, match="no ratings to train on"):
         call_command("train", model="pinsage", verbosity=0)
     with pytest.raises(CommandError, match="import a MovieLens release first|train it first"):

@@ -1,6 +1,9 @@
+import json
 import xml.etree.ElementTree as ET
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 from movie.models import Interaction, Movie, PaperReview
@@ -132,10 +135,15 @@ def test_paper_pages(client, db):
     assert client.get(reverse("paper-review", args=["nope"])).status_code == 404
 
 
-def test_paper_page_shows_metrics(client, db, monkeypatch):
-    monkeypatch.setattr("movie.views.model_metrics", lambda name: {"recall@20": 0.1234})
+def test_paper_page_shows_measured_metrics_beside_popular(client, catalogue, model_dir_of_this_test):
+    for model in ("popular", "ngcf"):
+        call_command("train", model=model, epochs=1, verbosity=0, stdout=StringIO())
+    recall = json.loads(next((model_dir_of_this_test / "ngcf").glob("*/meta.json")).read_text())["metrics"]["recall@20"]
+
     body = client.get(reverse("paper-review", args=["ngcf"])).content.decode()
-    assert "recall@20" in body and "0.1234" in body and "Not trained yet" not in body
+
+    assert "popular baseline" in body and "Not trained yet" not in body
+    assert f"<th scope=\"row\">recall@20</th><td>{recall:.4f}</td>" in body
 
 
 def test_static_assets_are_local(client, db):
