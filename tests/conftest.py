@@ -23,7 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import stack  # noqa: E402  (scripts/stack.py: stdlib + redis/boto3/kafka-python)
+import local_services  # noqa: E402  (scripts/: stdlib + redis/boto3/kafka-python)
+import stack  # noqa: E402
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -46,26 +47,26 @@ def log_dir(tmp_path_factory) -> Path:
 def redis_url(service_stack, log_dir) -> str:
     import redis
 
-    if stack._quiet(stack.redis_ping, TEST_REDIS_URL):
+    if local_services.quietly(local_services.redis_ping, TEST_REDIS_URL):
         redis.Redis.from_url(TEST_REDIS_URL).flushdb()
         return TEST_REDIS_URL
-    valkey = service_stack.start(stack.Valkey(log_dir=log_dir))
+    valkey = service_stack.start(local_services.Valkey(log_dir=log_dir))
     valkey.wait_ready()
     return valkey.url
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(service_stack, log_dir) -> str:
-    kafka = service_stack.start(stack.Kafka(log_dir=log_dir))
+    kafka = service_stack.start(local_services.Kafka(log_dir=log_dir))
     kafka.wait_ready()
-    stack.ensure_kafka_topic(kafka.bootstrap, "clicks")
+    local_services.ensure_kafka_topic(kafka.bootstrap, "clicks")
     return kafka.bootstrap
 
 
 @pytest.fixture(scope="session")
 def dynamodb_endpoint(service_stack, log_dir, tmp_path_factory) -> str:
     dynamo = service_stack.start(
-        stack.DynamoDB(path=tmp_path_factory.mktemp("dynalite"), log_dir=log_dir)
+        local_services.DynamoDB(path=tmp_path_factory.mktemp("dynalite"), log_dir=log_dir)
     )
     dynamo.wait_ready()
     return dynamo.endpoint
@@ -128,9 +129,9 @@ def clicklog_table(services) -> str:
     from django.conf import settings
 
     table = settings.DYNAMODB_TABLE
-    stack.ensure_clicklog_table(services["DYNAMODB_ENDPOINT"], table)
+    local_services.ensure_clicklog_table(services["DYNAMODB_ENDPOINT"], table)
     resource = boto3.resource(
-        "dynamodb", endpoint_url=services["DYNAMODB_ENDPOINT"], **stack.aws_kwargs()
+        "dynamodb", endpoint_url=services["DYNAMODB_ENDPOINT"], **local_services.aws_kwargs()
     )
     handle = resource.Table(table)
     scan = {"ProjectionExpression": "visitor, sk"}
@@ -189,9 +190,9 @@ def celery_worker(service_stack, app_process_env, log_dir):
         worker = service_stack.start(
             stack.celery_worker(app_process_env, log_dir=log_dir)
         )
-    except stack.StackError as exc:
+    except local_services.StackError as exc:
         pytest.fail(str(exc))
-    stack.wait_until(
+    local_services.wait_until(
         lambda: stack.celery_ready(worker),
         timeout=120,
         what="celery worker",
@@ -207,9 +208,9 @@ def click_consumer(service_stack, app_process_env, kafka_bootstrap, log_dir):
         consumer = service_stack.start(
             stack.click_consumer(app_process_env, log_dir=log_dir)
         )
-    except stack.StackError as exc:
+    except local_services.StackError as exc:
         pytest.fail(str(exc))
-    stack.wait_until(
+    local_services.wait_until(
         lambda: stack.consumer_group_ready(kafka_bootstrap),
         timeout=60,
         what="kafka consumer",
@@ -272,4 +273,4 @@ def chromium_executable() -> str:
 @pytest.fixture
 def unused_tcp_port() -> int:
     """A loopback port nothing listens on (for tests of a service being down)."""
-    return stack.free_port()
+    return local_services.free_port()

@@ -1,0 +1,72 @@
+"""Plot recall@20 against wall-clock time from `pytorch_models.train` logs (not a test).
+
+    python -m pytorch_models.train --dataset gowalla --data-dir ../shared/data/gowalla \
+        --model lightgcn --epochs 1000 --time-budget 3600 --eval-every 5 --no-progress \
+        --out var/bench/lightgcn 2> var/bench/lightgcn.log
+    python benchmarks/plot_recall_vs_time.py var/bench/lightgcn.log --out docs/recall_vs_time.png
+
+Time runs from the log's first line (data loading included); each point is one
+`epoch N metrics {...}` line the trainer logs every --eval-every epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+from datetime import datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+METRICS = re.compile(r"epoch (\d+) metrics (\{.*\})")
+# Full-ranking recall@20 on Gowalla as the papers report it.
+PUBLISHED = {"NGCF (paper)": 0.1570, "LightGCN (paper)": 0.1820}
+
+
+def points(log: Path) -> list[tuple[float, int, dict]]:
+    """(elapsed seconds, epoch, metrics) for each evaluation in one training log."""
+    start, found = None, []
+    for line in log.read_text().splitlines():
+        stamp = STAMP.match(line)
+        if not stamp:
+            continue
+        at = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f")
+        start = start or at
+        if metrics := METRICS.search(line):
+            found.append(((at - start).total_seconds(), int(metrics.group(1)), ast.literal_eval(metrics.group(2))))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("logs", nargs="+", type=Path, help="one log per model; the file stem names the curve")
+    parser.add_argument("--metric", default="recall@20")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for log in args.logs:
+        series = points(log)
+        ax.plot([s / 60 for s, _, _ in series], [m[args.metric] for _, _, m in series], marker="o", label=log.stem)
+        for seconds, epoch, metrics in series:
+            print(f"{log.stem}\tepoch {epoch + 1}\t{seconds / 60:.1f} min\t{args.metric} {metrics[args.metric]:.4f}")
+    for label, value in PUBLISHED.items():
+        ax.axhline(value, linestyle="--", linewidth=1, color="grey")
+        ax.annotate(label, (0, value), textcoords="offset points", xytext=(4, 3), fontsize=8, color="grey")
+    ax.set_xlabel("wall-clock minutes (2 CPU cores)")
+    ax.set_ylabel(args.metric)
+    ax.set_title(f"Gowalla, full ranking: {args.metric} against training time")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
