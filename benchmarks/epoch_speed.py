@@ -1,6 +1,6 @@
 """Seconds per training epoch per model on Gowalla (not a test).
 
-    python benchmarks/epoch_speed.py --data-dir /work/shared/data/gowalla --epochs 3 \
+    python -m benchmarks.epoch_speed --data-dir ../shared/data/gowalla --epochs 3 \
         --models lightgcn ngcf pinsage
 
 Trains each model for a few epochs (batch 2048, dim 64, 3 layers) without evaluation and
@@ -20,7 +20,7 @@ from pytorch_models.train import train_model
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data-dir", default="/work/shared/data/gowalla")
+    parser.add_argument("--data-dir", default="../shared/data/gowalla")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["lightgcn", "ngcf", "pinsage"])
     args = parser.parse_args()

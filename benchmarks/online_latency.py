@@ -1,6 +1,6 @@
 """Fold-in latency on a published checkpoint (not a test): one fine-tune + scores per click.
 
-    python benchmarks/online_latency.py CHECKPOINT_DIR [CHECKPOINT_DIR ...]
+    python -m benchmarks.online_latency CHECKPOINT_DIR [CHECKPOINT_DIR ...]
 
 Prints one JSON line per checkpoint: median / max seconds of add_interactions + fine_tune
 + scores for a new visitor clicking 10 movies one at a time.
