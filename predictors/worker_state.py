@@ -96,22 +96,22 @@ class GraphWorker:
     ) -> None:
         rows = live.published.indices(history)
         state = live.visitors.get(visitor)
-        if state is None and not rows:
-            cache.recommendations_forget(visitor, [name])
-            return
-        if state is None:
+        if state is None and rows:
             state = live.visitors[visitor] = _Visitor(node=live.online.add_user())
-        added = [r for r in rows if r not in state.items]
-        removed = [r for r in state.items if r not in set(rows)]
-        if removed:
-            live.online.remove_interactions(state.node, removed)
-        if added:
-            live.online.add_interactions(state.node, added)
-        state.items = set(rows)
+        changed = False
+        if state is not None:
+            current = set(rows)
+            added, removed = current - state.items, state.items - current
+            if removed:
+                live.online.remove_interactions(state.node, sorted(removed))
+            if added:
+                live.online.add_interactions(state.node, sorted(added))
+            state.items = current
+            changed = bool(added or removed)
         if not rows:
             cache.recommendations_forget(visitor, [name])
             return
-        if added or removed:
+        if changed:
             live.online.fine_tune(state.node)
         scores = live.online.scores(state.node).clone()
         scores[rows] = float("-inf")
