@@ -14,6 +14,7 @@ import numpy as np
 
 from predictors import registry
 from pytorch_models.data import ItemFeatures, Interactions, interactions_from_pairs, movielens_item_features
+from pytorch_models.evaluate import evaluate_checkpoint
 from pytorch_models.metrics import evaluate_scores
 from pytorch_models.models import checkpoint_scorer
 from pytorch_models.train import publish, train_model
@@ -68,3 +69,9 @@ def evaluate_published(*, model: str, catalogue: Catalogue, k: int = 20) -> dict
     return evaluate_scores(
         scorer, interactions.train, interactions.test, interactions.n_users, interactions.n_items, k=k
     )
+
+
+def evaluate_files(*, dataset: str, data_dir: str, checkpoint: str, k: int = 20) -> dict:
+    """Full-ranking metrics of a checkpoint folder on a data set on disk (`gowalla` train/test
+    files or a MovieLens folder), the same numbers `python -m pytorch_models.evaluate` prints."""
+    return evaluate_checkpoint(checkpoint, dataset, data_dir, k=k)

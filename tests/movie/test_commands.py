@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from predictors import registry
+from pytorch_models.train import main as train_main
 
 
 def test_train_publishes_a_safetensors_version_with_metrics(catalogue, model_dir_of_this_test):
@@ -42,3 +44,31 @@ def test_evaluate_untrained_and_train_without_ratings_fail_clearly(db, model_dir
         call_command("train", model="pinsage", verbosity=0)
     with pytest.raises(CommandError, match="import a MovieLens release first|train it first"):
         call_command("evaluate", model=["pinsage"])
+
+
+def test_evaluate_a_checkpoint_on_gowalla_files(tmp_path):
+    """Popular on a hand-made Gowalla split: item popularity 0:3, 1:2, 2:1, 3:0."""
+    data = tmp_path / "gowalla"
+    data.mkdir()
+    (data / "train.txt").write_text("0 0 1\n1 0 2\n2 0 1\n")
+    (data / "test.txt").write_text("0 2\n1 1\n2 3\n")
+    checkpoint = tmp_path / "popular"
+    train_main(["--dataset", "gowalla", "--data-dir", str(data), "--model", "popular", "--no-progress",
+                "--out", str(checkpoint)])
+    out = StringIO()
+
+    call_command("evaluate", checkpoint=str(checkpoint), dataset="gowalla", data_dir=str(data), k=2, stdout=out)
+
+    header, _, row = out.getvalue().splitlines()
+    assert header.split("|")[2:7] == [" recall@2 ", " ndcg@2 ", " hit@2 ", " precision@2 ", " mrr@2 "]
+    # Top 2 after masking: user 0 -> [2, 3] (hit at 1), user 1 -> [1, 3] (hit at 1),
+    # user 2 -> [2, 3] (hit at 2: dcg 1/log2(3)).
+    values = [float(cell) for cell in row.split("|")[2:7]]
+    assert values == pytest.approx([1.0, (2 + 1 / math.log2(3)) / 3, 1.0, 0.5, 2.5 / 3], abs=1e-4)
+
+
+def test_evaluate_a_checkpoint_needs_its_data_set(tmp_path):
+    with pytest.raises(CommandError, match="needs --dataset and --data-dir"):
+        call_command("evaluate", checkpoint=str(tmp_path))
+    with pytest.raises(CommandError, match="meta.json"):
+        call_command("evaluate", checkpoint=str(tmp_path), dataset="gowalla", data_dir=str(tmp_path))
