@@ -69,7 +69,9 @@ def embedding_bpr_loss(model, adjacency, ego, users, pos, neg) -> torch.Tensor:
     """BPR + L2 shared by LightGCN and NGCF: `model.propagate(adjacency, ego)` gives (N, d')."""
     n_users = ego.shape[0] - model.config.n_items  # the online model may have added users
     final = model.propagate(adjacency, ego)
-    u, p, n = final[users], final[n_users + pos], final[n_users + neg]
+    # One gather for all three row sets: each indexing op costs a zero-filled (N, d) gradient.
+    rows = torch.cat([users, n_users + pos, n_users + neg])
+    u, p, n = final[rows].split(len(users))
     ranking = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
-    l2 = ego[users].pow(2).sum() + ego[n_users + pos].pow(2).sum() + ego[n_users + neg].pow(2).sum()
+    l2 = ego[rows].pow(2).sum()
     return ranking + model.config.l2 * l2 / (2 * len(users))
