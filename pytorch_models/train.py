@@ -86,8 +86,9 @@ def _loop(epochs, time_budget_s, progress, run_epoch, evaluate_now, eval_every):
     return seconds, losses
 
 
-def _train_embedding(name, data, *, epochs, batch_size, dim, layers, lr, generator, progress, time_budget_s, eval_every, k):
-    config = CONFIGS[name](n_users=data.n_users, n_items=data.n_items, dim=dim, layers=layers or 3)
+def _train_embedding(name, data, *, epochs, batch_size, dim, layers, lr, generator, progress, time_budget_s, eval_every, k,
+                     options):
+    config = CONFIGS[name](n_users=data.n_users, n_items=data.n_items, dim=dim, layers=layers or 3, **options)
     model = build_model(name, asdict(config))
     adjacency = SymmetricAdjacency(data.n_users, data.n_items, data.train)
     positives = PositiveSet(data.train, data.n_items)
@@ -120,7 +121,7 @@ def _train_embedding(name, data, *, epochs, batch_size, dim, layers, lr, generat
 
 
 def _train_pinsage(data, features, *, hard_negatives, epochs, batch_size, dim, layers, lr, seed, generator, progress,
-                   time_budget_s, eval_every, k, num_workers):
+                   time_budget_s, eval_every, k, num_workers, neighbourhoods):
     config = CONFIGS["pinsage"](
         n_items=data.n_items,
         dim=dim,
@@ -139,9 +140,12 @@ def _train_pinsage(data, features, *, hard_negatives, epochs, batch_size, dim, l
     def run_epoch(epoch):
         model.train()
         total = 0.0
+        # "cached": one importance-neighbour table per epoch (the one inference uses) instead
+        # of fresh walks per batch; the blocks then cost an index lookup.
+        table = neighbour_table(g, torch.arange(data.n_items), walks) if neighbourhoods == "cached" else None
         loader = batch_loader(
             g, config.layers, walks, batch_size=batch_size, n_batches=n_batches,
-            n_hard=min(epoch, hard_negatives), seed=seed * 10_000 + epoch, num_workers=num_workers,
+            n_hard=min(epoch, hard_negatives), seed=seed * 10_000 + epoch, num_workers=num_workers, table=table,
         )
         for batch in tqdm(loader, total=n_batches, disable=not progress, desc=f"pinsage {epoch}"):
             loss = model.loss(batch.hops, tables, batch.queries, batch.pos, batch.neg)
@@ -183,11 +187,16 @@ def train_model(
     k: int = 20,
     num_workers: int = 1,
     hard_negatives: int = MAX_HARD_NEGATIVES,
+    options: dict | None = None,
+    neighbourhoods: str = "sampled",
 ) -> TrainResult:
     """Train `model_name` on `interactions.train` and evaluate on `interactions.test` (if any).
 
     epochs / lr default per model (DEFAULTS); layers defaults to 3 (LightGCN, NGCF) and
     2 (PinSage). num_workers: PinSage sampling processes (0 samples in this process).
+    options: LightGCN/NGCF config fields to override (l2, node_dropout, message_dropout).
+    neighbourhoods: PinSage blocks from random walks per batch ("sampled") or from a
+    neighbour table refreshed every epoch ("cached").
     """
     if model_name not in MODEL_NAMES:
         raise ValueError(f"unknown model {model_name!r}; expected one of {MODEL_NAMES}")
@@ -207,10 +216,13 @@ def train_model(
 
         dgl.seed(seed)
         model, config, items, extra, score, seconds, losses = _train_pinsage(
-            interactions, item_features, hard_negatives=hard_negatives, seed=seed, num_workers=num_workers, **common
+            interactions, item_features, hard_negatives=hard_negatives, seed=seed, num_workers=num_workers,
+            neighbourhoods=neighbourhoods, **common,
         )
     else:
-        model, config, items, extra, score, seconds, losses = _train_embedding(model_name, interactions, **common)
+        model, config, items, extra, score, seconds, losses = _train_embedding(
+            model_name, interactions, options=options or {}, **common
+        )
     train_seconds = time.perf_counter() - started
     metrics = _evaluate(score, interactions, k)
     log.info("%s trained in %.1fs: %s", model_name, train_seconds, metrics)
@@ -224,7 +236,8 @@ def train_model(
         epoch_seconds=seconds,
         losses=losses,
         train_seconds=train_seconds,
-        hyper={"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "hard_negatives": hard_negatives},
+        hyper={"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "hard_negatives": hard_negatives,
+               **({"neighbourhoods": neighbourhoods} if model_name == "pinsage" else {})},
     )
 
 
@@ -297,9 +310,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-budget", type=float, help="stop after the epoch that passes this many seconds")
     parser.add_argument("--workers", type=int, default=1, help="PinSage sampling processes")
     parser.add_argument("--hard-negatives", type=int, default=MAX_HARD_NEGATIVES, help="PinSage curriculum cap")
+    parser.add_argument("--neighbourhoods", choices=("sampled", "cached"), default="sampled",
+                        help="PinSage blocks: random walks per batch, or a neighbour table refreshed per epoch")
+    parser.add_argument("--l2", type=float, help="LightGCN/NGCF: L2 weight on the batch's ego embeddings")
+    parser.add_argument("--node-dropout", type=float, help="NGCF: edge dropout rate of the Laplacian")
+    parser.add_argument("--message-dropout", type=float, help="NGCF: dropout on each layer's output")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", help="checkpoint folder to write")
     args = parser.parse_args(argv)
+    options = {key: value for key in ("l2", "node_dropout", "message_dropout") if (value := getattr(args, key)) is not None}
+    allowed = {"lightgcn": {"l2"}, "ngcf": {"l2", "node_dropout", "message_dropout"}}.get(args.model, set())
+    if set(options) - allowed:
+        parser.error(f"--{'/--'.join(sorted(set(options) - allowed)).replace('_', '-')} does not apply to {args.model}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     data, features = load_dataset(args.dataset, args.data_dir, test_fraction=args.test_fraction, seed=args.seed)
     result = train_model(
@@ -307,6 +329,7 @@ def main(argv: list[str] | None = None) -> None:
         layers=args.layers, lr=args.lr, seed=args.seed, progress=not args.no_progress,
         time_budget_s=args.time_budget, eval_every=args.eval_every, num_workers=args.workers,
         hard_negatives=args.hard_negatives,
+        options=options, neighbourhoods=args.neighbourhoods,
     )
     if args.out:
         publish(result, data, args.out, item_features=features,

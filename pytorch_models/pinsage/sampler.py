@@ -141,21 +141,24 @@ class PinSageBatch:
     neg: torch.Tensor  # (B, 1 + n_hard)
 
 
-def make_batch(g, layers, walks, batch_size, n_hard, generator=None) -> PinSageBatch:
-    """Sample pairs and negatives, then build the blocks (this is the DataLoader's collate)."""
+def make_batch(g, layers, walks, batch_size, n_hard, generator=None, table=None) -> PinSageBatch:
+    """Sample pairs and negatives, then build the blocks (this is the DataLoader's collate).
+
+    table: an optional (neighbours, weights) pair from `neighbour_table` over all items; the
+    blocks then come from it instead of fresh random walks per batch."""
     queries, pos = sample_positive_pairs(g, batch_size, generator)
     neg = torch.randint(0, g.num_nodes(MOVIE), (len(queries), 1), generator=generator)
     if n_hard > 0:
         neg = torch.cat([neg, hard_negatives(g, queries, n_hard, walks, generator)], dim=1)
     seeds, inverse = torch.unique(torch.cat([queries, pos, neg.flatten()]), return_inverse=True)
     b = len(queries)
-    hops = sample_hops(g, seeds, layers, walks)
+    hops = sample_hops(g, seeds, layers, walks) if table is None else hops_from_table(*table, seeds, layers)
     return PinSageBatch(hops, inverse[:b], inverse[b : 2 * b], inverse[2 * b :].view(b, -1))
 
 
 class _Batches(IterableDataset):
-    def __init__(self, g, layers, walks, batch_size, n_batches, n_hard, seed):
-        self.g, self.layers, self.walks = g, layers, walks
+    def __init__(self, g, layers, walks, batch_size, n_batches, n_hard, seed, table):
+        self.g, self.layers, self.walks, self.table = g, layers, walks, table
         self.batch_size, self.n_batches, self.n_hard, self.seed = batch_size, n_batches, n_hard, seed
 
     def __iter__(self):
@@ -164,17 +167,19 @@ class _Batches(IterableDataset):
         generator = torch.Generator().manual_seed(self.seed * 1000 + worker)
         dgl.seed(self.seed * 1000 + worker)
         for _ in range(worker, self.n_batches, n_workers):
-            yield make_batch(self.g, self.layers, self.walks, self.batch_size, self.n_hard, generator)
+            yield make_batch(self.g, self.layers, self.walks, self.batch_size, self.n_hard, generator, self.table)
 
 
 def _one_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def batch_loader(g, layers, walks, *, batch_size, n_batches, n_hard, seed, num_workers=1) -> DataLoader:
-    """Producer–consumer batches: `num_workers` processes sample while the main one trains."""
+def batch_loader(g, layers, walks, *, batch_size, n_batches, n_hard, seed, num_workers=1, table=None) -> DataLoader:
+    """Producer–consumer batches: `num_workers` processes sample while the main one trains.
+
+    table: build the blocks from this cached neighbour table (see `make_batch`)."""
     return DataLoader(
-        _Batches(g, layers, walks, batch_size, n_batches, n_hard, seed),
+        _Batches(g, layers, walks, batch_size, n_batches, n_hard, seed, table),
         batch_size=None,
         num_workers=num_workers,
         worker_init_fn=_one_thread if num_workers else None,

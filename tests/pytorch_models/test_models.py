@@ -74,3 +74,23 @@ def test_pinsage_shapes_and_loss_falls(communities, community_features):
         items = model(full_hops(table, weights, 2), features.tensors())
     assert items.shape == (data.n_items, 16) and torch.isfinite(items).all()
     assert asdict(config)["n_items"] == data.n_items
+
+
+def test_pinsage_batches_from_the_cached_table_match_whole_table_inference(communities):
+    """Blocks built from a neighbour table give a batch's items the embeddings that the
+    whole-catalogue pass over the same table gives them (training and serving agree)."""
+    torch.manual_seed(0)
+    data = communities
+    model = PinSage(PinSageConfig(n_items=data.n_items, dim=16, layers=2)).eval()
+    g = build_graph(data.n_users, data.n_items, data.train)
+    walks = WalkConfig(num_neighbors=5)
+    table = neighbour_table(g, torch.arange(data.n_items), walks)
+
+    batch = make_batch(g, 2, walks, 16, n_hard=0, generator=torch.Generator().manual_seed(1), table=table)
+
+    seeds = batch.hops[-1].src_nodes[: batch.hops[-1].n_dst]
+    with torch.no_grad():
+        from_batch = model(batch.hops, None)
+        from_table = model(full_hops(*table, 2), None)[seeds]
+    assert len(seeds) > 1
+    assert torch.allclose(from_batch, from_table, atol=1e-6)

@@ -38,3 +38,11 @@ def test_train_publish_load(tmp_path, communities, community_features, name):
     scores = score_history(checkpoint, [0, 1])
     assert scores.shape == (communities.n_items,) and torch.isfinite(scores).all()
 
+
+
+def test_pinsage_trains_from_a_cached_neighbour_table(communities, community_features):
+    result = train_model("pinsage", communities, community_features, epochs=2, batch_size=64, dim=8,
+                         progress=False, num_workers=0, neighbourhoods="cached")
+    assert result.hyper["neighbourhoods"] == "cached"
+    assert len(result.losses) == 2 and result.losses[-1] < result.losses[0]
+    assert 0 <= result.metrics["recall@20"] <= 1
