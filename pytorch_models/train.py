@@ -121,7 +121,7 @@ def _train_embedding(name, data, *, epochs, batch_size, dim, layers, lr, generat
 
 
 def _train_pinsage(data, features, *, hard_negatives, epochs, batch_size, dim, layers, lr, seed, generator, progress,
-                   time_budget_s, eval_every, k, num_workers, neighbourhoods):
+                   time_budget_s, eval_every, k, num_workers, neighbourhoods, shared_negatives):
     config = CONFIGS["pinsage"](
         n_items=data.n_items,
         dim=dim,
@@ -146,9 +146,10 @@ def _train_pinsage(data, features, *, hard_negatives, epochs, batch_size, dim, l
         loader = batch_loader(
             g, config.layers, walks, batch_size=batch_size, n_batches=n_batches,
             n_hard=min(epoch, hard_negatives), seed=seed * 10_000 + epoch, num_workers=num_workers, table=table,
+            n_shared=shared_negatives,
         )
         for batch in tqdm(loader, total=n_batches, disable=not progress, desc=f"pinsage {epoch}"):
-            loss = model.loss(batch.hops, tables, batch.queries, batch.pos, batch.neg)
+            loss = model.loss(batch.hops, tables, batch.queries, batch.pos, batch.neg, batch.shared_neg)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -189,6 +190,7 @@ def train_model(
     hard_negatives: int = MAX_HARD_NEGATIVES,
     options: dict | None = None,
     neighbourhoods: str = "sampled",
+    shared_negatives: int = 0,
 ) -> TrainResult:
     """Train `model_name` on `interactions.train` and evaluate on `interactions.test` (if any).
 
@@ -196,7 +198,8 @@ def train_model(
     2 (PinSage). num_workers: PinSage sampling processes (0 samples in this process).
     options: LightGCN/NGCF config fields to override (l2, node_dropout, message_dropout).
     neighbourhoods: PinSage blocks from random walks per batch ("sampled") or from a
-    neighbour table refreshed every epoch ("cached").
+    neighbour table refreshed every epoch ("cached"). shared_negatives: PinSage random items
+    that are negatives of every query in a batch, besides each query's own.
     """
     if model_name not in MODEL_NAMES:
         raise ValueError(f"unknown model {model_name!r}; expected one of {MODEL_NAMES}")
@@ -217,7 +220,7 @@ def train_model(
         dgl.seed(seed)
         model, config, items, extra, score, seconds, losses = _train_pinsage(
             interactions, item_features, hard_negatives=hard_negatives, seed=seed, num_workers=num_workers,
-            neighbourhoods=neighbourhoods, **common,
+            neighbourhoods=neighbourhoods, shared_negatives=shared_negatives, **common,
         )
     else:
         model, config, items, extra, score, seconds, losses = _train_embedding(
@@ -237,7 +240,8 @@ def train_model(
         losses=losses,
         train_seconds=train_seconds,
         hyper={"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "hard_negatives": hard_negatives,
-               **({"neighbourhoods": neighbourhoods} if model_name == "pinsage" else {})},
+               **({"neighbourhoods": neighbourhoods, "shared_negatives": shared_negatives}
+                  if model_name == "pinsage" else {})},
     )
 
 
@@ -312,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hard-negatives", type=int, default=MAX_HARD_NEGATIVES, help="PinSage curriculum cap")
     parser.add_argument("--neighbourhoods", choices=("sampled", "cached"), default="sampled",
                         help="PinSage blocks: random walks per batch, or a neighbour table refreshed per epoch")
+    parser.add_argument("--shared-negatives", type=int, default=0, help="PinSage negatives shared by a batch")
     parser.add_argument("--l2", type=float, help="LightGCN/NGCF: L2 weight on the batch's ego embeddings")
     parser.add_argument("--node-dropout", type=float, help="NGCF: edge dropout rate of the Laplacian")
     parser.add_argument("--message-dropout", type=float, help="NGCF: dropout on each layer's output")
@@ -329,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         layers=args.layers, lr=args.lr, seed=args.seed, progress=not args.no_progress,
         time_budget_s=args.time_budget, eval_every=args.eval_every, num_workers=args.workers,
         hard_negatives=args.hard_negatives,
-        options=options, neighbourhoods=args.neighbourhoods,
+        options=options, neighbourhoods=args.neighbourhoods, shared_negatives=args.shared_negatives,
     )
     if args.out:
         publish(result, data, args.out, item_features=features,

@@ -148,14 +148,19 @@ class PinSage(nn.Module):
         return (q * candidates).sum(-1) + self.item_bias[candidate_items]
 
     def loss(
-        self, hops: list[Hop], features, queries: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
+        self, hops: list[Hop], features, queries: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+        shared_neg: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """queries, pos: (B,) local rows into the hops' seeds; neg: (B, M) local rows; max-margin.
 
+        shared_neg: (S,) local rows that are negatives of every query (scored with one matmul).
         The seeds' global item rows are hops[-1].src_nodes[:n_dst].
         """
         z = self(hops, features)  # (n_seeds, d)
         items = hops[-1].src_nodes[: hops[-1].n_dst]
         pos_score = self.score(z[queries], z[pos], items[pos])
         neg_score = self.score(z[queries], z[neg], items[neg])
+        if shared_neg is not None:
+            shared = F.normalize(z[queries], dim=-1) @ z[shared_neg].T + self.item_bias[items[shared_neg]]
+            neg_score = torch.cat([neg_score, shared], dim=1)  # (B, M + S)
         return max_margin_loss(pos_score, neg_score, self.config.margin)

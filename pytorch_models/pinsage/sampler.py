@@ -139,26 +139,32 @@ class PinSageBatch:
     queries: torch.Tensor  # (B,) local rows into the seeds
     pos: torch.Tensor  # (B,)
     neg: torch.Tensor  # (B, 1 + n_hard)
+    shared_neg: torch.Tensor | None = None  # (M,) local rows: negatives of every query
 
 
-def make_batch(g, layers, walks, batch_size, n_hard, generator=None, table=None) -> PinSageBatch:
+def make_batch(g, layers, walks, batch_size, n_hard, generator=None, table=None, n_shared=0) -> PinSageBatch:
     """Sample pairs and negatives, then build the blocks (this is the DataLoader's collate).
 
     table: an optional (neighbours, weights) pair from `neighbour_table` over all items; the
-    blocks then come from it instead of fresh random walks per batch."""
+    blocks then come from it instead of fresh random walks per batch. n_shared: uniform random
+    items that serve as negatives for every query in the batch (the paper shares 500)."""
     queries, pos = sample_positive_pairs(g, batch_size, generator)
     neg = torch.randint(0, g.num_nodes(MOVIE), (len(queries), 1), generator=generator)
     if n_hard > 0:
         neg = torch.cat([neg, hard_negatives(g, queries, n_hard, walks, generator)], dim=1)
-    seeds, inverse = torch.unique(torch.cat([queries, pos, neg.flatten()]), return_inverse=True)
-    b = len(queries)
+    shared = torch.randint(0, g.num_nodes(MOVIE), (n_shared,), generator=generator)
+    seeds, inverse = torch.unique(torch.cat([queries, pos, neg.flatten(), shared]), return_inverse=True)
+    b, m = len(queries), neg.numel()
     hops = sample_hops(g, seeds, layers, walks) if table is None else hops_from_table(*table, seeds, layers)
-    return PinSageBatch(hops, inverse[:b], inverse[b : 2 * b], inverse[2 * b :].view(b, -1))
+    return PinSageBatch(
+        hops, inverse[:b], inverse[b : 2 * b], inverse[2 * b : 2 * b + m].view(b, -1),
+        inverse[2 * b + m :] if n_shared else None,
+    )
 
 
 class _Batches(IterableDataset):
-    def __init__(self, g, layers, walks, batch_size, n_batches, n_hard, seed, table):
-        self.g, self.layers, self.walks, self.table = g, layers, walks, table
+    def __init__(self, g, layers, walks, batch_size, n_batches, n_hard, seed, table, n_shared):
+        self.g, self.layers, self.walks, self.table, self.n_shared = g, layers, walks, table, n_shared
         self.batch_size, self.n_batches, self.n_hard, self.seed = batch_size, n_batches, n_hard, seed
 
     def __iter__(self):
@@ -167,19 +173,23 @@ class _Batches(IterableDataset):
         generator = torch.Generator().manual_seed(self.seed * 1000 + worker)
         dgl.seed(self.seed * 1000 + worker)
         for _ in range(worker, self.n_batches, n_workers):
-            yield make_batch(self.g, self.layers, self.walks, self.batch_size, self.n_hard, generator, self.table)
+            yield make_batch(
+                self.g, self.layers, self.walks, self.batch_size, self.n_hard, generator, self.table, self.n_shared
+            )
 
 
 def _one_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def batch_loader(g, layers, walks, *, batch_size, n_batches, n_hard, seed, num_workers=1, table=None) -> DataLoader:
+def batch_loader(
+    g, layers, walks, *, batch_size, n_batches, n_hard, seed, num_workers=1, table=None, n_shared=0
+) -> DataLoader:
     """Producer–consumer batches: `num_workers` processes sample while the main one trains.
 
-    table: build the blocks from this cached neighbour table (see `make_batch`)."""
+    table, n_shared: see `make_batch`."""
     return DataLoader(
-        _Batches(g, layers, walks, batch_size, n_batches, n_hard, seed, table),
+        _Batches(g, layers, walks, batch_size, n_batches, n_hard, seed, table, n_shared),
         batch_size=None,
         num_workers=num_workers,
         worker_init_fn=_one_thread if num_workers else None,

@@ -57,12 +57,12 @@ def test_pinsage_shapes_and_loss_falls(communities, community_features):
     model = PinSage(config)
     g = build_graph(data.n_users, data.n_items, data.train)
     walks = WalkConfig(num_neighbors=5, hard_band=(2, 8), hard_walks=20)
-    batch = make_batch(g, 2, walks, 64, n_hard=1, generator=torch.Generator().manual_seed(0))
-    assert batch.neg.shape == (len(batch.queries), 2)
+    batch = make_batch(g, 2, walks, 64, n_hard=1, generator=torch.Generator().manual_seed(0), n_shared=6)
+    assert batch.neg.shape == (len(batch.queries), 2) and batch.shared_neg.shape == (6,)
     optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
     losses = []
     for _ in range(30):
-        loss = model.loss(batch.hops, features.tensors(), batch.queries, batch.pos, batch.neg)
+        loss = model.loss(batch.hops, features.tensors(), batch.queries, batch.pos, batch.neg, batch.shared_neg)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

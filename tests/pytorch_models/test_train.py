@@ -40,9 +40,9 @@ def test_train_publish_load(tmp_path, communities, community_features, name):
 
 
 
-def test_pinsage_trains_from_a_cached_neighbour_table(communities, community_features):
+def test_pinsage_trains_from_a_cached_neighbour_table_with_shared_negatives(communities, community_features):
     result = train_model("pinsage", communities, community_features, epochs=2, batch_size=64, dim=8,
-                         progress=False, num_workers=0, neighbourhoods="cached")
-    assert result.hyper["neighbourhoods"] == "cached"
+                         progress=False, num_workers=0, neighbourhoods="cached", shared_negatives=4)
+    assert result.hyper["neighbourhoods"] == "cached" and result.hyper["shared_negatives"] == 4
     assert len(result.losses) == 2 and result.losses[-1] < result.losses[0]
     assert 0 <= result.metrics["recall@20"] <= 1
