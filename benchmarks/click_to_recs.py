@@ -6,7 +6,7 @@ through `POST /api/events`; after every click it polls
 for that very click (`source == "fresh"` and `as_of_event` == the click's event id).
 Prints p50/p95 per model and for "all models fresh".
 
-Start the site first (`make demo`), then: `python benchmarks/click_to_recs.py`.
+Start the site first (`make demo`), then: `python -m benchmarks.click_to_recs`.
 """
 
 from __future__ import annotations

@@ -53,6 +53,10 @@ class LightGCN(nn.Module):
             total = total + x
         return total / (self.config.layers + 1)
 
+    def propagate_rows(self, adjacency: torch.Tensor, ego: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """propagate(adjacency, ego)[rows]: (len(rows), d)."""
+        return self.propagate(adjacency, ego)[rows]
+
     def embeddings(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Final (n_users, d) user and (n_items, d) item embeddings."""
         final = self.propagate(adjacency, self.ego_embeddings())
@@ -66,12 +70,12 @@ class LightGCN(nn.Module):
 
 
 def embedding_bpr_loss(model, adjacency, ego, users, pos, neg) -> torch.Tensor:
-    """BPR + L2 shared by LightGCN and NGCF: `model.propagate(adjacency, ego)` gives (N, d')."""
+    """BPR + L2 shared by LightGCN and NGCF: `model.propagate_rows(adjacency, ego, rows)` gives
+    the final embeddings of `rows` (len(rows), d')."""
     n_users = ego.shape[0] - model.config.n_items  # the online model may have added users
-    final = model.propagate(adjacency, ego)
     # One gather for all three row sets: each indexing op costs a zero-filled (N, d) gradient.
     rows = torch.cat([users, n_users + pos, n_users + neg])
-    u, p, n = final[rows].split(len(users))
+    u, p, n = model.propagate_rows(adjacency, ego, rows).split(len(users))
     ranking = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
     l2 = ego[rows].pow(2).sum()
     return ranking + model.config.l2 * l2 / (2 * len(users))

@@ -83,6 +83,15 @@ class NGCF(nn.Module):
             outputs.append(F.normalize(x, dim=1))
         return torch.cat(outputs, dim=1)
 
+    def propagate_rows(self, adjacency: torch.Tensor, ego: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """propagate(adjacency, ego)[rows], normalising and concatenating only those rows:
+        (len(rows), d·(layers+1)). Training needs a few thousand of Gowalla's 70k rows."""
+        outputs, x = [ego[rows]], ego
+        for conv in self.convs:
+            x = conv(adjacency, x)
+            outputs.append(F.normalize(x[rows], dim=1))
+        return torch.cat(outputs, dim=1)
+
     def embeddings(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         final = self.propagate(adjacency, self.ego_embeddings())
         return final[: self.config.n_users], final[self.config.n_users :]

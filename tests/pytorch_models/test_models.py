@@ -94,3 +94,16 @@ def test_pinsage_batches_from_the_cached_table_match_whole_table_inference(commu
         from_table = model(full_hops(*table, 2), None)[seeds]
     assert len(seeds) > 1
     assert torch.allclose(from_batch, from_table, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls,config_cls", [(LightGCN, LightGCNConfig), (NGCF, NGCFConfig)])
+def test_propagate_rows_is_the_full_propagation_at_those_rows(communities, cls, config_cls):
+    torch.manual_seed(0)
+    data = communities
+    model = cls(config_cls(n_users=data.n_users, n_items=data.n_items, dim=8, layers=3)).eval()
+    adjacency = SymmetricAdjacency(data.n_users, data.n_items, data.train).matrix
+    rows = torch.tensor([0, 5, data.n_users + 3, 5])
+    with torch.no_grad():
+        full = model.propagate(adjacency, model.ego_embeddings())
+        picked = model.propagate_rows(adjacency, model.ego_embeddings(), rows)
+    assert torch.allclose(picked, full[rows], atol=1e-6)
