@@ -3,7 +3,7 @@
     python -m benchmarks.epoch_speed --data-dir ../shared/data/gowalla --epochs 3 \
         --models lightgcn ngcf pinsage
 
-Trains each model for a few epochs (batch 2048, dim 64, 3 layers; PinSage 2 layers) without
+Trains each model for a few epochs (batch 2048 unless --batch-size, dim 64, 3 layers; PinSage 2 layers) without
 evaluation and prints one JSON line per model with the median epoch time. It then times an
 epoch of the reference LightGCN-PyTorch code on the same data (benchmarks/reference_lightgcn.py)
 and prints the ratio reference / ours for LightGCN. `--threads` sets torch's thread count.
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="../shared/data/gowalla")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["lightgcn", "ngcf", "pinsage"])
+    parser.add_argument("--batch-size", type=int, default=2048, help="the reference setting is 2048")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--reference-batches", type=int, default=40,
                         help="reference batches to time (0: skip the reference); the rest of its epoch is "
@@ -40,9 +41,10 @@ def main() -> None:
     ours = {}
     for name in args.models:
         layers = 2 if name == "pinsage" else 3
-        result = train_model(name, no_test, epochs=args.epochs, batch_size=2048, dim=64, layers=layers, progress=True)
+        result = train_model(name, no_test, epochs=args.epochs, batch_size=args.batch_size, dim=64, layers=layers,
+                             progress=True)
         ours[name] = result.seconds_per_epoch
-        print(json.dumps({"model": name, "threads": torch.get_num_threads(),
+        print(json.dumps({"model": name, "threads": torch.get_num_threads(), "batch_size": args.batch_size,
                           "seconds_per_epoch": round(result.seconds_per_epoch, 2),
                           "epochs": [round(s, 2) for s in result.epoch_seconds]}), flush=True)
     if args.reference_batches:

@@ -70,6 +70,28 @@ def _evaluate(scorer, data: Interactions, k: int) -> dict:
     return evaluate_scores(scorer, data.train, data.test, data.n_users, data.n_items, k=k)
 
 
+class CosineDecay:
+    """Sets the learning rate from `lr` down to `floor`·lr along half a cosine of the run's
+    progress: the share of the time budget spent when there is one, else of the epochs."""
+
+    def __init__(self, optimiser, lr: float, *, epochs: int, time_budget_s: float | None, floor: float = 0.05):
+        self.optimiser, self.lr, self.epochs, self.time_budget_s, self.floor = optimiser, lr, epochs, time_budget_s, floor
+        self.started = time.perf_counter()
+
+    def step(self, epoch: int, batch: int, n_batches: int) -> None:
+        if self.time_budget_s:
+            progress = (time.perf_counter() - self.started) / self.time_budget_s
+        else:
+            progress = (epoch + batch / n_batches) / self.epochs
+        factor = self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        for group in self.optimiser.param_groups:
+            group["lr"] = self.lr * factor
+
+
+def _schedule(name: str, optimiser, lr: float, epochs: int, time_budget_s: float | None):
+    return CosineDecay(optimiser, lr, epochs=epochs, time_budget_s=time_budget_s) if name == "cosine" else None
+
+
 def _loop(epochs, time_budget_s, progress, run_epoch, evaluate_now, eval_every):
     """Shared epoch bookkeeping: timings, losses, periodic evaluation, time budget."""
     seconds, losses, started = [], [], time.perf_counter()
@@ -87,7 +109,7 @@ def _loop(epochs, time_budget_s, progress, run_epoch, evaluate_now, eval_every):
 
 
 def _train_embedding(name, data, *, epochs, batch_size, dim, layers, lr, generator, progress, time_budget_s, eval_every, k,
-                     options):
+                     lr_schedule, options):
     config = CONFIGS[name](n_users=data.n_users, n_items=data.n_items, dim=dim, layers=layers or 3, **options)
     model = build_model(name, asdict(config))
     adjacency = SymmetricAdjacency(data.n_users, data.n_items, data.train)
@@ -95,12 +117,15 @@ def _train_embedding(name, data, *, epochs, batch_size, dim, layers, lr, generat
     pairs = torch.from_numpy(data.train)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     n_batches = math.ceil(len(pairs) / batch_size)
+    schedule = _schedule(lr_schedule, optimiser, lr, epochs, time_budget_s)
 
     def run_epoch(epoch):
         model.train()
         total = 0.0
         batches = bpr_batches(pairs, positives, batch_size, generator)
-        for users, pos, neg in tqdm(batches, total=n_batches, disable=not progress, desc=f"{name} {epoch}"):
+        for i, (users, pos, neg) in enumerate(tqdm(batches, total=n_batches, disable=not progress, desc=f"{name} {epoch}")):
+            if schedule:
+                schedule.step(epoch, i, n_batches)
             matrix = adjacency.dropped(config.node_dropout, generator) if name == "ngcf" else adjacency.matrix
             loss = model.loss(matrix, users, pos, neg)
             optimiser.zero_grad()
@@ -121,7 +146,7 @@ def _train_embedding(name, data, *, epochs, batch_size, dim, layers, lr, generat
 
 
 def _train_pinsage(data, features, *, hard_negatives, epochs, batch_size, dim, layers, lr, seed, generator, progress,
-                   time_budget_s, eval_every, k, num_workers, neighbourhoods, shared_negatives):
+                   time_budget_s, eval_every, k, lr_schedule, num_workers, neighbourhoods, shared_negatives):
     config = CONFIGS["pinsage"](
         n_items=data.n_items,
         dim=dim,
@@ -136,6 +161,7 @@ def _train_pinsage(data, features, *, hard_negatives, epochs, batch_size, dim, l
     walks = WalkConfig()
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     n_batches = math.ceil(len(data.train) / batch_size)
+    schedule = _schedule(lr_schedule, optimiser, lr, epochs, time_budget_s)
 
     def run_epoch(epoch):
         model.train()
@@ -148,7 +174,9 @@ def _train_pinsage(data, features, *, hard_negatives, epochs, batch_size, dim, l
             n_hard=min(epoch, hard_negatives), seed=seed * 10_000 + epoch, num_workers=num_workers, table=table,
             n_shared=shared_negatives,
         )
-        for batch in tqdm(loader, total=n_batches, disable=not progress, desc=f"pinsage {epoch}"):
+        for i, batch in enumerate(tqdm(loader, total=n_batches, disable=not progress, desc=f"pinsage {epoch}")):
+            if schedule:
+                schedule.step(epoch, i, n_batches)
             loss = model.loss(batch.hops, tables, batch.queries, batch.pos, batch.neg, batch.shared_neg)
             optimiser.zero_grad()
             loss.backward()
@@ -191,6 +219,7 @@ def train_model(
     options: dict | None = None,
     neighbourhoods: str = "sampled",
     shared_negatives: int = 0,
+    lr_schedule: str = "constant",
 ) -> TrainResult:
     """Train `model_name` on `interactions.train` and evaluate on `interactions.test` (if any).
 
@@ -199,7 +228,8 @@ def train_model(
     options: LightGCN/NGCF config fields to override (l2, node_dropout, message_dropout).
     neighbourhoods: PinSage blocks from random walks per batch ("sampled") or from a
     neighbour table refreshed every epoch ("cached"). shared_negatives: PinSage random items
-    that are negatives of every query in a batch, besides each query's own.
+    that are negatives of every query in a batch, besides each query's own. lr_schedule:
+    "constant" or "cosine" (decay to 5% over the time budget, else over the epochs).
     """
     if model_name not in MODEL_NAMES:
         raise ValueError(f"unknown model {model_name!r}; expected one of {MODEL_NAMES}")
@@ -210,7 +240,7 @@ def train_model(
     generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     counts = torch.bincount(torch.from_numpy(interactions.train[:, 1]), minlength=interactions.n_items).float()
-    common = dict(epochs=epochs, batch_size=batch_size, dim=dim, layers=layers, lr=lr, generator=generator,
+    common = dict(epochs=epochs, batch_size=batch_size, dim=dim, layers=layers, lr=lr, lr_schedule=lr_schedule, generator=generator,
                   progress=progress, time_budget_s=time_budget_s, eval_every=eval_every, k=k)
     if model_name == "popular":
         model, config, items, extra, score, seconds, losses = None, {}, counts.clone().unsqueeze(1), {}, popularity_scorer(counts), [], []
@@ -239,7 +269,7 @@ def train_model(
         epoch_seconds=seconds,
         losses=losses,
         train_seconds=train_seconds,
-        hyper={"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "hard_negatives": hard_negatives,
+        hyper={"epochs": epochs, "lr": lr, "lr_schedule": lr_schedule, "batch_size": batch_size, "seed": seed, "hard_negatives": hard_negatives,
                **({"neighbourhoods": neighbourhoods, "shared_negatives": shared_negatives}
                   if model_name == "pinsage" else {})},
     )
@@ -308,6 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--layers", type=int)
     parser.add_argument("--lr", type=float)
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                        help="cosine: decay to 5%% of --lr over --time-budget (else over --epochs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.2, help="movielens hold-out per user")
     parser.add_argument("--eval-every", type=int)
@@ -334,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         layers=args.layers, lr=args.lr, seed=args.seed, progress=not args.no_progress,
         time_budget_s=args.time_budget, eval_every=args.eval_every, num_workers=args.workers,
         hard_negatives=args.hard_negatives,
-        options=options, neighbourhoods=args.neighbourhoods, shared_negatives=args.shared_negatives,
+        options=options, neighbourhoods=args.neighbourhoods, lr_schedule=args.lr_schedule, shared_negatives=args.shared_negatives,
     )
     if args.out:
         publish(result, data, args.out, item_features=features,

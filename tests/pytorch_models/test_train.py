@@ -10,7 +10,7 @@ from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.metrics import evaluate_scores
 from pytorch_models.models import checkpoint_scorer
 from pytorch_models.online import score_history
-from pytorch_models.train import publish, train_model
+from pytorch_models.train import CosineDecay, publish, train_model
 
 
 @pytest.mark.parametrize("name", ["popular", "lightgcn", "ngcf", "pinsage"])
@@ -46,3 +46,13 @@ def test_pinsage_trains_from_a_cached_neighbour_table_with_shared_negatives(comm
     assert result.hyper["neighbourhoods"] == "cached" and result.hyper["shared_negatives"] == 4
     assert len(result.losses) == 2 and result.losses[-1] < result.losses[0]
     assert 0 <= result.metrics["recall@20"] <= 1
+
+
+def test_cosine_decay_goes_from_lr_to_five_percent_over_the_epochs():
+    optimiser = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    schedule = CosineDecay(optimiser, 0.01, epochs=2, time_budget_s=None)
+    seen = []
+    for epoch, batch in [(0, 0), (1, 0), (1, 10)]:
+        schedule.step(epoch, batch, 10)
+        seen.append(optimiser.param_groups[0]["lr"])
+    assert seen == pytest.approx([0.01, 0.01 * (0.05 + 0.95 * 0.5), 0.0005])
