@@ -6,7 +6,7 @@
     python -m benchmarks.plot_recall_vs_time var/bench/lightgcn.log var/bench/ngcf.log \
         var/bench/pinsage.log --out docs/gowalla_recall_vs_time.png
 
-Time runs from the log's first line (data loading included); each point is one
+Time runs from the log's first line (written once the data files are read); each point is one
 `epoch N metrics {...}` line the trainer logs every --eval-every epochs.
 """
 
@@ -71,7 +71,7 @@ def main() -> None:
             ax.axhline(BARS[model], linestyle=":", linewidth=1.2, color="tab:red", label=f"60-min bar {BARS[model]:.3f}")
         ax.axvline(60, linewidth=0.8, color="black", alpha=0.3)
         ax.set_title(model)
-        ax.set_xlabel("wall-clock minutes (data loading included)")
+        ax.set_xlabel("wall-clock minutes (evaluations included)")
         ax.set_ylabel(args.metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
