@@ -14,7 +14,7 @@ import logging
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -356,9 +356,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="checkpoint folder to write")
     args = parser.parse_args(argv)
     options = {key: value for key in ("l2", "node_dropout", "message_dropout") if (value := getattr(args, key)) is not None}
-    allowed = {"lightgcn": {"l2"}, "ngcf": {"l2", "node_dropout", "message_dropout"}}.get(args.model, set())
-    if set(options) - allowed:
-        parser.error(f"--{'/--'.join(sorted(set(options) - allowed)).replace('_', '-')} does not apply to {args.model}")
+    # An option applies where the model's config has that field (NGCF: all three; LightGCN: l2).
+    unknown = sorted(set(options) - {f.name for f in fields(CONFIGS[args.model])} if args.model in CONFIGS else options)
+    if unknown:
+        parser.error(f"--{'/--'.join(unknown).replace('_', '-')} does not apply to {args.model}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     data, features = load_dataset(args.dataset, args.data_dir, test_fraction=args.test_fraction, seed=args.seed)
     result = train_model(
