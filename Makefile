@@ -13,8 +13,11 @@ APT_HINT := sudo apt-get install -y pkg-config libmariadb-dev   (or run: sudo .c
 
 .PHONY: demo test lint venv node
 
+# WORKERS: live worker processes (each a Celery worker on queue `live`).
+WORKERS ?= 1
+
 demo: venv
-	$(PY) scripts/stack.py demo
+	WORKERS=$(WORKERS) $(PY) scripts/stack.py demo
 
 test: venv node
 	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/cinegraph} \

@@ -1,8 +1,8 @@
 """The DynamoDB `clicklog`: the durable, per-visitor record of every event.
 
 Partition key `visitor`, sort key `sk` = `<ts>#<event_id>`, so a Query on one visitor
-returns their events in time order. An event answered 2xx is in this table; the graph
-worker rebuilds a visitor's history from it, never from Kafka payloads.
+returns their events in time order. An event answered 2xx is in this table; the live
+workers read a visitor's new events from it, never from Kafka payloads.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 import boto3
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.config import Config
 from django.conf import settings
 
 
@@ -40,6 +41,16 @@ def _table(endpoint: str | None, region: str, name: str):
 
 def clicklog_table():
     return _table(settings.DYNAMODB_ENDPOINT, settings.AWS_REGION, settings.DYNAMODB_TABLE)
+
+
+@functools.cache
+def _client(endpoint: str | None, region: str):
+    # A low-level client is thread-safe (a resource is not): live workers read many logs at once.
+    return boto3.client("dynamodb", endpoint_url=endpoint, region_name=region,
+                        config=Config(max_pool_connections=16))
+
+
+_deserialize = TypeDeserializer().deserialize
 
 
 def _to_item(event: Event, visitor: str) -> dict:
@@ -77,14 +88,20 @@ def event_delete(event: Event) -> None:
     clicklog_table().delete_item(Key={"visitor": event.visitor, "sk": event.sort_key})
 
 
-def events_for(visitor: str) -> list[Event]:
-    """Every event of one visitor, oldest first (follows DynamoDB's pagination)."""
-    table = clicklog_table()
-    query = {"KeyConditionExpression": Key("visitor").eq(visitor), "ConsistentRead": True}
+def events_for(visitor: str, after: str | None = None) -> list[Event]:
+    """A visitor's events, oldest first; `after`: only those whose sort key is greater
+    (a key condition, so DynamoDB reads just those). Follows DynamoDB's pagination."""
+    query = {
+        "TableName": settings.DYNAMODB_TABLE,
+        "KeyConditionExpression": "visitor = :v" + (" AND sk > :after" if after else ""),
+        "ExpressionAttributeValues": {":v": {"S": visitor}, **({":after": {"S": after}} if after else {})},
+        "ConsistentRead": True,
+    }
+    dynamodb = _client(settings.DYNAMODB_ENDPOINT, settings.AWS_REGION)
     events: list[Event] = []
     while True:
-        page = table.query(**query)
-        events.extend(_from_item(item) for item in page["Items"])
+        page = dynamodb.query(**query)
+        events.extend(_from_item({k: _deserialize(v) for k, v in item.items()}) for item in page["Items"])
         if "LastEvaluatedKey" not in page:
             return events
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -21,6 +21,7 @@ from django.db import transaction
 from movie import clicklog, stream
 from movie.clicklog import Event
 from movie.models import Interaction, Movie
+from predictors.visitor_state import visitor_forget
 
 log = logging.getLogger(__name__)
 
@@ -108,5 +109,11 @@ def history_move(*, from_visitor: str, to_visitor: str) -> int:
         return 0
     Interaction.objects.filter(visitor=from_visitor).update(visitor=to_visitor)
     for visitor in (from_visitor, to_visitor):
+        visitor_forget(visitor)  # the moved events sort before its watermark: replay the whole log
         stream.publish(visitor=visitor, payload={"visitor": visitor, "kind": "moved", "ts": _now()})
     return len(moved)
+
+
+def visitor_refresh(*, visitor: str) -> None:
+    """Ask the live workers to re-derive `visitor` on the live versions (after a retrain)."""
+    stream.publish(visitor=visitor, payload={"visitor": visitor, "kind": "refresh", "ts": _now()})

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from movie.events import visitor_refresh
 from movie.models import Movie
 from movie.selectors import movies_by_ids, popular_movies, visitor_movie_ids
 from predictors import recommend as predictors
 from predictors import registry
+from predictors.visitor_state import refresh_due
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,11 @@ def recommendations_for(*, visitor: str, model: str, k: int = 20) -> Recommendat
     """Top-k movies for `visitor` from `model`, never one the visitor has clicked or rated."""
     history = visitor_movie_ids(visitor)
     recs = predictors.recommend(visitor=visitor, model=model, k=k, history=history)
+    if recs.stale and refresh_due(visitor):
+        try:
+            visitor_refresh(visitor=visitor)
+        except Exception:  # the page is served either way; the next click refreshes too
+            log.warning("could not ask for a refresh of %s", visitor, exc_info=True)
     items = _with_movies(recs.items)
     if not items and recs.source == "popular":
         # No popularity model published yet (a fresh site): count the imported ratings.

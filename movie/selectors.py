@@ -95,6 +95,11 @@ def visitor_history(visitor: str, *, limit: int = HISTORY_LIMIT) -> list[Interac
     return list(latest.values())
 
 
+def visitor_interactions() -> list[tuple[str, int]]:
+    """Every visitor's current history as (visitor, movie id) pairs: what a retrain adds."""
+    return list(Interaction.objects.values_list("visitor", "movie_id").distinct())
+
+
 def visitor_movie_ids(visitor: str) -> list[int]:
     """Every movie the visitor has clicked or rated (what recommendations must exclude)."""
     return list(Interaction.objects.filter(visitor=visitor).values_list("movie_id", flat=True).distinct())

@@ -2,7 +2,7 @@
 
 Value: `{"model_version": ..., "items": [[movie_id, score], ...], "at": unix seconds,
 "as_of_event": id of the newest event it reflects}`.
-The graph worker writes it after each fine-tune; web processes only read it.
+The live workers write it after each fine-tune; web processes only read it.
 """
 
 from __future__ import annotations
@@ -37,16 +37,17 @@ def recommendations_get(model: str, visitor: str) -> dict | None:
 
 
 def recommendations_set(
-    model: str, visitor: str, *, model_version: str, items: list[tuple[int, float]], as_of_event: str
+    model: str, visitor: str, *, model_version: str, items: list[tuple[int, float]], as_of_event: str, redis=None
 ) -> None:
+    """Store a visitor's list; `redis`: a pipeline to queue the write on (default: now)."""
     value = {
         "model_version": model_version,
         "items": [[int(m), float(s)] for m, s in items],
         "at": time.time(),
         "as_of_event": as_of_event,
     }
-    client().set(key(model, visitor), json.dumps(value), ex=TTL_S)
+    (redis or client()).set(key(model, visitor), json.dumps(value), ex=TTL_S)
 
 
-def recommendations_forget(visitor: str, models) -> None:
-    client().delete(*(key(model, visitor) for model in models))
+def recommendations_forget(visitor: str, models, redis=None) -> None:
+    (redis or client()).delete(*(key(model, visitor) for model in models))

@@ -1,8 +1,9 @@
 """Serving: top-k movies for a visitor from one model, and movies like a movie.
 
-Web processes never train. They read the cache the graph worker fills; when it has
-nothing for this visitor yet, they score the visitor's history against the published
-item table; with no history they serve the popular list and say so.
+Web processes never train. They read the cache the live workers fill; when it has nothing
+for this visitor yet, or a list from a version no longer live, they score the visitor's
+history against the published item table; with no history they serve the popular list and
+say so.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from predictors import cache, registry
-from pytorch_models.online import score_history
+from pytorch_models.fold_in import score_history
 
 GNN_MODELS = ("pinsage", "ngcf", "lightgcn")
 POPULAR = "popular"
@@ -33,6 +34,7 @@ class Recommendations:
     items: list[tuple[int, float]]  # (movie_id, score), best first
     source: str  # "popular" | "published" (scored on request) | "fresh" (the worker's fine-tuned cache)
     as_of_event: str | None = None  # newest event a "fresh" list reflects
+    stale: bool = False  # the visitor's live list is from an older version: ask for a refresh
 
 
 def _top_k(published: registry.Published, scores: torch.Tensor, exclude: Sequence[int], k: int):
@@ -64,7 +66,8 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
         return Recommendations(model, version, reason is not None, reason, items, source="popular")
 
     cached = cache.recommendations_get(model, visitor)
-    if cached is not None:
+    stale = cached is not None and cached["model_version"] != published.version
+    if cached is not None and not stale:
         items = [(int(m), float(s)) for m, s in cached["items"] if int(m) not in seen]
         if len(items) >= k:
             return Recommendations(
@@ -73,7 +76,7 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
 
     scores = score_history(published.checkpoint, published.indices(history))
     items = _top_k(published, scores, history, k)
-    return Recommendations(model, published.version, False, None, items, source="published")
+    return Recommendations(model, published.version, False, None, items, source="published", stale=stale)
 
 
 def similar(*, movie_id: int, k: int, model: str = "pinsage") -> list[tuple[int, float]]:

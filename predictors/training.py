@@ -34,7 +34,7 @@ class Catalogue:
     pairs: Sequence[tuple[int, int]]
 
 
-def _dataset(catalogue: Catalogue) -> tuple[Interactions, ItemFeatures]:
+def training_dataset(catalogue: Catalogue) -> tuple[Interactions, ItemFeatures]:
     if not catalogue.pairs:
         raise ValueError("there are no ratings to train on: import a MovieLens release first")
     pairs = np.asarray(catalogue.pairs, dtype=np.int64)
@@ -49,7 +49,7 @@ def train_and_publish(
     *, model: str, catalogue: Catalogue, epochs: int | None = None, progress: bool = True
 ) -> tuple[str, dict]:
     """Train `model` and publish it as the newest version; returns (version, metrics)."""
-    interactions, features = _dataset(catalogue)
+    interactions, features = training_dataset(catalogue)
     result = train_model(model, interactions, features, epochs=epochs, progress=progress)
     with registry.publishing(model) as folder:
         publish(result, interactions, folder, item_features=features, dataset={"source": "catalogue"})
@@ -61,7 +61,7 @@ def evaluate_published(*, model: str, catalogue: Catalogue, k: int = 20) -> dict
     published = registry.published(model)
     if published is None:
         raise LookupError(f"{model} has no published version yet: train it first")
-    interactions, _ = _dataset(catalogue)
+    interactions, _ = training_dataset(catalogue)
     snapshot = published.checkpoint.graph()
     if not np.array_equal(np.unique(snapshot.train_edges, axis=0), np.unique(interactions.train, axis=0)):
         raise ValueError(f"the ratings changed since {model} {published.version} was trained: retrain it")

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from pytorch_models.checkpoint import save_checkpoint
 from pytorch_models.data import Interactions, ItemFeatures, load_gowalla, load_movielens, load_movielens_features
+from pytorch_models.fold_in import item_layers
 from pytorch_models.graph import SymmetricAdjacency, build_graph
 from pytorch_models.metrics import evaluate_scores
 from pytorch_models.models import CONFIGS, MODEL_NAMES, build_model, dot_scorer, pinsage_user_vectors, popularity_scorer
@@ -109,9 +110,11 @@ def _loop(epochs, time_budget_s, progress, run_epoch, evaluate_now, eval_every):
 
 
 def _train_embedding(name, data, *, epochs, batch_size, dim, layers, lr, generator, progress, time_budget_s, eval_every, k,
-                     lr_schedule, options):
+                     lr_schedule, options, initialise):
     config = CONFIGS[name](n_users=data.n_users, n_items=data.n_items, dim=dim, layers=layers or 3, **options)
     model = build_model(name, asdict(config))
+    if initialise:
+        initialise(model)
     adjacency = SymmetricAdjacency(data.n_users, data.n_items, data.train)
     positives = PositiveSet(data.train, data.n_items)
     pairs = torch.from_numpy(data.train)
@@ -142,11 +145,13 @@ def _train_embedding(name, data, *, epochs, batch_size, dim, layers, lr, generat
 
     seconds, losses = _loop(epochs, time_budget_s, progress, run_epoch, lambda: _evaluate(scorer()[0], data, k), eval_every)
     score, items = scorer()
-    return model, asdict(config), items, {}, score, seconds, losses
+    # What fold-in needs frozen: every layer's item rows and the item degrees.
+    layers, degree = item_layers(model, data.train)
+    return model, asdict(config), items, {"item_layers": layers, "item_degree": degree}, score, seconds, losses
 
 
 def _train_pinsage(data, features, *, hard_negatives, epochs, batch_size, dim, layers, lr, seed, generator, progress,
-                   time_budget_s, eval_every, k, lr_schedule, num_workers, neighbourhoods, shared_negatives):
+                   time_budget_s, eval_every, k, lr_schedule, num_workers, neighbourhoods, shared_negatives, initialise):
     config = CONFIGS["pinsage"](
         n_items=data.n_items,
         dim=dim,
@@ -156,6 +161,8 @@ def _train_pinsage(data, features, *, hard_negatives, epochs, batch_size, dim, l
         n_title_buckets=features.n_title_buckets if features is not None else 0,
     )
     model = build_model("pinsage", asdict(config))
+    if initialise:
+        initialise(model)
     tables = features.tensors() if features is not None else None
     g = build_graph(data.n_users, data.n_items, data.train)
     walks = WalkConfig()
@@ -220,6 +227,7 @@ def train_model(
     neighbourhoods: str = "sampled",
     shared_negatives: int = 0,
     lr_schedule: str = "constant",
+    initialise=None,
 ) -> TrainResult:
     """Train `model_name` on `interactions.train` and evaluate on `interactions.test` (if any).
 
@@ -230,6 +238,7 @@ def train_model(
     neighbour table refreshed every epoch ("cached"). shared_negatives: PinSage random items
     that are negatives of every query in a batch, besides each query's own. lr_schedule:
     "constant" or "cosine" (decay to 5% over the time budget, else over the epochs).
+    initialise: called with the new model before training (a warm start, see `warm_start`).
     """
     if model_name not in MODEL_NAMES:
         raise ValueError(f"unknown model {model_name!r}; expected one of {MODEL_NAMES}")
@@ -241,7 +250,7 @@ def train_model(
     started = time.perf_counter()
     counts = torch.bincount(torch.from_numpy(interactions.train[:, 1]), minlength=interactions.n_items).float()
     common = dict(epochs=epochs, batch_size=batch_size, dim=dim, layers=layers, lr=lr, lr_schedule=lr_schedule, generator=generator,
-                  progress=progress, time_budget_s=time_budget_s, eval_every=eval_every, k=k)
+                  progress=progress, time_budget_s=time_budget_s, eval_every=eval_every, k=k, initialise=initialise)
     if model_name == "popular":
         model, config, items, extra, score, seconds, losses = None, {}, counts.clone().unsqueeze(1), {}, popularity_scorer(counts), [], []
     elif model_name == "pinsage":
@@ -282,8 +291,9 @@ def publish(
     *,
     item_features: ItemFeatures | None = None,
     dataset: dict | None = None,
+    extra_meta: dict | None = None,
 ) -> Path:
-    """Save `result` as a checkpoint folder with the data snapshot the graph worker needs."""
+    """Save `result` as a checkpoint folder with the data snapshot fold-in needs."""
     meta = {
         "metrics": result.metrics,
         "hyper": result.hyper,
@@ -301,6 +311,7 @@ def publish(
             "epoch_seconds": result.epoch_seconds,
         },
         "losses": result.losses,
+        **(extra_meta or {}),
     }
     return save_checkpoint(
         out_dir,

@@ -83,28 +83,29 @@ def require_command(command: str) -> None:
         )
 
 
-def celery_worker(env: Mapping[str, str], *, log_dir: Path = LOG_DIR) -> Process:
-    """The one process that owns graph state: queue `graph`, solo pool."""
+def celery_worker(
+    env: Mapping[str, str], *, queue: str = "live", index: int = 1, log_dir: Path = LOG_DIR
+) -> Process:
+    """One Celery worker process on `queue` (solo pool: one task at a time, torch owns
+    the process); start several for more throughput, here or on other machines."""
     require_module("webapp.celery", "the Celery worker")
     require_module("workers.tasks", "the Celery worker")
+    name = f"{queue}{index}"
     return Process(
-        "worker",
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "webapp",
-            "worker",
-            "-Q",
-            "graph",
-            "--pool",
-            "solo",
-            "--concurrency",
-            "1",
-            "-l",
-            "info",
-        ],
+        f"worker-{name}",
+        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queue,
+         "-n", f"{name}@%h", "--pool", "solo", "-l", "info"],
+        env=env,
+        log_dir=log_dir,
+    )
+
+
+def celery_beat(env: Mapping[str, str], *, log_dir: Path = LOG_DIR) -> Process:
+    """The scheduler: the periodic sweep of waiting visitors and the scheduled retrain."""
+    schedule = Path(log_dir).parent / "celerybeat-schedule"
+    return Process(
+        "beat",
+        [sys.executable, "-m", "celery", "-A", "webapp", "beat", "-s", str(schedule), "-l", "info"],
         env=env,
         log_dir=log_dir,
     )
@@ -117,12 +118,18 @@ def click_consumer(env: Mapping[str, str], *, log_dir: Path = LOG_DIR) -> Proces
     )
 
 
+# gunicorn threads per process: a click waits on DynamoDB and Kafka, so threads overlap
+# those waits; processes use the cores.
+WEB_THREADS = 8
+
+
 def web_server(
-    env: Mapping[str, str], port: int, *, log_dir: Path = LOG_DIR
+    env: Mapping[str, str], port: int, *, processes: int = 2, log_dir: Path = LOG_DIR
 ) -> Process:
     return Process(
         "web",
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        [sys.executable, "-m", "gunicorn", "webapp.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "--workers", str(processes), "--threads", str(WEB_THREADS), "--access-logfile", "-"],
         env=env,
         port=port,
         log_dir=log_dir,
@@ -302,6 +309,7 @@ def ensure_node_modules() -> None:
 def demo() -> None:
     started = time.monotonic()
     port = int(os.environ.get("PORT", "8000"))
+    live_workers = int(os.environ.get("WORKERS") or 1)
     if not port_is_free(port):
         raise StackError(
             f"port {port} is already in use on 127.0.0.1: stop what holds it "
@@ -342,12 +350,17 @@ def demo() -> None:
         print(
             "  " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), flush=True
         )
-        worker = stack.start(celery_worker(env))
+        workers = [
+            stack.start(celery_worker(env, index=i + 1)) for i in range(live_workers)
+        ]
+        workers.append(stack.start(celery_worker(env, queue="retrain")))
+        stack.start(celery_beat(env))
         consumer = stack.start(click_consumer(env))
         web = stack.start(web_server(env, port))
-        wait_until(
-            lambda: celery_ready(worker), timeout=90, what="celery worker", proc=worker
-        )
+        for worker in workers:
+            wait_until(
+                lambda: celery_ready(worker), timeout=90, what=worker.name, proc=worker
+            )
         wait_until(
             lambda: consumer_group_ready(services["KAFKA_BOOTSTRAP"]),
             timeout=60,

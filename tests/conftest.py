@@ -183,22 +183,32 @@ def app_process_env(services, test_database_url) -> dict[str, str]:
     return stack.app_env({**os.environ, "DATABASE_URL": test_database_url})
 
 
-@pytest.fixture(scope="session")
-def celery_worker(service_stack, app_process_env, log_dir):
-    """The graph worker (queue `graph`, solo pool) as a subprocess; waits for `ready.`."""
-    try:
-        worker = service_stack.start(
-            stack.celery_worker(app_process_env, log_dir=log_dir)
+@pytest.fixture(scope="module")
+def live_workers(service_stack, app_process_env, log_dir):
+    """Start live worker processes (`start(index)`), each waited on until `ready.`; all are
+    stopped when the module ends, so a test may kill and restart its own."""
+    started = []
+
+    def start(index: int = 1):
+        try:
+            worker = stack.celery_worker(app_process_env, index=index, log_dir=log_dir).start()
+        except local_services.StackError as exc:
+            pytest.fail(str(exc))
+        started.append(worker)
+        local_services.wait_until(
+            lambda: stack.celery_ready(worker), timeout=120, what=worker.name, proc=worker
         )
-    except local_services.StackError as exc:
-        pytest.fail(str(exc))
-    local_services.wait_until(
-        lambda: stack.celery_ready(worker),
-        timeout=120,
-        what="celery worker",
-        proc=worker,
-    )
-    return worker
+        return worker
+
+    yield start
+    for worker in reversed(started):
+        worker.stop()
+
+
+@pytest.fixture(scope="module")
+def celery_worker(live_workers):
+    """One live worker (queue `live`, solo pool) for this module's tests."""
+    return live_workers(1)
 
 
 @pytest.fixture(scope="session")

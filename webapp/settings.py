@@ -70,7 +70,15 @@ DATABASES = {
         _env("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=60
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several web processes write clicks at once: WAL lets reads go on during a write, and
+    # writers queue for the lock (IMMEDIATE, up to 20 s) instead of failing "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"].setdefault("OPTIONS", {})["charset"] = "utf8mb4"
     DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
 
@@ -109,9 +117,19 @@ if not MODEL_DIR.is_absolute():
 RECOMMENDATION_MODELS = ("pinsage", "ngcf", "lightgcn", "popular")
 RECOMMENDATIONS_K = 20
 
+# The live path: idle visitors leave a worker's visitor graph after this long (their state
+# stays in Redis); RETRAIN_EVERY seconds between scheduled retrains, 0 = never.
+LIVE_VISITOR_IDLE_S = float(_env("LIVE_VISITOR_IDLE_S", "600"))
+RETRAIN_EVERY = float(_env("RETRAIN_EVERY", "0"))
+
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_DEFAULT_QUEUE = "graph"
+CELERY_TASK_DEFAULT_QUEUE = "live"
+CELERY_TASK_ROUTES = {"workers.tasks.retrain_models": {"queue": "retrain"}}
+# Waiting visitors are also picked up every 30 s, after a worker died holding some.
+CELERY_BEAT_SCHEDULE = {"live-sweep": {"task": "workers.tasks.update_waiting_visitors", "schedule": 30.0}}
+if RETRAIN_EVERY > 0:
+    CELERY_BEAT_SCHEDULE["retrain"] = {"task": "workers.tasks.retrain_models", "schedule": RETRAIN_EVERY}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"

@@ -1,9 +1,11 @@
-"""The clickstream consumer: Kafka `clicks` → one Celery `update_visitor` per visitor.
+"""The clickstream consumer: Kafka `clicks` → visitors waiting in Redis → Celery `live` ticks.
 
-At-least-once: offsets are committed only after the batch's tasks are enqueued, so a
-crash can enqueue a visitor twice (the task is idempotent by event id) but never drops
-one. A burst from one visitor inside a batch becomes one task. SIGTERM sets a flag;
-the loop finishes its batch, commits and closes.
+Each polled batch marks its visitors as waiting (a burst from one visitor becomes one
+entry) and enqueues a tick; a live worker that takes a tick claims every waiting visitor it
+can and folds them in as one micro-batch. At-least-once: offsets are committed only after
+the visitors are marked and the tick enqueued, so a crash can mark a visitor twice (updates
+are idempotent by event id) but never drops one. SIGTERM sets a flag; the loop finishes its
+batch, commits and closes.
 
 Run: `python -m workers.consumer`.
 """
@@ -22,7 +24,8 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from kafka import ConsumerRebalanceListener, KafkaConsumer  # noqa: E402
 
-from workers.tasks import update_visitor  # noqa: E402
+from predictors.visitor_state import visitors_wait  # noqa: E402
+from workers.tasks import update_waiting_visitors  # noqa: E402
 
 log = logging.getLogger("workers.consumer")
 
@@ -30,6 +33,9 @@ GROUP = "graph-updaters"
 # A poll returns as soon as records arrive; these bound a batch when many do.
 MAX_BATCH = 500
 POLL_TIMEOUT_MS = 200
+# Ticks per polled batch: one wakes an idle worker, and a worker drains all it can claim, so
+# more only help when several workers are idle at once; each extra is a no-op claim.
+TICKS_PER_BATCH = 2
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):
@@ -65,14 +71,15 @@ class ClickConsumer:
         self.stopping = True
 
     def run_once(self) -> list[str]:
-        """Poll one batch, enqueue one task per visitor in it, commit. Returns the visitors."""
+        """Poll one batch, mark its visitors waiting, enqueue ticks, commit. Returns the visitors."""
         batch = self.kafka.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_BATCH)
         visitors = list(dict.fromkeys(r.key for records in batch.values() for r in records if r.key))
-        for visitor in visitors:
-            update_visitor.delay(visitor)
+        visitors_wait(visitors)
+        for _ in range(min(len(visitors), TICKS_PER_BATCH)):
+            update_waiting_visitors.delay()
         if batch:
             self.kafka.commit()
-            log.info("enqueued %d visitor(s) from %d record(s)", len(visitors), sum(map(len, batch.values())))
+            log.info("%d visitor(s) waiting from %d record(s)", len(visitors), sum(map(len, batch.values())))
         return visitors
 
     def run(self) -> None:

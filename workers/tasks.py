@@ -1,7 +1,9 @@
-"""Celery tasks on queue `graph`: the one consumer of model state."""
+"""Celery tasks: `live` folds waiting visitors' clicks into the models, `retrain` publishes
+new versions. Both queues can have any number of worker processes on any machine."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 
@@ -10,28 +12,33 @@ import torch
 from botocore.exceptions import BotoCoreError
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 
 from movie.clicklog import events_for
-from predictors.worker_state import GraphWorker
+from movie.selectors import training_snapshot, visitor_interactions
+from predictors.live import LiveEngine
+from predictors.recommend import MODELS
+from predictors.retrain import retrain
 
 log = logging.getLogger(__name__)
 
+# A fold-in is a few small products: with 2 threads on a 2-core box shared with the web
+# server they ran ~10x slower than with 1 (ml-latest-small propagation, 21 ms vs 1.9 ms).
+FOLD_IN_THREADS = 1
+
 
 @functools.cache
-def graph_worker() -> GraphWorker:
-    return GraphWorker()
-
-
-# One fine-tune is a few small sparse products: with 2 threads on a 2-core box shared with
-# the web server they ran ~10x slower than with 1 (ml-latest-small propagation, 21 ms vs 1.9 ms).
-FINE_TUNE_THREADS = 1
+def live_engine() -> LiveEngine:
+    return LiveEngine(idle_s=settings.LIVE_VISITOR_IDLE_S)
 
 
 @worker_ready.connect
-def _load_models(**_kwargs) -> None:
-    # Load the graph and weights before the first visitor waits for them.
-    torch.set_num_threads(FINE_TUNE_THREADS)
-    graph_worker()
+def _start_live(sender, **_kwargs) -> None:
+    if "live" not in {queue.name for queue in sender.task_consumer.queues}:
+        return
+    torch.set_num_threads(FOLD_IN_THREADS)
+    live_engine()  # load the models before the first visitor waits for them
+    update_waiting_visitors.delay()  # visitors a dead worker held come back after their lease
 
 
 @shared_task(
@@ -41,8 +48,18 @@ def _load_models(**_kwargs) -> None:
     max_retries=5,
     acks_late=True,
 )
-def update_visitor(visitor: str) -> dict | None:
-    """Apply `visitor`'s new events to the graph, fine-tune, refresh their cached top-k."""
-    timings = graph_worker().apply(visitor, [e.as_dict() for e in events_for(visitor)])
-    log.info("updated %s: %s", visitor, timings)
-    return timings
+def update_waiting_visitors() -> int:
+    """Fold in every waiting visitor this worker can claim, a micro-batch at a time."""
+    reports = live_engine().drain(events_for)
+    for report in reports:
+        log.info("live batch: %d visitors, %d updated, %d events, %s", report.visitors, report.updated,
+                 report.events, {k: round(v, 4) for k, v in report.seconds.items()})
+    return sum(report.updated for report in reports)
+
+
+@shared_task(acks_late=True)
+def retrain_models(epochs: int | None = None) -> dict:
+    """Retrain every model on the ratings plus every visitor's clicks; publish those not worse."""
+    catalogue, visitor_pairs = training_snapshot(), visitor_interactions()
+    return {model: dataclasses.asdict(retrain(model=model, catalogue=catalogue, visitor_pairs=visitor_pairs,
+                                              epochs=epochs)) for model in MODELS}

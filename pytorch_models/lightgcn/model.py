@@ -45,17 +45,25 @@ class LightGCN(nn.Module):
     def ego_embeddings(self) -> torch.Tensor:
         return torch.cat([self.user_embedding.weight, self.item_embedding.weight])  # (N, d)
 
+    def layer_outputs(self, adjacency: torch.Tensor, ego: torch.Tensor) -> list[torch.Tensor]:
+        """[E^(0), ..., E^(K)]: the ego rows and each propagation's output, (N, d) each."""
+        outputs = [ego]
+        for _ in range(self.config.layers):
+            outputs.append(propagate(adjacency, outputs[-1]))
+        return outputs
+
+    @staticmethod
+    def combine(layers: list[torch.Tensor]) -> torch.Tensor:
+        """The final embedding of the rows in `layers`: the mean over layers, (R, d)."""
+        return sum(layers) / len(layers)
+
     def propagate(self, adjacency: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
         """adjacency: (N, N) sparse CSR; ego: (N, d) -> final (N, d), the mean over layers."""
-        total, x = ego, ego
-        for _ in range(self.config.layers):
-            x = propagate(adjacency, x)
-            total = total + x
-        return total / (self.config.layers + 1)
+        return self.combine(self.layer_outputs(adjacency, ego))
 
     def propagate_rows(self, adjacency: torch.Tensor, ego: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """propagate(adjacency, ego)[rows]: (len(rows), d)."""
-        return self.propagate(adjacency, ego)[rows]
+        return self.combine([x[rows] for x in self.layer_outputs(adjacency, ego)])
 
     def embeddings(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Final (n_users, d) user and (n_items, d) item embeddings."""
@@ -72,7 +80,7 @@ class LightGCN(nn.Module):
 def embedding_bpr_loss(model, adjacency, ego, users, pos, neg) -> torch.Tensor:
     """BPR + L2 shared by LightGCN and NGCF: `model.propagate_rows(adjacency, ego, rows)` gives
     the final embeddings of `rows` (len(rows), d')."""
-    n_users = ego.shape[0] - model.config.n_items  # the online model may have added users
+    n_users = model.config.n_users
     # One gather for all three row sets: each indexing op costs a zero-filled (N, d) gradient.
     rows = torch.cat([users, n_users + pos, n_users + neg])
     u, p, n = model.propagate_rows(adjacency, ego, rows).split(len(users))

@@ -47,10 +47,13 @@ class NGCFLayer(nn.Module):
             nn.init.xavier_uniform_(linear.weight)
             nn.init.zeros_(linear.bias)
 
+    def combine(self, side: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The layer's output from its input rows x (R, d_in) and their neighbours' sum
+        side = (L E)[rows] (R, d_in), before message dropout: (R, d_out)."""
+        return F.leaky_relu(self.w1(side + x) + self.w2(side * x), negative_slope=0.2)
+
     def forward(self, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        side = propagate(adjacency, x)  # L E
-        out = F.leaky_relu(self.w1(side + x) + self.w2(side * x), negative_slope=0.2)
-        return self.dropout(out)
+        return self.dropout(self.combine(propagate(adjacency, x), x))
 
 
 class NGCF(nn.Module):
@@ -75,22 +78,27 @@ class NGCF(nn.Module):
     def ego_embeddings(self) -> torch.Tensor:
         return torch.cat([self.user_embedding.weight, self.item_embedding.weight])  # (N, d)
 
+    def layer_outputs(self, adjacency: torch.Tensor, ego: torch.Tensor) -> list[torch.Tensor]:
+        """[E^(0), ..., E^(K)]: the ego rows and each layer's raw output, (N, d) each."""
+        outputs = [ego]
+        for conv in self.convs:
+            outputs.append(conv(adjacency, outputs[-1]))
+        return outputs
+
+    @staticmethod
+    def combine(layers: list[torch.Tensor]) -> torch.Tensor:
+        """The final embedding of the rows in `layers`: [E^(0) ‖ normalize(E^(1)) ‖ ...],
+        (R, d·(layers+1))."""
+        return torch.cat([layers[0], *(F.normalize(x, dim=1) for x in layers[1:])], dim=1)
+
     def propagate(self, adjacency: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
         """adjacency: (N, N) sparse CSR; ego: (N, d) -> (N, d·(layers+1))."""
-        outputs, x = [ego], ego
-        for conv in self.convs:
-            x = conv(adjacency, x)
-            outputs.append(F.normalize(x, dim=1))
-        return torch.cat(outputs, dim=1)
+        return self.combine(self.layer_outputs(adjacency, ego))
 
     def propagate_rows(self, adjacency: torch.Tensor, ego: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """propagate(adjacency, ego)[rows], normalising and concatenating only those rows:
         (len(rows), d·(layers+1)). Training needs a few thousand of Gowalla's 70k rows."""
-        outputs, x = [ego[rows]], ego
-        for conv in self.convs:
-            x = conv(adjacency, x)
-            outputs.append(F.normalize(x[rows], dim=1))
-        return torch.cat(outputs, dim=1)
+        return self.combine([x[rows] for x in self.layer_outputs(adjacency, ego)])
 
     def embeddings(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         final = self.propagate(adjacency, self.ego_embeddings())

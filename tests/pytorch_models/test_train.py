@@ -9,7 +9,7 @@ import torch
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.metrics import evaluate_scores
 from pytorch_models.models import checkpoint_scorer
-from pytorch_models.online import score_history
+from pytorch_models.fold_in import score_history
 from pytorch_models.train import CosineDecay, publish, train_model
 
 

@@ -1,0 +1,136 @@
+"""Fold-in quality: visitors folded in through the live path against users the model trained on.
+
+    python -m benchmarks.fold_in_quality [--seed 0] [--models lightgcn ngcf pinsage]
+
+Each model trains on ml-latest-small without 10% of its users (seeded), with the site's
+usual 80/20 split for the rest ("trained users"). Each held-out user then replays 80% of its
+history as clicks, one click per round, all held-out users in one micro-batch per round,
+through the same fold-in the live workers run (`pytorch_models.fold_in`, with PinSage's walks
+on a `VisitorGraph`); recall and ndcg@20 are measured on the other 20%. The baseline scores
+held-out users by the plain mean of their items' published embeddings, with no fine-tune.
+
+Trained checkpoints are kept under --cache-dir, so a second run only re-measures the fold-in.
+Prints a table; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pytorch_models.checkpoint import load_checkpoint
+from pytorch_models.data import interactions_from_pairs, load_movielens, load_movielens_features, split_per_user
+from pytorch_models.fold_in import VisitorBatch, fold_in_for, score_history
+from pytorch_models.graph import build_graph
+from pytorch_models.metrics import evaluate_scores
+from pytorch_models.train import publish, train_model
+from pytorch_models.visitor_graph import VisitorGraph
+
+K = 20
+HELD_OUT_USERS = 0.1
+
+
+def split_users(data, seed: int):
+    """(trained-user Interactions, held-out users' (train, test) pairs in item rows)."""
+    pairs = np.concatenate([data.train, data.test])  # all ratings, as [user row, item row]
+    rng = np.random.default_rng(seed)
+    held = np.sort(rng.choice(data.n_users, round(HELD_OUT_USERS * data.n_users), replace=False))
+    is_held = np.isin(pairs[:, 0], held)
+    trained_users = np.setdiff1d(np.arange(data.n_users), held)
+    external = np.stack([pairs[~is_held, 0], data.item_ids[pairs[~is_held, 1]]], axis=1)
+    trained = interactions_from_pairs(trained_users, data.item_ids, external, test_fraction=0.2, seed=seed)
+    local = np.searchsorted(held, pairs[is_held, 0])
+    visitor_train, visitor_test = split_per_user(np.stack([local, pairs[is_held, 1]], 1), len(held), 0.2, seed)
+    return trained, visitor_train, visitor_test, len(held)
+
+
+def trained_checkpoint(name, trained, features, cache: Path, seed: int):
+    folder = cache / f"{name}-seed{seed}"
+    if not (folder / "meta.json").exists():
+        result = train_model(name, trained, features, seed=seed, progress=True)
+        publish(result, trained, folder, item_features=features)
+    return load_checkpoint(folder)
+
+
+def fold_in_replay(checkpoint, histories: list[list[int]], seed: int) -> torch.Tensor:
+    """Replay each visitor's history one click per round; returns the (V, I) final scores."""
+    fold_in = fold_in_for(checkpoint)
+    generator = torch.Generator().manual_seed(seed)
+    pinsage = checkpoint.model_name == "pinsage"
+    if pinsage:
+        snapshot = checkpoint.graph()
+        base = build_graph(snapshot.n_users, snapshot.n_items, snapshot.train_edges)
+        graph = VisitorGraph(snapshot.n_items)
+    offsets = torch.zeros(len(histories), fold_in.item_table.shape[1] if pinsage else fold_in.user_ego.shape[1])
+    for r in tqdm(range(max(map(len, histories))), desc=f"{checkpoint.model_name} replay", leave=False):
+        who = [v for v, h in enumerate(histories) if len(h) > r]
+        batch = VisitorBatch.from_histories([histories[v][: r + 1] for v in who])
+        visits = None
+        if pinsage:
+            nodes = graph.update({str(v): histories[v][: r + 1] for v in who}, now=float(r))
+            visits = graph.visits(base, nodes)
+        offsets[who] = fold_in.fine_tune(offsets[who], batch, visits, generator=generator)
+    batch = VisitorBatch.from_histories(histories)
+    visits = graph.visits(base, [graph.node_of[str(v)] for v in range(len(histories))]) if pinsage else None
+    return fold_in.scores(offsets, batch, visits)
+
+
+def measure(scores: torch.Tensor, train, test, n: int, n_items: int) -> dict:
+    return evaluate_scores(lambda users: scores[users], train, test, n, n_items, k=K)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="data/ml-latest-small")
+    parser.add_argument("--models", nargs="+", default=["lightgcn", "ngcf", "pinsage"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dir", default="var/benchmarks/fold_in_quality")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    data = load_movielens(args.data_dir, test_fraction=0.0)
+    features = load_movielens_features(args.data_dir, data.item_ids)
+    trained, visitor_train, visitor_test, n_held = split_users(data, args.seed)
+    histories = [[] for _ in range(n_held)]
+    for user, item in visitor_train:
+        histories[user].append(int(item))
+
+    rows, summary = [], {}
+    for name in args.models:
+        checkpoint = trained_checkpoint(name, trained, features, Path(args.cache_dir), args.seed)
+        trained_metrics = checkpoint.meta["metrics"]
+        live = measure(fold_in_replay(checkpoint, histories, args.seed), visitor_train, visitor_test,
+                       n_held, data.n_items)
+        baseline = measure(torch.stack([score_history(checkpoint, h) for h in histories]), visitor_train,
+                           visitor_test, n_held, data.n_items)
+        for label, metrics in (("trained users", trained_metrics), ("live fold-in", live),
+                               ("baseline: mean", baseline)):
+            rows.append((name, label, metrics[f"recall@{K}"], metrics[f"ndcg@{K}"], metrics["n_users_evaluated"]))
+        summary[name] = {
+            "recall_ratio": round(live[f"recall@{K}"] / trained_metrics[f"recall@{K}"], 4),
+            "ndcg_ratio": round(live[f"ndcg@{K}"] / trained_metrics[f"ndcg@{K}"], 4),
+            "beats_baseline": bool(live[f"recall@{K}"] > baseline[f"recall@{K}"]
+                                   and live[f"ndcg@{K}"] > baseline[f"ndcg@{K}"]),
+            "live": {"recall": round(live[f"recall@{K}"], 4), "ndcg": round(live[f"ndcg@{K}"], 4)},
+            "baseline": {"recall": round(baseline[f"recall@{K}"], 4), "ndcg": round(baseline[f"ndcg@{K}"], 4)},
+        }
+
+    print(f"\nfold-in quality on {args.data_dir}, seed {args.seed}, {n_held} held-out users, @{K}")
+    print(f"{'model':<9} {'rows':<15} {'recall':>7} {'ndcg':>7} {'users':>6}")
+    for name, label, recall, ndcg, users in rows:
+        print(f"{name:<9} {label:<15} {recall:>7.4f} {ndcg:>7.4f} {users:>6}")
+    for name, s in summary.items():
+        print(f"{name:<9} live/trained recall {s['recall_ratio']:.3f}, ndcg {s['ndcg_ratio']:.3f} "
+              f"(bar 0.97); beats baseline: {s['beats_baseline']}")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The live path: fold visitors' new events into the published models, a micro-batch at a time.
+
+A worker claims every waiting visitor it can (up to MAX_BATCH), reads each one's state from
+Redis and only the events after its watermark from the click log, and for each model folds
+the whole batch in at once against the version's frozen item tables (`pytorch_models.fold_in`).
+The visitors' new parameters, watermarks and top-k lists land in Redis in one transaction,
+then the claim is released. The worker keeps nothing a visitor needs between clicks except
+PinSage's visitor graph, which it rebuilds from Redis when a visitor comes back to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from predictors import cache, registry, visitor_state
+from predictors.recommend import GNN_MODELS
+from predictors.visitor_state import VisitorState, visitor_digest
+from pytorch_models.fold_in import VisitorBatch, fold_in_for
+from pytorch_models.graph import build_graph
+from pytorch_models.visitor_graph import VisitorGraph
+
+log = logging.getLogger(__name__)
+
+CACHED_ITEMS = 100  # stored per visitor and model; pages ask for 20 after removing the seen
+MAX_BATCH = 64  # visitors per micro-batch
+READ_THREADS = 16  # click-log queries in flight per batch (I/O bound)
+
+
+class Event(Protocol):
+    event_id: str
+    movie_id: int
+    kind: str  # click | rate | remove
+
+    @property
+    def sort_key(self) -> str: ...
+
+
+ReadEvents = Callable[[str, str | None], Sequence[Event]]  # (visitor, after sort key) -> events
+
+
+def history_after(history: Sequence[int], events: Sequence[Event]) -> list[int]:
+    """Movie ids the visitor has after `events` (oldest first): click/rate add, remove drops."""
+    result = dict.fromkeys(history)
+    for event in events:
+        if event.kind == "remove":
+            result.pop(event.movie_id, None)
+        else:
+            result.setdefault(event.movie_id, None)
+    return list(result)
+
+
+@dataclass
+class LiveModel:
+    """One model's live version: frozen tables, and for PinSage the graphs its walks use."""
+
+    name: str
+    published: registry.Published
+    fold_in: object
+    known_users: dict[str, int]  # visitor digest -> user row, for visitors the version trained on
+    base: object | None = None  # PinSage: the version's training graph (DGL, frozen)
+    graph: VisitorGraph | None = None  # PinSage: the live visitors' nodes and edges
+
+    @property
+    def params_key(self) -> str:
+        return f"{self.name}:{self.published.version}"
+
+    @classmethod
+    def load(cls, name: str, published: registry.Published) -> "LiveModel":
+        checkpoint = published.checkpoint
+        live = cls(name, published, fold_in_for(checkpoint), checkpoint.meta.get("visitors", {}))
+        if name == "pinsage":
+            snapshot = checkpoint.graph()
+            live.base = build_graph(snapshot.n_users, snapshot.n_items, snapshot.train_edges)
+            live.graph = VisitorGraph(snapshot.n_items)
+        return live
+
+
+@dataclass
+class BatchReport:
+    visitors: int = 0
+    updated: int = 0
+    events: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class LiveEngine:
+    def __init__(self, models: Sequence[str] = GNN_MODELS, *, idle_s: float = 600.0):
+        self.model_names = tuple(models)
+        self.idle_s = idle_s
+        self.live: dict[str, LiveModel] = {}
+        self.generator = torch.Generator().manual_seed(0)
+        self.pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="clicklog")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Switch to newly published versions (visitors re-derive theirs at their next update)."""
+        for name in self.model_names:
+            published = registry.published(name)
+            current = self.live.get(name)
+            if published is None:
+                self.live.pop(name, None)
+            elif current is None or current.published.version != published.version:
+                self.live[name] = LiveModel.load(name, published)
+                log.info("live model %s %s loaded", name, published.version)
+
+    def drain(self, read_events: ReadEvents, *, limit: int = MAX_BATCH) -> list[BatchReport]:
+        """Update waiting visitors, a claimed micro-batch at a time, until none is claimable."""
+        reports = []
+        while visitors := visitor_state.visitors_claim(limit):
+            try:
+                reports.append(self.update(visitors, read_events))
+            finally:
+                visitor_state.visitors_release(visitors)
+        return reports
+
+    def update(self, visitors: Sequence[str], read_events: ReadEvents) -> BatchReport:
+        """Apply each visitor's unapplied events (each exactly once), fold the batch in, store."""
+        started = time.perf_counter()
+        self.refresh()
+        report = BatchReport(visitors=len(visitors))
+        states = visitor_state.states_get(visitors)
+        logs = dict(zip(visitors, self.pool.map(lambda v: read_events(v, states[v].since()), visitors)))
+        report.seconds["read"] = time.perf_counter() - started
+        changed: dict[str, VisitorState] = {}
+        for visitor in visitors:
+            state, new = states[visitor], states[visitor].new_events(logs[visitor])
+            outdated = any(live.params_key not in state.params for live in self.live.values())
+            if new or (outdated and state.history):
+                state.history = history_after(state.history, new)
+                state.mark_applied(new)
+                changed[visitor] = state
+                report.events += len(new)
+        report.updated = len(changed)
+        pipe = cache.client().pipeline(transaction=True)
+        for name, live in self.live.items():
+            t0 = time.perf_counter()
+            self._fold_in(live, changed, pipe)
+            report.seconds[name] = time.perf_counter() - t0
+        live_keys = {live.params_key for live in self.live.values()}
+        for state in changed.values():  # parameters of versions no longer live are dropped
+            state.params = {k: v for k, v in state.params.items() if k in live_keys}
+        visitor_state.states_put(pipe, changed)
+        pipe.execute()
+        for live in self.live.values():
+            if live.graph is not None:
+                live.graph.evict_idle(time.time() - self.idle_s)
+        report.seconds["total"] = time.perf_counter() - started
+        return report
+
+    def _fold_in(self, live: LiveModel, states: dict[str, VisitorState], pipe) -> None:
+        rows = {v: live.published.indices(s.history) for v, s in states.items()}
+        gone = [v for v, r in rows.items() if not r]
+        for visitor in gone:
+            cache.recommendations_forget(visitor, [live.name], redis=pipe)
+        visitors = [v for v, r in rows.items() if r]
+        if not visitors:
+            return
+        batch = VisitorBatch.from_histories(
+            [rows[v] for v in visitors], [live.known_users.get(visitor_digest(v), -1) for v in visitors]
+        )
+        key = live.params_key
+        fold_in, dim = live.fold_in, live.published.checkpoint.config.get("dim", 64)
+        offsets = torch.stack([states[v].params.get(key, torch.zeros(dim)) for v in visitors])
+        visits = None
+        if live.graph is not None:
+            nodes = live.graph.update({v: rows[v] for v in visitors}, now=time.time())
+            visits = live.graph.visits(live.base, nodes)
+        offsets = fold_in.fine_tune(offsets, batch, visits, generator=self.generator)
+        scores = fold_in.scores(offsets, batch, visits)
+        scores[batch.owner, batch.items] = float("-inf")
+        values, top = torch.topk(scores, min(CACHED_ITEMS, scores.shape[1] - int(batch.count.max())), dim=1)
+        movie_ids = live.published.movie_ids
+        for i, visitor in enumerate(visitors):
+            state = states[visitor]
+            state.params[key] = offsets[i]
+            state.rounds[key] = state.rounds.get(key, 0) + 1
+            items = [(int(movie_ids[r]), float(s)) for r, s in zip(top[i].tolist(), values[i].tolist())]
+            cache.recommendations_set(
+                live.name, visitor, model_version=live.published.version, items=items,
+                as_of_event=state.last_event, redis=pipe,
+            )

@@ -1,0 +1,52 @@
+"""Warm starts: a new model begins from a published checkpoint's weights wherever they fit.
+
+Per-item rows are matched by item id and per-user rows by a user key (so a catalogue or a
+user base that grew keeps every row it had); other tensors are copied when their shapes
+agree. Rows with no match keep the new model's own initialisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from pytorch_models.checkpoint import Checkpoint
+
+ITEM_ROWS = ("item_embedding.weight", "input.id_embedding.weight", "item_bias")
+USER_ROWS = ("user_embedding.weight",)
+
+
+def _matches(new_keys: Sequence, old_keys: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
+    """(new rows, old rows) of the keys present in both."""
+    old_row = {key: row for row, key in enumerate(old_keys)}
+    pairs = [(row, old_row[key]) for row, key in enumerate(new_keys) if key in old_row]
+    if not pairs:
+        return torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
+    new, old = torch.tensor(pairs, dtype=torch.int64).T
+    return new, old
+
+
+def warm_start(
+    model: nn.Module, checkpoint: Checkpoint, *, item_ids: np.ndarray, user_keys: Sequence[str],
+    checkpoint_user_keys: Sequence[str],
+) -> dict[str, int]:
+    """Copy `checkpoint`'s weights into `model` in place; returns how many item and user rows
+    were carried over. item_ids: the new model's item ids, one per row; user_keys and
+    checkpoint_user_keys: a stable key per user row of the new model and of the checkpoint."""
+    old = checkpoint.state_dict()
+    items = _matches(list(np.asarray(item_ids).tolist()), list(np.asarray(checkpoint.item_ids).tolist()))
+    users = _matches(list(user_keys), list(checkpoint_user_keys))
+    state = model.state_dict()
+    for name, tensor in state.items():
+        if name not in old:
+            continue
+        if name in ITEM_ROWS or name in USER_ROWS:
+            new_rows, old_rows = items if name in ITEM_ROWS else users
+            tensor[new_rows] = old[name][old_rows].to(tensor.dtype)
+        elif old[name].shape == tensor.shape:
+            tensor.copy_(old[name])
+    model.load_state_dict(state)
+    return {"items": len(items[0]), "users": len(users[0])}

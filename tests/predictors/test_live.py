@@ -1,0 +1,165 @@
+"""The live engine against the real click log (DynamoDB), Redis and briefly trained models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from movie import clicklog
+from movie.clicklog import Event
+from predictors import cache, visitor_state
+from predictors.live import LiveEngine, history_after
+from predictors.recommend import GNN_MODELS, recommend
+
+CLICKED = [1, 260, 1196]  # Toy Story, Star Wars IV, Star Wars V
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _event(visitor: str, movie_id: int, seconds: float, kind: str = "click") -> Event:
+    ts = (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    event = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=movie_id, kind=kind, ts=ts)
+    clicklog.event_put(event)
+    return event
+
+
+class Reads:
+    """clicklog.events_for, remembering what each call asked for and got."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str | None, int]] = []
+
+    def __call__(self, visitor, after):
+        events = clicklog.events_for(visitor, after)
+        self.calls.append((visitor, after, len(events)))
+        return events
+
+
+def _update(engine: LiveEngine, *visitors: str, reads=clicklog.events_for):
+    visitor_state.visitors_wait(visitors)
+    return engine.drain(reads)
+
+
+@pytest.fixture(scope="module")
+def engine(trained_models):
+    return LiveEngine(idle_s=3600)
+
+
+def _visitor() -> str:
+    return f"s:live-{uuid.uuid4().hex[:12]}"
+
+
+def test_history_after_replays_adds_and_removals_in_order():
+    events = [Event("a", "v", 1, "click", "t1"), Event("b", "v", 2, "rate", "t2", 4.0),
+              Event("c", "v", 1, "remove", "t3"), Event("d", "v", 3, "click", "t4")]
+    assert history_after([9], events) == [9, 2, 3]
+    assert history_after([], []) == []
+
+
+def test_clicks_fill_every_models_cache_once(engine, clicklog_table):
+    visitor = _visitor()
+    events = [_event(visitor, m, i) for i, m in enumerate(CLICKED)]
+
+    [report] = _update(engine, visitor)
+
+    assert report.updated == 1 and report.events == 3
+    for model in GNN_MODELS:
+        cached = cache.recommendations_get(model, visitor)
+        movie_ids = [m for m, _ in cached["items"]]
+        assert cached["as_of_event"] == events[-1].event_id
+        assert len(movie_ids) == len(set(movie_ids)) >= 20 and not set(movie_ids) & set(CLICKED)
+        scores = [s for _, s in cached["items"]]
+        assert scores == sorted(scores, reverse=True)
+    state = visitor_state.states_get([visitor])[visitor]
+    assert state.history == CLICKED and state.applied == 3
+    assert set(state.rounds.values()) == {1} and len(state.params) == len(GNN_MODELS)
+
+    [again] = _update(engine, visitor)  # nothing new: nothing changes
+    assert again.updated == 0
+    assert visitor_state.states_get([visitor])[visitor].rounds == state.rounds
+
+
+def test_a_visitor_reads_only_events_after_its_watermark(engine, clicklog_table):
+    visitor, reads = _visitor(), Reads()
+    for i in range(5):
+        _event(visitor, CLICKED[i % 3] + i, i)
+    _update(engine, visitor, reads=reads)
+    _event(visitor, 2571, 3600)  # an hour later
+    _update(engine, visitor, reads=reads)
+    last = _event(visitor, 2959, 3601)
+
+    _update(engine, visitor, reads=reads)
+
+    (_, first_after, first_n), _, (_, third_after, third_n) = reads.calls
+    assert first_after is None and first_n == 5  # a new visitor: the whole log
+    assert third_after is not None and third_n == 2  # the grace window back from 3600 s, not all 7
+    state = visitor_state.states_get([visitor])[visitor]
+    assert state.applied == 7 and state.last_event == last.event_id
+
+
+def test_an_event_written_late_inside_the_grace_window_is_applied_once(engine, clicklog_table):
+    visitor = _visitor()
+    _event(visitor, 1, 10.0)
+    _update(engine, visitor)
+    slow = _event(visitor, 260, 5.0)  # its timestamp is older than the watermark
+
+    _update(engine, visitor)
+    _update(engine, visitor)
+
+    state = visitor_state.states_get([visitor])[visitor]
+    assert state.applied == 2 and sorted(state.history) == [1, 260]
+    assert state.last_event != slow.event_id  # the watermark stays at the newest event
+
+
+def test_removing_everything_falls_back_to_popular(engine, clicklog_table):
+    visitor = _visitor()
+    _event(visitor, 1, 0)
+    _update(engine, visitor)
+    _event(visitor, 1, 1, kind="remove")
+
+    _update(engine, visitor)
+
+    assert all(cache.recommendations_get(m, visitor) is None for m in GNN_MODELS)
+    assert visitor_state.states_get([visitor])[visitor].history == []
+    assert recommend(visitor=visitor, model="ngcf", k=10, history=[]).fallback
+
+
+def test_an_evicted_visitor_continues_from_its_stored_state(trained_models, clicklog_table):
+    engine = LiveEngine(idle_s=0.0)  # every visitor leaves the graph right after its batch
+    visitor = _visitor()
+    _event(visitor, 1, 0)
+    _update(engine, visitor)
+    assert visitor not in engine.live["pinsage"].graph.node_of
+    stored = visitor_state.states_get([visitor])[visitor]
+
+    second = _event(visitor, 260, 1)
+    _update(engine, visitor)
+
+    state = visitor_state.states_get([visitor])[visitor]
+    assert set(state.rounds.values()) == {2}  # continued, not started again
+    assert state.history == [1, 260]
+    for key, before in stored.params.items():
+        assert not state.params[key].equal(before)
+    for model in GNN_MODELS:
+        assert cache.recommendations_get(model, visitor)["as_of_event"] == second.event_id
+
+
+def test_a_visitor_is_claimed_by_one_worker_at_a_time(services):
+    visitor = _visitor()
+    visitor_state.visitors_wait([visitor])
+    assert visitor_state.visitors_claim(10) == [visitor]
+    visitor_state.visitors_wait([visitor])  # a new click while it is held
+    assert visitor not in visitor_state.visitors_claim(10)
+    visitor_state.visitors_release([visitor])
+    assert visitor_state.visitors_claim(10) == [visitor]
+    visitor_state.visitors_release([visitor])
+
+
+def test_a_dead_workers_claim_returns_to_waiting_after_its_lease(services):
+    visitor = _visitor()
+    visitor_state.visitors_wait([visitor])
+    assert visitor_state.visitors_claim(10, lease_s=-1) == [visitor]  # lease already over
+
+    assert visitor in visitor_state.visitors_claim(10)
+    visitor_state.visitors_release([visitor])

@@ -1,0 +1,118 @@
+"""Live workers as real processes (Celery on queue `live`), fed by the real consumer:
+a killed worker loses nothing, and two workers share the visitors without double work."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from predictors import cache, visitor_state
+from predictors.recommend import GNN_MODELS
+
+pytestmark = pytest.mark.timeout(300)
+MOVIES = [1, 260, 1196, 2571, 318, 296, 356, 593, 480, 110]
+
+
+def _click(client: Client, movie_id: int) -> str:
+    response = client.post("/api/events", {"movie_id": movie_id, "kind": "click"}, content_type="application/json")
+    assert response.status_code == 202, response.content
+    return response.json()["event_id"]
+
+
+def _visitor(client: Client) -> str:
+    return f"s:{client.session.session_key}"
+
+
+def _wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout} s: {what}")
+        time.sleep(0.05)
+
+
+def _fresh(visitor: str, event_id: str) -> bool:
+    cached = [cache.recommendations_get(model, visitor) for model in GNN_MODELS]
+    return all(c is not None and c["as_of_event"] == event_id for c in cached)
+
+
+def test_a_killed_worker_continues_from_the_visitors_stored_parameters(
+    catalogue_imported, trained_models, clicklog_table, click_consumer, live_workers
+):
+    worker = live_workers(1)
+    client = Client()
+    first = _click(client, 1)
+    visitor = _visitor(client)
+    _wait_until(lambda: _fresh(visitor, first), 30, "the first click in every model")
+    stored = visitor_state.states_get([visitor])[visitor]
+
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.popen.wait()
+    live_workers(1)
+    second = _click(client, 260)
+
+    _wait_until(lambda: _fresh(visitor, second), 60, "the second click after the restart")
+    state = visitor_state.states_get([visitor])[visitor]
+    assert state.applied == 2 and state.history == [1, 260]
+    assert set(state.params) == set(stored.params)
+    for key in stored.params:
+        assert state.rounds[key] == 2  # one round on top of the stored one, not a new start
+        assert not state.params[key].equal(stored.params[key])
+
+
+def test_two_workers_apply_every_click_once_and_no_list_goes_back(
+    catalogue_imported, trained_models, clicklog_table, click_consumer, live_workers
+):
+    workers = [live_workers(1), live_workers(2)]
+    clicks: dict[str, list[str]] = {}
+    seen: dict[tuple[str, str], list[str]] = {}
+    done = threading.Event()
+
+    def visit(seed: int) -> None:
+        client, rng = Client(), random.Random(seed)
+        movies = rng.sample(MOVIES, 3)
+        ids = [_click(client, movies[0])]
+        clicks[_visitor(client)] = ids
+        for movie_id in movies[1:]:
+            time.sleep(rng.uniform(0, 0.3))
+            ids.append(_click(client, movie_id))
+        connection.close()
+
+    def watch() -> None:  # every list each visitor's cache served, in order
+        while not done.is_set():
+            for visitor in list(clicks):
+                for model in GNN_MODELS:
+                    cached = cache.recommendations_get(model, visitor)
+                    if cached and (not seen.get((visitor, model)) or seen[visitor, model][-1] != cached["as_of_event"]):
+                        seen.setdefault((visitor, model), []).append(cached["as_of_event"])
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    visitors = [threading.Thread(target=visit, args=(seed,)) for seed in range(20)]
+    for thread in visitors:
+        thread.start()
+    for thread in visitors:
+        thread.join()
+    try:
+        _wait_until(lambda: all(_fresh(v, ids[-1]) for v, ids in clicks.items()), 60,
+                    "every visitor's last click in every model")
+    finally:
+        done.set()
+        watcher.join()
+
+    states = visitor_state.states_get(list(clicks))
+    for visitor, ids in clicks.items():
+        assert states[visitor].applied == 3  # every click reached the models exactly once
+        for model in GNN_MODELS:
+            order = [ids.index(event_id) for event_id in seen[visitor, model]]
+            assert order == sorted(order), f"{visitor} {model} went back to an older click"
+    batches = [w.log_path.read_text().rsplit("\n=== ", 1)[-1].count("live batch") for w in workers]
+    assert all(batches), f"both workers should have updated visitors: {batches}"
