@@ -115,9 +115,12 @@ class LiveEngine:
         reports = []
         while visitors := visitor_state.visitors_claim(limit):
             try:
-                reports.append(self.update(visitors, read_events))
+                report = self.update(visitors, read_events)
             finally:
                 visitor_state.visitors_release(visitors)
+            log.info("live batch: %d visitors, %d updated, %d events, %s", report.visitors, report.updated,
+                     report.events, {k: round(v, 4) for k, v in report.seconds.items()})
+            reports.append(report)
         return reports
 
     def update(self, visitors: Sequence[str], read_events: ReadEvents) -> BatchReport:
@@ -154,6 +157,29 @@ class LiveEngine:
         report.seconds["total"] = time.perf_counter() - started
         return report
 
+    def _fold(self, live: LiveModel, graph: VisitorGraph | None, rows: dict[str, list[int]],
+              offsets: torch.Tensor, user_rows: list[int]):
+        """Fine-tune a micro-batch (visitor -> item rows) and rank: (offsets, top values, top rows)."""
+        batch = VisitorBatch.from_histories(list(rows.values()), user_rows)
+        visits = None
+        if graph is not None:
+            visits = graph.visits(live.base, graph.update(rows, now=time.time()))
+        offsets = live.fold_in.fine_tune(offsets, batch, visits, generator=self.generator)
+        scores = live.fold_in.scores(offsets, batch, visits)
+        scores[batch.owner, batch.items] = float("-inf")
+        values, top = torch.topk(scores, min(CACHED_ITEMS, scores.shape[1] - int(batch.count.max())), dim=1)
+        return offsets, values, top
+
+    def warm_up(self) -> None:
+        """Fold a full synthetic micro-batch into every model and keep nothing: the first real
+        visitors then pay no one-off allocations (about 95 MB and most of a second, measured
+        with benchmarks/live_memory.py on ml-latest-small)."""
+        for live in self.live.values():
+            rows = {f"warm-up-{i}": list(range(i, i + 5)) for i in range(MAX_BATCH)}
+            scratch = None if live.graph is None else VisitorGraph(live.graph.n_items)
+            dim = live.published.checkpoint.config["dim"]
+            self._fold(live, scratch, rows, torch.zeros(len(rows), dim), [-1] * len(rows))
+
     def _fold_in(self, live: LiveModel, states: dict[str, VisitorState], pipe) -> None:
         rows = {v: live.published.indices(s.history) for v, s in states.items()}
         gone = [v for v, r in rows.items() if not r]
@@ -162,20 +188,13 @@ class LiveEngine:
         visitors = [v for v, r in rows.items() if r]
         if not visitors:
             return
-        batch = VisitorBatch.from_histories(
-            [rows[v] for v in visitors], [live.known_users.get(visitor_digest(v), -1) for v in visitors]
-        )
         key = live.params_key
-        fold_in, dim = live.fold_in, live.published.checkpoint.config.get("dim", 64)
-        offsets = torch.stack([states[v].params.get(key, torch.zeros(dim)) for v in visitors])
-        visits = None
-        if live.graph is not None:
-            nodes = live.graph.update({v: rows[v] for v in visitors}, now=time.time())
-            visits = live.graph.visits(live.base, nodes)
-        offsets = fold_in.fine_tune(offsets, batch, visits, generator=self.generator)
-        scores = fold_in.scores(offsets, batch, visits)
-        scores[batch.owner, batch.items] = float("-inf")
-        values, top = torch.topk(scores, min(CACHED_ITEMS, scores.shape[1] - int(batch.count.max())), dim=1)
+        dim = live.published.checkpoint.config["dim"]
+        offsets, values, top = self._fold(
+            live, live.graph, {v: rows[v] for v in visitors},
+            torch.stack([states[v].params.get(key, torch.zeros(dim)) for v in visitors]),
+            [live.known_users.get(visitor_digest(v), -1) for v in visitors],
+        )
         movie_ids = live.published.movie_ids
         for i, visitor in enumerate(visitors):
             state = states[visitor]

