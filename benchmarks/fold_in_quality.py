@@ -1,13 +1,15 @@
 """Fold-in quality: visitors folded in through the live path against users the model trained on.
 
-    python -m benchmarks.fold_in_quality [--seed 0] [--models lightgcn ngcf pinsage]
+    python -m benchmarks.fold_in_quality [--seeds 0 2 3] [--models lightgcn ngcf pinsage]
 
-Each model trains on ml-latest-small without 10% of its users (seeded), with the site's
+For each seed, each model trains on ml-latest-small without 10% of its users, with the site's
 usual 80/20 split for the rest ("trained users"). Each held-out user then replays 80% of its
 history as clicks, one click per round, all held-out users in one micro-batch per round,
 through the same fold-in the live workers run (`pytorch_models.fold_in`, with PinSage's walks
 on a `VisitorGraph`); recall and ndcg@20 are measured on the other 20%. The baseline scores
 held-out users by the plain mean of their items' published embeddings, with no fine-tune.
+Each seed holds out only 61 users, so the seeds' users are pooled for the ratios and the
+comparison with the baseline; every seed's own figures are printed too.
 
 Trained checkpoints are kept under --cache-dir, so a second run only re-measures the fold-in.
 Prints a table; the last line is one JSON object.
@@ -20,6 +22,7 @@ import json
 import logging
 from pathlib import Path
 
+import dgl
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -62,6 +65,7 @@ def fold_in_replay(checkpoint, histories: list[list[int]], seed: int) -> torch.T
     """Replay each visitor's history one click per round; returns the (V, I) final scores."""
     fold_in = fold_in_for(checkpoint)
     generator = torch.Generator().manual_seed(seed)
+    dgl.seed(seed)  # PinSage's walks
     pinsage = checkpoint.model_name == "pinsage"
     if pinsage:
         snapshot = checkpoint.graph()
@@ -85,11 +89,31 @@ def measure(scores: torch.Tensor, train, test, n: int, n_items: int) -> dict:
     return evaluate_scores(lambda users: scores[users], train, test, n, n_items, k=K)
 
 
+def measure_seed(name: str, data, features, seed: int, cache: Path) -> dict[str, dict]:
+    """{"trained", "live", "baseline"} metrics of `name` for the held-out users of `seed`."""
+    trained, visitor_train, visitor_test, n_held = split_users(data, seed)
+    histories = [[] for _ in range(n_held)]
+    for user, item in visitor_train:
+        histories[user].append(int(item))
+    checkpoint = trained_checkpoint(name, trained, features, cache, seed)
+    live = measure(fold_in_replay(checkpoint, histories, seed), visitor_train, visitor_test, n_held, data.n_items)
+    baseline = measure(torch.stack([score_history(checkpoint, h) for h in histories]), visitor_train,
+                       visitor_test, n_held, data.n_items)
+    return {"trained": checkpoint.meta["metrics"], "live": live, "baseline": baseline}
+
+
+def pooled(runs: list[dict], row: str, metric: str) -> float:
+    """The metric over all seeds' users together (each seed's mean weighted by its users)."""
+    users = [run[row]["n_users_evaluated"] for run in runs]
+    return sum(run[row][metric] * n for run, n in zip(runs, users)) / sum(users)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="data/ml-latest-small")
     parser.add_argument("--models", nargs="+", default=["lightgcn", "ngcf", "pinsage"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 2, 3],
+                        help="held-out draws, pooled (seed 1 chose the fold-in settings)")
     parser.add_argument("--cache-dir", default="var/benchmarks/fold_in_quality")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -97,35 +121,28 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = load_movielens(args.data_dir, test_fraction=0.0)
     features = load_movielens_features(args.data_dir, data.item_ids)
-    trained, visitor_train, visitor_test, n_held = split_users(data, args.seed)
-    histories = [[] for _ in range(n_held)]
-    for user, item in visitor_train:
-        histories[user].append(int(item))
+    runs = {name: [measure_seed(name, data, features, seed, Path(args.cache_dir)) for seed in args.seeds]
+            for name in args.models}
 
-    rows, summary = [], {}
-    for name in args.models:
-        checkpoint = trained_checkpoint(name, trained, features, Path(args.cache_dir), args.seed)
-        trained_metrics = checkpoint.meta["metrics"]
-        live = measure(fold_in_replay(checkpoint, histories, args.seed), visitor_train, visitor_test,
-                       n_held, data.n_items)
-        baseline = measure(torch.stack([score_history(checkpoint, h) for h in histories]), visitor_train,
-                           visitor_test, n_held, data.n_items)
-        for label, metrics in (("trained users", trained_metrics), ("live fold-in", live),
-                               ("baseline: mean", baseline)):
-            rows.append((name, label, metrics[f"recall@{K}"], metrics[f"ndcg@{K}"], metrics["n_users_evaluated"]))
+    recall, ndcg = f"recall@{K}", f"ndcg@{K}"
+    print(f"\nfold-in quality on {args.data_dir}, @{K}; seeds {args.seeds}, pooled over their users")
+    print(f"{'model':<9} {'rows':<15} {'recall':>7} {'ndcg':>7} {'users':>6}   per seed (recall / ndcg)")
+    summary = {}
+    for name, seeds in runs.items():
+        for row, label in (("trained", "trained users"), ("live", "live fold-in"), ("baseline", "baseline: mean")):
+            users = sum(run[row]["n_users_evaluated"] for run in seeds)
+            per_seed = "  ".join(f"{run[row][recall]:.4f}/{run[row][ndcg]:.4f}" for run in seeds)
+            print(f"{name:<9} {label:<15} {pooled(seeds, row, recall):>7.4f} {pooled(seeds, row, ndcg):>7.4f} "
+                  f"{users:>6}   {per_seed}")
+        live = {m: pooled(seeds, "live", m) for m in (recall, ndcg)}
+        base = {m: pooled(seeds, "baseline", m) for m in (recall, ndcg)}
         summary[name] = {
-            "recall_ratio": round(live[f"recall@{K}"] / trained_metrics[f"recall@{K}"], 4),
-            "ndcg_ratio": round(live[f"ndcg@{K}"] / trained_metrics[f"ndcg@{K}"], 4),
-            "beats_baseline": bool(live[f"recall@{K}"] > baseline[f"recall@{K}"]
-                                   and live[f"ndcg@{K}"] > baseline[f"ndcg@{K}"]),
-            "live": {"recall": round(live[f"recall@{K}"], 4), "ndcg": round(live[f"ndcg@{K}"], 4)},
-            "baseline": {"recall": round(baseline[f"recall@{K}"], 4), "ndcg": round(baseline[f"ndcg@{K}"], 4)},
+            "recall_ratio": round(live[recall] / pooled(seeds, "trained", recall), 4),
+            "ndcg_ratio": round(live[ndcg] / pooled(seeds, "trained", ndcg), 4),
+            "beats_baseline": bool(live[recall] > base[recall] and live[ndcg] > base[ndcg]),
+            "live": {"recall": round(live[recall], 4), "ndcg": round(live[ndcg], 4)},
+            "baseline": {"recall": round(base[recall], 4), "ndcg": round(base[ndcg], 4)},
         }
-
-    print(f"\nfold-in quality on {args.data_dir}, seed {args.seed}, {n_held} held-out users, @{K}")
-    print(f"{'model':<9} {'rows':<15} {'recall':>7} {'ndcg':>7} {'users':>6}")
-    for name, label, recall, ndcg, users in rows:
-        print(f"{name:<9} {label:<15} {recall:>7.4f} {ndcg:>7.4f} {users:>6}")
     for name, s in summary.items():
         print(f"{name:<9} live/trained recall {s['recall_ratio']:.3f}, ndcg {s['ndcg_ratio']:.3f} "
               f"(bar 0.97); beats baseline: {s['beats_baseline']}")

@@ -1,4 +1,4 @@
-"""Kafka `clicks`: the stream that tells the graph worker a visitor has news.
+"""Kafka `clicks`: the stream that tells the live workers a visitor has news.
 
 Keyed by visitor so one visitor's events stay ordered on one partition. The payload is
 the event JSON; the worker treats it as a notification and reads the durable history

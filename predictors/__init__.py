@@ -1,1 +1,1 @@
-"""Serving the trained models: recommend, similar items, and the graph worker's state."""
+"""Serving the trained models: recommend, similar items, the live path and the retrain."""

@@ -18,8 +18,8 @@ new click moves the visitor at once (the initial value follows the history) and 
 continues from where it left off; L2 pulls the offset towards zero.
 
 Everything is batched over a micro-batch of visitors (`VisitorBatch`); each visitor's loss
-is its own mean, and the batch loss their sum, so a visitor's result does not depend on who
-else is in the batch (Adam is element-wise).
+is its own mean and the batch loss their sum, so sharing a batch changes no visitor's
+objective (Adam is element-wise; only the random negatives come from a shared generator).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pytorch_models.losses import bpr_loss, max_margin_loss
 from pytorch_models.models import build_model
 
 # Chosen with benchmarks/fold_in_quality.py on ml-latest-small, held-out users of seed 1
-# (seed 0 is the reported run), replaying each history one click per round:
+# (seeds 0, 2 and 3 are the reported run), replaying each history one click per round:
 # NGCF recall/ndcg@20 .2232/.2443 against the no-fine-tune baseline's .2165/.2241 (3 steps
 # .2223/.2428; L2 0.1 lost ndcg). PinSage at 5 steps of lr 0.02 fell to .063: hundreds of
 # rounds drift the query away; 1 step of lr 1e-3 gave .1892/.2314 against .1729/.2246.

@@ -23,7 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import local_services  # noqa: E402  (scripts/: stdlib + redis/boto3/kafka-python)
+import app_processes  # noqa: E402  (scripts/: stdlib + redis/boto3/kafka-python)
+import local_services  # noqa: E402
 import stack  # noqa: E402
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -180,7 +181,7 @@ def test_database_url(django_db_setup, django_db_blocker) -> str:
 
 @pytest.fixture(scope="session")
 def app_process_env(services, test_database_url) -> dict[str, str]:
-    return stack.app_env({**os.environ, "DATABASE_URL": test_database_url})
+    return app_processes.app_env({**os.environ, "DATABASE_URL": test_database_url})
 
 
 @pytest.fixture(scope="module")
@@ -191,12 +192,12 @@ def live_workers(service_stack, app_process_env, log_dir):
 
     def start(index: int = 1):
         try:
-            worker = stack.celery_worker(app_process_env, index=index, log_dir=log_dir).start()
+            worker = app_processes.celery_worker(app_process_env, index=index, log_dir=log_dir).start()
         except local_services.StackError as exc:
             pytest.fail(str(exc))
         started.append(worker)
         local_services.wait_until(
-            lambda: stack.celery_ready(worker), timeout=120, what=worker.name, proc=worker
+            lambda: app_processes.celery_ready(worker), timeout=120, what=worker.name, proc=worker
         )
         return worker
 
@@ -216,12 +217,12 @@ def click_consumer(service_stack, app_process_env, kafka_bootstrap, log_dir):
     """`python -m workers.consumer` as a subprocess; waits until it has joined its group."""
     try:
         consumer = service_stack.start(
-            stack.click_consumer(app_process_env, log_dir=log_dir)
+            app_processes.click_consumer(app_process_env, log_dir=log_dir)
         )
     except local_services.StackError as exc:
         pytest.fail(str(exc))
     local_services.wait_until(
-        lambda: stack.consumer_group_ready(kafka_bootstrap),
+        lambda: app_processes.consumer_group_ready(kafka_bootstrap),
         timeout=60,
         what="kafka consumer",
         proc=consumer,

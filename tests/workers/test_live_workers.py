@@ -15,27 +15,14 @@ from django.test import Client
 
 from predictors import cache, visitor_state
 from predictors.recommend import GNN_MODELS
+from tests.workers.clicks import click, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 MOVIES = [1, 260, 1196, 2571, 318, 296, 356, 593, 480, 110]
 
 
-def _click(client: Client, movie_id: int) -> str:
-    response = client.post("/api/events", {"movie_id": movie_id, "kind": "click"}, content_type="application/json")
-    assert response.status_code == 202, response.content
-    return response.json()["event_id"]
-
-
 def _visitor(client: Client) -> str:
     return f"s:{client.session.session_key}"
-
-
-def _wait_until(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
 
 
 def _fresh(visitor: str, event_id: str) -> bool:
@@ -48,17 +35,17 @@ def test_a_killed_worker_continues_from_the_visitors_stored_parameters(
 ):
     worker = live_workers(1)
     client = Client()
-    first = _click(client, 1)
+    first = click(client, 1)
     visitor = _visitor(client)
-    _wait_until(lambda: _fresh(visitor, first), 30, "the first click in every model")
+    wait_until(lambda: _fresh(visitor, first), 30, "the first click in every model")
     stored = visitor_state.states_get([visitor])[visitor]
 
     os.kill(worker.pid, signal.SIGKILL)
     worker.popen.wait()
     live_workers(1)
-    second = _click(client, 260)
+    second = click(client, 260)
 
-    _wait_until(lambda: _fresh(visitor, second), 60, "the second click after the restart")
+    wait_until(lambda: _fresh(visitor, second), 60, "the second click after the restart")
     state = visitor_state.states_get([visitor])[visitor]
     assert state.applied == 2 and state.history == [1, 260]
     assert set(state.params) == set(stored.params)
@@ -78,11 +65,11 @@ def test_two_workers_apply_every_click_once_and_no_list_goes_back(
     def visit(seed: int) -> None:
         client, rng = Client(), random.Random(seed)
         movies = rng.sample(MOVIES, 3)
-        ids = [_click(client, movies[0])]
+        ids = [click(client, movies[0])]
         clicks[_visitor(client)] = ids
         for movie_id in movies[1:]:
             time.sleep(rng.uniform(0, 0.3))
-            ids.append(_click(client, movie_id))
+            ids.append(click(client, movie_id))
         connection.close()
 
     def watch() -> None:  # every list each visitor's cache served, in order
@@ -102,7 +89,7 @@ def test_two_workers_apply_every_click_once_and_no_list_goes_back(
     for thread in visitors:
         thread.join()
     try:
-        _wait_until(lambda: all(_fresh(v, ids[-1]) for v, ids in clicks.items()), 60,
+        wait_until(lambda: all(_fresh(v, ids[-1]) for v, ids in clicks.items()), 60,
                     "every visitor's last click in every model")
     finally:
         done.set()
@@ -117,4 +104,4 @@ def test_two_workers_apply_every_click_once_and_no_list_goes_back(
     def batches() -> list[int]:  # lines each worker logged since it started
         return [w.log_path.read_text().rsplit("\n=== ", 1)[-1].count("live batch") for w in workers]
 
-    _wait_until(lambda: all(batches()), 10, f"both workers updating visitors (batches logged: {batches()})")
+    wait_until(lambda: all(batches()), 10, f"both workers updating visitors (batches logged: {batches()})")

@@ -4,7 +4,6 @@ web process and live worker serve that version without a restart."""
 from __future__ import annotations
 
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -14,23 +13,10 @@ from predictors import cache, registry
 from predictors.recommend import GNN_MODELS, MODELS
 from predictors.visitor_state import visitor_digest
 from workers.tasks import retrain_models
+from tests.workers.clicks import click, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 CLICKED = [1, 260, 1196]
-
-
-def _click(client: Client, movie_id: int) -> str:
-    response = client.post("/api/events", {"movie_id": movie_id, "kind": "click"}, content_type="application/json")
-    assert response.status_code == 202
-    return response.json()["event_id"]
-
-
-def _wait_until(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout} s: {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -47,9 +33,9 @@ def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
     catalogue_imported, trained_models, clicklog_table, click_consumer, celery_worker, retrained
 ):
     client = Client()
-    event_ids = [_click(client, movie_id) for movie_id in CLICKED]
+    event_ids = [click(client, movie_id) for movie_id in CLICKED]
     visitor = f"s:{client.session.session_key}"
-    _wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("as_of_event") == event_ids[-1]
+    wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("as_of_event") == event_ids[-1]
                             for m in GNN_MODELS), 30, "the clicks in every model")
 
     retrained.update(retrain_models(epochs=2))
@@ -70,10 +56,10 @@ def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
     page = client.get("/api/recommendations/ngcf/?k=20").json()
     assert page["model_version"] == retrained["ngcf"]["version"]
     # ... which the running worker re-derives on the new version, without a click.
-    _wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("model_version")
+    wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("model_version")
                             == retrained[m]["version"] for m in GNN_MODELS), 60, "the worker on the new versions")
-    after = _click(client, 2571)
-    _wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("as_of_event") == after
+    after = click(client, 2571)
+    wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("as_of_event") == after
                             for m in GNN_MODELS), 30, "a new click on the new versions")
     fresh = client.get("/api/recommendations/lightgcn/?k=20").json()
     assert fresh["source"] == "fresh" and fresh["model_version"] == retrained["lightgcn"]["version"]

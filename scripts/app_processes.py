@@ -1,0 +1,157 @@
+"""The app's own processes for the local stack: web, live and retrain workers, beat, the
+consumer, and one-off manage.py commands, each a `local_services.Process` with its
+readiness check. Only stdlib and kafka-python: no Django import here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Mapping
+
+from local_services import LOG_DIR, ROOT, Process, StackError, read_env_file
+
+CONSUMER_GROUP = "graph-updaters"
+
+
+def app_env(services: Mapping[str, str]) -> dict[str, str]:
+    """Environment for manage.py, Celery, the consumer and the web server."""
+    env = {**read_env_file(), **os.environ, **services}
+    env.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def require_module(module: str, role: str) -> None:
+    """Fail clearly when a part of the app is not written yet (no import: no Django)."""
+    path = ROOT / Path(*module.split("."))
+    if not (path.with_suffix(".py").exists() or (path / "__init__.py").exists()):
+        raise StackError(
+            f"{role} needs {module} ({path.relative_to(ROOT)}.py), which does "
+            "not exist yet"
+        )
+
+
+def require_command(command: str) -> None:
+    if not list(ROOT.glob(f"*/management/commands/{command}.py")):
+        raise StackError(
+            f"`manage.py {command}` does not exist yet "
+            f"(no */management/commands/{command}.py)"
+        )
+
+
+def celery_worker(
+    env: Mapping[str, str], *, queue: str = "live", index: int = 1, log_dir: Path = LOG_DIR
+) -> Process:
+    """One Celery worker process on `queue` (solo pool: one task at a time, torch owns
+    the process); start several for more throughput, here or on other machines."""
+    require_module("webapp.celery", "the Celery worker")
+    require_module("workers.tasks", "the Celery worker")
+    name = f"{queue}{index}"
+    # A retrain trains for a minute or more on the cores the live path uses: at a lower
+    # priority it takes what the live path leaves.
+    nice = ["nice", "-n", "10"] if queue == "retrain" else []
+    return Process(
+        f"worker-{name}",
+        [*nice, sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queue,
+         "-n", f"{name}@%h", "--pool", "solo", "-l", "info"],
+        env=env,
+        log_dir=log_dir,
+    )
+
+
+def celery_beat(env: Mapping[str, str], *, log_dir: Path = LOG_DIR) -> Process:
+    """The scheduler: the periodic sweep of waiting visitors and the scheduled retrain."""
+    schedule = Path(log_dir).parent / "celerybeat-schedule"
+    return Process(
+        "beat",
+        [sys.executable, "-m", "celery", "-A", "webapp", "beat", "-s", str(schedule), "-l", "info"],
+        env=env,
+        log_dir=log_dir,
+    )
+
+
+def click_consumer(env: Mapping[str, str], *, log_dir: Path = LOG_DIR) -> Process:
+    require_module("workers.consumer", "the Kafka consumer")
+    return Process(
+        "consumer", [sys.executable, "-m", "workers.consumer"], env=env, log_dir=log_dir
+    )
+
+
+# gunicorn threads per process: a click waits on DynamoDB and Kafka, so threads overlap
+# those waits; processes use the cores.
+WEB_THREADS = 8
+
+
+def web_server(
+    env: Mapping[str, str], port: int, *, processes: int = 2, log_dir: Path = LOG_DIR
+) -> Process:
+    return Process(
+        "web",
+        [sys.executable, "-m", "gunicorn", "webapp.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "--workers", str(processes), "--threads", str(WEB_THREADS), "--access-logfile", "-"],
+        env=env,
+        port=port,
+        log_dir=log_dir,
+    )
+
+
+def celery_ready(proc: Process) -> bool:
+    return "ready." in proc.log_path.read_text(errors="replace").rsplit("\n=== ", 1)[-1]
+
+
+def consumer_group_ready(bootstrap: str, group: str = CONSUMER_GROUP) -> bool:
+    """True once the group has a member with partitions (the consumer has joined)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        [description] = admin.describe_consumer_groups([group])
+        return description.state == "Stable" and bool(description.members)
+    finally:
+        admin.close()
+
+
+def http_ready(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2)
+    except urllib.error.HTTPError:
+        return (
+            True  # it answered; a 404/500 page is the app's business, not the stack's
+        )
+    return True
+
+
+def manage(
+    env: Mapping[str, str], *args: str, log_dir: Path = LOG_DIR, ours: bool = True
+) -> float:
+    """Run a manage.py command to completion, output to var/log/manage.log; seconds taken.
+    `ours`: a Cinegraph command (checked to exist), not one of Django's."""
+    if ours:
+        require_command(args[0])
+    proc = Process(
+        "manage", [sys.executable, "manage.py", *args], env=env, log_dir=log_dir
+    )
+    start = time.monotonic()
+    print(f"  manage.py {' '.join(args)} ...", flush=True)
+    proc.start()
+    try:
+        code = proc.popen.wait()
+    finally:
+        proc.stop()
+    if code != 0:
+        raise StackError(
+            f"manage.py {' '.join(args)} failed (exit {code})\n{proc.log_tail()}"
+        )
+    return time.monotonic() - start
+
+
+def has_version(model_dir: Path, model: str) -> bool:
+    folder = model_dir / model
+    return folder.is_dir() and any(
+        p.is_dir() and not p.name.startswith(".") for p in folder.iterdir()
+    )
