@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from kafka.errors import KafkaError
+
 from movie.events import visitor_refresh
 from movie.models import Movie
 from movie.selectors import movies_by_ids, popular_movies, visitor_movie_ids
@@ -38,7 +40,7 @@ def recommendations_for(*, visitor: str, model: str, k: int = 20) -> Recommendat
     if recs.stale and refresh_due(visitor):
         try:
             visitor_refresh(visitor=visitor)
-        except Exception:  # the page is served either way; the next click refreshes too
+        except KafkaError:  # the page is served either way; the next click refreshes too
             log.warning("could not ask for a refresh of %s", visitor, exc_info=True)
     items = _with_movies(recs.items)
     if not items and recs.source == "popular":

@@ -17,12 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import dgl
 import torch
 
 from predictors import cache, registry, visitor_state
 from predictors.recommend import GNN_MODELS
 from predictors.visitor_state import VisitorState, visitor_digest
-from pytorch_models.fold_in import VisitorBatch, fold_in_for
+from pytorch_models.fold_in import EmbeddingFoldIn, PinSageFoldIn, VisitorBatch, fold_in_for
 from pytorch_models.graph import build_graph
 from pytorch_models.visitor_graph import VisitorGraph
 
@@ -62,9 +63,9 @@ class LiveModel:
 
     name: str
     published: registry.Published
-    fold_in: object
+    fold_in: EmbeddingFoldIn | PinSageFoldIn
     known_users: dict[str, int]  # visitor digest -> user row, for visitors the version trained on
-    base: object | None = None  # PinSage: the version's training graph (DGL, frozen)
+    base: dgl.DGLGraph | None = None  # PinSage: the version's training graph, frozen
     graph: VisitorGraph | None = None  # PinSage: the live visitors' nodes and edges
 
     @property

