@@ -1,5 +1,7 @@
 """Fold-in against frozen tables: exact for trained users, per-visitor parameters only."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -123,3 +125,15 @@ def test_a_batch_needs_items_and_keeps_the_newest_first():
     batch = VisitorBatch.from_histories([[5, 6, 7], [8]])
     assert batch.items[batch.recent(2)].tolist() == [6, 7, 8]
     assert np.array_equal(batch.seen(10).nonzero().tolist(), [[0, 5], [0, 6], [0, 7], [1, 8]])
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "ngcf"])
+def test_a_version_published_without_layer_tables_folds_in_the_same(checkpoints, name):
+    _, ckpts = checkpoints
+    checkpoint = ckpts[name]
+    older = dataclasses.replace(checkpoint, extra={k: v for k, v in checkpoint.extra.items()
+                                                   if k not in ("item_layers", "item_degree")})
+    batch = VisitorBatch.from_histories([[0, 1, 2], [90]])
+
+    assert torch.allclose(fold_in_for(older).scores(torch.zeros(2, 16), batch),
+                          fold_in_for(checkpoint).scores(torch.zeros(2, 16), batch), atol=1e-5)
