@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, JsonResponse
@@ -19,8 +20,10 @@ MAX_K = 100
 def events(request: HttpRequest) -> JsonResponse:
     try:
         body = json.loads(request.body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError, or an integer of over 4300 digits
         return JsonResponse({"error": "the body must be JSON"}, status=400)
+    except RecursionError:  # nesting deeper than the parser's stack
+        return JsonResponse({"error": "the body is nested too deeply"}, status=400)
     if not isinstance(body, dict):
         return JsonResponse({"error": "the body must be a JSON object"}, status=400)
     try:
@@ -39,7 +42,8 @@ def recommendations(request: HttpRequest, model: str) -> JsonResponse:
     if model not in settings.RECOMMENDATION_MODELS:
         raise Http404(f"unknown model {model!r}")
     raw_k = request.GET.get("k", str(settings.RECOMMENDATIONS_K))
-    if not raw_k.isdigit() or not 1 <= int(raw_k) <= MAX_K:
+    # Not str.isdigit(): it accepts digits like '²' that int() refuses.
+    if not re.fullmatch(r"[0-9]{1,3}", raw_k) or not 1 <= int(raw_k) <= MAX_K:
         return JsonResponse({"error": f"'k' must be an integer from 1 to {MAX_K}"}, status=400)
     recs = recommendations_for(visitor=visitor_key(request), model=model, k=int(raw_k))
     return JsonResponse(

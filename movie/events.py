@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 PUBLIC_KINDS = ("click", "rate")
 RATING_MIN, RATING_MAX, RATING_STEP = 0.5, 5.0, 0.5
+MOVIE_ID_MIN, MOVIE_ID_MAX = 1, 2**31 - 1  # the database column's range
 
 
 class EventRejected(ValueError):
@@ -51,13 +52,21 @@ def event_validate(*, movie_id, kind, value) -> tuple[int, str, float | None]:
         raise EventRejected(f"'kind' must be one of {', '.join(PUBLIC_KINDS)}")
     if isinstance(movie_id, bool) or not isinstance(movie_id, int):
         raise EventRejected("'movie_id' must be an integer")
+    if not MOVIE_ID_MIN <= movie_id <= MOVIE_ID_MAX:
+        raise EventRejected(f"'movie_id' must be from {MOVIE_ID_MIN} to {MOVIE_ID_MAX}")
     if not Movie.objects.filter(pk=movie_id).exists():
         raise EventRejected(f"no movie with id {movie_id}")
     if kind == "click":
         if value is not None:
             raise EventRejected("'value' is only allowed with kind 'rate'")
         return movie_id, kind, None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EventRejected("a rating needs a numeric 'value' from 0.5 to 5")
+    try:
+        value = float(value)  # a JSON integer can be any length; float() refuses the huge ones
+    except OverflowError:
+        raise EventRejected("'value' must be between 0.5 and 5 in steps of 0.5") from None
+    if not math.isfinite(value):
         raise EventRejected("a rating needs a numeric 'value' from 0.5 to 5")
     if not RATING_MIN <= value <= RATING_MAX or (value / RATING_STEP) % 1:
         raise EventRejected("'value' must be between 0.5 and 5 in steps of 0.5")

@@ -79,7 +79,11 @@ def history_remove(request: HttpRequest, movie_id: int) -> HttpResponse:
     except events.EventNotRecorded as exc:
         return render(request, "movie/error.html", {"message": str(exc)}, status=503)
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+    # Only a path on this site: anything else (another host, or a bare word that redirect()
+    # would try to reverse as a view name) goes to the history page.
+    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
+        target, {request.get_host()}, request.is_secure()
+    ):
         target = "history"
     return redirect(target)
 

@@ -90,6 +90,10 @@ def test_rating_keeps_its_value_and_events_come_back_in_order(movies, visitor_cl
         ({"movie_id": 1, "kind": "rate", "value": 3.3}, "steps of 0.5"),
         ({"movie_id": 1, "kind": "rate"}, "numeric 'value'"),
         ({"movie_id": 1, "kind": "click", "value": 3}, "only allowed"),
+        ({"movie_id": 1, "kind": "rate", "value": 10**400}, "between 0.5 and 5"),
+        ({"movie_id": 10**400, "kind": "click"}, "'movie_id' must be from 1"),
+        ('{"movie_id": 1' + "0" * 5000 + ', "kind": "click"}', "JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ],
 )
 def test_bad_input_is_400_and_writes_nothing(movies, visitor_client, body, message):

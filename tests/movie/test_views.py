@@ -117,6 +117,9 @@ def test_history_remove_calls_events_and_redirects(client, catalogue, interactio
 def test_history_remove_rejects_foreign_redirects_and_get(client, catalogue):
     response = client.post(reverse("history-remove", args=[11]), {"next": "https://evil.example/"})
     assert response.status_code == 302 and response["Location"] == reverse("history")
+    for foreign in ("foo", "//evil.example/", "javascript:alert(1)"):
+        response = client.post(reverse("history-remove", args=[11]), {"next": foreign})
+        assert response.status_code == 302 and response["Location"] == reverse("history"), foreign
     assert client.get(reverse("history-remove", args=[11])).status_code == 405
 
 

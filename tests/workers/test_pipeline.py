@@ -47,4 +47,5 @@ def test_bad_k_and_unknown_model(trained_models):
     client = Client()
     assert client.get("/api/recommendations/ngcf/?k=0").status_code == 400
     assert client.get("/api/recommendations/ngcf/?k=abc").status_code == 400
+    assert client.get("/api/recommendations/ngcf/?k=²").status_code == 400  # a digit int() refuses
     assert client.get("/api/recommendations/word2vec/").status_code == 404
