@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from kafka.errors import KafkaError
+from redis.exceptions import RedisError
 
 from movie.events import visitor_refresh
 from movie.models import Movie
@@ -28,6 +29,15 @@ class Recommendations:
     as_of_event: str | None = None
 
 
+def _ask_for_refresh(visitor: str) -> None:
+    """The visitor's live list is from an older version: ask the workers to re-derive it."""
+    try:
+        if refresh_due(visitor):
+            visitor_refresh(visitor=visitor)
+    except (KafkaError, RedisError):  # the page is served either way; the next click refreshes too
+        log.warning("could not ask for a refresh of a visitor's list", exc_info=True)
+
+
 def _with_movies(scored: list[tuple[int, float]]) -> list[tuple[Movie, float]]:
     score = dict(scored)
     return [(movie, score[movie.id]) for movie in movies_by_ids(score)]
@@ -37,11 +47,8 @@ def recommendations_for(*, visitor: str, model: str, k: int = 20) -> Recommendat
     """Top-k movies for `visitor` from `model`, never one the visitor has clicked or rated."""
     history = visitor_movie_ids(visitor)
     recs = predictors.recommend(visitor=visitor, model=model, k=k, history=history)
-    if recs.stale and refresh_due(visitor):
-        try:
-            visitor_refresh(visitor=visitor)
-        except KafkaError:  # the page is served either way; the next click refreshes too
-            log.warning("could not ask for a refresh of %s", visitor, exc_info=True)
+    if recs.stale:
+        _ask_for_refresh(visitor)
     items = _with_movies(recs.items)
     if not items and recs.source == "popular":
         # No popularity model published yet (a fresh site): count the imported ratings.

@@ -8,13 +8,17 @@ say so.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import redis
 import torch
 
 from predictors import cache, registry
 from pytorch_models.fold_in import score_history
+
+log = logging.getLogger(__name__)
 
 GNN_MODELS = ("pinsage", "ngcf", "lightgcn")
 POPULAR = "popular"
@@ -65,7 +69,11 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
         reason = None if model == POPULAR else ("not_trained" if published is None else "no_history")
         return Recommendations(model, version, reason is not None, reason, items, source="popular")
 
-    cached = cache.recommendations_get(model, visitor)
+    try:
+        cached = cache.recommendations_get(model, visitor)
+    except redis.RedisError:  # the published tables need no Redis: serve from them
+        log.warning("recommendation cache unreachable; scoring %s from the published tables", model)
+        cached = None
     stale = cached is not None and cached["model_version"] != published.version
     if cached is not None and not stale:
         items = [(int(m), float(s)) for m, s in cached["items"] if int(m) not in seen]
