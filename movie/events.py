@@ -16,6 +16,7 @@ import math
 import uuid
 from datetime import datetime, timezone
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.db import transaction
 
 from movie import clicklog, stream
@@ -74,7 +75,11 @@ def event_validate(*, movie_id, kind, value) -> tuple[int, str, float | None]:
 
 
 def _record(event: Event, mirror) -> Event:
-    clicklog.event_put(event)
+    try:
+        clicklog.event_put(event)
+    except (BotoCoreError, ClientError) as exc:  # nothing was kept: nothing to compensate
+        log.exception("event %s not recorded: the click log is unreachable", event.event_id)
+        raise EventNotRecorded("the event could not be recorded, please try again") from exc
     try:
         with transaction.atomic():
             mirror()

@@ -124,6 +124,17 @@ def test_broker_down_is_503_and_leaves_nothing(movies, visitor_client, settings,
     assert not Interaction.objects.exists()
 
 
+def test_click_log_down_is_503_and_leaves_nothing(movies, visitor_client, settings, unused_tcp_port):
+    endpoint = settings.DYNAMODB_ENDPOINT
+    settings.DYNAMODB_ENDPOINT = f"http://127.0.0.1:{unused_tcp_port}"  # nothing listens there
+    response = _post(visitor_client, {"movie_id": 1, "kind": "click"})
+    settings.DYNAMODB_ENDPOINT = endpoint
+
+    assert response.status_code == 503 and "try again" in response.json()["error"]
+    assert clicklog.events_for(_visitor(visitor_client)) == []
+    assert not Interaction.objects.exists()
+
+
 def test_remove_and_move_keep_the_log_whole(movies, visitor_client):
     _post(visitor_client, {"movie_id": 1, "kind": "click"})
     _post(visitor_client, {"movie_id": 2, "kind": "click"})
