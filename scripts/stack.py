@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -73,8 +74,14 @@ class Stack(contextlib.AbstractContextManager):
 
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
+    # Restarts of a process that died on its own: after `backoff_s` doubling per fast failure
+    # (one within `fast_failure_s` of its start), up to `max_backoff_s`; after
+    # `max_fast_failures` in a row the stack gives up, since something is broken, not flaky.
+    backoff_s, max_backoff_s, fast_failure_s, max_fast_failures = 1.0, 30.0, 10.0, 5
+
     def __init__(self):
         self.processes: list[Process] = []
+        self.restartable: dict[Process, _Restarts] = {}
         self.saved_handlers: dict[int, object] = {}
         self.external: list[
             tuple[str, str]
@@ -95,9 +102,15 @@ class Stack(contextlib.AbstractContextManager):
             for signum, handler in self.saved_handlers.items():
                 signal.signal(signum, handler)
 
-    def start(self, proc: Process) -> Process:
+    def start(self, proc: Process, *, restart: bool = False) -> Process:
+        """Start `proc`; with `restart`, `watch` starts it again whenever it dies."""
         self.processes.append(proc)
-        return proc.start()
+        if restart:
+            self.restartable[proc] = _Restarts()
+        proc.start()
+        if restart:
+            self.restartable[proc].started_at = time.monotonic()
+        return proc
 
     def stop(self) -> None:
         while self.processes:
@@ -126,15 +139,34 @@ class Stack(contextlib.AbstractContextManager):
         }
 
     def watch(self) -> None:
-        """Block until a child exits on its own (then raise) or we are interrupted."""
+        """Block until we are interrupted, restarting what may restart (see `check`)."""
         while True:
-            for proc in self.processes:
-                if proc.poll() is not None:
-                    raise StackError(
-                        f"{proc.name} (pid {proc.pid}) exited with code "
-                        f"{proc.poll()}\n{proc.log_tail()}"
-                    )
+            self.check()
             time.sleep(0.5)
+
+    def check(self) -> None:
+        """Restart a restartable child that died, once its backoff has passed; raise if any
+        other child died, or a restartable one keeps failing fast."""
+        now = time.monotonic()
+        for proc in self.processes:
+            code = proc.poll()
+            if code is None:
+                continue
+            restarts = self.restartable.get(proc)
+            if restarts is None:
+                raise StackError(f"{proc.name} (pid {proc.pid}) exited with code {code}\n{proc.log_tail()}")
+            if restarts.due_at is None:  # just found dead: schedule the restart
+                fast = now - restarts.started_at < self.fast_failure_s
+                restarts.fast_failures = restarts.fast_failures + 1 if fast else 0
+                if restarts.fast_failures >= self.max_fast_failures:
+                    raise StackError(f"{proc.name} died {restarts.fast_failures} times within "
+                                     f"{self.fast_failure_s:.0f} s of starting; giving up\n{proc.log_tail()}")
+                delay = min(self.backoff_s * 2 ** max(restarts.fast_failures - 1, 0), self.max_backoff_s)
+                restarts.due_at = now + delay
+                log.warning("%s (pid %s) exited with code %s; restarting in %.0f s", proc.name, proc.pid, code, delay)
+            elif now >= restarts.due_at:
+                proc.start()
+                restarts.started_at, restarts.due_at = time.monotonic(), None
 
     def table(self) -> str:
         rows = [("NAME", "PID", "ADDRESS", "LOG")]
@@ -156,6 +188,13 @@ class Stack(contextlib.AbstractContextManager):
         return "\n".join(
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows
         )
+
+
+@dataclasses.dataclass
+class _Restarts:
+    started_at: float = 0.0
+    fast_failures: int = 0
+    due_at: float | None = None  # when a dead process is to be started again
 
 
 def _raise_interrupt(signum, frame):
@@ -225,12 +264,13 @@ def demo() -> None:
             "  " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), flush=True
         )
         workers = [
-            stack.start(celery_worker(env, index=i + 1)) for i in range(live_workers)
+            stack.start(celery_worker(env, index=i + 1), restart=True)
+            for i in range(live_workers)
         ]
-        workers.append(stack.start(celery_worker(env, queue="retrain")))
-        stack.start(celery_beat(env))
-        consumer = stack.start(click_consumer(env))
-        web = stack.start(web_server(env, port))
+        workers.append(stack.start(celery_worker(env, queue="retrain"), restart=True))
+        stack.start(celery_beat(env), restart=True)
+        consumer = stack.start(click_consumer(env), restart=True)
+        web = stack.start(web_server(env, port), restart=True)
         for worker in workers:
             wait_until(
                 lambda: celery_ready(worker), timeout=90, what=worker.name, proc=worker
