@@ -1,5 +1,5 @@
 """An anonymous visitor in real Chromium clicks three posters; within 10 s the PinSage
-and NGCF pages show new recommendations, none of them a clicked movie."""
+and NGCF pages show recommendations that reflect the last click, none of them a clicked movie."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import time
 
 import pytest
 from playwright.sync_api import sync_playwright
+
+from movie import clicklog
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -45,11 +47,16 @@ def test_three_clicks_change_pinsage_and_ngcf(
                 poster.click()
             assert page.url.endswith(f"/movies/{clicked[-1]}/")
         last_click = time.monotonic()
+        session = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")
+        logged = clicklog.events_for(f"s:{session}")  # app.js navigates after the POST's answer
+        assert [e.movie_id for e in logged] == clicked
+        last_event = logged[-1].event_id
 
         for model in ("pinsage", "ngcf"):
             while True:
                 page.goto(f"{live_server.url}/recommendations/{model}/")
-                if page.locator("#recommendations").get_attribute("data-source") == "fresh":
+                shown = page.locator("#recommendations")
+                if shown.get_attribute("data-source") == "fresh" and shown.get_attribute("data-as-of-event") == last_event:
                     break
                 assert time.monotonic() - last_click < FRESH_WITHIN_S, f"{model} not fresh within {FRESH_WITHIN_S} s"
                 time.sleep(0.2)
