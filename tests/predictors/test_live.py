@@ -163,3 +163,23 @@ def test_a_dead_workers_claim_returns_to_waiting_after_its_lease(services):
 
     assert visitor in visitor_state.visitors_claim(10)
     visitor_state.visitors_release([visitor])
+
+
+def test_two_visitors_clicking_at_once_never_move_each_others_lists(engine, clicklog_table):
+    a, b = _visitor(), _visitor()
+    a_clicks = [_event(a, 1, 0), _event(a, 260, 1)]
+    b_clicks = [_event(b, 1196, 0), _event(b, 2571, 1)]
+    _update(engine, a, b)  # one micro-batch
+
+    for visitor, clicks in ((a, a_clicks), (b, b_clicks)):
+        for model in GNN_MODELS:
+            cached = cache.recommendations_get(model, visitor)
+            assert cached["as_of_event"] == clicks[-1].event_id
+            assert not {m for m, _ in cached["items"]} & {e.movie_id for e in clicks}
+    before = {m: cache.client().get(cache.key(m, b)) for m in GNN_MODELS}
+
+    _event(a, 318, 2)
+    _update(engine, a)
+
+    assert {m: cache.client().get(cache.key(m, b)) for m in GNN_MODELS} == before  # b's lists untouched
+    assert visitor_state.states_get([b])[b].applied == 2
