@@ -34,16 +34,22 @@ class Event:
         return asdict(self)
 
 
-# Bounded waits: with botocore's defaults a click against an unreachable DynamoDB took 25.6 s
-# to fail (tests/movie/test_events.py); a put takes milliseconds (POST p99 157 ms under load).
+# Bounded waits. With botocore's defaults a click against an unreachable DynamoDB took 25.6 s to
+# fail (tests/movie/test_events.py); a put takes milliseconds (POST p99 157 ms at 100 clicks/s).
+# A web request's writes get one try within WRITE_BUDGET_S, so it answers before the browser
+# gives up (app.js); the live workers' reads may retry.
+_CONNECT_S, _WRITE_READ_S = 0.5, 1.0
+WRITE_BUDGET_S = _CONNECT_S + _WRITE_READ_S
+_WRITES = Config(connect_timeout=_CONNECT_S, read_timeout=_WRITE_READ_S,
+                 retries={"mode": "standard", "total_max_attempts": 1})
 # A low-level client is thread-safe (a resource is not): live workers read many logs at once.
-_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2},
-                 max_pool_connections=16)
+_READS = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 3},
+                max_pool_connections=16)
 
 
 @functools.cache
 def _table(endpoint: str | None, region: str, name: str):
-    return boto3.resource("dynamodb", endpoint_url=endpoint, region_name=region, config=_CONFIG).Table(name)
+    return boto3.resource("dynamodb", endpoint_url=endpoint, region_name=region, config=_WRITES).Table(name)
 
 
 def clicklog_table():
@@ -52,7 +58,7 @@ def clicklog_table():
 
 @functools.cache
 def _client(endpoint: str | None, region: str):
-    return boto3.client("dynamodb", endpoint_url=endpoint, region_name=region, config=_CONFIG)
+    return boto3.client("dynamodb", endpoint_url=endpoint, region_name=region, config=_READS)
 
 
 _deserialize = TypeDeserializer().deserialize

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -148,3 +150,11 @@ def test_remove_and_move_keep_the_log_whole(movies, visitor_client):
     assert clicklog.events_for(visitor) == []
     assert [e.movie_id for e in clicklog.events_for("u:42")] == [1, 2, 1]
     assert Interaction.objects.filter(visitor="u:42").count() == 1
+
+
+def test_the_browser_waits_longer_than_a_click_can_take_to_fail():
+    """A page that says "not saved" must be right: the server's bounds end before the browser's."""
+    script = (Path(__file__).resolve().parents[2] / "movie" / "static" / "movie" / "app.js").read_text()
+    browser_s = int(re.search(r"EVENT_TIMEOUT_MS = (\d+);", script).group(1)) / 1000
+    database_s = 1.0  # an insert of one row, with margin
+    assert clicklog.WRITE_BUDGET_S + stream.SEND_TIMEOUT_S + database_s < browser_s
