@@ -14,6 +14,7 @@ from django.views.generic.edit import FormView
 
 from movie import events
 from movie.forms import SignupForm
+from movie.ratelimit import client_address, limit
 from movie.services import user_signup
 from movie.visitors import session_visitor
 
@@ -34,6 +35,10 @@ def _history_move(request: HttpRequest, anonymous: str | None) -> None:
 
 class SignInView(LoginView):
     template_name = "registration/login.html"
+
+    def post(self, request, *args, **kwargs):
+        limit("login", f"{client_address(request)}:{request.POST.get('username', '')}")
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form) -> HttpResponse:
         anonymous = session_visitor(self.request)

@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from movie.events import EventNotRecorded, EventRejected, event_record
+from movie.ratelimit import limit
 from movie.recommendations import recommendations_for
 from movie.visitors import visitor_key
 
@@ -26,9 +27,11 @@ def events(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": "the body is nested too deeply"}, status=400)
     if not isinstance(body, dict):
         return JsonResponse({"error": "the body must be a JSON object"}, status=400)
+    visitor = visitor_key(request)
+    limit("event", visitor)
     try:
         event = event_record(
-            visitor=visitor_key(request), movie_id=body.get("movie_id"), kind=body.get("kind"), value=body.get("value")
+            visitor=visitor, movie_id=body.get("movie_id"), kind=body.get("kind"), value=body.get("value")
         )
     except EventRejected as exc:
         return JsonResponse({"error": str(exc)}, status=400)

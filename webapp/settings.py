@@ -43,6 +43,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "movie.ratelimit.RateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -116,6 +117,15 @@ if not MODEL_DIR.is_absolute():
     MODEL_DIR = BASE_DIR / MODEL_DIR
 RECOMMENDATION_MODELS = ("pinsage", "ngcf", "lightgcn", "popular")
 RECOMMENDATIONS_K = 20
+
+# Rate limits, (count, window seconds): clicks and ratings per visitor, new sessions per client
+# address (a client that drops its cookie makes one per request), log-in tries per address and
+# username. .env.dev raises the session limit: benchmarks.click_load opens 200 from one address.
+RATE_LIMITS = {
+    "event": (int(_env("RATE_LIMIT_EVENTS_PER_MINUTE", "120")), 60),
+    "session": (int(_env("RATE_LIMIT_SESSIONS_PER_MINUTE", "60")), 60),
+    "login": (int(_env("RATE_LIMIT_LOGINS_PER_5_MINUTES", "10")), 300),
+}
 
 # The live path: idle visitors leave a worker's visitor graph after this long (their state
 # stays in Redis); RETRAIN_EVERY seconds between scheduled retrains, 0 = never.
