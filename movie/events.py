@@ -4,7 +4,9 @@ Order of writes, so that a failed request leaves nothing behind:
 1. DynamoDB `clicklog` (the durable record);
 2. the `Interaction` mirror, in a transaction that stays open until
 3. Kafka has acknowledged the notification (acks=all).
-If 2 or 3 fails, the transaction rolls back and the click-log item is deleted again.
+If 1 fails, nothing was written; if 2 or 3 fails, the transaction rolls back and the
+click-log item is deleted again. Either way the request answers 503 within the bounds in
+`clicklog` and `stream`, which end before the browser stops waiting.
 The worker reads histories from the click log, so a notification whose event was
 compensated away changes nothing.
 """
