@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data import interactions_from_pairs, load_movielens, load_movielens_features, split_per_user
-from pytorch_models.fold_in import VisitorBatch, fold_in_for, score_history
+from pytorch_models.fold_in import VisitorBatch, fold_in_for, fold_in_round, score_history
 from pytorch_models.graph import build_graph
 from pytorch_models.metrics import evaluate_scores
 from pytorch_models.train import publish, train_model
@@ -66,22 +66,19 @@ def fold_in_replay(checkpoint, histories: list[list[int]], seed: int) -> torch.T
     fold_in = fold_in_for(checkpoint)
     generator = torch.Generator().manual_seed(seed)
     dgl.seed(seed)  # PinSage's walks
-    pinsage = checkpoint.model_name == "pinsage"
-    if pinsage:
+    base = graph = None
+    if checkpoint.model_name == "pinsage":
         snapshot = checkpoint.graph()
         base = build_graph(snapshot.n_users, snapshot.n_items, snapshot.train_edges)
         graph = VisitorGraph(snapshot.n_items)
-    offsets = torch.zeros(len(histories), fold_in.item_table.shape[1] if pinsage else fold_in.user_ego.shape[1])
+    offsets = torch.zeros(len(histories), checkpoint.config["dim"])
     for r in tqdm(range(max(map(len, histories))), desc=f"{checkpoint.model_name} replay", leave=False):
         who = [v for v, h in enumerate(histories) if len(h) > r]
-        batch = VisitorBatch.from_histories([histories[v][: r + 1] for v in who])
-        visits = None
-        if pinsage:
-            nodes = graph.update({str(v): histories[v][: r + 1] for v in who}, now=float(r))
-            visits = graph.visits(base, nodes)
-        offsets[who] = fold_in.fine_tune(offsets[who], batch, visits, generator=generator)
+        rows = {str(v): histories[v][: r + 1] for v in who}
+        offsets[who], _, _ = fold_in_round(fold_in, rows, offsets[who], graph=graph, base=base, now=float(r),
+                                           generator=generator)
     batch = VisitorBatch.from_histories(histories)
-    visits = graph.visits(base, [graph.node_of[str(v)] for v in range(len(histories))]) if pinsage else None
+    visits = None if graph is None else graph.visits(base, [graph.node_of[str(v)] for v in range(len(histories))])
     return fold_in.scores(offsets, batch, visits)
 
 

@@ -22,7 +22,7 @@ import torch
 
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data import load_gowalla, load_movielens, load_movielens_features
-from pytorch_models.fold_in import VisitorBatch, fold_in_for
+from pytorch_models.fold_in import fold_in_for, fold_in_round, top_unseen
 from pytorch_models.graph import build_graph
 from pytorch_models.train import publish, train_model
 from pytorch_models.visitor_graph import VisitorGraph
@@ -63,15 +63,10 @@ def update_seconds(checkpoint, n_visitors: int, runs: int, seed: int = 0) -> flo
         histories = [torch.randint(0, n_items, (CLICKS,), generator=generator).unique().tolist()
                      for _ in range(n_visitors)]
         started = time.perf_counter()
-        batch = VisitorBatch.from_histories(histories)
-        visits = None
-        if graph is not None:
-            nodes = graph.update({f"{run}-{v}": h for v, h in enumerate(histories)}, now=float(run))
-            visits = graph.visits(base, nodes)
-        offsets = fold_in.fine_tune(torch.zeros(n_visitors, dim), batch, visits, generator=generator)
-        scores = fold_in.scores(offsets, batch, visits)
-        scores[batch.owner, batch.items] = float("-inf")
-        torch.topk(scores, 100, dim=1)
+        rows = {f"{run}-{v}": h for v, h in enumerate(histories)}
+        offsets, batch, visits = fold_in_round(fold_in, rows, torch.zeros(n_visitors, dim), graph=graph, base=base,
+                                               now=float(run), generator=generator)
+        top_unseen(fold_in.scores(offsets, batch, visits), batch, 100)
         if run:
             times.append((time.perf_counter() - started) / n_visitors)
     return statistics.median(times)

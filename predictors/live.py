@@ -23,7 +23,7 @@ import torch
 from predictors import cache, registry, visitor_state
 from predictors.recommend import GNN_MODELS
 from predictors.visitor_state import VisitorState, visitor_digest
-from pytorch_models.fold_in import EmbeddingFoldIn, PinSageFoldIn, VisitorBatch, fold_in_for
+from pytorch_models.fold_in import EmbeddingFoldIn, PinSageFoldIn, fold_in_for, fold_in_round, top_unseen
 from pytorch_models.graph import build_graph
 from pytorch_models.visitor_graph import VisitorGraph
 
@@ -71,6 +71,11 @@ class LiveModel:
     @property
     def params_key(self) -> str:
         return f"{self.name}:{self.published.version}"
+
+    @property
+    def dim(self) -> int:
+        """Width of a visitor's parameters (the model's embedding size)."""
+        return self.published.checkpoint.config["dim"]
 
     @classmethod
     def load(cls, name: str, published: registry.Published) -> "LiveModel":
@@ -161,14 +166,9 @@ class LiveEngine:
     def _fold(self, live: LiveModel, graph: VisitorGraph | None, rows: dict[str, list[int]],
               offsets: torch.Tensor, user_rows: list[int]):
         """Fine-tune a micro-batch (visitor -> item rows) and rank: (offsets, top values, top rows)."""
-        batch = VisitorBatch.from_histories(list(rows.values()), user_rows)
-        visits = None
-        if graph is not None:
-            visits = graph.visits(live.base, graph.update(rows, now=time.time()))
-        offsets = live.fold_in.fine_tune(offsets, batch, visits, generator=self.generator)
-        scores = live.fold_in.scores(offsets, batch, visits)
-        scores[batch.owner, batch.items] = float("-inf")
-        values, top = torch.topk(scores, min(CACHED_ITEMS, scores.shape[1] - int(batch.count.max())), dim=1)
+        offsets, batch, visits = fold_in_round(live.fold_in, rows, offsets, user_rows=user_rows, graph=graph,
+                                               base=live.base, now=time.time(), generator=self.generator)
+        values, top = top_unseen(live.fold_in.scores(offsets, batch, visits), batch, CACHED_ITEMS)
         return offsets, values, top
 
     def warm_up(self) -> None:
@@ -178,8 +178,7 @@ class LiveEngine:
         for live in self.live.values():
             rows = {f"warm-up-{i}": list(range(i, i + 5)) for i in range(MAX_BATCH)}
             scratch = None if live.graph is None else VisitorGraph(live.graph.n_items)
-            dim = live.published.checkpoint.config["dim"]
-            self._fold(live, scratch, rows, torch.zeros(len(rows), dim), [-1] * len(rows))
+            self._fold(live, scratch, rows, torch.zeros(len(rows), live.dim), [-1] * len(rows))
 
     def _fold_in(self, live: LiveModel, states: dict[str, VisitorState], pipe) -> None:
         rows = {v: live.published.indices(s.history) for v, s in states.items()}
@@ -190,10 +189,9 @@ class LiveEngine:
         if not visitors:
             return
         key = live.params_key
-        dim = live.published.checkpoint.config["dim"]
         offsets, values, top = self._fold(
             live, live.graph, {v: rows[v] for v in visitors},
-            torch.stack([states[v].params.get(key, torch.zeros(dim)) for v in visitors]),
+            torch.stack([states[v].params.get(key, torch.zeros(live.dim)) for v in visitors]),
             [live.known_users.get(visitor_digest(v), -1) for v in visitors],
         )
         movie_ids = live.published.movie_ids

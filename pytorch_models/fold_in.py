@@ -24,7 +24,7 @@ objective (Adam is element-wise; only the random negatives come from a shared ge
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -86,6 +86,13 @@ class VisitorBatch:
         """(E,) mask of each visitor's newest `cap` items (histories are oldest first)."""
         ends = torch.cumsum(self.count, 0)[self.owner]
         return ends - torch.arange(len(self.items)) <= cap
+
+    def positives(self, cap: int = MAX_POSITIVES) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(items, owners, weights) of the pairs a fine-tune step trains on: each visitor's newest
+        `cap` items, weighted 1/count so each visitor's loss is its own mean."""
+        keep = self.recent(cap)
+        owners = self.owner[keep]
+        return self.items[keep], owners, 1.0 / torch.bincount(owners, minlength=len(self)).float()[owners]
 
     def seen(self, n_items: int) -> torch.Tensor:
         """(V, n_items) bool: the visitor has the item."""
@@ -150,13 +157,7 @@ class EmbeddingFoldIn:
     def user_final(self, ego: torch.Tensor, batch: VisitorBatch, sides: list[torch.Tensor] | None = None):
         """(V, d') the visitors' final embeddings from their ego rows (V, d)."""
         sides = self._sides(batch) if sides is None else sides
-        layers = [ego]
-        if hasattr(self.model, "convs"):  # NGCF: each layer mixes the visitor's own row in
-            for conv, side in zip(self.model.convs, sides):
-                layers.append(conv.combine(side, layers[-1]))
-        else:  # LightGCN: layer k is the neighbour sum of the items' layer k-1
-            layers.extend(sides)
-        return self.model.combine(layers)
+        return self.model.combine(self.model.layers_from_neighbours(ego, sides))
 
     def fine_tune(self, offset: torch.Tensor, batch: VisitorBatch, visits: torch.Tensor | None = None, *,
                   steps: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -165,9 +166,7 @@ class EmbeddingFoldIn:
         if steps <= 0:
             return offset
         sides, base = self._sides(batch), self.initial(batch)
-        keep = batch.recent(MAX_POSITIVES)
-        pos, owners = batch.items[keep], batch.owner[keep]
-        weight = 1.0 / torch.bincount(owners, minlength=len(batch)).float()[owners]  # each visitor's mean
+        pos, owners, weight = batch.positives()
         seen = batch.seen(self.n_items)
         offset = offset.clone().requires_grad_(True)
         optimiser = torch.optim.Adam([offset], lr=EMBEDDING_LR)
@@ -229,9 +228,7 @@ class PinSageFoldIn:
         if steps <= 0:
             return offset
         base = self.initial(batch, visits)
-        keep = batch.recent(MAX_POSITIVES)
-        pos, owners = batch.items[keep], batch.owner[keep]
-        weight = 1.0 / torch.bincount(owners, minlength=len(batch)).float()[owners]  # each visitor's mean
+        pos, owners, weight = batch.positives()
         seen = batch.seen(self.n_items)
         band = None if visits is None else middle_band(visits, seen, hard_band)
         offset = offset.clone().requires_grad_(True)
@@ -250,6 +247,24 @@ class PinSageFoldIn:
     def scores(self, offset: torch.Tensor, batch: VisitorBatch, visits: torch.Tensor | None = None) -> torch.Tensor:
         """(V, I) scores of every item for each visitor."""
         return (self.initial(batch, visits) + offset) @ self.item_table.T + self.item_bias
+
+
+def fold_in_round(fold_in, rows: Mapping[str, Sequence[int]], offsets: torch.Tensor, *,
+                  user_rows: Sequence[int] | None = None, graph=None, base=None, now: float = 0.0,
+                  generator: torch.Generator | None = None):
+    """One live-path round for a micro-batch (visitor key -> item rows, offsets (V, d)): for
+    PinSage the visitors' edges in `graph` (a `VisitorGraph`) and their walks on it and on the
+    frozen training graph `base`, then the fine-tune. Returns (offsets, batch, visits)."""
+    batch = VisitorBatch.from_histories(list(rows.values()), user_rows)
+    visits = None if graph is None else graph.visits(base, graph.update(rows, now=now))
+    return fold_in.fine_tune(offsets, batch, visits, generator=generator), batch, visits
+
+
+def top_unseen(scores: torch.Tensor, batch: VisitorBatch, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, item rows) of each visitor's top k among items it does not have; scores (V, I)
+    are modified in place."""
+    scores[batch.owner, batch.items] = float("-inf")
+    return torch.topk(scores, min(k, scores.shape[1] - int(batch.count.max())), dim=1)
 
 
 def middle_band(visits: torch.Tensor, seen: torch.Tensor, band: tuple[int, int]) -> torch.Tensor:

@@ -53,6 +53,12 @@ class LightGCN(nn.Module):
         return outputs
 
     @staticmethod
+    def layers_from_neighbours(ego: torch.Tensor, sides: list[torch.Tensor]) -> list[torch.Tensor]:
+        """[E^(0), ..., E^(K)] of rows whose neighbour sums (L E^(k)) are `sides`: layer k+1 is
+        the neighbour sum of layer k, so the row's own ego does not enter it."""
+        return [ego, *sides]
+
+    @staticmethod
     def combine(layers: list[torch.Tensor]) -> torch.Tensor:
         """The final embedding of the rows in `layers`: the mean over layers, (R, d)."""
         return sum(layers) / len(layers)

@@ -85,6 +85,14 @@ class NGCF(nn.Module):
             outputs.append(conv(adjacency, outputs[-1]))
         return outputs
 
+    def layers_from_neighbours(self, ego: torch.Tensor, sides: list[torch.Tensor]) -> list[torch.Tensor]:
+        """[E^(0), ..., E^(K)] of rows whose neighbour sums (L E^(k)) are `sides`, through each
+        layer's `combine` (no dropout): each layer mixes the row's own previous layer in."""
+        layers = [ego]
+        for conv, side in zip(self.convs, sides):
+            layers.append(conv.combine(side, layers[-1]))
+        return layers
+
     @staticmethod
     def combine(layers: list[torch.Tensor]) -> torch.Tensor:
         """The final embedding of the rows in `layers`: [E^(0) ‖ normalize(E^(1)) ‖ ...],
