@@ -12,6 +12,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
+# .dockerignore keeps .env files out: the container's environment alone configures it.
 COPY . .
 RUN useradd --create-home cinegraph && mkdir -p var/models && chown -R cinegraph var
 # Static files are served by whitenoise; collecting them needs no database.

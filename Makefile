@@ -1,27 +1,30 @@
 # make demo: the site on http://127.0.0.1:8000 with every service, no Docker.
 # make test: the test suite against real local services (MariaDB via DATABASE_URL).
-# A bare Debian machine needs apt packages first: sudo .ci/run installs them (and tests).
+# Each installs the Debian packages it lacks through scripts/system_packages.sh (the script
+# .ci/run uses): as root or with passwordless sudo it installs them, otherwise it prints the
+# one command to run. The checks here are cheap, so an equipped machine never calls it.
 
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 NODE_STAMP := node_modules/.package-lock.json
+CHROMIUM_PATH ?= /usr/bin/chromium
 
-# mysqlclient builds from source: it needs pkg-config and the MariaDB client headers.
-APT_HINT := sudo apt-get install -y pkg-config libmariadb-dev   (or run: sudo .ci/run)
+# On a bare machine the first missing piece installs everything the goal needs, in one apt run.
+SYSTEM_PACKAGES := PYTHON=$(PYTHON) bash scripts/system_packages.sh $(if $(filter test,$(MAKECMDGOALS)),test,demo)
 
-.PHONY: demo test lint venv node
+.PHONY: demo test lint venv node chromium
 
 # WORKERS: live worker processes (each a Celery worker on queue `live`).
 WORKERS ?= 1
 
-demo: venv
+demo: venv node
 	WORKERS=$(WORKERS) $(PY) scripts/stack.py demo
 
-test: venv node
+test: venv node chromium
 	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/cinegraph} \
-	CHROMIUM_PATH=$${CHROMIUM_PATH:-/usr/bin/chromium} \
+	CHROMIUM_PATH=$(CHROMIUM_PATH) \
 	$(PY) -m pytest
 
 lint: venv
@@ -30,17 +33,22 @@ lint: venv
 venv: $(STAMP)
 
 $(PY):
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found. Install Python 3.11 (Debian 12: apt-get install python3.11 python3.11-venv) or set PYTHON=/path/to/python3.11"; exit 1; }
+	@command -v $(PYTHON) >/dev/null && $(PYTHON) -c "import ensurepip, venv" 2>/dev/null || $(SYSTEM_PACKAGES)
 	$(PYTHON) -m venv $(VENV)
 
+# mysqlclient builds from source: it needs pkg-config and the MariaDB client headers.
 $(STAMP): requirements.txt | $(PY)
-	@$(PY) -c "import MySQLdb" 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null || { echo "error: mysqlclient needs pkg-config and MariaDB client headers to build. Install them: $(APT_HINT)"; exit 1; }
+	@$(PY) -c "import MySQLdb" 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null || $(SYSTEM_PACKAGES)
 	$(PY) -m pip install -r requirements.txt
 	touch $@
 
 node: $(NODE_STAMP)
 
 $(NODE_STAMP): package-lock.json
-	@command -v npm >/dev/null || { echo "error: npm not found. Install Node 20 and npm (or run: sudo .ci/run)"; exit 1; }
+	@command -v npm >/dev/null || $(SYSTEM_PACKAGES)
 	npm ci --no-audit --no-fund
 	touch $@
+
+# The browser test drives Chromium from apt (tests/conftest.py); `make demo` does not need it.
+chromium:
+	@test -x "$(CHROMIUM_PATH)" || $(SYSTEM_PACKAGES)

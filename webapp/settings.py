@@ -1,7 +1,8 @@
 """Cinegraph settings: the one module that reads the environment.
 
-python-dotenv loads `.env.dev` here and only here; values already in the
-environment win, so production never reads the dev defaults.
+python-dotenv loads `.env.dev` here and only here, when the file is there; values already
+in the environment win. The Docker image leaves the file out (.dockerignore), so production
+never reads the dev defaults, not even for a variable it does not set.
 """
 
 import os
@@ -11,7 +12,9 @@ import dj_database_url
 from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-load_dotenv(BASE_DIR / ".env.dev", override=False)
+DEV_ENV_FILE = BASE_DIR / ".env.dev"
+if DEV_ENV_FILE.exists():
+    load_dotenv(DEV_ENV_FILE, override=False)
 
 
 def _env(name: str, default: str = "") -> str:
@@ -23,6 +26,23 @@ if not SECRET_KEY:
     raise RuntimeError("DJANGO_SECRET_KEY is not set (see .env.dev for the dev default)")
 DEBUG = _env("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = [h for h in _env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+
+# HTTPS. Production is served over https only, with TLS ended by a reverse proxy in front of
+# gunicorn (docker-compose.yml): on whenever DEBUG is off, unless DJANGO_HTTPS=0 says the site
+# is plain http. `make demo` and the tests run with DEBUG on (.env.dev) over plain http.
+HTTPS = _env("DJANGO_HTTPS", "0" if DEBUG else "1") == "1"
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+# Browsers remember HSTS for this long: a deployment unsure of https everywhere starts with a
+# small DJANGO_HSTS_SECONDS (say 3600) and raises it; preload lists ask for a year.
+SECURE_HSTS_SECONDS = int(_env("DJANGO_HSTS_SECONDS", str(365 * 24 * 3600))) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env("DJANGO_HSTS_INCLUDE_SUBDOMAINS", "1") == "1"
+SECURE_HSTS_PRELOAD = _env("DJANGO_HSTS_PRELOAD", "1") == "1"
+# Behind the proxy every request reaches gunicorn as http; the proxy says which scheme the
+# browser used. Trust that header only when a proxy that sets it (and drops the browser's)
+# is the only way in, which is what DJANGO_BEHIND_TLS_PROXY=1 declares.
+if _env("DJANGO_BEHIND_TLS_PROXY", "0") == "1":
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -111,6 +131,9 @@ KAFKA_TOPIC = _env("KAFKA_TOPIC", "clicks")
 DYNAMODB_ENDPOINT = _env("DYNAMODB_ENDPOINT") or None
 DYNAMODB_TABLE = _env("DYNAMODB_TABLE", "clicklog")
 AWS_REGION = _env("AWS_DEFAULT_REGION", "us-east-1")
+# Fault tests only (benchmarks/faults.py): "<stage>:<movie id>" ends the web process at that
+# stage of recording that movie's events (movie.events). Empty everywhere else.
+FAULT_CRASH = _env("CINEGRAPH_FAULT_CRASH")
 
 MODEL_DIR = Path(_env("CINEGRAPH_MODEL_DIR", str(VAR_DIR / "models")))
 if not MODEL_DIR.is_absolute():
@@ -137,11 +160,27 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = "live"
 CELERY_TASK_ROUTES = {"workers.tasks.retrain_models": {"queue": "retrain"}}
 # Waiting visitors are also picked up every 30 s, after a worker died holding some.
-CELERY_BEAT_SCHEDULE = {"live-sweep": {"task": "workers.tasks.update_waiting_visitors", "schedule": 30.0}}
+# Visitors whose live state is behind their history (Redis restarted) are found every 30 s too.
+CELERY_BEAT_SCHEDULE = {
+    "live-sweep": {"task": "workers.tasks.update_waiting_visitors", "schedule": 30.0},
+    "live-reconcile": {"task": "workers.tasks.reconcile_visitors", "schedule": float(_env("LIVE_RECONCILE_S", "30"))},
+}
 if RETRAIN_EVERY > 0:
     CELERY_BEAT_SCHEDULE["retrain"] = {"task": "workers.tasks.retrain_models", "schedule": RETRAIN_EVERY}
+# A task is acknowledged when it ends, not when it starts; one whose pool process dies is put
+# back at once (reject on worker lost: prefork pools), one whose whole worker died (our solo
+# pools) when its visibility_timeout below runs out.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis hands a task that is still unacknowledged after visibility_timeout to another worker,
+# and the setting is broker-wide: both queues share it. A live tick drains micro-batches of
+# well under a second, but a retrain trains three models for minutes on ml-latest-small and
+# up to an hour each on a Gowalla-sized graph (docs/benchmarks.md): 6 h covers that twice, so
+# a running retrain is never started a second time. Neither queue needs a quicker redelivery:
+# a tick carries no visitor ids (the visitors wait in Redis and beat's 30 s sweep sends fresh
+# ticks), and a retrain whose worker died is followed by the next scheduled one.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
