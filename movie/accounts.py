@@ -1,37 +1,22 @@
-"""Sign-up and log-in: Django's auth views, plus moving the session's history to the account.
+"""Sign-up and log-in: Django's auth views, plus giving the session's history to the account.
 
-Django's login() gives the session a new key, so the anonymous visitor key is read first.
+Signing up, the new account takes over the session's visitor id: its history is already
+keyed right. Logging in to an account that has its own id moves the session's history there.
+A move that fails half-way (a service down) is remembered in the session and finished on a
+later request; each of its steps can be repeated safely.
 """
-
-import logging
 
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.views import LoginView, RedirectURLMixin
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.generic.edit import FormView
 
-from movie import events
 from movie.forms import SignupForm
 from movie.ratelimit import client_address, limit
 from movie.services import user_signup
-from movie.visitors import session_visitor
-
-log = logging.getLogger(__name__)
-
-
-def _history_move(request: HttpRequest, anonymous: str | None) -> None:
-    if anonymous is None:
-        return
-    to_visitor = f"u:{request.user.pk}"
-    try:
-        events.history_move(from_visitor=anonymous, to_visitor=to_visitor)
-    except Exception:
-        # Signing in must not fail because the click pipeline is down; the history stays
-        # with the old session key, which is logged so it can be moved by hand.
-        log.exception("could not move history from %s to %s", anonymous, to_visitor)
-
+from movie.visitors import MOVE_FIELD, account_visitor, history_move_finish, session_visitor
 
 class SignInView(LoginView):
     template_name = "registration/login.html"
@@ -42,8 +27,10 @@ class SignInView(LoginView):
 
     def form_valid(self, form) -> HttpResponse:
         anonymous = session_visitor(self.request)
-        response = super().form_valid(form)
-        _history_move(self.request, anonymous)
+        response = super().form_valid(form)  # login() keeps the session's data, under a new key
+        if anonymous and anonymous != account_visitor(self.request.user):
+            self.request.session[MOVE_FIELD] = anonymous
+            history_move_finish(self.request)
         return response
 
 
@@ -61,8 +48,7 @@ class SignUpView(RedirectURLMixin, FormView):
         return {**super().get_context_data(**kwargs), "next": self.get_redirect_url()}
 
     def form_valid(self, form) -> HttpResponse:
-        anonymous = session_visitor(self.request)
         user = user_signup(username=form.cleaned_data["username"], password=form.cleaned_data["password1"])
+        account_visitor(user, adopt=session_visitor(self.request))
         login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
-        _history_move(self.request, anonymous)
         return redirect(self.get_success_url())

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from movie.events import EventNotRecorded, EventRejected, event_record
+from movie.events import EventConflict, EventNotRecorded, EventRejected, event_record
 from movie.ratelimit import limit
 from movie.recommendations import recommendations_for
 from movie.visitors import visitor_key
@@ -31,13 +31,17 @@ def events(request: HttpRequest) -> JsonResponse:
     limit("event", visitor)
     try:
         event = event_record(
-            visitor=visitor, movie_id=body.get("movie_id"), kind=body.get("kind"), value=body.get("value")
+            visitor=visitor, movie_id=body.get("movie_id"), kind=body.get("kind"), value=body.get("value"),
+            idempotency_key=request.headers.get("Idempotency-Key"),
         )
+    except EventConflict as exc:
+        return JsonResponse({"error": str(exc)}, status=422)
     except EventRejected as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     except EventNotRecorded as exc:
         return JsonResponse({"error": str(exc)}, status=503)
-    return JsonResponse({"event_id": event.event_id}, status=202)
+    # The visitor id is not a credential (the session cookie is): the client may know it.
+    return JsonResponse({"event_id": event.event_id, "visitor": visitor}, status=202)
 
 
 @require_GET

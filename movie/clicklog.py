@@ -3,6 +3,10 @@
 Partition key `visitor`, sort key `sk` = `<ts>#<event_id>`, so a Query on one visitor
 returns their events in time order. An event answered 2xx is in this table; the live
 workers read a visitor's new events from it, never from Kafka payloads.
+
+An item is written `pending` first and confirmed (written again without the flag) only once
+the history mirror holds it (`movie.events`); readers skip pending items, so a request that
+died half-way never reaches the models.
 """
 
 from __future__ import annotations
@@ -25,20 +29,22 @@ class Event:
     kind: str  # click | rate | remove
     ts: str  # ISO-8601 UTC with microseconds: sorts as text
     value: float | None = None
+    pending: bool = False
 
     @property
     def sort_key(self) -> str:
         return f"{self.ts}#{self.event_id}"
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "pending"}
 
 
 # Bounded waits. With botocore's defaults a click against an unreachable DynamoDB took 25.6 s to
 # fail (tests/movie/test_events.py); a put takes milliseconds (POST p99 157 ms at 100 clicks/s).
 # A web request's writes get one try within WRITE_BUDGET_S, so it answers before the browser
-# gives up (app.js); the live workers' reads may retry.
-_CONNECT_S, _WRITE_READ_S = 0.5, 1.0
+# gives up (app.js: a click writes twice, pending then confirmed); the live workers' reads may
+# retry.
+_CONNECT_S, _WRITE_READ_S = 0.4, 0.6
 WRITE_BUDGET_S = _CONNECT_S + _WRITE_READ_S
 _WRITES = Config(connect_timeout=_CONNECT_S, read_timeout=_WRITE_READ_S,
                  retries={"mode": "standard", "total_max_attempts": 1})
@@ -75,6 +81,8 @@ def _to_item(event: Event, visitor: str) -> dict:
     }
     if event.value is not None:
         item["value"] = Decimal(str(event.value))
+    if event.pending:
+        item["pending"] = True
     return item
 
 
@@ -87,21 +95,30 @@ def _from_item(item: dict) -> Event:
         kind=item["kind"],
         ts=item["ts"],
         value=float(value) if value is not None else None,
+        pending=bool(item.get("pending", False)),
     )
 
 
 def event_put(event: Event) -> None:
-    """Write one event; writing the same event twice leaves one item (same keys)."""
+    """Write one event (pending or confirmed, as `event.pending` says); writing the same
+    event twice leaves one item (same keys)."""
     clicklog_table().put_item(Item=_to_item(event, event.visitor))
+
+
+def event_get(event: Event) -> Event | None:
+    """The stored item with `event`'s keys (pending or not), or None."""
+    item = clicklog_table().get_item(Key={"visitor": event.visitor, "sk": event.sort_key}, ConsistentRead=True)
+    return _from_item(item["Item"]) if "Item" in item else None
 
 
 def event_delete(event: Event) -> None:
     clicklog_table().delete_item(Key={"visitor": event.visitor, "sk": event.sort_key})
 
 
-def events_for(visitor: str, after: str | None = None) -> list[Event]:
-    """A visitor's events, oldest first; `after`: only those whose sort key is greater
-    (a key condition, so DynamoDB reads just those). Follows DynamoDB's pagination."""
+def events_for(visitor: str, after: str | None = None, *, pending: bool = False) -> list[Event]:
+    """A visitor's confirmed events (`pending`: and the pending ones), oldest first; `after`:
+    only those whose sort key is greater (a key condition, so DynamoDB reads just those).
+    Follows DynamoDB's pagination."""
     query = {
         "TableName": settings.DYNAMODB_TABLE,
         "KeyConditionExpression": "visitor = :v" + (" AND sk > :after" if after else ""),
@@ -112,21 +129,33 @@ def events_for(visitor: str, after: str | None = None) -> list[Event]:
     events: list[Event] = []
     while True:
         page = dynamodb.query(**query)
-        events.extend(_from_item({k: _deserialize(v) for k, v in item.items()}) for item in page["Items"])
+        found = (_from_item({k: _deserialize(v) for k, v in item.items()}) for item in page["Items"])
+        events.extend(e for e in found if pending or not e.pending)
         if "LastEvaluatedKey" not in page:
             return events
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def events_move(*, from_visitor: str, to_visitor: str) -> list[Event]:
-    """Re-key a visitor's whole log (sign-up / log-in). Copies first, then deletes,
-    so a failure half-way leaves events duplicated under both keys, never lost."""
+def events_copy(*, from_visitor: str, to_visitor: str) -> list[Event]:
+    """Copy a visitor's confirmed events under another visitor id (same sort keys, so a
+    second copy changes nothing); returns them."""
     events = events_for(from_visitor)
-    table = clicklog_table()
-    with table.batch_writer() as batch:
+    with clicklog_table().batch_writer() as batch:
         for event in events:
             batch.put_item(Item=_to_item(event, to_visitor))
-    with table.batch_writer() as batch:
-        for event in events:
-            batch.delete_item(Key={"visitor": from_visitor, "sk": event.sort_key})
+    return events
+
+
+def events_drop(visitor: str) -> None:
+    """Delete every item of a visitor's log, pending ones included."""
+    with clicklog_table().batch_writer() as batch:
+        for event in events_for(visitor, pending=True):
+            batch.delete_item(Key={"visitor": visitor, "sk": event.sort_key})
+
+
+def events_move(*, from_visitor: str, to_visitor: str) -> list[Event]:
+    """Re-key a visitor's whole log. Copies first, then deletes, so a failure half-way
+    leaves events under both keys, never lost, and a second run finishes the move."""
+    events = events_copy(from_visitor=from_visitor, to_visitor=to_visitor)
+    events_drop(from_visitor)
     return events

@@ -1,30 +1,37 @@
 """Recording what visitors do: the one place an event enters the pipeline.
 
-Order of writes, so that a failed request leaves nothing behind:
-1. DynamoDB `clicklog` (the durable record);
-2. the `Interaction` mirror, in a transaction that stays open until
-3. Kafka has acknowledged the notification (acks=all).
-If 1 fails, nothing was written; if 2 or 3 fails, the transaction rolls back and the
-click-log item is deleted again. Either way the request answers 503 within the bounds in
-`clicklog` and `stream`, which end before the browser stops waiting.
-The worker reads histories from the click log, so a notification whose event was
-compensated away changes nothing.
+Every answer 202 has its event in the click log, in the history mirror and on Kafka; an
+event answered anything else never reaches the models. The writes, in order:
+1. the DynamoDB `clicklog` item, marked pending (the workers never apply it);
+2. the `Interaction` mirror, committed;
+3. Kafka (acks=all): the workers' notification;
+4. the click-log item again, confirmed: from now on the workers apply it (a worker that read
+   it still pending, milliseconds before, looks again: `predictors.live`).
+A failure in 2 deletes the item; in 3 or 4 the item and then the mirror row are undone, and
+the request answers 503: nothing was applied, since the item was still pending. A process that
+dies after 1 leaves a pending item nobody applies; after 2 or 3 the event is in the visitor's
+history, where it can be removed, and never applied unless the browser's retry confirms it.
+The browser sends an idempotency key, which becomes the event id: a retry of an event the
+mirror holds finishes whatever the first try left undone and answers 202 again, without a
+second row. docs/design.md has the whole argument.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from botocore.exceptions import BotoCoreError, ClientError
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 
 from movie import clicklog, stream
 from movie.clicklog import Event
 from movie.models import Interaction, Movie
-from predictors.visitor_state import visitor_forget
+from predictors.visitor_state import GRACE_S, visitor_forget, visitors_wait
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +48,45 @@ class EventNotRecorded(RuntimeError):
     """A backing service failed; nothing was kept. Answer 503."""
 
 
+class EventConflict(ValueError):
+    """The idempotency key was used for a different event: answer 422."""
+
+
+# A retried event whose first try was never confirmed is confirmed under its first timestamp
+# only while the workers still read that far back (visitor_state.GRACE_S); later, re-keyed.
+RETRY_SAME_KEY_S = GRACE_S / 2
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _ts(datetime.now(timezone.utc))
 
 
 def _at(ts: str) -> datetime:
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def _ts(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def idempotency_key_validate(key) -> str | None:
+    """The client's idempotency key as a canonical UUID string (None if it sent none)."""
+    if key is None or key == "":
+        return None
+    try:
+        if len(key) > 64:
+            raise ValueError(key)
+        return str(uuid.UUID(key))
+    except ValueError:
+        raise EventRejected("the idempotency key must be a UUID") from None
+
+
+def _crash_point(stage: str, event: Event) -> None:
+    """Fault tests only: end this process at `stage` for one movie's clicks and ratings, as a
+    power cut would (settings.FAULT_CRASH = "<stage>:<movie id>"; empty in every deployment)."""
+    if settings.FAULT_CRASH == f"{stage}:{event.movie_id}" and event.kind in PUBLIC_KINDS:
+        log.error("fault injection: exiting at %s for event %s", stage, event.event_id)
+        os._exit(70)
 
 
 def event_validate(*, movie_id, kind, value) -> tuple[int, str, float | None]:
@@ -76,56 +116,125 @@ def event_validate(*, movie_id, kind, value) -> tuple[int, str, float | None]:
     return movie_id, kind, float(value)
 
 
-def _record(event: Event, mirror) -> Event:
+def _quietly(what: str, undo, event: Event) -> bool:
     try:
-        clicklog.event_put(event)
+        undo()
+        return True
+    except Exception:
+        log.exception("event %s: could not %s", event.event_id, what)
+        return False
+
+
+def _record(event: Event, apply, undo) -> Event:
+    """Write `event` as the module docstring says; `apply` writes the mirror, `undo` reverts it.
+    Raises EventNotRecorded (nothing kept), or IntegrityError from `apply` (nothing kept)."""
+    try:
+        clicklog.event_put(Event(**{**event.__dict__, "pending": True}))
     except (BotoCoreError, ClientError) as exc:  # nothing was kept: nothing to compensate
         log.exception("event %s not recorded: the click log is unreachable", event.event_id)
         raise EventNotRecorded("the event could not be recorded, please try again") from exc
+    _crash_point("clicklog", event)
     try:
         with transaction.atomic():
-            mirror()
-            stream.publish(visitor=event.visitor, payload=event.as_dict())
+            apply()
     except Exception as exc:
-        log.exception("event %s not recorded; compensating the click log", event.event_id)
-        clicklog.event_delete(event)
+        _quietly("delete its pending click-log item", lambda: clicklog.event_delete(event), event)
+        if isinstance(exc, IntegrityError):
+            raise
+        log.exception("event %s not recorded: the history mirror refused it", event.event_id)
+        raise EventNotRecorded("the event could not be recorded, please try again") from exc
+    _crash_point("mirror", event)
+    try:
+        stream.publish(visitor=event.visitor, payload=event.as_dict())
+        _crash_point("kafka", event)
+        clicklog.event_put(event)  # confirmed: the last write, so nothing undoes an applied event
+    except Exception as exc:
+        log.exception("event %s not recorded; compensating", event.event_id)
+        # The mirror row goes only once the log item has: if the item cannot be deleted the
+        # event stays visible in the history, where the visitor can remove it.
+        if _quietly("delete its click-log item", lambda: clicklog.event_delete(event), event):
+            _quietly("undo its mirror row", undo, event)
         raise EventNotRecorded("the event could not be recorded, please try again") from exc
     return event
 
 
-def event_record(*, visitor: str, movie_id, kind, value=None) -> Event:
-    """Validate and record a click or a rating; returns the stored event."""
+def _retry(prior: Interaction, *, visitor: str, movie_id: int, kind: str, value) -> Event:
+    """A retry of an event the mirror holds: finish what the first try left undone."""
+    if (prior.visitor, prior.movie_id, prior.kind, prior.value) != (visitor, movie_id, kind, value):
+        raise EventConflict("this idempotency key was already used for a different event")
+    event = Event(event_id=str(prior.event_id), visitor=visitor, movie_id=movie_id, kind=kind,
+                  ts=_ts(prior.created_at), value=value)
+    try:
+        stored = clicklog.event_get(event)
+        if stored is None or stored.pending:
+            if datetime.now(timezone.utc) - prior.created_at > timedelta(seconds=RETRY_SAME_KEY_S):
+                # The workers may have read past this timestamp: confirm it as a new event.
+                clicklog.event_delete(event)
+                event = Event(**{**event.__dict__, "ts": _now()})
+                Interaction.objects.filter(pk=prior.pk).update(created_at=_at(event.ts))
+            stream.publish(visitor=visitor, payload=event.as_dict())
+            clicklog.event_put(event)
+        else:
+            stream.publish(visitor=visitor, payload=event.as_dict())  # the first try may not have
+    except Exception as exc:  # the mirror row stays: visible in the history, removable
+        log.exception("retried event %s not confirmed", event.event_id)
+        raise EventNotRecorded("the event could not be recorded, please try again") from exc
+    return event
+
+
+def event_record(*, visitor: str, movie_id, kind, value=None, idempotency_key=None) -> Event:
+    """Validate and record a click or a rating; returns the stored event. A request with the
+    idempotency key of an event already recorded answers with that event, recording nothing."""
     movie_id, kind, value = event_validate(movie_id=movie_id, kind=kind, value=value)
-    event = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=movie_id, kind=kind, ts=_now(), value=value)
+    event_id = idempotency_key_validate(idempotency_key) or str(uuid.uuid4())
+    prior = Interaction.objects.filter(event_id=event_id).first()
+    if prior is None:
+        event = Event(event_id=event_id, visitor=visitor, movie_id=movie_id, kind=kind, ts=_now(), value=value)
 
-    def mirror():
-        Interaction.objects.create(
-            visitor=visitor, movie_id=movie_id, kind=kind, value=value, event_id=event.event_id, created_at=_at(event.ts)
-        )
+        def mirror():
+            Interaction.objects.create(visitor=visitor, movie_id=movie_id, kind=kind, value=value,
+                                       event_id=event_id, created_at=_at(event.ts))
 
-    return _record(event, mirror)
+        try:
+            return _record(event, mirror, lambda: Interaction.objects.filter(event_id=event_id).delete())
+        except IntegrityError:  # the same key in another request, which stored it first
+            prior = Interaction.objects.filter(event_id=event_id).first()
+            if prior is None:
+                raise EventNotRecorded("the event could not be recorded, please try again") from None
+    return _retry(prior, visitor=visitor, movie_id=movie_id, kind=kind, value=value)
 
 
 def history_remove(*, visitor: str, movie_id: int) -> Event | None:
     """Take a movie out of a visitor's history. The log keeps the clicks and gains a
     `remove` event, so the worker's replay drops the movie and nothing is lost."""
-    if not Interaction.objects.filter(visitor=visitor, movie_id=movie_id).exists():
+    if not MOVIE_ID_MIN <= movie_id <= MOVIE_ID_MAX:  # no such row; some databases fail on the query
+        return None
+    rows = list(Interaction.objects.filter(visitor=visitor, movie_id=movie_id))
+    if not rows:
         return None
     event = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=movie_id, kind="remove", ts=_now())
-    return _record(event, lambda: Interaction.objects.filter(visitor=visitor, movie_id=movie_id).delete())
+    return _record(
+        event,
+        lambda: Interaction.objects.filter(pk__in=[r.pk for r in rows]).delete(),
+        lambda: Interaction.objects.bulk_create(rows, ignore_conflicts=True),
+    )
 
 
 def history_move(*, from_visitor: str, to_visitor: str) -> int:
-    """Give an anonymous session's history to the account it signed up or logged in as.
-    Returns how many events moved; both visitors' workers are notified."""
+    """Give an anonymous visitor's history to the account it logged in as; returns how many
+    events moved. Every step can be repeated, so a move that failed half-way is finished by
+    running it again (`movie.visitors` does, on the visitor's next request)."""
     if from_visitor == to_visitor:
         return 0
-    moved = clicklog.events_move(from_visitor=from_visitor, to_visitor=to_visitor)
-    if not moved:
-        return 0
+    moved = clicklog.events_copy(from_visitor=from_visitor, to_visitor=to_visitor)
     Interaction.objects.filter(visitor=from_visitor).update(visitor=to_visitor)
+    clicklog.events_drop(from_visitor)
     for visitor in (from_visitor, to_visitor):
         visitor_forget(visitor)  # the moved events sort before its watermark: replay the whole log
+    # Waiting in Redis, not only told through Kafka: the old visitor leaves the workers'
+    # graphs even if a notification is lost (the live sweep claims waiting visitors).
+    visitors_wait([from_visitor, to_visitor])
+    for visitor in (from_visitor, to_visitor):
         stream.publish(visitor=visitor, payload={"visitor": visitor, "kind": "moved", "ts": _now()})
     return len(moved)
 

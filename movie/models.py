@@ -4,6 +4,7 @@ No logic lives here: writes go through `movie.services` (and `movie.events` for
 interactions), reads through `movie.selectors`.
 """
 
+from django.conf import settings
 from django.db import models
 
 
@@ -57,7 +58,7 @@ class Interaction(models.Model):
         CLICK = "click", "Click"
         RATE = "rate", "Rate"
 
-    # "u:<user id>" or "s:<session key>" (session keys are 32 characters).
+    # A visitor id (`movie.visitors`): never the session key, which is a credential.
     visitor = models.CharField(max_length=64, db_index=True)
     movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="interactions")
     kind = models.CharField(max_length=8, choices=Kind.choices)
@@ -69,7 +70,16 @@ class Interaction(models.Model):
         indexes = [
             # visitor_history(): newest first for one visitor.
             models.Index(fields=["visitor", "-created_at"], name="interaction_visitor_recent"),
+            # visitors_recent(): the live sweep's visitors with recent events.
+            models.Index(fields=["created_at"], name="interaction_created"),
         ]
+
+
+class AccountVisitor(models.Model):
+    """The visitor id of a signed-in account: what its events and lists are keyed by."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="visitor")
+    visitor = models.CharField(max_length=64, unique=True)
 
 
 class PaperReview(models.Model):

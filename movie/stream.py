@@ -15,7 +15,7 @@ from kafka import KafkaProducer
 
 # Fail a request quickly, not in the client's default minute, when the broker is gone: a click's
 # writes together must end before the browser gives up (app.js EVENT_TIMEOUT_MS).
-SEND_TIMEOUT_S = 1.5
+SEND_TIMEOUT_S = 1.0
 
 
 @functools.cache

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Protocol
 
 import dgl
@@ -38,12 +39,24 @@ class Event(Protocol):
     event_id: str
     movie_id: int
     kind: str  # click | rate | remove
+    ts: str
+    pending: bool  # written, not confirmed yet (movie.events): never applied
 
     @property
     def sort_key(self) -> str: ...
 
 
-ReadEvents = Callable[[str, str | None], Sequence[Event]]  # (visitor, after sort key) -> events
+ReadEvents = Callable[[str, str | None], Sequence[Event]]  # (visitor, after sort key) -> events, pending too
+# A pending item is confirmed a few milliseconds after its notification is sent; a visitor
+# whose log holds one this young is looked at again after RECHECK_S. Older ones are left by
+# requests that died, and are never applied.
+PENDING_YOUNG_S = 5.0
+RECHECK_S = 0.05
+
+
+def _stamp(unix_s: float) -> str:
+    """A unix time as the click log writes timestamps (sortable text)."""
+    return datetime.fromtimestamp(unix_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def history_after(history: Sequence[int], events: Sequence[Event]) -> list[int]:
@@ -93,6 +106,7 @@ class BatchReport:
     visitors: int = 0
     updated: int = 0
     events: int = 0
+    recheck: list[str] = field(default_factory=list)  # visitors with a young pending item
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -118,16 +132,27 @@ class LiveEngine:
 
     def drain(self, read_events: ReadEvents, *, limit: int = MAX_BATCH) -> list[BatchReport]:
         """Update waiting visitors, a claimed micro-batch at a time, until none is claimable."""
-        reports = []
-        while visitors := visitor_state.visitors_claim(limit):
+        reports, recheck_until = [], 0.0
+        while True:
+            visitors = visitor_state.visitors_claim(limit)
+            if not visitors:
+                if time.monotonic() > recheck_until:
+                    return reports
+                time.sleep(RECHECK_S)  # a visitor put back to wait for its pending item
+                continue
             try:
                 report = self.update(visitors, read_events)
+                visitor_state.visitors_wait(report.recheck, delay_s=RECHECK_S)
+            except Exception:
+                visitor_state.visitors_wait(visitors)  # back in the queue for the retry or the sweep
+                raise
             finally:
                 visitor_state.visitors_release(visitors)
             log.info("live batch: %d visitors, %d updated, %d events, %s", report.visitors, report.updated,
                      report.events, {k: round(v, 4) for k, v in report.seconds.items()})
             reports.append(report)
-        return reports
+            if report.recheck:
+                recheck_until = time.monotonic() + 2 * RECHECK_S
 
     def update(self, visitors: Sequence[str], read_events: ReadEvents) -> BatchReport:
         """Apply each visitor's unapplied events (each exactly once), fold the batch in, store."""
@@ -138,8 +163,12 @@ class LiveEngine:
         logs = dict(zip(visitors, self.pool.map(lambda v: read_events(v, states[v].since()), visitors)))
         report.seconds["read"] = time.perf_counter() - started
         changed: dict[str, VisitorState] = {}
+        young = _stamp(time.time() - PENDING_YOUNG_S)
         for visitor in visitors:
-            state, new = states[visitor], states[visitor].new_events(logs[visitor])
+            if any(e.pending and e.ts > young for e in logs[visitor]):
+                report.recheck.append(visitor)
+            confirmed = [e for e in logs[visitor] if not e.pending]
+            state, new = states[visitor], states[visitor].new_events(confirmed)
             outdated = any(live.params_key not in state.params for live in self.live.values())
             if new or (outdated and state.history):
                 state.history = history_after(state.history, new)

@@ -8,7 +8,7 @@
     p:<model>:<version>   float32 bytes of the visitor's parameters for that version
     r:<model>:<version>   fine-tuning rounds those parameters have had
 
-`live:waiting` (zset visitor → when it started waiting) holds visitors with news;
+`live:waiting` (zset visitor → when it may be claimed) holds visitors with news;
 `live:claimed` (zset visitor → lease expiry) those a worker is updating. A claim moves a
 visitor from waiting to claimed only if nobody holds it, so a visitor is updated by one
 worker at a time and in order; a worker that dies loses its lease and the visitor returns to
@@ -43,7 +43,7 @@ for _, v in ipairs(expired) do
   redis.call('ZADD', KEYS[1], 'NX', ARGV[1], v)
 end
 local out = {}
-for _, v in ipairs(redis.call('ZRANGE', KEYS[1], 0, 4 * tonumber(ARGV[3]) - 1)) do
+for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 4 * tonumber(ARGV[3]))) do
   if #out >= tonumber(ARGV[3]) then break end
   if not redis.call('ZSCORE', KEYS[2], v) then
     redis.call('ZREM', KEYS[1], v)
@@ -155,12 +155,27 @@ def visitor_forget(visitor: str) -> None:
     client().delete(key(visitor))
 
 
-def visitors_wait(visitors: Iterable[str]) -> None:
-    """Mark visitors as having news (a visitor already waiting keeps its place)."""
+def visitors_wait(visitors: Iterable[str], *, delay_s: float = 0.0) -> None:
+    """Mark visitors as having news, claimable after `delay_s` (a visitor already waiting
+    keeps its place)."""
     visitors = list(visitors)
     if visitors:
-        now = time.time()
-        client().zadd(WAITING, {v: now for v in visitors}, nx=True)
+        due = time.time() + delay_s
+        client().zadd(WAITING, {v: due for v in visitors}, nx=True)
+
+
+def visitors_behind(newest: dict[str, str]) -> list[str]:
+    """Of visitors → the timestamp of their newest event (`<ts>` of a sort key), those whose
+    live state has not applied it: none at all (Redis lost it) or an older watermark."""
+    visitors = list(newest)
+    pipe = client().pipeline(transaction=False)
+    for visitor in visitors:
+        pipe.hget(key(visitor), "watermark")
+    behind = []
+    for visitor, watermark in zip(visitors, pipe.execute()):
+        if not watermark or watermark.decode().split("#", 1)[0] < newest[visitor]:
+            behind.append(visitor)
+    return behind
 
 
 def visitors_claim(limit: int, lease_s: float = LEASE_S) -> list[str]:

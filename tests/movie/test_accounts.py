@@ -3,7 +3,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from movie import events
-from movie.models import Interaction
+from movie.clicklog import events_for
+from movie.models import AccountVisitor, Interaction
 
 PASSWORD = "correct-horse-battery"
 
@@ -11,13 +12,14 @@ PASSWORD = "correct-horse-battery"
 def _anonymous_click(client, movie_id: int) -> str:
     """Open a session the way a visitor does and record a click through the real pipeline."""
     client.get(reverse("history"))
-    visitor = f"s:{client.session.session_key}"
+    visitor = client.session["visitor"]
     events.event_record(visitor=visitor, movie_id=movie_id, kind="click")
     return visitor
 
 
-def test_signup_logs_in_and_moves_the_session_history(client, catalogue, clicklog_table):
+def test_signup_logs_in_and_the_account_takes_over_the_session_history(client, catalogue, clicklog_table):
     anonymous = _anonymous_click(client, 40697)
+    session_key = client.session.session_key
 
     response = client.post(
         reverse("signup"), {"username": "ada", "password1": PASSWORD, "password2": PASSWORD}
@@ -26,11 +28,14 @@ def test_signup_logs_in_and_moves_the_session_history(client, catalogue, clicklo
     assert response.status_code == 302 and response["Location"] == reverse("catalogue")
     user = get_user_model().objects.get(username="ada")
     assert client.session["_auth_user_id"] == str(user.pk)
-    assert f"s:{client.session.session_key}" != anonymous
-    assert list(Interaction.objects.filter(visitor=f"u:{user.pk}").values_list("movie_id", flat=True)) == [40697]
-    assert not Interaction.objects.filter(visitor=anonymous).exists()
+    assert client.session.session_key != session_key
+    assert AccountVisitor.objects.get(user=user).visitor == anonymous  # nothing had to move
+    assert [e.movie_id for e in events_for(anonymous)] == [40697]
     page = client.get(reverse("history"))
     assert [h.movie.id for h in page.context["history"]] == [40697]
+    assert client.post(reverse("logout")).status_code == 302
+    assert client.get(reverse("history")).context["history"] == []  # the next visitor is someone else
+    assert client.session["visitor"] != anonymous
 
 
 def test_signup_rejects_mismatched_passwords(client, db):
@@ -46,29 +51,29 @@ def test_login_moves_history_and_logout_keeps_it_with_the_account(client, catalo
     response = client.post(reverse("login"), {"username": "grace", "password": PASSWORD})
 
     assert response.status_code == 302
-    assert list(Interaction.objects.filter(visitor=f"u:{user.pk}").values_list("movie_id", flat=True)) == [11]
-    assert not Interaction.objects.filter(visitor=anonymous).exists()
+    account = AccountVisitor.objects.get(user=user).visitor
+    assert account != anonymous and account.startswith("v:")
+    assert list(Interaction.objects.filter(visitor=account).values_list("movie_id", flat=True)) == [11]
+    assert [e.movie_id for e in events_for(account)] == [11]
+    assert not Interaction.objects.filter(visitor=anonymous).exists() and events_for(anonymous) == []
     assert "Log out" in client.get(reverse("catalogue")).content.decode()
 
     assert client.post(reverse("logout")).status_code == 302
     assert client.get(reverse("history")).context["history"] == []
 
 
-def test_login_passes_the_old_session_key(client, catalogue, monkeypatch):
-    user = get_user_model().objects.create_user(username="linus", password=PASSWORD)
-    client.get(reverse("history"))
-    old = client.session.session_key
-    calls = []
-    monkeypatch.setattr(events, "history_move", lambda **kw: calls.append(kw) or 0)
-
-    client.post(reverse("login"), {"username": "linus", "password": PASSWORD})
-
-    assert calls == [{"from_visitor": f"s:{old}", "to_visitor": f"u:{user.pk}"}]
+def test_no_session_key_leaves_the_web_process(client, catalogue, clicklog_table):
+    visitor = _anonymous_click(client, 11)
+    session_key = client.session.session_key
+    assert visitor.startswith("v:") and session_key not in visitor
+    assert all(e.visitor == visitor for e in events_for(visitor))
+    assert Interaction.objects.filter(visitor__contains=session_key).count() == 0
 
 
-def test_login_survives_a_failing_history_move(client, catalogue, monkeypatch):
-    get_user_model().objects.create_user(username="edsger", password=PASSWORD)
-    client.get(reverse("history"))
+def test_a_move_that_failed_is_finished_on_a_later_request(client, catalogue, clicklog_table, monkeypatch):
+    user = get_user_model().objects.create_user(username="edsger", password=PASSWORD)
+    anonymous = _anonymous_click(client, 11)
+    real_move = events.history_move
 
     def broken(**kwargs):
         raise RuntimeError("kafka is down")
@@ -76,6 +81,13 @@ def test_login_survives_a_failing_history_move(client, catalogue, monkeypatch):
     monkeypatch.setattr(events, "history_move", broken)
     response = client.post(reverse("login"), {"username": "edsger", "password": PASSWORD})
     assert response.status_code == 302 and "_auth_user_id" in client.session
+    assert Interaction.objects.filter(visitor=anonymous).count() == 1  # not moved yet
+
+    monkeypatch.setattr(events, "history_move", real_move)
+    page = client.get(reverse("history"))
+    assert [h.movie.id for h in page.context["history"]] == [11]
+    account = AccountVisitor.objects.get(user=user).visitor
+    assert [e.movie_id for e in events_for(account)] == [11] and events_for(anonymous) == []
 
 
 def test_wrong_password_is_refused(client, db):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,8 @@ from django.conf import settings
 from django.test import Client
 from kafka import KafkaConsumer, TopicPartition
 
-from movie import clicklog, stream
+from movie import clicklog, events, stream
+from movie.clicklog import Event
 from movie.events import history_move, history_remove
 from movie.models import Interaction, Movie
 
@@ -27,12 +30,12 @@ def movies(db):
 @pytest.fixture
 def visitor_client(clicklog_table):
     client = Client()
-    client.get("/")  # a session and a CSRF cookie, as a browser would have
+    client.get("/history/")  # a visitor id and a CSRF cookie, as a browser would have
     return client
 
 
 def _visitor(client: Client) -> str:
-    return f"s:{client.session.session_key}"
+    return client.session["visitor"]
 
 
 def _post(client: Client, body, **extra):
@@ -146,10 +149,82 @@ def test_remove_and_move_keep_the_log_whole(movies, visitor_client):
     assert list(Interaction.objects.filter(visitor=visitor).values_list("movie_id", flat=True)) == [2]
     assert [e.kind for e in clicklog.events_for(visitor)] == ["click", "click", "remove"]
 
-    assert history_move(from_visitor=visitor, to_visitor="u:42") == 3
+    account = "v:" + "4" * 32
+    assert history_move(from_visitor=visitor, to_visitor=account) == 3
+    assert clicklog.events_for(visitor, pending=True) == []
+    assert [e.movie_id for e in clicklog.events_for(account)] == [1, 2, 1]
+    assert Interaction.objects.filter(visitor=account).count() == 1
+    assert history_move(from_visitor=visitor, to_visitor=account) == 0  # a second run changes nothing
+    assert [e.movie_id for e in clicklog.events_for(account)] == [1, 2, 1]
+
+
+def test_a_retry_with_the_same_idempotency_key_stores_nothing_new(movies, visitor_client):
+    key = str(uuid.uuid4())
+    first = _post(visitor_client, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key)
+    again = _post(visitor_client, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key)
+
+    assert first.status_code == again.status_code == 202
+    assert first.json()["event_id"] == again.json()["event_id"] == key
+    visitor = _visitor(visitor_client)
+    assert [e.event_id for e in clicklog.events_for(visitor, pending=True)] == [key]
+    assert Interaction.objects.filter(visitor=visitor).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "status"),
+    [
+        ({"movie_id": 3, "kind": "click"}, "same", 422),  # the key of another event
+        ({"movie_id": 2, "kind": "click"}, "not-a-uuid", 400),
+        ({"movie_id": 2, "kind": "click"}, "0" * 65, 400),
+    ],
+)
+def test_a_misused_idempotency_key_is_refused(movies, visitor_client, body, key, status):
+    used = str(uuid.uuid4())
+    assert _post(visitor_client, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=used).status_code == 202
+    response = _post(visitor_client, body, HTTP_IDEMPOTENCY_KEY=used if key == "same" else key)
+    assert response.status_code == status and "idempotency key" in response.json()["error"]
+    assert [e.event_id for e in clicklog.events_for(_visitor(visitor_client), pending=True)] == [used]
+    assert Interaction.objects.count() == 1
+
+
+def test_another_visitors_key_is_refused(movies, visitor_client):
+    key = str(uuid.uuid4())
+    assert _post(visitor_client, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key).status_code == 202
+    intruder = Client()
+    intruder.get("/history/")
+    assert _post(intruder, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key).status_code == 422
+    assert clicklog.events_for(_visitor(intruder), pending=True) == []
+
+
+def test_readers_skip_pending_items(movies, visitor_client):
+    visitor = _visitor(visitor_client)
+    pending = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=1, kind="click",
+                    ts=events._now(), pending=True)
+    clicklog.event_put(pending)
     assert clicklog.events_for(visitor) == []
-    assert [e.movie_id for e in clicklog.events_for("u:42")] == [1, 2, 1]
-    assert Interaction.objects.filter(visitor="u:42").count() == 1
+    assert [e.event_id for e in clicklog.events_for(visitor, pending=True)] == [pending.event_id]
+
+
+@pytest.mark.parametrize("age_s", [0, 120])
+def test_a_retry_confirms_what_a_dead_request_left_pending(movies, visitor_client, age_s):
+    """The web process died after the mirror's commit: a pending item, a mirror row, no 202.
+    The browser's retry confirms the event (re-keyed when the workers may have read past its
+    timestamp) and notifies the workers; it is applied once."""
+    visitor = _visitor(visitor_client)
+    key = str(uuid.uuid4())
+    ts = events._ts(datetime.now(timezone.utc) - timedelta(seconds=age_s))
+    clicklog.event_put(Event(event_id=key, visitor=visitor, movie_id=2, kind="click", ts=ts, pending=True))
+    Interaction.objects.create(visitor=visitor, movie_id=2, kind="click", event_id=key, created_at=events._at(ts))
+    assert clicklog.events_for(visitor) == []
+
+    response = _post(visitor_client, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key)
+
+    assert response.status_code == 202 and response.json()["event_id"] == key
+    [confirmed] = clicklog.events_for(visitor, pending=True)
+    assert confirmed.event_id == key and not confirmed.pending
+    assert (confirmed.ts == ts) == (age_s < events.RETRY_SAME_KEY_S)
+    assert Interaction.objects.get(event_id=key).created_at == events._at(confirmed.ts)
+    assert [m["event_id"] for m in _messages_for(visitor, expected=1)] == [key]
 
 
 def test_the_browser_waits_longer_than_a_click_can_take_to_fail():
@@ -157,4 +232,6 @@ def test_the_browser_waits_longer_than_a_click_can_take_to_fail():
     script = (Path(__file__).resolve().parents[2] / "movie" / "static" / "movie" / "app.js").read_text()
     browser_s = int(re.search(r"EVENT_TIMEOUT_MS = (\d+);", script).group(1)) / 1000
     database_s = 1.0  # an insert of one row, with margin
-    assert clicklog.WRITE_BUDGET_S + stream.SEND_TIMEOUT_S + database_s < browser_s
+    # The longest request: a retry that reads the item, deletes it, puts it again, sends to
+    # Kafka (a first try writes the item twice, the mirror row once, then sends).
+    assert 3 * clicklog.WRITE_BUDGET_S + stream.SEND_TIMEOUT_S + database_s < browser_s

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import json
 from urllib.parse import quote
 
@@ -42,22 +44,35 @@ event_bodies = st.one_of(
 @pytest.fixture
 def client(catalogue, clicklog_table):
     client = Client(raise_request_exception=False)
-    client.get("/")
+    client.get("/history/")  # a visitor id and a CSRF cookie
     return client
 
 
-@FUZZ
-@given(body=event_bodies)
-def test_event_api_answers_4xx_or_202_and_a_refused_click_stores_nothing(client, body):
-    visitor = f"s:{client.session.session_key}"
-    rows, logged = Interaction.objects.count(), len(clicklog.events_for(visitor))
+idempotency_keys = st.none() | st.uuids().map(str) | st.text(max_size=80)
 
-    response = client.post("/api/events", data=body, content_type="application/json")
+
+@FUZZ
+@given(body=event_bodies, key=idempotency_keys)
+def test_event_api_answers_4xx_or_202_and_a_refused_click_stores_nothing(client, body, key):
+    visitor = client.session["visitor"]
+    rows, logged = Interaction.objects.count(), len(clicklog.events_for(visitor))
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+    known = Interaction.objects.filter(event_id=key).exists() if headers and _is_uuid(key) else False
+
+    response = client.post("/api/events", data=body, content_type="application/json", **headers)
 
     assert response.status_code < 500, (body, response.content[:200])
-    stored = 1 if response.status_code == 202 else 0
+    stored = 1 if response.status_code == 202 and not known else 0  # a repeated key stores nothing
     assert Interaction.objects.count() == rows + stored
     assert len(clicklog.events_for(visitor)) == logged + stored
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 @FUZZ

@@ -31,7 +31,7 @@ def test_a_visitor_clicking_too_fast_gets_429_and_the_refused_click_is_not_kept(
     assert [r.status_code for r in statuses] == [202, 202, 202, 429]
     assert int(statuses[-1]["Retry-After"]) >= 1 and "too many requests" in statuses[-1].json()["error"]
     assert Interaction.objects.count() == 3
-    assert len(clicklog.events_for(f"s:{client.session.session_key}")) == 3
+    assert len(clicklog.events_for(client.session["visitor"])) == 3
 
 
 def test_a_client_dropping_its_cookie_cannot_open_sessions_without_end(db, tight):

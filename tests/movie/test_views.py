@@ -90,7 +90,7 @@ def test_popular_page_is_not_a_fallback(client, catalogue):
 
 def test_history_panel_lists_the_visitors_movies(client, catalogue, interaction_add):
     client.get(reverse("history"))  # creates the anonymous session
-    visitor = f"s:{client.session.session_key}"
+    visitor = client.session["visitor"]
     interaction_add(visitor, 40697, minute=1)
     interaction_add(visitor, 11, kind="rate", value=4.0, minute=2)
     interaction_add("s:someone-else", 1, minute=3)
@@ -105,7 +105,7 @@ def test_history_panel_lists_the_visitors_movies(client, catalogue, interaction_
 
 def test_history_remove_calls_events_and_redirects(client, catalogue, interaction_add, clicklog_table):
     client.get(reverse("history"))
-    visitor = f"s:{client.session.session_key}"
+    visitor = client.session["visitor"]
     interaction_add(visitor, 11)
 
     response = client.post(reverse("history-remove", args=[11]), {"next": reverse("recommendations", args=["ngcf"])})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -47,7 +50,7 @@ def engine(trained_models):
 
 
 def _visitor() -> str:
-    return f"s:live-{uuid.uuid4().hex[:12]}"
+    return f"v:{uuid.uuid4().hex}"
 
 
 def test_history_after_replays_adds_and_removals_in_order():
@@ -183,3 +186,39 @@ def test_two_visitors_clicking_at_once_never_move_each_others_lists(engine, clic
 
     assert {m: cache.client().get(cache.key(m, b)) for m in GNN_MODELS} == before  # b's lists untouched
     assert visitor_state.states_get([b])[b].applied == 2
+
+
+def test_a_batch_that_fails_goes_back_to_waiting(engine, clicklog_table):
+    visitor = _visitor()
+    _event(visitor, 1, 0)
+
+    def throttled(visitor, after):
+        raise RuntimeError("DynamoDB throttled the read")
+
+    visitor_state.visitors_wait([visitor])
+    with pytest.raises(RuntimeError):
+        engine.drain(throttled)
+    redis = visitor_state.client()
+    assert redis.zscore(visitor_state.WAITING, visitor) is not None  # the retry or the sweep takes it
+    assert redis.zscore(visitor_state.CLAIMED, visitor) is None
+    engine.drain(clicklog.events_for)
+    assert visitor_state.states_get([visitor])[visitor].applied == 1
+
+
+def test_a_pending_item_is_applied_once_it_is_confirmed(engine, clicklog_table):
+    """The notification can overtake the confirming write: the worker that finds the item
+    still pending looks again, and applies it once confirmed, once."""
+    visitor = _visitor()
+    ts = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    pending = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=260, kind="click", ts=ts, pending=True)
+    clicklog.event_put(pending)
+    confirm = threading.Timer(0.3, clicklog.event_put, args=[dataclasses.replace(pending, pending=False)])
+    confirm.start()
+
+    visitor_state.visitors_wait([visitor])
+    reports = engine.drain(functools.partial(clicklog.events_for, pending=True))
+    confirm.join()
+
+    assert reports[0].recheck == [visitor] and reports[0].events == 0
+    state = visitor_state.states_get([visitor])[visitor]
+    assert state.applied == 1 and state.history == [260] and state.last_event == pending.event_id

@@ -22,7 +22,7 @@ MOVIES = [1, 260, 1196, 2571, 318, 296, 356, 593, 480, 110]
 
 
 def _visitor(client: Client) -> str:
-    return f"s:{client.session.session_key}"
+    return client.session["visitor"]
 
 
 def _fresh(visitor: str, event_id: str) -> bool:
@@ -73,12 +73,15 @@ def test_two_workers_apply_every_click_once_and_no_list_goes_back(
         connection.close()
 
     def watch() -> None:  # every list each visitor's cache served, in order
-        while not done.is_set():
+        while True:
+            last = done.is_set()  # one more pass after the wait ends: it sees the final lists
             for visitor in list(clicks):
                 for model in GNN_MODELS:
                     cached = cache.recommendations_get(model, visitor)
                     if cached and (not seen.get((visitor, model)) or seen[visitor, model][-1] != cached["as_of_event"]):
                         seen.setdefault((visitor, model), []).append(cached["as_of_event"])
+            if last:
+                return
             time.sleep(0.01)
 
     watcher = threading.Thread(target=watch)

@@ -34,7 +34,7 @@ def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
 ):
     client = Client()
     event_ids = [click(client, movie_id) for movie_id in CLICKED]
-    visitor = f"s:{client.session.session_key}"
+    visitor = client.session["visitor"]
     wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("as_of_event") == event_ids[-1]
                             for m in GNN_MODELS), 30, "the clicks in every model")
 
