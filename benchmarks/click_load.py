@@ -49,16 +49,12 @@ class Visitor:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
         self.opener.open(base + "/", timeout=30).read()  # the CSRF cookie
         self.get("/api/recommendations/popular/?k=1")  # the session, before clicks overlap
+        self.key: str | None = None  # the visitor id, from the first accepted click
         self.events: list[str] = []  # accepted clicks, in order
         self.clicked: set[int] = set()
 
     def cookie(self, name: str) -> str | None:
         return next((c.value for c in self.jar if c.name == name), None)
-
-    @property
-    def key(self) -> str | None:
-        session = self.cookie("sessionid")
-        return f"s:{session}" if session else None
 
     def click(self, movie_id: int) -> str:
         request = urllib.request.Request(
@@ -69,7 +65,9 @@ class Visitor:
             method="POST",
         )
         with self.opener.open(request, timeout=30) as response:
-            return json.load(response)["event_id"]
+            answer = json.load(response)
+        self.key = answer["visitor"]
+        return answer["event_id"]
 
     def get(self, path: str) -> dict:
         with self.opener.open(self.base + path, timeout=30) as response:

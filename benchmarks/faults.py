@@ -1,0 +1,351 @@
+"""Faults on the click path: 20 visitors click while one part fails, then every answer is checked.
+
+    python -m benchmarks.faults [--faults kafka_pause redis_restart ...]
+
+runs tests/test_faults.py (real Kafka, DynamoDB, Redis, MariaDB, gunicorn, a Celery live worker,
+the consumer and beat, all private to the run) and prints one row per fault; the last line is
+one JSON object. Per fault: clicks accepted (202), refused (any other answer, or none), lost
+(a 202 missing from the click log, the mirror or a model), double (an event applied more than
+once, or a refused one that reached the models), how many clicks needed a retry (a 503 or no
+answer first) and how long the models took to settle after the clicking stopped.
+
+`Rig` and `drive` are what the tests use: the visitors behave like app.js (an idempotency key
+per click, retried on 5xx or no answer for up to 7 s), so a retry that reaches a server twice
+must still count once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import app_processes  # noqa: E402
+import local_services  # noqa: E402
+
+FAULTS = ("kafka_pause", "kafka_restart", "worker_kill", "consumer_kill", "redis_restart", "dynamodb_stop",
+          "web_crash_after_log", "web_crash_after_mirror")
+MODELS = ("pinsage", "ngcf", "lightgcn")
+VISITORS = 20
+RETRY_S, TRY_TIMEOUT_S, PAUSES_S = 7.0, 5.5, (0.25, 1.0)  # as movie/static/movie/app.js
+CRASH_MOVIE = 1  # Toy Story: only the crash click uses it
+
+
+# --- the visitors --------------------------------------------------------------------------
+
+
+@dataclass
+class Click:
+    key: str
+    movie_id: int
+    status: int | None = None  # the last answer (None: no answer)
+    tries: int = 0
+    retry: bool = True
+
+
+class Visitor:
+    def __init__(self, base: str):
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.opener.open(base + "/history/", timeout=30).read()  # a visitor id and the CSRF cookie
+        self.id: str | None = None
+        self.clicks: list[Click] = []
+
+    def _csrf(self) -> str:
+        return next(c.value for c in self.jar if c.name == "csrftoken")
+
+    def _try(self, path: str, body: dict | None, key: str | None = None) -> tuple[int | None, dict]:
+        headers = {"X-CSRFToken": self._csrf(), "Referer": self.base + "/", "Content-Type": "application/json"}
+        if key:
+            headers["Idempotency-Key"] = key
+        data = json.dumps(body or {}).encode()
+        request = urllib.request.Request(self.base + path, data=data, headers=headers, method="POST")
+        try:
+            with self.opener.open(request, timeout=TRY_TIMEOUT_S) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            return exc.code, {}
+        except OSError:  # refused, reset, timed out: no answer
+            return None, {}
+
+    def click(self, movie_id: int, *, retry: bool = True) -> Click:
+        click = Click(str(uuid.uuid4()), movie_id, retry=retry)
+        self.clicks.append(click)
+        deadline = time.monotonic() + RETRY_S
+        while True:
+            click.tries += 1
+            click.status, answer = self._try("/api/events", {"movie_id": movie_id, "kind": "click"}, click.key)
+            if click.status == 202:
+                self.id = answer["visitor"]
+            pause = PAUSES_S[min(click.tries - 1, len(PAUSES_S) - 1)]
+            again = click.status is None or click.status >= 500
+            if not (retry and again) or time.monotonic() + pause >= deadline:
+                return click
+            time.sleep(pause)
+
+    def remove(self, movie_id: int) -> int | None:
+        request = urllib.request.Request(
+            f"{self.base}/history/{movie_id}/remove", data=b"next=/history/", method="POST",
+            headers={"X-CSRFToken": self._csrf(), "Referer": self.base + "/",
+                     "Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            with self.opener.open(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+
+def drive(visitors: list[Visitor], movies: list[int], *, seconds: float, fault, at_s: float = 2.0,
+          seed: int = 0) -> float:
+    """Every visitor clicks distinct movies, one after another, for `seconds`; `fault()` runs
+    `at_s` seconds in, on its own thread. Returns how long the fault took to inject and heal."""
+    rng = random.Random(seed)
+    pools = [rng.sample(movies, len(movies)) for _ in visitors]
+    stop = time.monotonic() + seconds
+    took = [0.0]
+
+    def clicking(visitor: Visitor, pool: list[int]) -> None:
+        while time.monotonic() < stop and pool:
+            visitor.click(pool.pop())
+            time.sleep(rng.uniform(0.05, 0.3))
+
+    def injecting() -> None:
+        time.sleep(at_s)
+        started = time.monotonic()
+        fault()
+        took[0] = time.monotonic() - started
+
+    threads = [threading.Thread(target=clicking, args=(v, p)) for v, p in zip(visitors, pools)]
+    threads.append(threading.Thread(target=injecting))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return took[0]
+
+
+# --- the stack ------------------------------------------------------------------------------
+
+
+class Rig:
+    """Private Kafka, DynamoDB and Redis, plus the app's web, live worker, consumer and beat,
+    each restartable on the same port; the database is the caller's (`env["DATABASE_URL"]`)."""
+
+    def __init__(self, env: dict[str, str], *, log_dir: Path, model_dir: Path):
+        self.log_dir, self.tmp = Path(log_dir), Path(tempfile.mkdtemp(prefix="faults-"))
+        self.redis = local_services.Valkey(log_dir=log_dir)
+        self.kafka = local_services.Kafka(log_dir=log_dir)
+        self.dynamodb = local_services.DynamoDB(path=self.tmp / "dynalite", log_dir=log_dir)
+        self.web_port = local_services.free_port()
+        self.env = app_processes.app_env({
+            **env,
+            "REDIS_URL": self.redis.url, "KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            "DYNAMODB_ENDPOINT": self.dynamodb.endpoint, "CINEGRAPH_MODEL_DIR": str(model_dir),
+            "LIVE_RECONCILE_S": "5", "RETRAIN_EVERY": "0",
+            "RATE_LIMIT_SESSIONS_PER_MINUTE": "100000", "RATE_LIMIT_EVENTS_PER_MINUTE": "100000",
+        })
+        self.web = self.worker = self.consumer = self.beat = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def __enter__(self) -> Rig:
+        for service in (self.redis, self.kafka, self.dynamodb):
+            service.start()
+        self.redis.wait_ready()
+        self.kafka.wait_ready()
+        local_services.ensure_kafka_topic(self.kafka.bootstrap, "clicks")
+        self.dynamodb.wait_ready()
+        local_services.ensure_clicklog_table(self.dynamodb.endpoint, "clicklog")
+        self.start_worker()
+        self.start_consumer()
+        self.beat = app_processes.celery_beat(self.env, log_dir=self.log_dir).start()
+        self.start_web()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in (self.web, self.beat, self.consumer, self.worker, self.dynamodb, self.kafka, self.redis):
+            if proc is not None:
+                proc.stop()
+
+    def start_web(self, crash: str = "") -> None:
+        if self.web is not None:
+            self.web.stop()
+        env = {**self.env, "CINEGRAPH_FAULT_CRASH": crash}
+        self.web = app_processes.web_server(env, self.web_port, log_dir=self.log_dir).start()
+        local_services.wait_until(lambda: app_processes.http_ready(self.base + "/"), timeout=60, what="web",
+                                  proc=self.web)
+
+    def start_worker(self) -> None:
+        self.worker = app_processes.celery_worker(self.env, log_dir=self.log_dir).start()
+        local_services.wait_until(lambda: app_processes.celery_ready(self.worker), timeout=120,
+                                  what="live worker", proc=self.worker)
+
+    def start_consumer(self) -> None:
+        self.consumer = app_processes.click_consumer(self.env, log_dir=self.log_dir).start()
+        local_services.wait_until(lambda: app_processes.consumer_group_ready(self.kafka.bootstrap), timeout=60,
+                                  what="consumer", proc=self.consumer)
+
+    @staticmethod
+    def _kill(proc) -> None:
+        os.killpg(proc.popen.pid, signal.SIGKILL)  # its own session: only what it started
+        proc.popen.wait()
+
+    def _restart(self, proc, down_s: float) -> None:
+        self._kill(proc)
+        time.sleep(down_s)
+        proc.start()
+
+    # The faults, each injected while the visitors click, and healed before it returns.
+    def kafka_pause(self) -> None:
+        os.kill(self.kafka.pid, signal.SIGSTOP)
+        time.sleep(3)
+        os.kill(self.kafka.pid, signal.SIGCONT)
+
+    def kafka_restart(self) -> None:
+        self._restart(self.kafka, 1)  # in-memory: the topic and the group's offsets are gone
+        self.kafka.wait_ready()
+        local_services.ensure_kafka_topic(self.kafka.bootstrap, "clicks")
+
+    def worker_kill(self) -> None:
+        time.sleep(0.5)
+        self._kill(self.worker)
+        self.start_worker()
+
+    def consumer_kill(self) -> None:
+        self._kill(self.consumer)
+        self.start_consumer()
+
+    def redis_restart(self) -> None:
+        self._restart(self.redis, 1)  # no persistence: queue, claims, states and caches are gone
+        self.redis.wait_ready()
+
+    def dynamodb_stop(self) -> None:
+        self._restart(self.dynamodb, 3)
+        self.dynamodb.wait_ready()
+
+
+# --- the checks -----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    fault: str
+    accepted: int = 0
+    retried: int = 0  # clicks that needed more than one try (503 or no answer first)
+    refused: int = 0
+    lost: int = 0
+    double: int = 0
+    in_history_only: int = 0  # refused clicks a dying web process left in the history (removable)
+    settled_s: float | None = None
+    fault_s: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+
+def expected(visitor: Visitor, confirmed: list) -> dict:
+    """What the models must hold for this visitor: its confirmed log, in order."""
+    return {"applied": len(confirmed), "history": list(dict.fromkeys(e.movie_id for e in confirmed)),
+            "last": confirmed[-1].event_id if confirmed else None}
+
+
+def check(name: str, visitors: list[Visitor], *, read_log, mirrored, live_state, fresh, settle_s: float,
+          started: float, web_died: bool = False) -> Outcome:
+    """Compare every answer with the click log, the mirror and the models (waiting up to
+    `settle_s` for the models); `read_log(visitor)` gives confirmed events, `mirrored(keys)`
+    the event ids the mirror holds, `live_state(visitor)` the Redis state (`applied`,
+    `history`), `fresh(visitor, event_id)` whether every model's list reflects that event.
+    `web_died`: a refused click may then be in the history (removable), never only in the log."""
+    outcome = Outcome(name)
+    clicks = [c for v in visitors for c in v.clicks]
+    accepted = {c.key for c in clicks if c.status == 202}
+    outcome.accepted, outcome.refused = len(accepted), len(clicks) - len(accepted)
+    outcome.retried = sum(c.tries > 1 for c in clicks)
+    logs = {v.id: read_log(v.id) for v in visitors if v.id}
+    logged = {e.event_id for events in logs.values() for e in events}
+    in_mirror = mirrored([c.key for c in clicks])
+    refused = {c.key for c in clicks if c.status != 202}
+    # A dying web process may have written a click, even confirmed it, without answering: it
+    # must then be in the history, where the visitor can remove it.
+    refused_kept = refused & ((logged - in_mirror) if web_died else (logged | in_mirror))
+    outcome.in_history_only = len(refused & in_mirror)
+    missing = accepted - (logged & in_mirror)
+    outcome.problems += [f"202 {k} missing from the click log or the mirror" for k in sorted(missing)]
+    outcome.problems += [f"refused {k} kept" for k in sorted(refused_kept)]
+    deadline = time.monotonic() + settle_s
+    while True:
+        behind = [v for v in visitors if v.id and logs[v.id]
+                  and not (fresh(v.id, logs[v.id][-1].event_id) and live_state(v.id)["applied"] >= len(logs[v.id]))]
+        if not behind or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    outcome.settled_s = None if behind else round(time.monotonic() - started, 1)
+    unsettled = {c.key for v in behind for c in v.clicks if c.key in accepted}
+    outcome.problems += [f"{v.id} not settled within {settle_s:.0f} s" for v in behind]
+    doubled = set()
+    for visitor in visitors:
+        if not visitor.id or visitor in behind:
+            continue
+        state, want = live_state(visitor.id), expected(visitor, logs[visitor.id])
+        if state["applied"] > want["applied"]:
+            doubled.add(visitor.id)
+            outcome.problems.append(f"{visitor.id}: {state['applied']} events applied, {want['applied']} logged")
+        if state["history"] != want["history"]:
+            outcome.problems.append(f"{visitor.id}: model history {state['history']} != log {want['history']}")
+    outcome.lost = len(missing | unsettled)
+    outcome.double = len(doubled) + len(refused_kept & logged)
+    return outcome
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--faults", nargs="*", default=list(FAULTS), choices=FAULTS)
+    args = parser.parse_args()
+    report = Path(tempfile.mkdtemp(prefix="faults-report-")) / "faults.jsonl"
+    selection = " or ".join(args.faults)
+    env = {**os.environ, "FAULTS_REPORT": str(report)}
+    env.setdefault("DATABASE_URL", "mysql://root@127.0.0.1:3306/cinegraph")
+    code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_faults.py",
+                            "-k", selection], cwd=ROOT, env=env)
+    rows = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
+    print(f"\n{'fault':<24}{'accepted':>9}{'retried':>9}{'refused':>9}{'in history':>11}{'lost':>6}{'double':>8}"
+          f"{'settled s':>11}")
+    for row in rows:
+        settled = "-" if row["settled_s"] is None else f"{row['settled_s']:.1f}"
+        print(f"{row['fault']:<24}{row['accepted']:>9}{row['retried']:>9}{row['refused']:>9}"
+              f"{row['in_history_only']:>11}{row['lost']:>6}{row['double']:>8}{settled:>11}")
+    print(json.dumps({"faults": {r["fault"]: {k: r[k] for k in ("accepted", "retried", "refused", "in_history_only",
+                                                                "lost", "double", "settled_s")}
+                                 for r in rows},
+                      "lost": sum(r["lost"] for r in rows), "double": sum(r["double"] for r in rows),
+                      "tests_exit": code}))
+    sys.exit(code)
+
+
+def outcome_record(outcome: Outcome) -> None:
+    """Append the outcome to $FAULTS_REPORT (what main() prints), when it is set."""
+    path = os.environ.get("FAULTS_REPORT")
+    if path:
+        with open(path, "a") as out:
+            out.write(json.dumps(asdict(outcome)) + "\n")
+
+
+if __name__ == "__main__":
+    main()
