@@ -83,17 +83,23 @@ def click_consumer(env: Mapping[str, str], *, log_dir: Path = LOG_DIR) -> Proces
 
 
 # gunicorn threads per process: a click waits on DynamoDB and Kafka, so threads overlap
-# those waits; processes use the cores.
-WEB_THREADS = 8
+# those waits; processes use the cores. A page is CPU work under one GIL per process, and a
+# keep-alive connection stays with the process that accepted it, so two processes with 8
+# threads left a core idle whenever the connections split unevenly: at 16 connections the
+# 2 cores were 1.76-1.85 busy, with 4 processes of 4 threads 1.94-1.96 (benchmarks.pages,
+# 2-core machine). Each process holds about 580 MB (torch, the published models).
+# No access log: a line per request cost gunicorn 0.2 ms of CPU (0.6 against 0.4 ms per
+# request for a trivial app); Django still logs every 4xx and 5xx (django.request).
+WEB_THREADS = 4
 
 
 def web_server(
-    env: Mapping[str, str], port: int, *, processes: int = 2, log_dir: Path = LOG_DIR
+    env: Mapping[str, str], port: int, *, processes: int = 4, log_dir: Path = LOG_DIR
 ) -> Process:
     return Process(
         "web",
         [sys.executable, "-m", "gunicorn", "webapp.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "--workers", str(processes), "--threads", str(WEB_THREADS), "--access-logfile", "-"],
+         "--workers", str(processes), "--threads", str(WEB_THREADS)],
         env=env,
         port=port,
         log_dir=log_dir,
