@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.package-lock.json
 CHROMIUM_PATH ?= /usr/bin/chromium
 
 # On a bare machine the first missing piece installs everything the goal needs, in one apt run.
-SYSTEM_PACKAGES := PYTHON=$(PYTHON) bash scripts/system_packages.sh $(if $(filter test,$(MAKECMDGOALS)),test,demo)
+SYSTEM_PACKAGES := PYTHON=$(PYTHON) bash scripts/system_packages.sh $(if $(filter test chromium,$(MAKECMDGOALS)),test,demo)
 
 .PHONY: demo test lint venv node chromium
 
