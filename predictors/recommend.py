@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 import torch
 
 from predictors import cache, registry
+from predictors.explain import because
 from pytorch_models.fold_in import score_history
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Recommendations:
     source: str  # "popular" | "published" (scored on request) | "fresh" (the worker's fine-tuned cache)
     as_of_event: str | None = None  # newest event a "fresh" list reflects
     stale: bool = False  # the visitor's live list is from an older version: ask for a refresh
+    because: dict[int, list[int]] = field(default_factory=dict)  # movie id -> history movie ids (predictors.explain)
 
 
 def _top_k(published: registry.Published, scores: torch.Tensor, exclude: Sequence[int], k: int):
@@ -79,12 +81,19 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
         items = [(int(m), float(s)) for m, s in cached["items"] if int(m) not in seen]
         if len(items) >= k:
             return Recommendations(
-                model, cached["model_version"], False, None, items[:k], source="fresh", as_of_event=cached["as_of_event"]
+                model, cached["model_version"], False, None, items[:k], source="fresh", as_of_event=cached["as_of_event"],
+                because=_because(published, history, items[:k]),
             )
 
     scores = score_history(published.checkpoint, published.indices(history))
     items = _top_k(published, scores, history, k)
-    return Recommendations(model, published.version, False, None, items, source="published", stale=stale)
+    return Recommendations(model, published.version, False, None, items, source="published", stale=stale,
+                           because=_because(published, history, items))
+
+
+def _because(published: registry.Published, history: Sequence[int], items: list[tuple[int, float]]) -> dict:
+    """Why each listed item is there: explained against the table the list was served with."""
+    return because(published, history=history, items=[m for m, _ in items])
 
 
 # model -> ((model folder, version), its item table with unit rows). A version never changes
