@@ -61,6 +61,9 @@ def recommendations(request: HttpRequest, model: str) -> JsonResponse:
             "reason": recs.reason,
             "source": recs.source,
             "as_of_event": recs.as_of_event,
-            "items": [{"movie_id": m.id, "title": m.title, "score": round(s, 6)} for m, s in recs.items],
+            "items": [
+                {"movie_id": m.id, "title": m.title, "score": round(s, 6), "because": [b.id for b in because]}
+                for (m, s), because in zip(recs.items, recs.because_per_item)
+            ],
         }
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kafka.errors import KafkaError
 from redis.exceptions import RedisError
@@ -27,6 +27,15 @@ class Recommendations:
     reason: str | None = None  # why it fell back: "no_history" | "not_trained"
     source: str = "popular"  # "popular" | "published" | "fresh"
     as_of_event: str | None = None
+    # Movie id -> the history movies that contributed most to its score ("because you
+    # watched"); empty for the popular list. A mapping beside `items`, not a third element
+    # of each item, so every `for movie, score in recs.items` stays as it is.
+    because: dict[int, list[Movie]] = field(default_factory=dict)
+
+    @property
+    def because_per_item(self) -> list[list[Movie]]:
+        """`because` aligned with `items`, for pages that zip it with their posters."""
+        return [self.because.get(movie.id, []) for movie, _ in self.items]
 
 
 def _ask_for_refresh(visitor: str) -> None:
@@ -43,13 +52,23 @@ def _with_movies(scored: list[tuple[int, float]]) -> list[tuple[Movie, float]]:
     return [(movie, score[movie.id]) for movie in movies_by_ids(score)]
 
 
+def _explained(
+    scored: list[tuple[int, float]], because: dict[int, list[int]]
+) -> tuple[list[tuple[Movie, float]], dict[int, list[Movie]]]:
+    """(items, because) as Movie rows, the recommended and the explaining movies in one query."""
+    ids = dict.fromkeys([*dict(scored), *(h for explaining in because.values() for h in explaining)])
+    movies = {movie.id: movie for movie in movies_by_ids(ids)}
+    items = [(movies[m], s) for m, s in scored if m in movies]
+    return items, {m: [movies[h] for h in explaining if h in movies] for m, explaining in because.items()}
+
+
 def recommendations_for(*, visitor: str, model: str, k: int = 20) -> Recommendations:
     """Top-k movies for `visitor` from `model`, never one the visitor has clicked or rated."""
     history = visitor_movie_ids(visitor)
     recs = predictors.recommend(visitor=visitor, model=model, k=k, history=history)
     if recs.stale:
         _ask_for_refresh(visitor)
-    items = _with_movies(recs.items)
+    items, because = _explained(recs.items, recs.because)
     if not items and recs.source == "popular":
         # No popularity model published yet (a fresh site): count the imported ratings.
         items = popular_movies(k=k, exclude=history)
@@ -61,6 +80,7 @@ def recommendations_for(*, visitor: str, model: str, k: int = 20) -> Recommendat
         reason=recs.reason,
         source=recs.source,
         as_of_event=recs.as_of_event,
+        because=because,
     )
 
 

@@ -98,7 +98,8 @@ def recommendations(request: HttpRequest, model: str) -> HttpResponse:
     context = {
         "model": model,
         "recs": recs,
-        "posters": _posters(m for m, _ in recs.items),
+        # (poster, because movies): the because-line is outside the cached poster markup.
+        "posters": list(zip(_posters(m for m, _ in recs.items), recs.because_per_item)),
         "history": history,
         "history_rows": _history_rows(history),
         "review": selectors.paper_review_for_model(model),
