@@ -1,4 +1,5 @@
-"""Catalogue, imported MovieLens ratings, the per-visitor history mirror, paper reviews.
+"""Catalogue, imported MovieLens ratings, the per-visitor history mirror, paper reviews,
+experiments and the lists shown to visitors (impressions).
 
 No logic lives here: writes go through `movie.services` (and `movie.events` for
 interactions), reads through `movie.selectors`.
@@ -6,6 +7,7 @@ interactions), reads through `movie.selectors`.
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Genre(models.Model):
@@ -65,6 +67,11 @@ class Interaction(models.Model):
     value = models.FloatField(null=True, blank=True)
     event_id = models.UUIDField(unique=True)
     created_at = models.DateTimeField()
+    # A click on a poster of a shown list (`movie.impressions`): the list, and the poster's
+    # place in it from 1. Empty for a click from anywhere else, and for every rating.
+    impression = models.ForeignKey("Impression", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="clicks")
+    position = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -98,3 +105,39 @@ class PaperReview(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Experiment(models.Model):
+    """An A/B split of visitors between recommenders; `movie.experiments` assigns and measures.
+
+    `arms`: [{"model": one of settings.RECOMMENDATION_MODELS, "weight": a positive number}, ...].
+    Running from `started_at` until `stopped_at` (open-ended when empty).
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    arms = models.JSONField()
+    started_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Impression(models.Model):
+    """A list of movies shown to a visitor, mirrored from the impressions log so that CTR is a
+    SQL query. Never training data: the models learn from `Interaction` only."""
+
+    id = models.UUIDField(primary_key=True)
+    visitor = models.CharField(max_length=64)
+    model = models.CharField(max_length=32)
+    model_version = models.CharField(max_length=64, null=True, blank=True)
+    page = models.CharField(max_length=32)
+    movie_ids = models.JSONField()  # in the order shown: position p is movie_ids[p - 1]
+    size = models.PositiveSmallIntegerField()  # len(movie_ids): how many positions CTR@p counts
+    created_at = models.DateTimeField()  # when the page was rendered
+
+    class Meta:
+        indexes = [models.Index(fields=["page", "created_at"], name="impression_page_created")]
