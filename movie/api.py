@@ -1,4 +1,4 @@
-"""JSON endpoints: record an event, read recommendations."""
+"""JSON endpoints: record an event or an impression, read recommendations."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from movie.events import EventConflict, EventNotRecorded, EventRejected, event_record
+from movie.impressions import ImpressionNotRecorded, ImpressionRejected, impression_record
 from movie.ratelimit import limit
 from movie.recommendations import recommendations_for
 from movie.visitors import visitor_key
@@ -17,22 +18,35 @@ from movie.visitors import visitor_key
 MAX_K = 100
 
 
-@require_POST
-def events(request: HttpRequest) -> JsonResponse:
+class BadBody(ValueError):
+    """The body is not a JSON object: answer 400 with this message."""
+
+
+def _json_object(request: HttpRequest) -> dict:
     try:
         body = json.loads(request.body)
     except ValueError:  # not JSON, not UTF-8, or an integer of over 4300 digits
-        return JsonResponse({"error": "the body must be JSON"}, status=400)
+        raise BadBody("the body must be JSON") from None
     except RecursionError:  # nesting deeper than the parser's stack
-        return JsonResponse({"error": "the body is nested too deeply"}, status=400)
+        raise BadBody("the body is nested too deeply") from None
     if not isinstance(body, dict):
-        return JsonResponse({"error": "the body must be a JSON object"}, status=400)
+        raise BadBody("the body must be a JSON object")
+    return body
+
+
+@require_POST
+def events(request: HttpRequest) -> JsonResponse:
+    try:
+        body = _json_object(request)
+    except BadBody as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
     visitor = visitor_key(request)
     limit("event", visitor)
     try:
         event = event_record(
             visitor=visitor, movie_id=body.get("movie_id"), kind=body.get("kind"), value=body.get("value"),
             idempotency_key=request.headers.get("Idempotency-Key"),
+            impression=body.get("impression"), position=body.get("position"),
         )
     except EventConflict as exc:
         return JsonResponse({"error": str(exc)}, status=422)
@@ -42,6 +56,26 @@ def events(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": str(exc)}, status=503)
     # The visitor id is not a credential (the session cookie is): the client may know it.
     return JsonResponse({"event_id": event.event_id, "visitor": visitor}, status=202)
+
+
+@require_POST
+def impressions(request: HttpRequest) -> JsonResponse:
+    """`{"token": <the list's data-impression-token>}`: the list was shown. Counted against the
+    visitor's event limit: a page view is no more frequent than a click."""
+    try:
+        body = _json_object(request)
+    except BadBody as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    visitor = visitor_key(request)
+    limit("event", visitor)
+    try:
+        shown = impression_record(visitor=visitor, token=body.get("token"),
+                                  idempotency_key=request.headers.get("Idempotency-Key"))
+    except ImpressionRejected as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    except ImpressionNotRecorded as exc:
+        return JsonResponse({"error": str(exc)}, status=503)
+    return JsonResponse({"impression": shown.impression_id}, status=202)
 
 
 @require_GET

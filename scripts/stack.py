@@ -53,6 +53,7 @@ from local_services import (  # noqa: E402
     VAR,
     Valkey,
     ensure_clicklog_table,
+    ensure_impressions_table,
     ensure_kafka_topic,
     kafka_ready,
     port_is_free,
@@ -130,8 +131,10 @@ class Stack(contextlib.AbstractContextManager):
         dynamo = self.start(DynamoDB(path=dynalite_path))
         kafka.wait_ready()
         ensure_kafka_topic(kafka.bootstrap)
+        ensure_kafka_topic(kafka.bootstrap, "impressions")
         dynamo.wait_ready()
         ensure_clicklog_table(dynamo.endpoint)
+        ensure_impressions_table(dynamo.endpoint)
         return {
             "KAFKA_BOOTSTRAP": kafka.bootstrap,
             "DYNAMODB_ENDPOINT": dynamo.endpoint,
@@ -311,6 +314,7 @@ def prepare() -> None:
     env = {**read_env_file(), **os.environ}
     wait_until(lambda: kafka_ready(env["KAFKA_BOOTSTRAP"]), timeout=120, what="kafka")
     ensure_kafka_topic(env["KAFKA_BOOTSTRAP"], env.get("KAFKA_TOPIC") or "clicks")
+    ensure_kafka_topic(env["KAFKA_BOOTSTRAP"], env.get("KAFKA_IMPRESSIONS_TOPIC") or "impressions")
     endpoint = env.get("DYNAMODB_ENDPOINT") or None
     table = env.get("DYNAMODB_TABLE") or "clicklog"
     wait_until(
@@ -318,6 +322,7 @@ def prepare() -> None:
         timeout=120,
         what="dynamodb",
     )
+    ensure_impressions_table(endpoint, env.get("DYNAMODB_IMPRESSIONS_TABLE") or "impressions")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,6 +61,7 @@ def kafka_bootstrap(service_stack, log_dir) -> str:
     kafka = service_stack.start(local_services.Kafka(log_dir=log_dir))
     kafka.wait_ready()
     local_services.ensure_kafka_topic(kafka.bootstrap, "clicks")
+    local_services.ensure_kafka_topic(kafka.bootstrap, "impressions")
     return kafka.bootstrap
 
 
@@ -126,14 +127,29 @@ def _point_celery_at(redis_url: str) -> None:
 @pytest.fixture
 def clicklog_table(services) -> str:
     """The click log table, created once and emptied before each test that asks for it."""
-    import boto3
     from django.conf import settings
 
     table = settings.DYNAMODB_TABLE
     local_services.ensure_clicklog_table(services["DYNAMODB_ENDPOINT"], table)
-    resource = boto3.resource(
-        "dynamodb", endpoint_url=services["DYNAMODB_ENDPOINT"], **local_services.aws_kwargs()
-    )
+    _empty_table(services["DYNAMODB_ENDPOINT"], table)
+    return table
+
+
+@pytest.fixture
+def impressions_table(services) -> str:
+    """The impressions table, created once and emptied before each test that asks for it."""
+    from django.conf import settings
+
+    table = settings.DYNAMODB_IMPRESSIONS_TABLE
+    local_services.ensure_impressions_table(services["DYNAMODB_ENDPOINT"], table)
+    _empty_table(services["DYNAMODB_ENDPOINT"], table)
+    return table
+
+
+def _empty_table(endpoint: str, table: str) -> None:
+    import boto3
+
+    resource = boto3.resource("dynamodb", endpoint_url=endpoint, **local_services.aws_kwargs())
     handle = resource.Table(table)
     scan = {"ProjectionExpression": "visitor, sk"}
     with handle.batch_writer() as batch:
@@ -144,7 +160,6 @@ def clicklog_table(services) -> str:
             if "LastEvaluatedKey" not in page:
                 break
             scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return table
 
 
 # --- the app's processes, started lazily ----------------------------------------------

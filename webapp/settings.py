@@ -130,6 +130,10 @@ KAFKA_BOOTSTRAP = _env("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 KAFKA_TOPIC = _env("KAFKA_TOPIC", "clicks")
 DYNAMODB_ENDPOINT = _env("DYNAMODB_ENDPOINT") or None
 DYNAMODB_TABLE = _env("DYNAMODB_TABLE", "clicklog")
+# Impressions (lists shown, movie.impressions) have their own table and topic: the live workers
+# read `clicklog` and consume `clicks` only, so an impression can never become training data.
+DYNAMODB_IMPRESSIONS_TABLE = _env("DYNAMODB_IMPRESSIONS_TABLE", "impressions")
+KAFKA_IMPRESSIONS_TOPIC = _env("KAFKA_IMPRESSIONS_TOPIC", "impressions")
 AWS_REGION = _env("AWS_DEFAULT_REGION", "us-east-1")
 # Fault tests only (benchmarks/faults.py): "<stage>:<movie id>" ends the web process at that
 # stage of recording that movie's events (movie.events). Empty everywhere else.

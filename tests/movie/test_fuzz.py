@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from movie import clicklog
-from movie.models import Interaction
+from movie.impressions import impressions_for
+from movie.models import Impression, Interaction
 
 # The database and the click log keep what earlier examples wrote: tests compare counts.
 FUZZ = settings(max_examples=60, deadline=None,
@@ -32,7 +33,9 @@ deep_nesting = st.integers(min_value=1000, max_value=200_000).map(lambda n: "[" 
 event_bodies = st.one_of(
     st.fixed_dictionaries({"movie_id": anything | st.sampled_from([1, 2, 3]),
                            "kind": st.sampled_from(["click", "rate", "remove", ""]) | st.text(max_size=8)},
-                          optional={"value": anything | st.sampled_from([0.5, 3, 5.0])}).map(json.dumps),
+                          optional={"value": anything | st.sampled_from([0.5, 3, 5.0]),
+                                    "impression": anything | st.uuids().map(str),
+                                    "position": anything | st.integers(min_value=-2, max_value=102)}).map(json.dumps),
     json_values.map(json.dumps),
     st.binary(max_size=64),
     st.text(max_size=64),
@@ -42,7 +45,7 @@ event_bodies = st.one_of(
 
 
 @pytest.fixture
-def client(catalogue, clicklog_table):
+def client(catalogue, clicklog_table, impressions_table):
     client = Client(raise_request_exception=False)
     client.get("/history/")  # a visitor id and a CSRF cookie
     return client
@@ -65,6 +68,19 @@ def test_event_api_answers_4xx_or_202_and_a_refused_click_stores_nothing(client,
     stored = 1 if response.status_code == 202 and not known else 0  # a repeated key stores nothing
     assert Interaction.objects.count() == rows + stored
     assert len(clicklog.events_for(visitor)) == logged + stored
+
+
+@FUZZ
+@given(body=st.one_of(st.fixed_dictionaries({"token": anything | st.text(max_size=600)}).map(json.dumps),
+                      json_values.map(json.dumps), st.binary(max_size=64), deep_nesting),
+       key=idempotency_keys)
+def test_impression_api_answers_4xx_and_a_token_it_did_not_sign_stores_nothing(client, body, key):
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+
+    response = client.post("/api/impressions", data=body, content_type="application/json", **headers)
+
+    assert 400 <= response.status_code < 500, (body, response.content[:200])
+    assert not Impression.objects.exists() and impressions_for(client.session["visitor"], pending=True) == []
 
 
 def _is_uuid(text: str) -> bool:
