@@ -1,4 +1,5 @@
-// Cinegraph: report poster clicks and ratings to /api/events, then carry on.
+// Cinegraph: report poster clicks and ratings to /api/events, then carry on; report each list
+// of posters the page shows (its impression) to /api/impressions.
 (function () {
   "use strict";
 
@@ -9,6 +10,10 @@
   const EVENT_TIMEOUT_MS = 5500;
   const RETRY_MS = 7000;
   const RETRY_PAUSE_MS = [250, 1000];
+  // A click right after the page loads waits this long at most for its list's impression to
+  // be saved, so the server knows the list when the click arrives; past it, the click goes
+  // unattributed rather than slow.
+  const IMPRESSION_WAIT_MS = 1000;
 
   function cookie(name) {
     const match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
@@ -24,11 +29,11 @@
     return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
   }
 
-  async function tryOnce(body, key, timeoutMs) {
+  async function tryOnce(url, body, key, timeoutMs) {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
-      const response = await fetch("/api/events", {
+      const response = await fetch(url, {
         method: "POST",
         headers: {
           "Content-Type": "application/json",
@@ -47,15 +52,34 @@
     }
   }
 
-  async function sendEvent(body) {
-    const key = uuid4();
+  async function send(url, body, key) {
     const deadline = Date.now() + RETRY_MS;
     for (let attempt = 0; ; attempt++) {
-      const outcome = await tryOnce(body, key, Math.min(EVENT_TIMEOUT_MS, Math.max(deadline - Date.now(), 1)));
+      const outcome = await tryOnce(url, body, key, Math.min(EVENT_TIMEOUT_MS, Math.max(deadline - Date.now(), 1)));
       const pause = RETRY_PAUSE_MS[Math.min(attempt, RETRY_PAUSE_MS.length - 1)];
       if (outcome !== "retry" || Date.now() + pause >= deadline) return outcome === "saved";
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
+  }
+
+  function sendEvent(body) {
+    return send("/api/events", body, uuid4());
+  }
+
+  // A list the server signed (data-impression-token) is reported once, keyed by its impression
+  // id: a retry, or the same page restored from the back-forward cache, stores nothing new.
+  const impressions = new Map(); // list -> promise of its report
+  document.querySelectorAll("ul[data-impression][data-impression-token]").forEach((list) => {
+    impressions.set(list, send("/api/impressions", { token: list.dataset.impressionToken }, list.dataset.impression));
+  });
+
+  async function listFields(poster) {
+    const list = poster.closest("ul[data-impression]");
+    if (!list) return {};
+    const position = Array.from(list.querySelectorAll("a.poster[data-movie-id]")).indexOf(poster) + 1;
+    const reported = impressions.get(list) || Promise.resolve();
+    await Promise.race([reported, new Promise((resolve) => setTimeout(resolve, IMPRESSION_WAIT_MS))]);
+    return { impression: list.dataset.impression, position };
   }
 
   document.addEventListener("click", async (event) => {
@@ -63,11 +87,11 @@
     if (!poster) return;
     const body = { movie_id: Number(poster.dataset.movieId), kind: "click" };
     if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) {
-      sendEvent(body); // opening in a new tab: let the browser do it, report alongside
+      listFields(poster).then((fields) => sendEvent({ ...body, ...fields })); // a new tab: report alongside
       return;
     }
     event.preventDefault();
-    await sendEvent(body);
+    await sendEvent({ ...body, ...(await listFields(poster)) });
     window.location.href = poster.href;
   });
 
