@@ -62,9 +62,10 @@ def _explained(
     return items, {m: [movies[h] for h in explaining if h in movies] for m, explaining in because.items()}
 
 
-def recommendations_for(*, visitor: str, model: str, k: int = 20) -> Recommendations:
-    """Top-k movies for `visitor` from `model`, never one the visitor has clicked or rated."""
-    history = visitor_movie_ids(visitor)
+def recommendations_for(*, visitor: str, model: str, k: int = 20, seen: list[int] | None = None) -> Recommendations:
+    """Top-k movies for `visitor` from `model`, never one the visitor has clicked or rated
+    (`seen`: those movie ids, when the caller has read them already)."""
+    history = visitor_movie_ids(visitor) if seen is None else seen
     recs = predictors.recommend(visitor=visitor, model=model, k=k, history=history)
     if recs.stale:
         _ask_for_refresh(visitor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -102,6 +103,16 @@ def visitor_history(visitor: str, *, limit: int = HISTORY_LIMIT) -> list[Interac
     return list(latest.values())
 
 
+def visitor_history_and_movie_ids(visitor: str) -> tuple[list[Interaction], list[int]]:
+    """`visitor_history` and `visitor_movie_ids` together, in one query when the history is
+    shorter than its limit (then it already names every movie): what a recommendation page
+    shows and what it must exclude."""
+    history = visitor_history(visitor)
+    if len(history) < HISTORY_LIMIT:
+        return history, [entry.movie_id for entry in history]
+    return history, visitor_movie_ids(visitor)
+
+
 def visitor_interactions() -> list[tuple[str, int]]:
     """Every visitor's current history as (visitor, movie id) pairs: what a retrain adds."""
     return list(Interaction.objects.values_list("visitor", "movie_id").distinct())
@@ -132,5 +143,16 @@ def paper_review_get(slug: str) -> PaperReview | None:
     return PaperReview.objects.filter(slug=slug).first()
 
 
+# model name -> (monotonic time it expires, its review). Every recommendation page shows a link
+# to its model's review; reviews change only by a data migration or the admin, so a process
+# may show an edit up to a minute late.
+REVIEW_CACHE_S = 60.0
+_reviews: dict[str, tuple[float, PaperReview | None]] = {}
+
+
 def paper_review_for_model(model_name: str) -> PaperReview | None:
-    return PaperReview.objects.filter(model_name=model_name).first()
+    held = _reviews.get(model_name)
+    if held is None or held[0] < time.monotonic():
+        held = (time.monotonic() + REVIEW_CACHE_S, PaperReview.objects.filter(model_name=model_name).first())
+        _reviews[model_name] = held
+    return held[1]
