@@ -181,7 +181,8 @@ def _machine_busy() -> tuple[int, int]:
 
 
 def server_pids(port: int) -> list[int]:
-    """gunicorn processes serving `port` (the master and its workers share its command line)."""
+    """The web server's processes on `port`: granian's (`--port N`, what `make demo` runs) or
+    gunicorn's (`-b host:N`); the master and its workers share its command line."""
     found = []
     for entry in os.listdir("/proc"):
         try:
@@ -189,7 +190,9 @@ def server_pids(port: int) -> list[int]:
                 argv = cmdline.read().split(b"\0")
         except (OSError, ValueError):
             continue
-        if any(b"gunicorn" in a for a in argv) and any(a.endswith(f":{port}".encode()) for a in argv):
+        if not any(b"granian" in a or b"gunicorn" in a for a in argv):
+            continue
+        if any(a.endswith(f":{port}".encode()) for a in argv) or b"--port" in argv and argv[argv.index(b"--port") + 1] == str(port).encode():
             found.append(int(entry))
     return found
 

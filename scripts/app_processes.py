@@ -82,14 +82,15 @@ def click_consumer(env: Mapping[str, str], *, log_dir: Path = LOG_DIR) -> Proces
     )
 
 
-# gunicorn threads per process: a click waits on DynamoDB and Kafka, so threads overlap
-# those waits; processes use the cores. A page is CPU work under one GIL per process, and a
-# keep-alive connection stays with the process that accepted it, so two processes with 8
-# threads left a core idle whenever the connections split unevenly: at 16 connections the
-# 2 cores were 1.76-1.85 busy, with 4 processes of 4 threads 1.94-1.96 (benchmarks.pages,
-# 2-core machine). Each process holds about 580 MB (torch, the published models).
-# No access log: a line per request cost gunicorn 0.2 ms of CPU (0.6 against 0.4 ms per
-# request for a trivial app); Django still logs every 4xx and 5xx (django.request).
+# The web server is granian (HTTP in Rust, Django on WSGI). Against gunicorn (4 processes x 4
+# threads, no access log) on the same code and cores it spent 1.6 against 3.5 ms of CPU per
+# request on the papers page and 2.7 against 4.7 on the JSON API (benchmarks.pages): the
+# server's own share of a small page was most of its cost. Python threads per process: a click
+# waits on DynamoDB and Kafka, so threads overlap those waits; processes use the cores, and a
+# keep-alive connection stays with the process that accepted it, so 4 processes keep both
+# cores busy when the connections split unevenly. Each process holds about 580 MB (torch, the
+# published models). A process that dies is started again (the fault tests kill them). No
+# access log; Django still logs every 4xx and 5xx (django.request).
 WEB_THREADS = 4
 
 
@@ -98,8 +99,9 @@ def web_server(
 ) -> Process:
     return Process(
         "web",
-        [sys.executable, "-m", "gunicorn", "webapp.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "--workers", str(processes), "--threads", str(WEB_THREADS)],
+        [sys.executable, "-m", "granian", "--interface", "wsgi", "webapp.wsgi:application",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", str(processes),
+         "--blocking-threads", str(WEB_THREADS), "--respawn-failed-workers", "--respawn-interval", "0.5"],
         env=env,
         port=port,
         log_dir=log_dir,
