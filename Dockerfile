@@ -20,4 +20,4 @@ RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput
 USER cinegraph
 
 EXPOSE 8000
-CMD ["gunicorn", "webapp.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["granian", "--interface", "wsgi", "webapp.wsgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "3", "--blocking-threads", "4", "--respawn-failed-workers"]

@@ -2,7 +2,7 @@
 
     python -m benchmarks.faults [--faults kafka_pause redis_restart ...]
 
-runs tests/test_faults.py (real Kafka, DynamoDB, Redis, MariaDB, gunicorn, a Celery live worker,
+runs tests/test_faults.py (real Kafka, DynamoDB, Redis, MariaDB, granian, a Celery live worker,
 the consumer and beat, all private to the run) and prints one row per fault; the last line is
 one JSON object. Per fault: clicks accepted (202), refused (any other answer, or none), lost
 (a 202 missing from the click log, the mirror or a model), double (an event applied more than

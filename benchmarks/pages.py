@@ -14,7 +14,7 @@ median over --runs. Every response must be a 200; anything else counts as an err
 
 The load generator runs on the same cores as the server, so it is one thread of asyncio
 protocols with hand-written HTTP/1.1 (Content-Length or chunked bodies). Beside latency it
-prints CPU ms per request of gunicorn's processes (found by the port in their command line)
+prints CPU ms per request of the web server's processes (found by the port in their command line)
 and of the generator itself, how busy the machine's cores were with no load sent (other
 work sharing them), and a calibration loop's time: the CPU figures say what a page costs
 even when the machine is shared, which latency alone does not. Prints a table; the last
@@ -221,7 +221,7 @@ class Run:
     client_cpu: float  # cores the load generator used
     client_cpu_ms: float  # the load generator's CPU time per request
     machine_cpu: float  # cores the whole machine used
-    server_cpu_ms: float  # gunicorn's CPU time per request
+    server_cpu_ms: float  # the web server's CPU time per request
 
 
 def calibration_ms() -> float:
@@ -359,7 +359,7 @@ def report(paths: dict[str, str], runs: dict[str, list[Run]], idle: float) -> di
     }
     client = statistics.median(r["client_cpu"] for r in pages.values())
     machine = statistics.median(r["machine_cpu"] for r in pages.values())
-    print(f"server / client: CPU ms per request of gunicorn's processes / of this load generator. Under load "
+    print(f"server / client: CPU ms per request of the web server's processes / of this load generator. Under load "
           f"the machine's {N_CORES} cores were {machine:.2f} busy, {client:.2f} of them this generator "
           f"(medians over pages); with no load sent, {idle:.2f} were busy (other work).")
     print("goals (every page p95 <= {:g} ms and >= {:g} req/s, the API >= {:g} req/s): {}".format(

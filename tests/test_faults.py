@@ -1,4 +1,4 @@
-"""Faults on the click path (issue 8): 20 visitors click through a real gunicorn while one part
+"""Faults on the click path (issue 8): 20 visitors click through a real granian web server while one part
 fails; every 202 must be in the click log, the mirror and every model exactly once, and nothing
 answered otherwise may be. The rig and the checks are benchmarks/faults.py's, which also prints
 these outcomes as a table (`python -m benchmarks.faults`)."""

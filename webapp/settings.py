@@ -28,7 +28,7 @@ DEBUG = _env("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = [h for h in _env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 
 # HTTPS. Production is served over https only, with TLS ended by a reverse proxy in front of
-# gunicorn (docker-compose.yml): on whenever DEBUG is off, unless DJANGO_HTTPS=0 says the site
+# granian (docker-compose.yml): on whenever DEBUG is off, unless DJANGO_HTTPS=0 says the site
 # is plain http. `make demo` and the tests run with DEBUG on (.env.dev) over plain http.
 HTTPS = _env("DJANGO_HTTPS", "0" if DEBUG else "1") == "1"
 SECURE_SSL_REDIRECT = HTTPS
@@ -38,7 +38,7 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = int(_env("DJANGO_HSTS_SECONDS", str(365 * 24 * 3600))) if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _env("DJANGO_HSTS_INCLUDE_SUBDOMAINS", "1") == "1"
 SECURE_HSTS_PRELOAD = _env("DJANGO_HSTS_PRELOAD", "1") == "1"
-# Behind the proxy every request reaches gunicorn as http; the proxy says which scheme the
+# Behind the proxy every request reaches granian as http; the proxy says which scheme the
 # browser used. Trust that header only when a proxy that sets it (and drops the browser's)
 # is the only way in, which is what DJANGO_BEHIND_TLS_PROXY=1 declares.
 if _env("DJANGO_BEHIND_TLS_PROXY", "0") == "1":
