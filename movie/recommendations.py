@@ -85,9 +85,24 @@ def recommendations_for(*, visitor: str, model: str, k: int = 20, seen: list[int
     )
 
 
-def similar_movies(movie_id: int, k: int = 12) -> list[tuple[Movie, float]]:
+SIMILAR_MODEL = "pinsage"  # "More like this" comes from PinSage's item embeddings
+
+
+@dataclass(frozen=True)
+class Similar:
+    model: str
+    model_version: str | None
+    items: list[tuple[Movie, float]]  # best first
+
+
+def similar_movies(movie_id: int, k: int = 12) -> Similar:
     """Movies like `movie_id`, best first, from the live PinSage item embeddings."""
-    return _with_movies(predictors.similar(movie_id=movie_id, k=k))
+    published = registry.published(SIMILAR_MODEL)
+    return Similar(
+        model=SIMILAR_MODEL,
+        model_version=published.version if published else None,
+        items=_with_movies(predictors.similar(movie_id=movie_id, k=k, model=SIMILAR_MODEL)),
+    )
 
 
 REPORTED_METRICS = ("recall@20", "ndcg@20", "hit@20", "precision@20", "mrr@20")

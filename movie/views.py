@@ -16,7 +16,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from movie import events, selectors
+from movie import events, experiments, selectors
 from movie.forms import CatalogueQueryForm
 from movie.models import Interaction, Movie
 from movie.posters import poster_etag, poster_svg
@@ -70,6 +70,19 @@ def _history_rows(history: list[Interaction]) -> list[tuple[Interaction, str, st
     return [(entry, *_movie_urls(prefix, entry.movie_id)) for entry in history]
 
 
+def _impression(request: HttpRequest, model: str, model_version: str | None, page: str,
+                movies: list[Movie]) -> dict[str, str] | None:
+    """The id and signed token a shown list carries (`movie.experiments`): app.js posts the
+    token once the list is on screen, and a click on one of its posters names the id."""
+    if not movies:
+        return None
+    impression_id, token = experiments.impression_token(
+        visitor=visitor_key(request), model=model, model_version=model_version, page=page,
+        movie_ids=[m.id for m in movies],
+    )
+    return {"id": impression_id, "token": token}
+
+
 def _movie_or_404(movie_id: int):
     movie = selectors.movie_get(movie_id)
     if movie is None:
@@ -97,8 +110,9 @@ def catalogue(request: HttpRequest) -> HttpResponse:
 def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
     movie = _movie_or_404(movie_id)
     similar = similar_movies(movie.id, k=SIMILAR_K)
-    context = {"movie": movie, "similar": similar, "grid": _grid(m for m, _ in similar),
-               "rating_values": RATING_VALUES}
+    movies = [m for m, _ in similar.items]
+    context = {"movie": movie, "similar": movies, "grid": _grid(movies), "rating_values": RATING_VALUES,
+               "impression": _impression(request, similar.model, similar.model_version, "similar", movies)}
     return render(request, "movie/movie_detail.html", context)
 
 
@@ -110,10 +124,14 @@ def recommendations(request: HttpRequest, model: str) -> HttpResponse:
     visitor = visitor_key(request)
     history, seen = selectors.visitor_history_and_movie_ids(visitor)
     recs = recommendations_for(visitor=visitor, model=model, k=settings.RECOMMENDATIONS_K, seen=seen)
+    movies = [m for m, _ in recs.items]
     context = {
         "model": model,
         "recs": recs,
-        "grid": _grid((m for m, _ in recs.items), recs.because_per_item),
+        "grid": _grid(movies, recs.because_per_item),
+        # A fallback list is the popular one, whichever model was asked for.
+        "impression": _impression(request, "popular" if recs.fallback else recs.model, recs.model_version,
+                                  "recommendations", movies),
         "history": history,
         "history_rows": _history_rows(history),
         "review": selectors.paper_review_for_model(model),
