@@ -30,10 +30,20 @@ class Movie(models.Model):
     imdb_id = models.CharField(max_length=16, blank=True)
     tmdb_id = models.PositiveIntegerField(null=True, blank=True)
     poster_url = models.URLField(max_length=500, blank=True)
+    # The catalogue's sort keys, from the imported ratings (`movie.services.movie_stats_write`):
+    # how many there are, and their mean pulled towards the catalogue's mean by a prior
+    # worth RATING_PRIOR ratings, so one 5-star rating does not top "highest rated".
+    ratings_count = models.PositiveIntegerField(default=0)
+    rating_score = models.FloatField(default=0.0)
 
     class Meta:
         ordering = ["title", "id"]
-        indexes = [models.Index(fields=["title"], name="movie_title_idx")]
+        indexes = [
+            models.Index(fields=["title"], name="movie_title_idx"),
+            models.Index(fields=["-ratings_count", "id"], name="movie_popular_idx"),
+            models.Index(fields=["-rating_score", "id"], name="movie_rated_idx"),
+            models.Index(fields=["-year", "id"], name="movie_newest_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.year})" if self.year else self.title

@@ -13,6 +13,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.db.models import Count, Sum
 from tqdm import tqdm
 
 from movie.models import DatasetRating, Genre, Movie
@@ -68,11 +69,35 @@ def movielens_import(*, path: Path | str, progress: bool = True) -> ImportResult
         ratings_before = DatasetRating.objects.count()
         skipped = _ratings_upsert(release, {m.movie_id for m in movies}, progress=progress)
         ratings_after = DatasetRating.objects.count()
+        movie_stats_write()
     result = ImportResult(
         release.format, movies_created, movies_updated, genres_created, ratings_before, ratings_after, skipped
     )
     log.info("MovieLens import done: %s", result)
     return result
+
+
+# The prior behind Movie.rating_score: the catalogue's mean rating, worth this many ratings.
+RATING_PRIOR = 10
+
+
+def movie_stats_write(movie_model=Movie, rating_model=DatasetRating) -> int:
+    """Write every movie's `ratings_count` and `rating_score` from the imported ratings; the
+    models are parameters so migration 0005 can run it on its historical models. Returns the
+    number of movies written."""
+    stats = {
+        row["movie_id"]: (row["n"], row["total"])
+        for row in rating_model.objects.values("movie_id").annotate(n=Count("id"), total=Sum("rating"))
+    }
+    n_all = sum(n for n, _ in stats.values())
+    mean = sum(total for _, total in stats.values()) / n_all if n_all else 0.0
+    movies = list(movie_model.objects.only("id"))
+    for movie in movies:
+        n, total = stats.get(movie.id, (0, 0.0))
+        movie.ratings_count = n
+        movie.rating_score = (RATING_PRIOR * mean + total) / (RATING_PRIOR + n)
+    movie_model.objects.bulk_update(movies, ["ratings_count", "rating_score"], batch_size=BATCH_SIZE)
+    return len(movies)
 
 
 def _genres_upsert(movies: list[MovieRow]) -> int:

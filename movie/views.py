@@ -26,6 +26,7 @@ from movie.visitors import visitor_key
 # Posters change only when a title is corrected; a day of caching, revalidated by ETag.
 POSTER_MAX_AGE = 86_400
 SIMILAR_K = 12
+HOME_ROW_K = 8
 RATING_VALUES = [x / 2 for x in range(1, 11)]
 # Posters rendered once per process: more than every movie of ml-latest-small (9,742), at
 # about 0.5 KB each.
@@ -94,7 +95,7 @@ def _movie_or_404(movie_id: int):
 @ensure_csrf_cookie
 def catalogue(request: HttpRequest) -> HttpResponse:
     form = CatalogueQueryForm(request.GET)
-    context = {"form": form, "genres": selectors.genre_list()}
+    context = {"form": form, "genres": selectors.genre_list(), "sorts": form.SORTS}
     if not form.is_valid():
         return render(request, "movie/catalogue.html", context, status=400)
     try:
@@ -102,7 +103,29 @@ def catalogue(request: HttpRequest) -> HttpResponse:
     except EmptyPage:
         raise Http404("That page of the catalogue does not exist.") from None
     context.update(form.cleaned_data, page=page, grid=_grid(page.object_list))
+    if form.is_home():
+        context["home_row"] = _home_row(request)
     return render(request, "movie/catalogue.html", context)
+
+
+def _home_row(request: HttpRequest) -> dict:
+    """The row above the catalogue: for a visitor with a history, "Recommended for you" from
+    the model its A/B arm names (`movie.experiments`), with the because-lines; otherwise, or
+    while that model is untrained, "Popular now"."""
+    visitor = visitor_key(request)
+    seen = selectors.visitor_movie_ids(visitor)
+    model = experiments.visitor_arm(visitor) if seen else "popular"
+    recs = recommendations_for(visitor=visitor, model=model, k=HOME_ROW_K, seen=seen)
+    personal = bool(seen) and not recs.fallback
+    movies = [m for m, _ in recs.items]
+    return {
+        "personal": personal,
+        "model": model if personal else "popular",
+        "grid": _grid(movies, recs.because_per_item if personal else None),
+        # Only the arm's own list counts for the experiment (page "home").
+        "impression": _impression(request, model if personal else "popular", recs.model_version,
+                                  "home" if personal else "popular", movies),
+    }
 
 
 @require_GET

@@ -1,5 +1,7 @@
 """An anonymous visitor in real Chromium clicks three posters; within 10 s the PinSage
-and NGCF pages show recommendations that reflect the last click, none of them a clicked movie."""
+and NGCF pages show recommendations that reflect the last click, none of them a clicked movie.
+The home page greets it with "Popular now" and, after the clicks, "Recommended for you" with
+a "Because you watched" line under each poster."""
 
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ def _shown(page) -> list[int]:
 
 
 def test_three_clicks_change_pinsage_and_ngcf(
-    live_server, catalogue_imported, trained_models, clicklog_table, celery_worker, click_consumer, chromium_executable
+    live_server, catalogue_imported, trained_models, clicklog_table, impressions_table, celery_worker, click_consumer,
+    chromium_executable,
 ):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
@@ -48,9 +51,14 @@ def test_three_clicks_change_pinsage_and_ngcf(
         cold = _shown(page)
         assert len(cold) == 20
 
+        page.goto(f"{live_server.url}/")
+        assert page.locator("#home-row-heading").inner_text() == "Popular now"
+
         clicked = []
         for position in range(3):
             page.goto(f"{live_server.url}/")
+            if position == 0:
+                popular_row = page.locator("#home-row").get_attribute("data-impression")
             poster = page.locator(".poster").nth(position * 5)
             clicked.append(int(poster.get_attribute("data-movie-id")))
             with page.expect_navigation():
@@ -61,6 +69,8 @@ def test_three_clicks_change_pinsage_and_ngcf(
         visitor = _visitor_of(session)
         logged = clicklog.events_for(visitor)  # app.js navigates after the POST's answer
         assert [e.movie_id for e in logged] == clicked
+        # The first click was the first poster of the page's "Popular now" row: credited to it.
+        assert (logged[0].impression, logged[0].position) == (popular_row, 1)
         last_event = logged[-1].event_id
 
         for model in ("pinsage", "ngcf"):
@@ -78,4 +88,13 @@ def test_three_clicks_change_pinsage_and_ngcf(
             assert "haven't clicked" not in page.content()
             in_history = page.locator(".history-list a").evaluate_all("els => els.map(e => e.pathname)")
             assert sorted(in_history) == sorted(f"/movies/{m}/" for m in clicked)
+
+        page.goto(f"{live_server.url}/")
+        assert page.locator("#home-row-heading").inner_text() == "Recommended for you"
+        row = page.locator("#home-row > li")
+        assert row.count() == 8
+        for i in range(row.count()):
+            assert row.nth(i).locator(".because").inner_text().startswith("Because you watched")
+            named = row.nth(i).locator(".because a").evaluate_all("els => els.map(e => e.pathname)")
+            assert set(named) <= {f"/movies/{m}/" for m in clicked}
         browser.close()

@@ -31,7 +31,7 @@ def test_visitor_history_is_newest_first_one_row_per_movie(catalogue, interactio
 
 
 def test_catalogue_page_filters_and_searches(catalogue):
-    assert [m.id for m in selectors.catalogue_page(genre="Comedy").object_list] == [11, 27008, 1]
+    assert [m.id for m in selectors.catalogue_page(genre="Comedy", sort="title").object_list] == [11, 27008, 1]
     assert [m.id for m in selectors.catalogue_page(query="BABYLON").object_list] == [40697]
     assert [m.id for m in selectors.catalogue_page(genre="Sci-Fi", query="toy").object_list] == []
     assert selectors.catalogue_page(genre="No Such Genre").paginator.count == 0
