@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.utils import timezone as django_timezone
@@ -94,9 +95,16 @@ def experiment_names() -> list[str]:
     return list(Experiment.objects.order_by("-started_at").values_list("name", flat=True))
 
 
+# Every home page asks for the running experiment: each process keeps the answer this long,
+# so starting or stopping one in the admin takes effect within it.
+RUNNING_CACHE_S = 5
+
+
 def running_experiment(at: datetime | None = None) -> Experiment | None:
     """The experiment running at `at` (now): started, not yet stopped; the newest if several."""
-    at = at or django_timezone.now()
+    if at is None:
+        return cache.get_or_set("running_experiment", lambda: running_experiment(django_timezone.now()),
+                                RUNNING_CACHE_S)
     return (
         Experiment.objects.filter(started_at__lte=at)
         .filter(Q(stopped_at__isnull=True) | Q(stopped_at__gt=at))

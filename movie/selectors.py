@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 
+from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Max, Prefetch
 
@@ -14,6 +14,8 @@ from predictors.training import Catalogue
 
 CATALOGUE_PAGE_SIZE = 48
 HISTORY_LIMIT = 50
+# How long a process keeps what every page reads and an import or the admin changes rarely.
+PAGE_DATA_S = 60
 # Rows fetched per round trip when streaming the ratings for training.
 SNAPSHOT_CHUNK = 10_000
 
@@ -60,7 +62,8 @@ def movies_by_ids(ids: Iterable[int]) -> list[Movie]:
 
 
 def genre_list() -> list[Genre]:
-    return list(Genre.objects.order_by("name"))
+    """Every catalogue page lists the genres; they change only on an import (a minute late)."""
+    return cache.get_or_set("genres", lambda: list(Genre.objects.order_by("name")), PAGE_DATA_S)
 
 
 # The catalogue's orders, each served by an index on Movie (the first is the home page's).
@@ -153,16 +156,8 @@ def paper_review_get(slug: str) -> PaperReview | None:
     return PaperReview.objects.filter(slug=slug).first()
 
 
-# model name -> (monotonic time it expires, its review). Every recommendation page shows a link
-# to its model's review; reviews change only by a data migration or the admin, so a process
-# may show an edit up to a minute late.
-REVIEW_CACHE_S = 60.0
-_reviews: dict[str, tuple[float, PaperReview | None]] = {}
-
-
 def paper_review_for_model(model_name: str) -> PaperReview | None:
-    held = _reviews.get(model_name)
-    if held is None or held[0] < time.monotonic():
-        held = (time.monotonic() + REVIEW_CACHE_S, PaperReview.objects.filter(model_name=model_name).first())
-        _reviews[model_name] = held
-    return held[1]
+    """Every recommendation page links its model's review; reviews change only by a data
+    migration or the admin, so a process may show an edit up to a minute late."""
+    return cache.get_or_set(f"review:{model_name}", lambda: PaperReview.objects.filter(model_name=model_name).first(),
+                            PAGE_DATA_S)

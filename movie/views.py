@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import get_script_prefix, reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import quote_etag, url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -66,6 +66,13 @@ def _grid(movies: Iterable[Movie], because: Iterable[list[Movie]] | None = None)
     return mark_safe("".join(f"<li>{poster}{line}</li>" for poster, line in zip(posters, lines)))
 
 
+@functools.lru_cache(maxsize=256)
+def _genre_options(genres: tuple[str, ...], selected: str) -> str:
+    """The genre menu's options: as a template loop, 0.5 ms of every catalogue page."""
+    return format_html_join("", '<option value="{}"{}>{}</option>',
+                            ((name, mark_safe(" selected") if name == selected else "", name) for name in genres))
+
+
 def _history_rows(history: list[Interaction]) -> list[tuple[Interaction, str, str]]:
     prefix = get_script_prefix()
     return [(entry, *_movie_urls(prefix, entry.movie_id)) for entry in history]
@@ -95,7 +102,8 @@ def _movie_or_404(movie_id: int):
 @ensure_csrf_cookie
 def catalogue(request: HttpRequest) -> HttpResponse:
     form = CatalogueQueryForm(request.GET)
-    context = {"form": form, "genres": selectors.genre_list(), "sorts": form.SORTS}
+    genres = tuple(g.name for g in selectors.genre_list())
+    context = {"form": form, "genre_options": _genre_options(genres, request.GET.get("genre", "")), "sorts": form.SORTS}
     if not form.is_valid():
         return render(request, "movie/catalogue.html", context, status=400)
     try:

@@ -80,6 +80,15 @@ def model_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
+@pytest.fixture(autouse=True)
+def page_data_cache_cleared():
+    """Each test starts with an empty per-process cache (genres, reviews, the running
+    experiment): what one test wrote must not be served to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def services(redis_url, kafka_bootstrap, dynamodb_endpoint, model_dir):
     """Point settings and the environment (inherited by subprocesses) at this session's

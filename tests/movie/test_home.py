@@ -57,6 +57,15 @@ def test_the_rating_score_is_the_mean_pulled_towards_the_catalogue_mean(catalogu
     assert Movie.objects.get(pk=40697).rating_score == pytest.approx((10 * 3.0 + 5.0) / 11)
 
 
+def test_the_genre_menu_keeps_the_chosen_genre_and_escapes_what_it_is_given(client, catalogue):
+    body = client.get(reverse("catalogue"), {"genre": "Comedy"}).content.decode()
+    assert '<option value="Comedy" selected>Comedy</option>' in body
+    assert body.count(" selected>") == 2  # the genre and the default sort
+
+    hostile = client.get(reverse("catalogue"), {"genre": '"><script>x</script>'}).content.decode()
+    assert "<script>x</script>" not in hostile and " selected>" not in hostile.split('name="genre"')[1].split("</select>")[0]
+
+
 def test_a_search_or_a_later_page_has_no_home_row(client, catalogue):
     assert "home-row" not in client.get(reverse("catalogue"), {"q": "toy"}).content.decode()
 
