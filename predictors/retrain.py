@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from predictors import registry
-from predictors.training import Catalogue, training_dataset
+from predictors.training import CURVE_EVERY, Catalogue, training_dataset
 from predictors.visitor_state import visitor_digest
 from pytorch_models.train import publish, train_model
 from pytorch_models.warm_start import warm_start
@@ -78,7 +78,8 @@ def retrain(*, model: str, catalogue: Catalogue, visitor_pairs: Sequence[tuple[s
             log.info("%s warm start from %s: %s", model, live.version, carried)
 
     epochs = RETRAIN_EPOCHS[model] if epochs is None else epochs
-    result = train_model(model, interactions, features, epochs=epochs, progress=progress, initialise=initialise)
+    result = train_model(model, interactions, features, epochs=epochs, progress=progress, initialise=initialise,
+                         eval_every=CURVE_EVERY)
     recall = result.metrics.get("recall@20")
     live_recall = live.checkpoint.meta.get("metrics", {}).get("recall@20") if live else None
     if live_recall is not None and recall is not None and recall < (1 - RECALL_TOLERANCE) * live_recall:

@@ -56,3 +56,28 @@ def test_cosine_decay_goes_from_lr_to_five_percent_over_the_epochs():
         schedule.step(epoch, batch, 10)
         seen.append(optimiser.param_groups[0]["lr"])
     assert seen == pytest.approx([0.01, 0.01 * (0.05 + 0.95 * 0.5), 0.0005])
+
+
+def test_the_history_holds_each_epochs_loss_and_held_out_recall(tmp_path, communities, community_features):
+    result = train_model("lightgcn", communities, community_features, epochs=3, batch_size=64, dim=8,
+                         progress=False, eval_every=1)
+
+    assert [entry["epoch"] for entry in result.history] == [1, 2, 3]
+    assert [entry["loss"] for entry in result.history] == result.losses
+    assert all(0 <= entry["recall@20"] <= 1 and entry["seconds"] > 0 and entry["eval_seconds"] > 0
+               for entry in result.history)
+    # The last epoch's evaluation sees the model the final one does.
+    assert result.history[-1]["recall@20"] == pytest.approx(result.metrics["recall@20"])
+    meta = json.loads((publish(result, communities, tmp_path / "lightgcn") / "meta.json").read_text())
+    assert meta["history"] == result.history
+    assert meta["timings"]["eval_seconds"] == pytest.approx(sum(e["eval_seconds"] for e in result.history))
+
+
+def test_epochs_not_evaluated_have_no_recall(communities, community_features):
+    every_second = train_model("ngcf", communities, community_features, epochs=3, batch_size=64, dim=8,
+                               progress=False, eval_every=2)
+    never = train_model("ngcf", communities, community_features, epochs=2, batch_size=64, dim=8, progress=False)
+
+    assert [entry["recall@20"] is None for entry in every_second.history] == [True, False, True]
+    assert [entry["recall@20"] for entry in never.history] == [None, None]
+    assert all(entry["eval_seconds"] == 0 for entry in never.history)
