@@ -20,8 +20,9 @@ from typing import Protocol
 
 import dgl
 import torch
+from redis.exceptions import RedisError
 
-from predictors import cache, registry, visitor_state
+from predictors import cache, latency, registry, visitor_state
 from predictors.recommend import GNN_MODELS
 from predictors.visitor_state import VisitorState, visitor_digest
 from pytorch_models.fold_in import EmbeddingFoldIn, PinSageFoldIn, fold_in_for, fold_in_round, top_unseen
@@ -57,6 +58,10 @@ RECHECK_S = 0.05
 def _stamp(unix_s: float) -> str:
     """A unix time as the click log writes timestamps (sortable text)."""
     return datetime.fromtimestamp(unix_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _unix(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def history_after(history: Sequence[int], events: Sequence[Event]) -> list[int]:
@@ -108,6 +113,7 @@ class BatchReport:
     events: int = 0
     recheck: list[str] = field(default_factory=list)  # visitors with a young pending item
     seconds: dict[str, float] = field(default_factory=dict)
+    latency: list[float] = field(default_factory=list)  # per applied event: created -> lists written
 
 
 class LiveEngine:
@@ -163,6 +169,7 @@ class LiveEngine:
         logs = dict(zip(visitors, self.pool.map(lambda v: read_events(v, states[v].since()), visitors)))
         report.seconds["read"] = time.perf_counter() - started
         changed: dict[str, VisitorState] = {}
+        created: list[str] = []  # timestamps of the applied events that are clicks waiting for a list
         young = _stamp(time.time() - PENDING_YOUNG_S)
         for visitor in visitors:
             if any(e.pending and e.ts > young for e in logs[visitor]):
@@ -175,6 +182,8 @@ class LiveEngine:
                 state.mark_applied(new)
                 changed[visitor] = state
                 report.events += len(new)
+                if not state.replay:
+                    created.extend(e.ts for e in new)
         report.updated = len(changed)
         pipe = cache.client().pipeline(transaction=True)
         for name, live in self.live.items():
@@ -186,11 +195,24 @@ class LiveEngine:
             state.params = {k: v for k, v in state.params.items() if k in live_keys}
         visitor_state.states_put(pipe, changed)
         pipe.execute()
+        self._record_latency(created, report)
         for live in self.live.values():
             if live.graph is not None:
                 live.graph.evict_idle(time.time() - self.idle_s)
         report.seconds["total"] = time.perf_counter() - started
         return report
+
+    @staticmethod
+    def _record_latency(created: list[str], report: BatchReport) -> None:
+        """Record how long each applied event waited for its lists, now that they are written.
+        A timing lost to a Redis failure is only logged: the lists are in place, and failing
+        the batch would run it again for nothing."""
+        written = time.time()
+        report.latency = [written - _unix(ts) for ts in created]
+        try:
+            latency.timings_record(report.latency, at=written)
+        except RedisError:
+            log.warning("live batch: %d latency timings not recorded", len(created), exc_info=True)
 
     def _fold(self, live: LiveModel, graph: VisitorGraph | None, rows: dict[str, list[int]],
               offsets: torch.Tensor, user_rows: list[int]):

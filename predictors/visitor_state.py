@@ -8,6 +8,9 @@
     p:<model>:<version>   float32 bytes of the visitor's parameters for that version
     r:<model>:<version>   fine-tuning rounds those parameters have had
 
+`live:replay:<visitor>` (set by `visitor_forget`, gone when the replay is stored) says the
+next update replays the whole log: old clicks, which `predictors.latency` does not time.
+
 `live:waiting` (zset visitor → when it may be claimed) holds visitors with news;
 `live:claimed` (zset visitor → lease expiry) those a worker is updating. A claim moves a
 visitor from waiting to claimed only if nobody holds it, so a visitor is updated by one
@@ -35,6 +38,9 @@ STATE_TTL_S = 30 * 24 * 3600
 GRACE_S = 60
 # A batch takes well under a second; a lease this long only matters when a worker dies.
 LEASE_S = 30
+# A replay follows its mark within seconds; a mark whose replay never came (the visitor id
+# was given up) should not linger.
+REPLAY_MARK_S = 24 * 3600
 
 _CLAIM = """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
@@ -59,6 +65,10 @@ def key(visitor: str) -> str:
     return f"live:visitor:{visitor}"
 
 
+def replay_key(visitor: str) -> str:
+    return f"live:replay:{visitor}"
+
+
 def visitor_digest(visitor: str) -> str:
     """How a published version names a visitor it trained on (never the visitor id itself)."""
     return hashlib.sha256(visitor.encode()).hexdigest()[:24]
@@ -72,6 +82,7 @@ class VisitorState:
     applied: int = 0
     params: dict[str, torch.Tensor] = field(default_factory=dict)  # "<model>:<version>" -> (d,)
     rounds: dict[str, int] = field(default_factory=dict)
+    replay: bool = False  # forgotten on purpose: the events about to be applied are old ones
 
     @property
     def last_event(self) -> str | None:
@@ -130,13 +141,20 @@ def states_get(visitors: Sequence[str]) -> dict[str, VisitorState]:
     pipe = client().pipeline(transaction=False)
     for visitor in visitors:
         pipe.hgetall(key(visitor))
-    return {v: VisitorState.from_redis(raw) for v, raw in zip(visitors, pipe.execute())}
+        pipe.exists(replay_key(visitor))
+    answers = pipe.execute()
+    states = {}
+    for visitor, raw, replay in zip(visitors, answers[::2], answers[1::2]):
+        states[visitor] = VisitorState.from_redis(raw)
+        states[visitor].replay = bool(replay)
+    return states
 
 
 def states_put(pipe, states: dict[str, VisitorState]) -> None:
     """Queue the states on `pipe` (the caller's transaction, so they land with the caches)."""
     for visitor, state in states.items():
-        pipe.delete(key(visitor))  # drops parameters of versions no longer live
+        # Drops parameters of versions no longer live, and the replay mark: the replay is stored.
+        pipe.delete(key(visitor), replay_key(visitor))
         pipe.hset(key(visitor), mapping=state.to_redis())
         pipe.expire(key(visitor), STATE_TTL_S)
 
@@ -151,8 +169,12 @@ def refresh_due(visitor: str) -> bool:
 
 
 def visitor_forget(visitor: str) -> None:
-    """Drop the visitor's live state: its next update replays its whole log."""
-    client().delete(key(visitor))
+    """Drop the visitor's live state: its next update replays its whole log, under a mark
+    that keeps the replayed clicks out of the latency timings."""
+    pipe = client().pipeline(transaction=True)
+    pipe.delete(key(visitor))
+    pipe.set(replay_key(visitor), 1, ex=REPLAY_MARK_S)
+    pipe.execute()
 
 
 def visitors_wait(visitors: Iterable[str], *, delay_s: float = 0.0) -> None:
