@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import get_script_prefix, reverse
 
-PAGES = ("catalogue", "history", "paper-list", "login", "logout", "signup")
+PAGES = ("catalogue", "history", "paper-list", "login", "logout", "signup", "dashboard")
 
 
 @functools.lru_cache(maxsize=4)

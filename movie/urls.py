@@ -16,4 +16,5 @@ urlpatterns = [
     path("accounts/login/", accounts.SignInView.as_view(), name="login"),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("api/", include("movie.api_urls")),
+    path("dashboard/", include("movie.dashboard_urls")),
 ]

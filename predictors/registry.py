@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from pytorch_models.checkpoint import Checkpoint, load_checkpoint
+from pytorch_models.checkpoint import META, Checkpoint, load_checkpoint
 
 
 def model_dir() -> Path:
@@ -37,10 +38,33 @@ def latest_version(model: str) -> str | None:
     return found[-1] if found else None
 
 
+VERSION_FORMAT = "%Y%m%dT%H%M%S%fZ"
+
+
+def version_time(version: str) -> datetime | None:
+    """When a version was published (its name); None for a folder named by hand."""
+    try:
+        return datetime.strptime(version, VERSION_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _meta(folder: str) -> dict:
+    return json.loads((Path(folder) / META).read_text())
+
+
+def version_meta(model: str, version: str) -> dict:
+    """A version's meta.json (metrics, training history, timings) without loading its tables,
+    for pages that list every version. A published folder never changes: read once per process.
+    The dict is shared: read it, never change it."""
+    return _meta(str(model_dir() / model / version))
+
+
 @contextlib.contextmanager
 def publishing(model: str):
     """Yield a temporary folder to write a checkpoint into; publish it on success."""
-    version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    version = datetime.now(timezone.utc).strftime(VERSION_FORMAT)
     tmp = model_dir() / model / f".tmp-{version}"
     tmp.mkdir(parents=True)
     try:
