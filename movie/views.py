@@ -21,7 +21,7 @@ from movie.forms import CatalogueQueryForm
 from movie.models import Interaction, Movie
 from movie.posters import poster_etag, poster_svg
 from movie.recommendations import model_metrics, recommendations_for, similar_movies
-from movie.visitors import visitor_key
+from movie.visitors import session_visitor, visitor_key
 
 # Posters change only when a title is corrected; a day of caching, revalidated by ETag.
 POSTER_MAX_AGE = 86_400
@@ -78,14 +78,23 @@ def _history_rows(history: list[Interaction]) -> list[tuple[Interaction, str, st
     return [(entry, *_movie_urls(prefix, entry.movie_id)) for entry in history]
 
 
+def _known_visitor(request: HttpRequest) -> str | None:
+    """The request's visitor id if it has one already. The home and movie pages never create
+    one: a crawler or a one-page visit stays without a session, and so outside the limit on
+    new sessions per address."""
+    return visitor_key(request) if request.user.is_authenticated else session_visitor(request)
+
+
 def _impression(request: HttpRequest, model: str, model_version: str | None, page: str,
                 movies: list[Movie]) -> dict[str, str] | None:
     """The id and signed token a shown list carries (`movie.experiments`): app.js posts the
-    token once the list is on screen, and a click on one of its posters names the id."""
-    if not movies:
+    token once the list is on screen, and a click on one of its posters names the id. None
+    for a visitor without an id yet (see `_known_visitor`)."""
+    visitor = _known_visitor(request)
+    if not movies or visitor is None:
         return None
     impression_id, token = experiments.impression_token(
-        visitor=visitor_key(request), model=model, model_version=model_version, page=page,
+        visitor=visitor, model=model, model_version=model_version, page=page,
         movie_ids=[m.id for m in movies],
     )
     return {"id": impression_id, "token": token}
@@ -120,10 +129,10 @@ def _home_row(request: HttpRequest) -> dict:
     """The row above the catalogue: for a visitor with a history, "Recommended for you" from
     the model its A/B arm names (`movie.experiments`), with the because-lines; otherwise, or
     while that model is untrained, "Popular now"."""
-    visitor = visitor_key(request)
-    seen = selectors.visitor_movie_ids(visitor)
+    visitor = _known_visitor(request)
+    seen = selectors.visitor_movie_ids(visitor) if visitor else []
     model = experiments.visitor_arm(visitor) if seen else "popular"
-    recs = recommendations_for(visitor=visitor, model=model, k=HOME_ROW_K, seen=seen)
+    recs = recommendations_for(visitor=visitor or "", model=model, k=HOME_ROW_K, seen=seen)
     personal = bool(seen) and not recs.fallback
     movies = [m for m, _ in recs.items]
     return {

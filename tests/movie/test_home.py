@@ -90,7 +90,15 @@ def _row(client) -> tuple[str, str, str, list[str]]:
     return model, impression, token, re.findall(r"<li>.*?</li>", items, re.S)
 
 
+def test_a_first_page_view_creates_no_visitor_and_logs_no_list(client, with_models):
+    response = client.get(reverse("catalogue"))
+    body = response.content.decode()
+    assert "Popular now" in body and 'id="home-row"' in body and "data-impression" not in body
+    assert "sessionid" not in response.cookies
+
+
 def test_a_new_visitor_sees_popular_now_and_an_invitation(client, with_models):
+    client.get(reverse("history"))  # a visitor id, no history
     body = client.get(reverse("catalogue")).content.decode()
     assert "Popular now" in body and "Click a few posters" in body and "Recommended for you" not in body
 
