@@ -9,8 +9,7 @@ later request; each of its steps can be repeated safely.
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.views import LoginView, RedirectURLMixin
-from django.http import HttpResponse
-from django.shortcuts import redirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.views.generic.edit import FormView
 
 from movie.forms import SignupForm
@@ -41,7 +40,7 @@ class SignUpView(RedirectURLMixin, FormView):
 
     def dispatch(self, request, *args, **kwargs):
         if request.user.is_authenticated:
-            return redirect(self.get_success_url())
+            return HttpResponseRedirect(self.get_success_url())
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
@@ -51,4 +50,5 @@ class SignUpView(RedirectURLMixin, FormView):
         user = user_signup(username=form.cleaned_data["username"], password=form.cleaned_data["password1"])
         account_visitor(user, adopt=session_visitor(self.request))
         login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect(self.get_success_url())
+        # Not redirect(): it would read a `next` such as "2" as a URL pattern name and raise.
+        return HttpResponseRedirect(self.get_success_url())

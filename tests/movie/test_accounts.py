@@ -100,3 +100,14 @@ def test_wrong_password_is_refused(client, db):
 @pytest.mark.parametrize("name", ["login", "signup"])
 def test_auth_pages_render(client, db, name):
     assert client.get(reverse(name)).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("next_url", ["2", "0", "/history/"])
+def test_a_signed_in_visitor_on_the_sign_up_page_goes_to_next(client, next_url):
+    """A bare word in `next` is a relative URL, never a view name (redirect() tried it as one: 500)."""
+    client.post(reverse("signup"), {"username": "ann", "password1": PASSWORD, "password2": PASSWORD})
+    assert client.session.get("_auth_user_id")
+    response = client.post(f"/accounts/signup/?next={next_url}", {"username": "", "next": next_url})
+    assert response.status_code == 302 and response["Location"] == next_url
+
