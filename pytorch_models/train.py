@@ -55,13 +55,19 @@ class TrainResult:
     item_embeddings: torch.Tensor  # (n_items, d)
     extra_tensors: dict[str, torch.Tensor]
     metrics: dict = field(default_factory=dict)
-    epoch_seconds: list[float] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
     # One entry per epoch: {epoch (from 1), loss, seconds (training only), recall@k (None
     # when that epoch was not evaluated), eval_seconds}; what the dashboard's curves draw.
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
     hyper: dict = field(default_factory=dict)
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        return [entry["seconds"] for entry in self.history]
+
+    @property
+    def losses(self) -> list[float]:
+        return [entry["loss"] for entry in self.history]
 
     @property
     def seconds_per_epoch(self) -> float | None:
@@ -285,8 +291,6 @@ def train_model(
         item_embeddings=items.detach(),
         extra_tensors={**extra, "item_popularity": counts},
         metrics=metrics,
-        epoch_seconds=[entry["seconds"] for entry in history],
-        losses=[entry["loss"] for entry in history],
         history=history,
         train_seconds=train_seconds,
         hyper={"epochs": epochs, "lr": lr, "lr_schedule": lr_schedule, "batch_size": batch_size, "seed": seed, "hard_negatives": hard_negatives,
