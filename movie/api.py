@@ -34,14 +34,21 @@ def _json_object(request: HttpRequest) -> dict:
     return body
 
 
+def _posted(request: HttpRequest) -> tuple[dict, str]:
+    """A POSTed event's JSON object and its visitor, counted against the visitor's event limit
+    (raises RateLimited: the middleware answers 429). Raises BadBody before any of that."""
+    body = _json_object(request)
+    visitor = visitor_key(request)
+    limit("event", visitor)
+    return body, visitor
+
+
 @require_POST
 def events(request: HttpRequest) -> JsonResponse:
     try:
-        body = _json_object(request)
+        body, visitor = _posted(request)
     except BadBody as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    visitor = visitor_key(request)
-    limit("event", visitor)
     try:
         event = event_record(
             visitor=visitor, movie_id=body.get("movie_id"), kind=body.get("kind"), value=body.get("value"),
@@ -63,11 +70,9 @@ def impressions(request: HttpRequest) -> JsonResponse:
     """`{"token": <the list's data-impression-token>}`: the list was shown. Counted against the
     visitor's event limit: a page view is no more frequent than a click."""
     try:
-        body = _json_object(request)
+        body, visitor = _posted(request)
     except BadBody as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    visitor = visitor_key(request)
-    limit("event", visitor)
     try:
         shown = impression_record(visitor=visitor, token=body.get("token"),
                                   idempotency_key=request.headers.get("Idempotency-Key"))
