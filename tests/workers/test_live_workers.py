@@ -51,7 +51,11 @@ def test_a_killed_worker_continues_from_the_visitors_stored_parameters(
     assert set(state.params) == set(stored.params)
     for key in stored.params:
         assert state.rounds[key] == 2  # one round on top of the stored one, not a new start
-        assert not state.params[key].equal(stored.params[key])
+        # BPR's gradient is never zero, so a round always moves LightGCN's and NGCF's rows;
+        # PinSage's max-margin loss is flat (and its offset rightly stays) when every sampled
+        # negative is already beaten by the margin, as CI once saw after a one-epoch training.
+        if not key.startswith("pinsage:"):
+            assert not state.params[key].equal(stored.params[key])
 
 
 def test_two_workers_apply_every_click_once_and_no_list_goes_back(
