@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from benchmarks import click_load
+from pytorch_models.recommenders import FINE_TUNED_LIVE, NAMES
 
-GNN_MODELS = ("pinsage", "ngcf", "lightgcn")
+GNN_MODELS = FINE_TUNED_LIVE
 CLICKS = 5
 # Goals of issue 8, item 10, at 16 connections on the 2-core machine.
 PAGE_P95_MS = 50.0
@@ -274,7 +275,7 @@ def pages(popular: list[int], clicked: list[int], query: str) -> dict[str, str]:
         "catalogue": "/",
         "search": "/?q=" + urllib.parse.quote(query),
         "movie": f"/movies/{movie}/",
-        **{f"recs {m}": f"/recommendations/{m}/" for m in (*GNN_MODELS, "popular")},
+        **{f"recs {m}": f"/recommendations/{m}/" for m in NAMES},
         "history": "/history/",
         "papers": "/papers/",
         "paper review": "/papers/lightgcn/",

@@ -1,0 +1,157 @@
+"""Quality on the yardstick: every model trained within a wall-clock budget, recall@20 against minutes.
+
+    python -m benchmarks.quality --dataset gowalla --budget-minutes 60 \
+        [--data-dir ../shared/data/gowalla] [--models graphfilter,lightgcn,ngcf,pinsage] \
+        [--parallel 2] [--out var/quality]
+
+Each model is one `python -m pytorch_models.train` run with the settings of docs/benchmarks.md
+(SETTINGS below; on movielens, the site's settings), its log and checkpoint under --out. The graph filter runs first, alone, with
+both cores (it needs minutes, not an hour); then the GNNs, `--parallel` at a time with one torch
+thread each, so no run has more than the machine's two cores. A GNN run stops after the epoch
+that crosses its budget less MARGIN_S (room for the last epoch and the final evaluation).
+
+Prints the table (model, recall@20, ndcg@20, minutes, epochs, the published figure), writes
+it to quality.md and a PNG of recall@20 against wall-clock minutes with the published figures
+drawn as horizontal lines, and prints, as its last line, one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from benchmarks.plot_recall_vs_time import PUBLISHED, points  # noqa: E402
+from predictors.training import SITE_OPTIONS  # noqa: E402
+
+# The best training settings found so far within the hour (docs/benchmarks.md says how).
+SETTINGS = {
+    "graphfilter": [],  # the paper's Gowalla settings are GraphFilterConfig's defaults
+    "lightgcn": ["--batch-size", "8192", "--dim", "64", "--layers", "3", "--lr", "1e-2", "--lr-schedule", "cosine"],
+    "ngcf": ["--batch-size", "8192", "--dim", "64", "--layers", "3", "--lr", "5e-3", "--l2", "1e-3",
+             "--lr-schedule", "cosine"],
+    "pinsage": ["--batch-size", "8192", "--dim", "64", "--layers", "2", "--lr", "1e-2", "--lr-schedule", "constant",
+                "--neighbourhoods", "cached", "--shared-negatives", "500", "--negative-power", "0", "--workers", "1"],
+}
+# Seconds of an epoch on one thread at those settings (docs/benchmarks.md), to space out the
+# evaluations (about ten per run) and to leave the last epoch room inside the budget.
+EPOCH_S = {"lightgcn": 25.0, "ngcf": 61.0, "pinsage": 60.0}
+MARGIN_S = {"lightgcn": 30.0, "ngcf": 120.0, "pinsage": 90.0}
+
+
+def command(model: str, args: argparse.Namespace, out: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "pytorch_models.train", "--dataset", args.dataset, "--data-dir", args.data_dir,
+           "--model", model, "--no-progress", "--out", str(out / model)]
+    if args.dataset == "movielens":  # the site's data and settings, evaluated every epoch
+        return [*cmd, "--eval-every", "1", *(f"--filter={k}={v}" for k, v in SITE_OPTIONS.get(model, {}).items())]
+    cmd += SETTINGS[model]
+    if model in EPOCH_S:
+        budget = args.budget_minutes * 60
+        every = max(1, round(budget / 10 / EPOCH_S[model]))
+        cmd += ["--epochs", "100000", "--time-budget", str(max(budget - MARGIN_S[model], 1.0)),
+                "--eval-every", str(every)]
+    return cmd
+
+
+def run_all(models: list[str], args: argparse.Namespace, out: Path) -> dict[str, dict]:
+    """Start the runs (the filter alone first, then `parallel` at a time); model -> final JSON."""
+    alone = [m for m in models if m not in EPOCH_S]
+    gnns = [m for m in models if m in EPOCH_S]
+    queue = [[m] for m in alone] + [gnns[i : i + args.parallel] for i in range(0, len(gnns), args.parallel)]
+    results = {}
+    for group in queue:
+        threads = "2" if len(group) == 1 else "1"
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        running = []
+        for model in group:
+            log = (out / f"{model}.log").open("w")
+            print(f"started {model} ({threads} thread(s)): log {out / f'{model}.log'}", flush=True)
+            running.append((model, log, subprocess.Popen(command(model, args, out), env=env, stdout=subprocess.PIPE,
+                                                         stderr=log, text=True)))
+        for model, log, proc in running:
+            stdout, _ = proc.communicate()
+            log.close()
+            if proc.returncode != 0:
+                raise SystemExit(f"{model} failed (exit {proc.returncode}); see {out / f'{model}.log'}")
+            results[model] = json.loads(stdout.strip().splitlines()[-1])
+    return results
+
+
+def table(rows: list[dict], dataset: str) -> str:
+    lines = ["| model | recall@20 | ndcg@20 | wall-clock min | epochs | published recall / ndcg |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        name, recall, ndcg = PUBLISHED.get(r["model"], ("", None, None)) if dataset == "gowalla" else ("", None, None)
+        published = f"{recall:.4f} / {ndcg:.4f} ({name})" if recall else ""
+        lines.append(f"| {r['model']} | {r['recall@20']:.4f} | {r['ndcg@20']:.4f} | {r['minutes']:.2f} | "
+                     f"{r['epochs']} | {published} |")
+    return "\n".join(lines)
+
+
+def plot(curves: dict[str, list[tuple[float, float]]], budget_minutes: float, path: Path, dataset: str) -> None:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, (model, series) in enumerate(curves.items()):
+        colour = f"C{i}"
+        one_point = len(series) == 1  # the graph filter: no training curve, one evaluation
+        ax.plot([m for m, _ in series], [r for _, r in series], marker="*" if one_point else "o",
+                markersize=12 if one_point else 3, color=colour, label=model)
+        if model in PUBLISHED and dataset == "gowalla":
+            name, recall, _ = PUBLISHED[model]
+            ax.axhline(recall, linestyle="--", linewidth=1, color=colour, alpha=0.7, label=f"{name} {recall:.4f}")
+    if dataset == "gowalla":  # on movielens the models run to their default epochs, not a budget
+        ax.axvline(budget_minutes, linewidth=0.8, color="black", alpha=0.3)
+    ax.set_xlabel("wall-clock minutes (data loading, SVD and evaluations included)")
+    ax.set_ylabel("recall@20 (full ranking)")
+    ax.set_title(f"{dataset}: recall@20 against wall-clock minutes on this machine")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=("gowalla", "movielens"), default="gowalla")
+    parser.add_argument("--data-dir", help="default: ../shared/data/gowalla or data/ml-latest-small")
+    parser.add_argument("--budget-minutes", type=float, default=60.0, help="wall clock per GNN run")
+    parser.add_argument("--models", default="graphfilter,lightgcn,ngcf,pinsage")
+    parser.add_argument("--parallel", type=int, default=2, help="GNN runs at once, one torch thread each")
+    parser.add_argument("--out", default="var/quality")
+    args = parser.parse_args(argv)
+    args.data_dir = args.data_dir or ("../shared/data/gowalla" if args.dataset == "gowalla" else "data/ml-latest-small")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(models) - set(SETTINGS))
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {sorted(SETTINGS)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    started = time.monotonic()
+    finals = run_all(models, args, out)
+    rows, curves = [], {}
+    for model in models:
+        series = points(out / f"{model}.log")  # (seconds since the log's first line, epoch, metrics)
+        curves[model] = [(seconds / 60, m["recall@20"]) for seconds, _, m in series]
+        rows.append({"model": model, "recall@20": finals[model]["recall@20"], "ndcg@20": finals[model]["ndcg@20"],
+                     "minutes": series[-1][0] / 60 if series else float("nan"), "epochs": finals[model]["epochs_run"]})
+    text = table(rows, args.dataset)
+    (out / "quality.md").write_text(text + "\n")
+    plot(curves, args.budget_minutes, out / "quality.png", args.dataset)
+    print(text)
+    print(f"table {out / 'quality.md'}, plot {out / 'quality.png'}, {(time.monotonic() - started) / 60:.1f} min in all")
+    print(json.dumps({"dataset": args.dataset, "budget_minutes": args.budget_minutes, "parallel": args.parallel,
+                      "models": {r["model"]: {k: v for k, v in r.items() if k != "model"} for r in rows},
+                      "curves": curves}))
+
+
+if __name__ == "__main__":
+    main()
