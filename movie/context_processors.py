@@ -10,6 +10,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import get_script_prefix, reverse
 
+from pytorch_models.recommenders import RECOMMENDERS
+
 PAGES = ("catalogue", "history", "paper-list", "login", "logout", "signup", "dashboard")
 
 
@@ -17,6 +19,11 @@ PAGES = ("catalogue", "history", "paper-list", "login", "logout", "signup", "das
 def _links(script_prefix: str) -> dict:
     links = {name.replace("-", "_"): reverse(name) for name in PAGES}
     links["recommendations"] = {m: reverse("recommendations", args=[m]) for m in settings.RECOMMENDATION_MODELS}
+    # The header's and the recommendation page's tabs, in the registry's order.
+    links["models"] = [
+        {"name": r.name, "label": r.label, "url": links["recommendations"][r.name]}
+        for r in RECOMMENDERS if r.name in settings.RECOMMENDATION_MODELS
+    ]
     return links
 
 

@@ -49,6 +49,21 @@ class Movie(models.Model):
         return f"{self.title} ({self.year})" if self.year else self.title
 
 
+class MovieTag(models.Model):
+    """A tag of the imported MovieLens data on a movie (normalised by `pytorch_models.data.tag_normalise`),
+    with how many dataset users applied it: PinSage reads them as an item feature."""
+
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=255)
+    users = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["movie", "name"], name="movie_tag_movie_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class DatasetRating(models.Model):
     """One rating from the imported MovieLens data (not from site visitors)."""
 
@@ -107,7 +122,7 @@ class PaperReview(models.Model):
     venue = models.CharField(max_length=100)
     url = models.URLField(max_length=300)
     body = models.TextField(help_text="Trusted HTML written by the site's editors.")
-    # The recommender this paper describes ("pinsage", "ngcf", "lightgcn").
+    # The recommender this paper describes: a name in pytorch_models.recommenders.
     model_name = models.CharField(max_length=32, db_index=True)
 
     class Meta:

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Max, Prefetch
 
-from movie.models import DatasetRating, Genre, Interaction, Movie, PaperReview
+from movie.models import DatasetRating, Genre, Interaction, Movie, MovieTag, PaperReview
 from predictors.training import Catalogue
 
 CATALOGUE_PAGE_SIZE = 48
@@ -27,6 +27,12 @@ def training_snapshot() -> Catalogue:
         "movie_id", "genre__name"
     ):
         genres[movie_id].append(name)
+    # Sorted here, not by the database's collation, so the order (most applied first, then
+    # name) is the one `pytorch_models.data.movie_tags` gives the same files.
+    tags: dict[int, list[str]] = defaultdict(list)
+    for movie_id, _, name in sorted((m, -users, name) for m, name, users in
+                                    MovieTag.objects.values_list("movie_id", "name", "users")):
+        tags[movie_id].append(name)
     movies = list(Movie.objects.order_by("id").values_list("id", "title", "year"))
     pairs = list(
         DatasetRating.objects.order_by("dataset_user", "movie_id")
@@ -39,6 +45,7 @@ def training_snapshot() -> Catalogue:
         genres=[genres.get(m[0], []) for m in movies],
         years=[m[2] for m in movies],
         pairs=pairs,
+        tags=[tags.get(m[0], []) for m in movies] if tags else None,
     )
 
 

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Sum
 from tqdm import tqdm
 
-from movie.models import DatasetRating, Genre, Movie
+from movie.models import DatasetRating, Genre, Movie, MovieTag
 from movie.movielens import (
     MovieLensFormatError,
     MovieRow,
@@ -26,6 +26,7 @@ from movie.movielens import (
     ratings_read,
     release_detect,
 )
+from pytorch_models.data import movie_tags, read_movielens_tags
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class ImportResult:
     ratings_before: int
     ratings_after: int
     ratings_skipped: int  # ratings of movies the movie file does not list
+    tags_stored: int = 0  # (movie, tag) pairs after the import
 
     @property
     def ratings_created(self) -> int:
@@ -70,8 +72,10 @@ def movielens_import(*, path: Path | str, progress: bool = True) -> ImportResult
         skipped = _ratings_upsert(release, {m.movie_id for m in movies}, progress=progress)
         ratings_after = DatasetRating.objects.count()
         movie_stats_write()
+        tags_stored = _movie_tags_sync(release, {m.movie_id for m in movies})
     result = ImportResult(
-        release.format, movies_created, movies_updated, genres_created, ratings_before, ratings_after, skipped
+        release.format, movies_created, movies_updated, genres_created, ratings_before, ratings_after, skipped,
+        tags_stored,
     )
     log.info("MovieLens import done: %s", result)
     return result
@@ -144,6 +148,28 @@ def _movie_genres_sync(movies: list[MovieRow]) -> None:
         through.objects.filter(id__in=batch).delete()
     new = [through(movie_id=m, genre_id=g) for m, g in sorted(wanted - existing.keys())]
     through.objects.bulk_create(new, batch_size=BATCH_SIZE)
+
+
+def _movie_tags_sync(release, movie_ids: set[int]) -> int:
+    """Make the tags of the release's movies exactly those of its tags file (none when it has
+    none), each with how many users applied it; returns how many (movie, tag) pairs there are."""
+    tagged = movie_tags(read_movielens_tags(release.movies.parent))
+    wanted = {(m, tag): users for m, pairs in tagged.items() if m in movie_ids for tag, users in pairs}
+    existing = {
+        (movie_id, name): (pk, users)
+        for pk, movie_id, name, users in MovieTag.objects.values_list("id", "movie_id", "name", "users")
+        if movie_id in movie_ids
+    }
+    stale = [pk for key, (pk, _) in existing.items() if key not in wanted]
+    for batch in _batches(stale):
+        MovieTag.objects.filter(id__in=batch).delete()
+    changed = [MovieTag(id=pk, users=wanted[key]) for key, (pk, users) in existing.items()
+               if key in wanted and wanted[key] != users]
+    MovieTag.objects.bulk_update(changed, ["users"], batch_size=BATCH_SIZE)
+    new = [MovieTag(movie_id=m, name=tag, users=users) for (m, tag), users in sorted(wanted.items())
+           if (m, tag) not in existing]
+    MovieTag.objects.bulk_create(new, batch_size=BATCH_SIZE)
+    return len(wanted)
 
 
 def _ratings_upsert(release, movie_ids: set[int], *, progress: bool) -> int:

@@ -18,12 +18,12 @@ import torch
 from predictors import cache, registry
 from predictors.explain import because
 from pytorch_models.fold_in import score_history
+from pytorch_models.recommenders import FINE_TUNED_LIVE, NAMES, POPULAR
 
 log = logging.getLogger(__name__)
 
-GNN_MODELS = ("pinsage", "ngcf", "lightgcn")
-POPULAR = "popular"
-MODELS = (*GNN_MODELS, POPULAR)
+GNN_MODELS = FINE_TUNED_LIVE
+MODELS = NAMES
 
 
 class UnknownModel(ValueError):
@@ -37,7 +37,9 @@ class Recommendations:
     fallback: bool  # True: this is the popular list, not the model's own ranking
     reason: str | None  # why it fell back: "no_history" | "not_trained"
     items: list[tuple[int, float]]  # (movie_id, score), best first
-    source: str  # "popular" | "published" (scored on request) | "fresh" (the worker's fine-tuned cache)
+    # "popular" | "published" (scored on request) | "fresh" (the worker's fine-tuned cache) |
+    # "closed_form" (a model with nothing to fine-tune: the whole history, scored on request)
+    source: str
     as_of_event: str | None = None  # newest event a "fresh" list reflects
     stale: bool = False  # the visitor's live list is from an older version: ask for a refresh
     because: dict[int, list[int]] = field(default_factory=dict)  # movie id -> history movie ids (predictors.explain)
@@ -70,6 +72,11 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
         version, items = popular(k=k, exclude=history)
         reason = None if model == POPULAR else ("not_trained" if published is None else "no_history")
         return Recommendations(model, version, reason is not None, reason, items, source="popular")
+
+    if model not in GNN_MODELS:  # the graph filter: its closed form already holds every click
+        items = _top_k(published, score_history(published.checkpoint, published.indices(history)), history, k)
+        return Recommendations(model, published.version, False, None, items, source="closed_form",
+                               because=_because(published, history, items))
 
     try:
         cached = cache.recommendations_get(model, visitor)

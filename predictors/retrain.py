@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from predictors import registry
-from predictors.training import CURVE_EVERY, Catalogue, training_dataset
+from predictors.training import CURVE_EVERY, SITE_OPTIONS, Catalogue, training_dataset
 from predictors.visitor_state import visitor_digest
+from pytorch_models.recommenders import FINE_TUNED_LIVE, RECOMMENDERS
 from pytorch_models.train import publish, train_model
 from pytorch_models.warm_start import warm_start
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 RECALL_TOLERANCE = 0.02  # publish when recall@20 >= (1 - this) x the live version's
 # Warm-started runs need a fraction of a cold start's epochs (DEFAULTS in pytorch_models.train).
-RETRAIN_EPOCHS = {"lightgcn": 15, "ngcf": 10, "pinsage": 2, "popular": 0}
+RETRAIN_EPOCHS = {r.name: r.retrain_epochs for r in RECOMMENDERS}
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def retrain(*, model: str, catalogue: Catalogue, visitor_pairs: Sequence[tuple[s
 
     live = registry.published(model)
     initialise = None
-    if live is not None and model != "popular":
+    if live is not None and model in FINE_TUNED_LIVE:  # the others have no parameters to carry
         old = live.checkpoint
         old_digest = {row: digest for digest, row in old.meta.get("visitors", {}).items()}
         old_keys = [old_digest.get(row, str(int(u))) for row, u in enumerate(old.graph().user_ids)]
@@ -79,7 +80,7 @@ def retrain(*, model: str, catalogue: Catalogue, visitor_pairs: Sequence[tuple[s
 
     epochs = RETRAIN_EPOCHS[model] if epochs is None else epochs
     result = train_model(model, interactions, features, epochs=epochs, progress=progress, initialise=initialise,
-                         eval_every=CURVE_EVERY)
+                         eval_every=CURVE_EVERY, options=SITE_OPTIONS.get(model))
     recall = result.metrics.get("recall@20")
     live_recall = live.checkpoint.meta.get("metrics", {}).get("recall@20") if live else None
     if live_recall is not None and recall is not None and recall < (1 - RECALL_TOLERANCE) * live_recall:

@@ -80,6 +80,10 @@ class GraphSnapshot:
     user_ids: np.ndarray
     item_features: ItemFeatures | None
 
+    def trained_on(self, pairs: np.ndarray) -> bool:
+        """Whether `pairs` (E, 2) are this snapshot's train edges, as a set of (user, item) rows."""
+        return np.array_equal(np.unique(self.train_edges, axis=0), np.unique(np.asarray(pairs).reshape(-1, 2), axis=0))
+
 
 @dataclass
 class Checkpoint:

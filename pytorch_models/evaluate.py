@@ -14,7 +14,6 @@ import json
 import logging
 import time
 
-import numpy as np
 
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.metrics import evaluate_scores
@@ -30,8 +29,7 @@ def evaluate_checkpoint(checkpoint_dir, dataset: str, data_dir, *, k: int = 20) 
     data, _ = load_dataset(
         dataset, data_dir, test_fraction=split.get("test_fraction", 0.2), seed=split.get("seed", 0)
     )
-    snapshot = checkpoint.graph()
-    if not np.array_equal(np.sort(snapshot.train_edges, axis=0), np.sort(data.train, axis=0)):
+    if not checkpoint.graph().trained_on(data.train):
         raise ValueError("the data set's train split differs from the checkpoint's training snapshot")
     started = time.perf_counter()
     scorer = checkpoint_scorer(checkpoint, data.train, data.n_users)

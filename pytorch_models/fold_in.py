@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from pytorch_models.checkpoint import Checkpoint
 from pytorch_models.graph import SymmetricAdjacency
+from pytorch_models.graphfilter.model import filter_for
 from pytorch_models.losses import bpr_loss, max_margin_loss
 from pytorch_models.models import build_model
 
@@ -101,14 +102,21 @@ class VisitorBatch:
         return mask
 
 
-def _uniform_negatives(owners: torch.Tensor, m: int, seen: torch.Tensor, n_items: int, generator) -> torch.Tensor:
-    """(P, m) items drawn uniformly for each pair's visitor, redrawn (a few times) if seen."""
-    neg = torch.randint(0, n_items, (len(owners), m), generator=generator)
+def _random_negatives(owners: torch.Tensor, m: int, seen: torch.Tensor, n_items: int, generator,
+                       weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(P, m) items drawn for each pair's visitor, uniformly or ∝ `weight` (I,), redrawn (a few
+    times) if seen."""
+    def draw(count: int) -> torch.Tensor:
+        if weight is None:
+            return torch.randint(0, n_items, (count,), generator=generator)
+        return torch.multinomial(weight, count, replacement=True, generator=generator)
+
+    neg = draw(len(owners) * m).view(len(owners), m)
     for _ in range(5):
         bad = seen[owners.unsqueeze(1), neg]
         if not bad.any():
             break
-        neg[bad] = torch.randint(0, n_items, (int(bad.sum()),), generator=generator)
+        neg[bad] = draw(int(bad.sum()))
     return neg
 
 
@@ -171,7 +179,7 @@ class EmbeddingFoldIn:
         offset = offset.clone().requires_grad_(True)
         optimiser = torch.optim.Adam([offset], lr=EMBEDDING_LR)
         for _ in range(steps):
-            neg = _uniform_negatives(owners, EMBEDDING_NEGATIVES, seen, self.n_items, generator)
+            neg = _random_negatives(owners, EMBEDDING_NEGATIVES, seen, self.n_items, generator)
             user = self.user_final(base + offset, batch, sides)[owners]  # (P, d')
             pos_score = (user * self.item_final[pos]).sum(-1)  # (P,)
             neg_score = torch.einsum("pd,pmd->pm", user, self.item_final[neg])  # (P, M)
@@ -190,17 +198,22 @@ class EmbeddingFoldIn:
 class PinSageFoldIn:
     """PinSage fold-in: a query vector per visitor against the frozen item table (I, d)."""
 
-    def __init__(self, item_table: torch.Tensor, item_bias: torch.Tensor, margin: float = 1.0):
+    def __init__(self, item_table: torch.Tensor, item_bias: torch.Tensor, margin: float = 1.0,
+                 negative_weight: torch.Tensor | None = None):
         self.item_table = item_table
         self.item_unit = F.normalize(item_table, dim=1)
         self.item_bias = item_bias
         self.margin = margin
+        self.negative_weight = negative_weight  # (I,) random negatives ∝ this; None: uniform
         self.n_items = item_table.shape[0]
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> "PinSageFoldIn":
+        """The version's table, bias, margin and negative distribution (that of its training)."""
+        power = checkpoint.config.get("negative_power", 0.0)
+        weight = (checkpoint.extra["item_popularity"].double() + 1) ** power if power else None
         return cls(checkpoint.item_embeddings.float(), checkpoint.extra["item_bias"].float(),
-                   checkpoint.config.get("margin", 1.0))
+                   checkpoint.config.get("margin", 1.0), weight)
 
     def initial(self, batch: VisitorBatch, visits: torch.Tensor | None = None) -> torch.Tensor:
         """(V, d): Σ_i w_i normalize(z_i) / Σ_i w_i over the visitor's items, with importance
@@ -234,7 +247,7 @@ class PinSageFoldIn:
         offset = offset.clone().requires_grad_(True)
         optimiser = torch.optim.Adam([offset], lr=PINSAGE_LR)
         for _ in range(steps):
-            neg = _uniform_negatives(owners, PINSAGE_NEGATIVES, seen, self.n_items, generator)
+            neg = _random_negatives(owners, PINSAGE_NEGATIVES, seen, self.n_items, generator, self.negative_weight)
             if band is not None and PINSAGE_HARD:
                 neg = torch.cat([neg, sample_band(band, owners, PINSAGE_HARD, self.n_items, generator)], dim=1)
             q = (base + offset)[owners]
@@ -314,10 +327,13 @@ def score_history(checkpoint: Checkpoint, items: Sequence[int]) -> torch.Tensor:
 
     Popular, or no history: interaction counts. PinSage: mean of normalised item vectors
     (+ item bias). LightGCN / NGCF: mean of the items' final embeddings, dotted with all items.
+    Graph filter: its closed form, the scores a training user with this history gets.
     """
     items = torch.as_tensor(list(items), dtype=torch.int64)
     if checkpoint.model_name == "popular" or len(items) == 0:
         return checkpoint.extra["item_popularity"].float()
+    if checkpoint.model_name == "graphfilter":
+        return filter_for(checkpoint).score_items(items)
     table = checkpoint.item_embeddings.float()
     if checkpoint.model_name == "pinsage":
         return table @ F.normalize(table[items], dim=1).mean(0) + checkpoint.extra["item_bias"]

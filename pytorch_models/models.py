@@ -10,13 +10,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from pytorch_models.graph import SymmetricAdjacency
+from pytorch_models.graphfilter.model import GraphFilterConfig, from_checkpoint
+from pytorch_models.graphfilter.train import user_scorer
 from pytorch_models.lightgcn.model import LightGCN, LightGCNConfig
 from pytorch_models.ngcf.model import NGCF, NGCFConfig
 from pytorch_models.pinsage.model import PinSage, PinSageConfig
+from pytorch_models.recommenders import NAMES
 
-GNN_MODELS = ("lightgcn", "ngcf", "pinsage")
-MODEL_NAMES = (*GNN_MODELS, "popular")
-CONFIGS = {"lightgcn": LightGCNConfig, "ngcf": NGCFConfig, "pinsage": PinSageConfig}
+MODEL_NAMES = NAMES
+CONFIGS = {"lightgcn": LightGCNConfig, "ngcf": NGCFConfig, "pinsage": PinSageConfig, "graphfilter": GraphFilterConfig}
 CLASSES = {"lightgcn": LightGCN, "ngcf": NGCF, "pinsage": PinSage}
 
 
@@ -59,6 +61,8 @@ def checkpoint_scorer(checkpoint, train_pairs: np.ndarray, n_users: int):
     if name == "pinsage":
         table = checkpoint.item_embeddings.float()
         return dot_scorer(pinsage_user_vectors(table, train_pairs, n_users), table, checkpoint.extra["item_bias"])
+    if name == "graphfilter":
+        return user_scorer(from_checkpoint(checkpoint), train_pairs, n_users)
     model = build_model(name, checkpoint.config)
     model.load_state_dict(checkpoint.state_dict())
     model.eval()

@@ -26,6 +26,8 @@ from pytorch_models.checkpoint import save_checkpoint
 from pytorch_models.data import Interactions, ItemFeatures, load_gowalla, load_movielens, load_movielens_features
 from pytorch_models.fold_in import item_layers
 from pytorch_models.graph import SymmetricAdjacency, build_graph
+from pytorch_models.graphfilter.model import parse_override
+from pytorch_models.graphfilter.train import train_graphfilter
 from pytorch_models.metrics import evaluate_scores
 from pytorch_models.models import CONFIGS, MODEL_NAMES, build_model, dot_scorer, pinsage_user_vectors, popularity_scorer
 from pytorch_models.pinsage.sampler import WalkConfig, batch_loader, full_hops, neighbour_table
@@ -37,10 +39,21 @@ log = logging.getLogger(__name__)
 # measurements in benchmarks/README.md. `epochs=1` gives a tiny run for integration tests.
 DEFAULTS = {
     "lightgcn": {"epochs": 60, "lr": 5e-3},
-    "ngcf": {"epochs": 40, "lr": 1e-3},
-    "pinsage": {"epochs": 6, "lr": 3e-3},
+    # NGCF, recall@20 after 40 epochs: lr 1e-3 .1779, 2e-3 .1923 (.1853 already at 25).
+    "ngcf": {"epochs": 40, "lr": 2e-3},
+    # PinSage on ml-latest-small, recall@20 (80/20 split, seed 0, with tags): 6 epochs of
+    # uniform negatives and fresh walks per batch .1357; cached neighbour tables .142 (12
+    # epochs); negatives drawn ∝ (degree + 1) ** 0.5 .165 (power 0 .142, .35 .172 with the
+    # cosine decay, .75 .151, 1.0 .090); a cosine decay of lr .179 (12 epochs), .184 (20);
+    # dim 128 .190 (16 epochs), .188 (20). 256 shared negatives, lr 1e-2 and batches of 1024
+    # did not help (.130, .134, .181). Runs differ by about ±.003 with the sampled tables.
+    "pinsage": {"epochs": 16, "lr": 3e-3, "dim": 128, "lr_schedule": "cosine", "neighbourhoods": "cached",
+                "negative_power": 0.5},
     "popular": {"epochs": 0, "lr": 0.0},
+    "graphfilter": {"epochs": 0, "lr": 0.0},  # training-free; its config comes through `options`
 }
+# What a model's DEFAULTS entry does not set.
+GENERAL_DEFAULTS = {"dim": 64, "lr_schedule": "constant", "neighbourhoods": "sampled", "negative_power": 0.0}
 # Hard-negative curriculum: epoch e adds min(e, hard_negatives) per query. Off by default:
 # on ml-latest-small (9.7k movies) every band tried (ranks 32-128, 100-400) lowered
 # recall@20 (0.140 without -> 0.076 / 0.119 with, 6-8 epochs); enable it for large catalogues.
@@ -167,7 +180,8 @@ def _train_embedding(name, data, *, epochs, batch_size, dim, layers, lr, generat
 
 
 def _train_pinsage(data, features, *, hard_negatives, epochs, batch_size, dim, layers, lr, seed, generator, progress,
-                   time_budget_s, eval_every, k, lr_schedule, num_workers, neighbourhoods, shared_negatives, initialise):
+                   time_budget_s, eval_every, k, lr_schedule, num_workers, neighbourhoods, shared_negatives, negative_power,
+                   initialise):
     config = CONFIGS["pinsage"](
         n_items=data.n_items,
         dim=dim,
@@ -175,13 +189,15 @@ def _train_pinsage(data, features, *, hard_negatives, epochs, batch_size, dim, l
         n_genres=features.genres.shape[1] if features is not None else 0,
         n_year_buckets=features.n_year_buckets if features is not None else 0,
         n_title_buckets=features.n_title_buckets if features is not None else 0,
+        n_tag_buckets=features.n_tag_buckets if features is not None and features.tags is not None else 0,
+        negative_power=negative_power,
     )
     model = build_model("pinsage", asdict(config))
     if initialise:
         initialise(model)
     tables = features.tensors() if features is not None else None
     g = build_graph(data.n_users, data.n_items, data.train)
-    walks = WalkConfig()
+    walks = WalkConfig(negative_power=negative_power)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     n_batches = math.ceil(len(data.train) / batch_size)
     schedule = _schedule(lr_schedule, optimiser, lr, epochs, time_budget_s)
@@ -229,7 +245,7 @@ def train_model(
     *,
     epochs: int | None = None,
     batch_size: int = 2048,
-    dim: int = 64,
+    dim: int | None = None,
     layers: int | None = None,
     lr: float | None = None,
     seed: int = 0,
@@ -240,26 +256,35 @@ def train_model(
     num_workers: int = 1,
     hard_negatives: int = MAX_HARD_NEGATIVES,
     options: dict | None = None,
-    neighbourhoods: str = "sampled",
+    neighbourhoods: str | None = None,
     shared_negatives: int = 0,
-    lr_schedule: str = "constant",
+    negative_power: float | None = None,
+    lr_schedule: str | None = None,
     initialise=None,
 ) -> TrainResult:
     """Train `model_name` on `interactions.train` and evaluate on `interactions.test` (if any).
 
     epochs / lr default per model (DEFAULTS); layers defaults to 3 (LightGCN, NGCF) and
     2 (PinSage). num_workers: PinSage sampling processes (0 samples in this process).
-    options: LightGCN/NGCF config fields to override (l2, node_dropout, message_dropout).
+    options: config fields to override (LightGCN/NGCF: l2, node_dropout, message_dropout; graphfilter:
+        any GraphFilterConfig field).
     neighbourhoods: PinSage blocks from random walks per batch ("sampled") or from a
     neighbour table refreshed every epoch ("cached"). shared_negatives: PinSage random items
-    that are negatives of every query in a batch, besides each query's own. lr_schedule:
+    that are negatives of every query in a batch, besides each query's own. negative_power:
+    PinSage draws random negatives ∝ (degree + 1) ** negative_power (0: uniform). lr_schedule:
     "constant" or "cosine" (decay to 5% over the time budget, else over the epochs).
+    Left as None, these three, dim, epochs and lr come from DEFAULTS, then GENERAL_DEFAULTS.
     initialise: called with the new model before training (a warm start, see `warm_start`).
     """
     if model_name not in MODEL_NAMES:
         raise ValueError(f"unknown model {model_name!r}; expected one of {MODEL_NAMES}")
     epochs = DEFAULTS[model_name]["epochs"] if epochs is None else epochs
     lr = DEFAULTS[model_name]["lr"] if lr is None else lr
+    defaults = {**GENERAL_DEFAULTS, **DEFAULTS[model_name]}
+    dim = defaults["dim"] if dim is None else dim
+    neighbourhoods = defaults["neighbourhoods"] if neighbourhoods is None else neighbourhoods
+    negative_power = defaults["negative_power"] if negative_power is None else negative_power
+    lr_schedule = defaults["lr_schedule"] if lr_schedule is None else lr_schedule
     torch.manual_seed(seed)
     np.random.seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -269,13 +294,15 @@ def train_model(
                   progress=progress, time_budget_s=time_budget_s, eval_every=eval_every, k=k, initialise=initialise)
     if model_name == "popular":
         model, config, items, extra, score, history = None, {}, counts.clone().unsqueeze(1), {}, popularity_scorer(counts), []
+    elif model_name == "graphfilter":
+        model, config, items, extra, score, history = train_graphfilter(interactions, options=options or {}, progress=progress)
     elif model_name == "pinsage":
         import dgl
 
         dgl.seed(seed)
         model, config, items, extra, score, history = _train_pinsage(
             interactions, item_features, hard_negatives=hard_negatives, seed=seed, num_workers=num_workers,
-            neighbourhoods=neighbourhoods, shared_negatives=shared_negatives, **common,
+            neighbourhoods=neighbourhoods, shared_negatives=shared_negatives, negative_power=negative_power, **common,
         )
     else:
         model, config, items, extra, score, history = _train_embedding(
@@ -294,7 +321,8 @@ def train_model(
         history=history,
         train_seconds=train_seconds,
         hyper={"epochs": epochs, "lr": lr, "lr_schedule": lr_schedule, "batch_size": batch_size, "seed": seed, "hard_negatives": hard_negatives,
-               **({"neighbourhoods": neighbourhoods, "shared_negatives": shared_negatives}
+               **({"neighbourhoods": neighbourhoods, "shared_negatives": shared_negatives,
+                   "negative_power": negative_power}
                   if model_name == "pinsage" else {})},
     )
 
@@ -363,11 +391,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", choices=MODEL_NAMES, required=True)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, default=2048)
-    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--dim", type=int, help="embedding size; default per model (DEFAULTS), else 64")
     parser.add_argument("--layers", type=int)
     parser.add_argument("--lr", type=float)
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
-                        help="cosine: decay to 5%% of --lr over --time-budget (else over --epochs)")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"),
+                        help="cosine: decay to 5%% of --lr over --time-budget (else over --epochs); "
+                             "default per model (DEFAULTS)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.2, help="movielens hold-out per user")
     parser.add_argument("--eval-every", type=int,
@@ -377,16 +406,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-budget", type=float, help="stop after the epoch that passes this many seconds")
     parser.add_argument("--workers", type=int, default=1, help="PinSage sampling processes")
     parser.add_argument("--hard-negatives", type=int, default=MAX_HARD_NEGATIVES, help="PinSage curriculum cap")
-    parser.add_argument("--neighbourhoods", choices=("sampled", "cached"), default="sampled",
-                        help="PinSage blocks: random walks per batch, or a neighbour table refreshed per epoch")
+    parser.add_argument("--neighbourhoods", choices=("sampled", "cached"),
+                        help="PinSage blocks: random walks per batch, or a neighbour table refreshed per epoch "
+                             "(default: cached)")
     parser.add_argument("--shared-negatives", type=int, default=0, help="PinSage negatives shared by a batch")
+    parser.add_argument("--negative-power", type=float,
+                        help="PinSage random negatives ∝ (degree + 1) ** this; 0 uniform (default 0.5)")
     parser.add_argument("--l2", type=float, help="LightGCN/NGCF: L2 weight on the batch's ego embeddings")
     parser.add_argument("--node-dropout", type=float, help="NGCF: edge dropout rate of the Laplacian")
     parser.add_argument("--message-dropout", type=float, help="NGCF: dropout on each layer's output")
+    parser.add_argument("--filter", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
+                        help="graphfilter config field (factor_dim, idl_beta, T_b, K_b, T_s, K_s, solver); repeatable")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", help="checkpoint folder to write")
     args = parser.parse_args(argv)
     options = {key: value for key in ("l2", "node_dropout", "message_dropout") if (value := getattr(args, key)) is not None}
+    options.update(dict(args.filter))
     # An option applies where the model's config has that field (NGCF: all three; LightGCN: l2).
     unknown = sorted(set(options) - {f.name for f in fields(CONFIGS[args.model])} if args.model in CONFIGS else options)
     if unknown:
@@ -399,6 +434,7 @@ def main(argv: list[str] | None = None) -> None:
         time_budget_s=args.time_budget, eval_every=args.eval_every, num_workers=args.workers,
         hard_negatives=args.hard_negatives,
         options=options, neighbourhoods=args.neighbourhoods, lr_schedule=args.lr_schedule, shared_negatives=args.shared_negatives,
+        negative_power=args.negative_power,
     )
     if args.out:
         publish(result, data, args.out, item_features=features,

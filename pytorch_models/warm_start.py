@@ -1,8 +1,8 @@
 """Warm starts: a new model begins from a published checkpoint's weights wherever they fit.
 
 Per-item rows are matched by item id and per-user rows by a user key (so a catalogue or a
-user base that grew keeps every row it had); other tensors are copied when their shapes
-agree. Rows with no match keep the new model's own initialisation.
+user base that grew keeps every row it had) when their row sizes agree; other tensors are
+copied when their shapes agree. Rows with no match keep the new model's own initialisation.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def warm_start(
     users = _matches(list(user_keys), list(checkpoint_user_keys))
     state = model.state_dict()
     for name, tensor in state.items():
-        if name not in old:
-            continue
+        if name not in old or old[name].shape[1:] != tensor.shape[1:]:
+            continue  # new, or another size (e.g. a version trained with another dim)
         if name in ITEM_ROWS or name in USER_ROWS:
             new_rows, old_rows = items if name in ITEM_ROWS else users
             tensor[new_rows] = old[name][old_rows].to(tensor.dtype)

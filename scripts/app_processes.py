@@ -156,10 +156,3 @@ def manage(
             f"manage.py {' '.join(args)} failed (exit {code})\n{proc.log_tail()}"
         )
     return time.monotonic() - start
-
-
-def has_version(model_dir: Path, model: str) -> bool:
-    folder = model_dir / model
-    return folder.is_dir() and any(
-        p.is_dir() and not p.name.startswith(".") for p in folder.iterdir()
-    )

@@ -36,7 +36,6 @@ from app_processes import (  # noqa: E402
     celery_worker,
     click_consumer,
     consumer_group_ready,
-    has_version,
     http_ready,
     manage,
     require_command,
@@ -62,7 +61,6 @@ from local_services import (  # noqa: E402
     wait_until,
 )
 
-MODELS = ("popular", "pinsage", "ngcf", "lightgcn")
 SERVICES_ENV = VAR / "demo-services.env"  # the running demo's service addresses
 
 log = logging.getLogger("stack")
@@ -260,9 +258,7 @@ def demo() -> None:
         timings["import"] = manage(
             env, "import_movielens", str(ROOT / "data" / "ml-latest-small")
         )
-        for model in MODELS:
-            if not has_version(model_dir, model):
-                timings[f"train {model}"] = manage(env, "train", "--model", model)
+        timings["train"] = manage(env, "train", "--missing")
         print(
             "  " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), flush=True
         )

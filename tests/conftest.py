@@ -255,7 +255,7 @@ def click_consumer(service_stack, app_process_env, kafka_bootstrap, log_dir):
 
 
 # Tiny trainings keep the suite fast; the pipeline tests need trained weights, not good ones.
-TEST_EPOCHS = {"popular": 0, "lightgcn": 2, "ngcf": 2, "pinsage": 1}
+TEST_EPOCHS = {"popular": 0, "lightgcn": 2, "ngcf": 2, "pinsage": 1, "graphfilter": 0}
 
 
 @pytest.fixture(scope="session")
@@ -270,16 +270,18 @@ def trained_models(model_dir):
 
     from predictors import registry
     from predictors.training import Catalogue, train_and_publish
-    from pytorch_models.data import read_movielens_movies, title_year
+    from pytorch_models.data import movie_tags, read_movielens_movies, read_movielens_tags, title_year
 
     movies = read_movielens_movies(MOVIELENS)
     ratings = pd.read_csv(MOVIELENS / "ratings.csv", usecols=["userId", "movieId"])
+    tags = movie_tags(read_movielens_tags(MOVIELENS))
     catalogue = Catalogue(
         movie_ids=movies.movie_ids.tolist(),
         titles=movies.titles,
         genres=movies.genres,
         years=[title_year(t) for t in movies.titles],
         pairs=ratings.to_numpy().tolist(),
+        tags=[[tag for tag, _ in tags.get(int(m), [])] for m in movies.movie_ids],
     )
     # Small sparse products: 2 threads on a busy 2-core box ran ~10x slower than 1.
     torch.set_num_threads(1)

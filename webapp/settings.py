@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from dotenv import load_dotenv
 
+from pytorch_models import recommenders
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_ENV_FILE = BASE_DIR / ".env.dev"
 if DEV_ENV_FILE.exists():
@@ -148,7 +150,7 @@ FAULT_CRASH = _env("CINEGRAPH_FAULT_CRASH")
 MODEL_DIR = Path(_env("CINEGRAPH_MODEL_DIR", str(VAR_DIR / "models")))
 if not MODEL_DIR.is_absolute():
     MODEL_DIR = BASE_DIR / MODEL_DIR
-RECOMMENDATION_MODELS = ("pinsage", "ngcf", "lightgcn", "popular")
+RECOMMENDATION_MODELS = recommenders.NAMES
 RECOMMENDATIONS_K = 20
 
 # Rate limits, (count, window seconds): clicks and ratings per visitor, new sessions per client

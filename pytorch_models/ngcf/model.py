@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pytorch_models.graph import propagate
-from pytorch_models.lightgcn.model import embedding_bpr_loss
+from pytorch_models.embedding_model import EmbeddingPropagation
 
 
 @dataclass
@@ -56,14 +56,11 @@ class NGCFLayer(nn.Module):
         return self.dropout(self.combine(propagate(adjacency, x), x))
 
 
-class NGCF(nn.Module):
+class NGCF(EmbeddingPropagation):
     """Ego embeddings (n_users, dim), (n_items, dim); `layers` NGCFLayers of width dim."""
 
     def __init__(self, config: NGCFConfig):
-        super().__init__()
-        self.config = config
-        self.user_embedding = nn.Embedding(config.n_users, config.dim)
-        self.item_embedding = nn.Embedding(config.n_items, config.dim)
+        super().__init__(config)
         self.convs = nn.ModuleList(
             NGCFLayer(config.dim, config.dim, config.message_dropout) for _ in range(config.layers)
         )
@@ -74,9 +71,6 @@ class NGCF(nn.Module):
         nn.init.xavier_uniform_(self.item_embedding.weight)
         for conv in self.convs:
             conv.reset_parameters()
-
-    def ego_embeddings(self) -> torch.Tensor:
-        return torch.cat([self.user_embedding.weight, self.item_embedding.weight])  # (N, d)
 
     def layer_outputs(self, adjacency: torch.Tensor, ego: torch.Tensor) -> list[torch.Tensor]:
         """[E^(0), ..., E^(K)]: the ego rows and each layer's raw output, (N, d) each."""
@@ -98,22 +92,3 @@ class NGCF(nn.Module):
         """The final embedding of the rows in `layers`: [E^(0) ‖ normalize(E^(1)) ‖ ...],
         (R, d·(layers+1))."""
         return torch.cat([layers[0], *(F.normalize(x, dim=1) for x in layers[1:])], dim=1)
-
-    def propagate(self, adjacency: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
-        """adjacency: (N, N) sparse CSR; ego: (N, d) -> (N, d·(layers+1))."""
-        return self.combine(self.layer_outputs(adjacency, ego))
-
-    def propagate_rows(self, adjacency: torch.Tensor, ego: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """propagate(adjacency, ego)[rows], normalising and concatenating only those rows:
-        (len(rows), d·(layers+1)). Training needs a few thousand of Gowalla's 70k rows."""
-        return self.combine([x[rows] for x in self.layer_outputs(adjacency, ego)])
-
-    def embeddings(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        final = self.propagate(adjacency, self.ego_embeddings())
-        return final[: self.config.n_users], final[self.config.n_users :]
-
-    def loss(
-        self, adjacency: torch.Tensor, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
-    ) -> torch.Tensor:
-        """users, pos, neg: (B,) rows; pass a dropped adjacency for node dropout in training."""
-        return embedding_bpr_loss(self, adjacency, self.ego_embeddings(), users, pos, neg)

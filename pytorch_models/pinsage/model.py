@@ -1,8 +1,8 @@
 """PinSage: Ying et al., "Graph Convolutional Neural Networks for Web-Scale Recommender
 Systems", KDD 2018, https://arxiv.org/abs/1806.01973.
 
-Items only: an item's input is a projection of its features (genres, year, title words) plus
-an id embedding; each layer aggregates the neighbours that random walks visit most, weighted
+Items only: an item's input is a projection of its features (genres, year, title words,
+tags) plus an id embedding; each layer aggregates the neighbours that random walks visit most, weighted
 by visit count (importance pooling), then mixes with the item's own vector:
 
     n_v = Σ_u w_uv ReLU(Q h_u) / Σ_u w_uv
@@ -33,8 +33,13 @@ class PinSageConfig:
     n_genres: int = 0  # 0: no content features (e.g. Gowalla); ids only
     n_year_buckets: int = 0
     n_title_buckets: int = 0
+    n_tag_buckets: int = 0  # 0: no tag feature (data sets without tags, versions from before them)
     dropout: float = 0.0
     margin: float = 1.0
+    # Random negatives are drawn ∝ (degree + 1) ** negative_power (0: uniform), in training and
+    # in the live fold-in alike: a fold-in with uniform negatives against a table trained on
+    # popularity-weighted ones finds every hinge inactive and never moves.
+    negative_power: float = 0.0
 
 
 @dataclass
@@ -66,11 +71,16 @@ class ItemInput(nn.Module):
             if config.n_title_buckets
             else None
         )
+        self.tags = (
+            nn.EmbeddingBag(config.n_tag_buckets, config.dim, mode="mean", padding_idx=0)
+            if config.n_tag_buckets
+            else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.id_embedding.weight, std=0.1)
-        for module in (self.genres, self.year, self.year_bucket, self.title):
+        for module in (self.genres, self.year, self.year_bucket, self.title, self.tags):
             if module is not None:
                 nn.init.normal_(module.weight, std=0.1)
 
@@ -85,6 +95,8 @@ class ItemInput(nn.Module):
             h = h + self.year_bucket(features["year_bucket"][items])
         if self.title is not None:
             h = h + self.title(features["title_words"][items])
+        if self.tags is not None:
+            h = h + self.tags(features["tags"][items])  # a movie without tags adds zeros
         return h
 
 

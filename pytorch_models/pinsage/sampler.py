@@ -7,6 +7,7 @@ sampling overlaps with training in the main process.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import dgl
@@ -29,6 +30,8 @@ class WalkConfig:
     hard_walks: int = 100
     # The cached table used for whole-catalogue inference: more walks, steadier counts.
     table_walks: int = 50
+    # Random negatives drawn with probability ∝ (degree + 1) ** negative_power; 0 = uniform.
+    negative_power: float = 0.0
 
 
 def _pinsage_sampler(g: dgl.DGLGraph, walks: WalkConfig, num_random_walks: int, num_neighbors: int):
@@ -133,6 +136,15 @@ def hard_negatives(g: dgl.DGLGraph, queries: torch.Tensor, n_hard: int, walks: W
     return torch.where((span > 0).unsqueeze(1), chosen, fallback)
 
 
+def random_negatives(g: dgl.DGLGraph, shape: tuple[int, ...], power: float, generator=None) -> torch.Tensor:
+    """Items drawn with probability ∝ (degree + 1) ** power (uniform at 0), shaped `shape`."""
+    n_items, count = g.num_nodes(MOVIE), math.prod(shape)
+    if power == 0 or count == 0:
+        return torch.randint(0, n_items, shape, generator=generator)
+    weight = (g.in_degrees(etype=WATCHED).double() + 1) ** power
+    return torch.multinomial(weight, count, replacement=True, generator=generator).view(shape)
+
+
 @dataclass
 class PinSageBatch:
     hops: list[Hop]
@@ -149,10 +161,10 @@ def make_batch(g, layers, walks, batch_size, n_hard, generator=None, table=None,
     blocks then come from it instead of fresh random walks per batch. n_shared: uniform random
     items that serve as negatives for every query in the batch (the paper shares 500)."""
     queries, pos = sample_positive_pairs(g, batch_size, generator)
-    neg = torch.randint(0, g.num_nodes(MOVIE), (len(queries), 1), generator=generator)
+    neg = random_negatives(g, (len(queries), 1), walks.negative_power, generator)
     if n_hard > 0:
         neg = torch.cat([neg, hard_negatives(g, queries, n_hard, walks, generator)], dim=1)
-    shared = torch.randint(0, g.num_nodes(MOVIE), (n_shared,), generator=generator)
+    shared = random_negatives(g, (n_shared,), walks.negative_power, generator)
     seeds, inverse = torch.unique(torch.cat([queries, pos, neg.flatten(), shared]), return_inverse=True)
     b, m = len(queries), neg.numel()
     hops = sample_hops(g, seeds, layers, walks) if table is None else hops_from_table(*table, seeds, layers)

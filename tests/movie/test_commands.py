@@ -28,6 +28,22 @@ def test_train_publishes_a_safetensors_version_with_metrics(catalogue, model_dir
     assert not list((model_dir_of_this_test / "lightgcn").glob(".tmp-*"))
 
 
+def test_train_missing_trains_only_the_models_without_a_version_untrained_first(catalogue, model_dir_of_this_test):
+    for model in ("pinsage", "ngcf", "lightgcn"):
+        call_command("train", model=model, epochs=1, verbosity=0, stdout=StringIO())
+    before = {m: registry.latest_version(m) for m in ("pinsage", "ngcf", "lightgcn")}
+    out = StringIO()
+
+    call_command("train", missing=True, verbosity=0, stdout=out)
+
+    published = [line.split()[1] for line in out.getvalue().splitlines() if line.startswith("published")]
+    assert published == ["popular", "graphfilter"]
+    assert {m: registry.latest_version(m) for m in before} == before
+    again = StringIO()
+    call_command("train", missing=True, verbosity=0, stdout=again)
+    assert again.getvalue().strip() == "every model has a published version"
+
+
 def test_evaluate_prints_a_row_per_model(catalogue, model_dir_of_this_test):
     for model in ("popular", "ngcf"):
         call_command("train", model=model, epochs=1, verbosity=0, stdout=StringIO())

@@ -43,7 +43,7 @@ def visitor(client, movies, interaction_add) -> str:
     return visitor
 
 
-@pytest.mark.parametrize("model", ["pinsage", "ngcf", "lightgcn"])
+@pytest.mark.parametrize("model", ["pinsage", "ngcf", "lightgcn", "graphfilter"])
 def test_every_recommendation_names_movies_from_the_history(visitor, model):
     recs = recommendations_for(visitor=visitor, model=model, k=20)
 
@@ -94,3 +94,20 @@ def test_a_new_visitor_sees_popular_posters_without_a_because_line(client, movie
 
     assert page.context["recs"].fallback and len(page.context["recs"].items) == 20
     assert "Because you watched" not in page.content.decode()
+
+
+def test_the_graph_filter_page_reflects_a_click_at_once_in_closed_form(client, visitor, interaction_add):
+    """No worker and no cache: the filter scores the whole history on request, so the next page
+    already holds the new click (its neighbours move, the clicked movie leaves the list)."""
+    page = client.get(reverse("recommendations", args=["graphfilter"]))
+    before = [m.id for m, _ in page.context["recs"].items]
+    body = page.content.decode()
+    assert page.context["recs"].source == "closed_form" and len(before) == 20
+    assert "nothing to fine-tune" in body and 'aria-current="page">Graph filter<' in body
+    assert not set(before) & set(HISTORY)
+
+    interaction_add(visitor, before[0], minute=len(HISTORY))
+    after = [m.id for m, _ in client.get(reverse("recommendations", args=["graphfilter"])).context["recs"].items]
+
+    assert before[0] not in after and after[:19] != before[1:]  # scores moved: not the old list shifted up
+    assert client.get(reverse("paper-review", args=["bspm"])).status_code == 200

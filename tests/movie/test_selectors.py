@@ -1,4 +1,6 @@
+import numpy as np
 import pytest
+import torch
 from django.core.paginator import EmptyPage
 
 from movie import selectors
@@ -12,6 +14,22 @@ def test_training_snapshot(catalogue):
     assert snap.genres[0] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
     assert snap.genres[4] == []
     assert snap.pairs == [(1, 1), (1, 11), (1, 40697), (2, 1), (2, 27008), (3, 1), (3, 171749)]
+    assert snap.tags == [["pixar"], ["pixar", "politics"], ["vampires"], ["space opera"], []]
+
+
+def test_training_snapshot_features_match_the_release_files(catalogue):
+    """The site's tag feature (tags from the database) is the one the CLI builds from tags.csv."""
+    from predictors.training import training_dataset
+    from pytorch_models.data import load_movielens_features
+
+    from .conftest import FIXTURES
+
+    snap = selectors.training_snapshot()
+    _, from_database = training_dataset(snap)
+    from_files = load_movielens_features(FIXTURES / "ml-latest-tiny", np.asarray(snap.movie_ids))
+    assert (from_database.tags != 0).sum(1).tolist() == [1, 1, 0, 0, 0]  # "pixar", on two movies
+    assert torch.equal(from_database.tags, from_files.tags)
+    assert torch.equal(from_database.title_words, from_files.title_words)
 
 
 def test_movies_by_ids_keeps_order_and_drops_unknown(catalogue):

@@ -1,7 +1,7 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from movie.models import DatasetRating, Genre, Movie
+from movie.models import DatasetRating, Genre, Movie, MovieTag
 from movie.services import movielens_import, user_signup
 
 from .conftest import DATA, FIXTURES
@@ -12,6 +12,7 @@ def _state():
         sorted(Movie.objects.values_list("id", "title", "year", "imdb_id", "tmdb_id")),
         sorted(DatasetRating.objects.values_list("dataset_user", "movie_id", "rating", "rated_at")),
         sorted(Movie.genres.through.objects.values_list("movie_id", "genre__name")),
+        sorted(MovieTag.objects.values_list("movie_id", "name", "users")),
     )
 
 
@@ -44,12 +45,26 @@ def test_import_stores_parsed_fields():
 
 
 @pytest.mark.django_db
+def test_import_stores_normalised_tags_with_their_users():
+    """tags.csv: "Pixar", " pixar " and "PIXAR" are one tag of two users; blank tags and tags
+    of movies missing from movies.csv are dropped."""
+    result = movielens_import(path=FIXTURES / "ml-latest-tiny", progress=False)
+
+    assert sorted(MovieTag.objects.values_list("movie_id", "name", "users")) == [
+        (1, "pixar", 2), (11, "pixar", 1), (11, "politics", 1), (27008, "vampires", 1), (40697, "space opera", 1)
+    ]
+    assert result.tags_stored == 5
+
+
+@pytest.mark.django_db
 def test_reimport_follows_changes_in_the_files(tmp_path):
     (tmp_path / "movies.csv").write_text("movieId,title,genres\n1,Old Title (1990),Drama|War\n")
     (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n7,1,2.0,1000\n")
+    (tmp_path / "tags.csv").write_text("userId,movieId,tag,timestamp\n7,1,gone,1\n7,1,kept,1\n")
     movielens_import(path=tmp_path, progress=False)
     (tmp_path / "movies.csv").write_text("movieId,title,genres\n1,New Title (1991),Drama|Comedy\n")
     (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n7,1,4.5,2000\n")
+    (tmp_path / "tags.csv").write_text("userId,movieId,tag,timestamp\n7,1,kept,1\n8,1,Kept,1\n8,1,new,1\n")
 
     result = movielens_import(path=tmp_path, progress=False)
 
@@ -57,6 +72,7 @@ def test_reimport_follows_changes_in_the_files(tmp_path):
     assert (result.movies_updated, movie.title, movie.year) == (1, "New Title", 1991)
     assert sorted(movie.genres.values_list("name", flat=True)) == ["Comedy", "Drama"]
     assert DatasetRating.objects.get().rating == 4.5
+    assert sorted(MovieTag.objects.values_list("name", "users")) == [("kept", 2), ("new", 1)]
 
 
 @pytest.mark.django_db

@@ -46,4 +46,6 @@ def community_features(communities):
     n = communities.n_items
     genres = [["Comedy"] if i < n // 2 else ["Drama", "War"] for i in range(n)]
     titles = [f"Movie number {i} ({1950 + i})" for i in range(n)]
-    return movielens_item_features(titles, genres, [1950 + i for i in range(n)])
+    tags = [["funny"] if i < n // 2 else ["dark", "war"] for i in range(n)]
+    tags[0] = ["funny", "only on this one"]  # on one movie: not a feature
+    return movielens_item_features(titles, genres, [1950 + i for i in range(n)], tags)

@@ -6,8 +6,11 @@ from pytorch_models.data import (
     load_gowalla,
     load_movielens,
     load_movielens_features,
+    movie_tags,
     movielens_item_features,
+    read_movielens_tags,
     split_per_user,
+    tag_normalise,
     title_year,
 )
 
@@ -41,6 +44,30 @@ def test_item_features_shapes_and_ranges():
     assert features.year_bucket.tolist()[2] == 0 and features.year_bucket[0] > features.year_bucket[1]
     assert features.title_words.shape[0] == 3 and (features.title_words < features.n_title_buckets).all()
     assert title_year("Heat (1995)") == 1995 and title_year("Untitled") is None
+
+
+def test_tags_are_normalised_and_counted_by_distinct_users(tmp_path):
+    (tmp_path / "tags.csv").write_text(
+        "userId,movieId,tag,timestamp\n1,10,Dark  Comedy ,1\n2,10,dark comedy,2\n2,10,DARK COMEDY,3\n"
+        "2,10,quirky,4\n3,20,,5\n3,20,Quirky,6\n"
+    )
+    rows = read_movielens_tags(tmp_path)
+
+    assert rows[0] == (1, 10, "dark comedy") and len(rows) == 5  # the blank tag is dropped
+    assert movie_tags(rows) == {10: [("dark comedy", 2), ("quirky", 1)], 20: [("quirky", 1)]}
+    assert tag_normalise("  Based on  a BOOK ") == "based on a book"
+    assert read_movielens_tags(tmp_path / "missing") == []
+
+
+def test_a_tag_is_a_feature_only_on_two_movies_or_more():
+    titles, genres, years = ["A (2000)", "B (2001)", "C (2002)"], [[], [], []], [2000, 2001, 2002]
+    features = movielens_item_features(titles, genres, years, [["quirky", "mine alone"], ["quirky"], []])
+
+    assert (features.tags != 0).sum(1).tolist() == [1, 1, 0]
+    assert features.tags[0, 0] == features.tags[1, 0] and (features.tags < features.n_tag_buckets).all()
+    assert movielens_item_features(titles, genres, years).tags is None
+    capped = movielens_item_features(titles, genres, years, [[f"t{i}" for i in range(40)]] * 2 + [[]], max_tags=16)
+    assert capped.tags.shape == (3, 16) and (capped.tags[:2] != 0).all()
 
 
 def _write(path, text):

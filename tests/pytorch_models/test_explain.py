@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_models.checkpoint import Checkpoint
+from pytorch_models.checkpoint import Checkpoint, load_checkpoint
 from pytorch_models.explain import contributions, explain_history
 from pytorch_models.fold_in import score_history
+from pytorch_models.train import publish, train_model
 
 # Rows 0-2 are the history, rows 3-4 the items to explain.
 TABLE = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 2.0], [3.0, 1.0], [-1.0, 2.0]])
@@ -61,3 +62,19 @@ def test_all_terms_add_up_to_the_served_score(model_name):
 def test_popular_scores_have_no_history_to_explain():
     with pytest.raises(ValueError):
         explain_history(_checkpoint("popular", TABLE), [0], [3])
+
+
+@pytest.mark.parametrize("history, items", [
+    ([1, 4, 12], range(30)),  # a short history: one pass over its one-item rows
+    ([0, 2, 3, 5, 8, 11, 13, 17, 19, 23], [6, 20]),  # two listed items: their columns instead
+])
+def test_the_graph_filters_terms_add_up_to_the_served_score(tmp_path, communities, history, items):
+    """The filter is linear in the history row, so the one-item histories' scores sum to the
+    visitor's score exactly."""
+    result = train_model("graphfilter", communities, options={"factor_dim": 3}, progress=False)
+    checkpoint = load_checkpoint(publish(result, communities, tmp_path / "graphfilter"))
+
+    values, rows = explain_history(checkpoint, history, list(items), top=len(history))
+
+    assert torch.allclose(values.sum(1), score_history(checkpoint, history)[list(items)], atol=1e-5)
+    assert set(rows[0].tolist()) == set(history)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from pytorch_models.checkpoint import load_checkpoint
-from pytorch_models.fold_in import VisitorBatch, fold_in_for
+from pytorch_models.fold_in import PinSageFoldIn, VisitorBatch, _random_negatives, fold_in_for
 from pytorch_models.graph import SymmetricAdjacency
 from pytorch_models.train import publish, train_model
 from tests.pytorch_models.conftest import community_interactions
@@ -137,3 +137,21 @@ def test_a_version_published_without_layer_tables_folds_in_the_same(checkpoints,
 
     assert torch.allclose(fold_in_for(older).scores(torch.zeros(2, 16), batch),
                           fold_in_for(checkpoint).scores(torch.zeros(2, 16), batch), atol=1e-5)
+
+
+def test_pinsage_fold_in_draws_negatives_as_its_version_was_trained(tmp_path, communities, community_features):
+    """A version trained with popularity-weighted negatives is fine-tuned with them too; with a
+    weight on one unseen item only, every negative is that item."""
+    result = train_model("pinsage", communities, community_features, epochs=1, batch_size=64, dim=8,
+                         negative_power=0.5, progress=False, num_workers=0)
+    checkpoint = load_checkpoint(publish(result, communities, tmp_path / "pinsage", item_features=community_features))
+    fold_in = PinSageFoldIn.from_checkpoint(checkpoint)
+    counts = checkpoint.extra["item_popularity"].double()
+    assert torch.allclose(fold_in.negative_weight, (counts + 1) ** 0.5)
+
+    weight = torch.zeros(communities.n_items, dtype=torch.float64)
+    weight[5] = 1.0
+    seen = torch.zeros(2, communities.n_items, dtype=torch.bool)
+    seen[0, 3] = True
+    neg = _random_negatives(torch.tensor([0, 1, 1]), 4, seen, communities.n_items, None, weight)
+    assert neg.shape == (3, 4) and torch.all(neg == 5)

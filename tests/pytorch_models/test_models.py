@@ -1,15 +1,17 @@
 """LightGCN, NGCF and PinSage on tiny random graphs: shapes, ranges, loss falls."""
 
+import dataclasses
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 import torch
 
 from pytorch_models.graph import SymmetricAdjacency, build_graph
 from pytorch_models.lightgcn.model import LightGCN, LightGCNConfig
 from pytorch_models.ngcf.model import NGCF, NGCFConfig
-from pytorch_models.pinsage.model import PinSage, PinSageConfig
-from pytorch_models.pinsage.sampler import WalkConfig, full_hops, make_batch, neighbour_table
+from pytorch_models.pinsage.model import ItemInput, PinSage, PinSageConfig
+from pytorch_models.pinsage.sampler import WalkConfig, full_hops, make_batch, neighbour_table, random_negatives
 from pytorch_models.sampling import PositiveSet
 
 
@@ -53,6 +55,7 @@ def test_pinsage_shapes_and_loss_falls(communities, community_features):
     config = PinSageConfig(
         n_items=data.n_items, dim=16, layers=2, n_genres=features.genres.shape[1],
         n_year_buckets=features.n_year_buckets, n_title_buckets=features.n_title_buckets,
+        n_tag_buckets=features.n_tag_buckets,
     )
     model = PinSage(config)
     g = build_graph(data.n_users, data.n_items, data.train)
@@ -74,6 +77,46 @@ def test_pinsage_shapes_and_loss_falls(communities, community_features):
         items = model(full_hops(table, weights, 2), features.tensors())
     assert items.shape == (data.n_items, 16) and torch.isfinite(items).all()
     assert asdict(config)["n_items"] == data.n_items
+
+
+def test_pinsage_input_adds_the_tags(community_features):
+    """Two movies alike in every feature and id row but their tags get different inputs; a
+    movie without kept tags gets what the same movie would get with no tag feature at all."""
+    torch.manual_seed(0)
+    features = community_features
+    config = PinSageConfig(
+        n_items=2, dim=8, n_genres=features.genres.shape[1], n_year_buckets=features.n_year_buckets,
+        n_title_buckets=features.n_title_buckets, n_tag_buckets=features.n_tag_buckets,
+    )
+    item_input = ItemInput(config)
+    with torch.no_grad():
+        item_input.id_embedding.weight[1] = item_input.id_embedding.weight[0]
+    alike = {name: table[[1, 1]].clone() for name, table in features.tensors().items()}  # both: movie 1's
+    alike["tags"][1] = features.tags[-1]  # movie 1's features with the last movie's tags
+
+    with torch.no_grad():
+        inputs = item_input(torch.tensor([0, 1]), alike)
+        alike["tags"][0] = 0  # no tags
+        untagged = item_input(torch.tensor([0]), alike)
+        without = ItemInput(dataclasses.replace(config, n_tag_buckets=0))
+        without.load_state_dict({k: v for k, v in item_input.state_dict().items() if not k.startswith("tags.")})
+        no_feature = without(torch.tensor([0]), alike)
+
+    assert not torch.allclose(inputs[0], inputs[1])
+    assert torch.allclose(untagged, no_feature)
+    assert not torch.allclose(untagged, inputs[:1])
+
+
+def test_pinsage_random_negatives_follow_degree_to_the_power():
+    """Item 0 is watched by 8 users, item 1 by none: at power 0.5 it is drawn 3x as often."""
+    g = build_graph(8, 2, np.array([[u, 0] for u in range(8)]))
+    generator = torch.Generator().manual_seed(0)
+
+    uniform = random_negatives(g, (20_000,), 0.0, generator)
+    weighted = random_negatives(g, (200, 100), 0.5, generator)
+
+    assert weighted.shape == (200, 100) and uniform.float().mean() == pytest.approx(0.5, abs=0.02)
+    assert (weighted == 0).float().mean() == pytest.approx(3 / 4, abs=0.02)  # sqrt(9) : sqrt(1)
 
 
 def test_pinsage_batches_from_the_cached_table_match_whole_table_inference(communities):

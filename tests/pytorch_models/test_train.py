@@ -32,6 +32,7 @@ def test_train_publish_load(tmp_path, communities, community_features, name):
     snapshot = checkpoint.graph()
     assert np.array_equal(snapshot.train_edges, communities.train)
     assert snapshot.item_features.genres.shape == community_features.genres.shape
+    assert torch.equal(snapshot.item_features.tags, community_features.tags)
     scorer = checkpoint_scorer(checkpoint, communities.train, communities.n_users)
     again = evaluate_scores(scorer, communities.train, communities.test, communities.n_users, communities.n_items)
     assert again["recall@20"] == pytest.approx(result.metrics["recall@20"], abs=1e-6)
@@ -81,3 +82,26 @@ def test_epochs_not_evaluated_have_no_recall(communities, community_features):
     assert [entry["recall@20"] is None for entry in every_second.history] == [True, False, True]
     assert [entry["recall@20"] for entry in never.history] == [None, None]
     assert all(entry["eval_seconds"] == 0 for entry in never.history)
+
+
+# Chosen on this split (seed 0, batch 64, dim 8, under a second each): recall@5 is 0.52,
+# 0.50 and 0.63 (0.44 at worst over seeds 0-5). For scale: popular 0.12 (its top items mix
+# both communities, so it is worse than chance here), a random ranking 0.21 on average,
+# ranking each user's own community first 0.62. Beating popular alone is therefore a weak
+# bar, and the floor of 0.4 is what fails a loss of the wrong sign: trained on one, the
+# models reach 0.26 (LightGCN), 0.16 (NGCF) and 0.23 (PinSage), all above popular.
+SHORT_RUNS = {"lightgcn": {"epochs": 20, "lr": 0.05}, "ngcf": {"epochs": 10, "lr": 0.01},
+              "pinsage": {"epochs": 5, "lr": 0.01}}
+
+
+@pytest.mark.parametrize("name", sorted(SHORT_RUNS))
+def test_a_short_run_lowers_the_loss_and_beats_popular(communities, community_features, name):
+    common = dict(batch_size=64, dim=8, progress=False, num_workers=0, k=5)
+    popular = train_model("popular", communities, community_features, **common)
+    result = train_model(name, communities, community_features, **SHORT_RUNS[name], **common)
+
+    # The per-epoch losses are means over a few sampled batches and wobble: compare the last
+    # three epochs' mean with the first epoch.
+    assert np.mean(result.losses[-3:]) < 0.95 * result.losses[0]
+    assert result.metrics["recall@5"] > max(0.4, popular.metrics["recall@5"] + 0.25)
+    assert result.metrics["ndcg@5"] > popular.metrics["ndcg@5"]

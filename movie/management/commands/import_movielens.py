@@ -21,6 +21,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"Imported {result.format} release: {result.movies_created} movies created, "
                 f"{result.movies_updated} updated, {result.genres_created} genres created, "
-                f"{result.ratings_created} ratings added ({result.ratings_after} in total)."
+                f"{result.ratings_created} ratings added ({result.ratings_after} in total), "
+                f"{result.tags_stored} movie tags."
             )
         )

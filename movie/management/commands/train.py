@@ -1,24 +1,38 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from movie.selectors import training_snapshot
-from predictors.recommend import MODELS
+from predictors import registry
+from predictors.recommend import GNN_MODELS, MODELS, POPULAR
 from predictors.training import train_and_publish
 
 
 class Command(BaseCommand):
-    help = "Train a recommender on the imported ratings and publish it as the newest version."
+    help = "Train recommenders on the imported ratings and publish each as its newest version."
 
     def add_arguments(self, parser):
-        parser.add_argument("--model", required=True, choices=MODELS)
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--model", choices=MODELS)
+        which.add_argument("--missing", action="store_true",
+                           help="every model with no published version yet, the untrained ones first")
         parser.add_argument("--epochs", type=int, help="override the model's default number of epochs")
 
-    def handle(self, *args, model, epochs, verbosity, **options):
+    def handle(self, *args, model, missing, epochs, verbosity, **options):
+        if missing:
+            # Popular, then the graph filter (0.2 s), then the GNNs (minutes): the site has
+            # lists to show while they train.
+            order = sorted(MODELS, key=lambda m: (m != POPULAR, m in GNN_MODELS))
+            models = [m for m in order if registry.latest_version(m) is None]
+        else:
+            models = [model]
         catalogue = training_snapshot()
-        try:
-            version, metrics = train_and_publish(
-                model=model, catalogue=catalogue, epochs=epochs, progress=verbosity > 0
-            )
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
-        figures = ", ".join(f"{name} {value:.4f}" for name, value in sorted(metrics.items()))
-        self.stdout.write(self.style.SUCCESS(f"published {model} {version}: {figures}"))
+        for name in models:
+            try:
+                version, metrics = train_and_publish(
+                    model=name, catalogue=catalogue, epochs=epochs, progress=verbosity > 0
+                )
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+            figures = ", ".join(f"{key} {value:.4f}" for key, value in sorted(metrics.items()))
+            self.stdout.write(self.style.SUCCESS(f"published {name} {version}: {figures}"))
+        if not models:
+            self.stdout.write("every model has a published version")
