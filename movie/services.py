@@ -17,16 +17,17 @@ from django.db.models import Count, Sum
 from tqdm import tqdm
 
 from movie.models import DatasetRating, Genre, Movie, MovieTag
-from movie.movielens import (
+from pytorch_models.movielens import (
     MovieLensFormatError,
     MovieRow,
     RatingRow,
     count_lines,
+    movie_tags,
     movies_read,
     ratings_read,
     release_detect,
+    tags_read,
 )
-from pytorch_models.data import movie_tags, read_movielens_tags
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def _movie_genres_sync(movies: list[MovieRow]) -> None:
 def _movie_tags_sync(release, movie_ids: set[int]) -> int:
     """Make the tags of the release's movies exactly those of its tags file (none when it has
     none), each with how many users applied it; returns how many (movie, tag) pairs there are."""
-    tagged = movie_tags(read_movielens_tags(release.movies.parent))
+    tagged = movie_tags(tags_read(release))
     wanted = {(m, tag): users for m, pairs in tagged.items() if m in movie_ids for tag, users in pairs}
     existing = {
         (movie_id, name): (pk, users)

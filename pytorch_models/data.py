@@ -1,5 +1,6 @@
 """Interaction data sets, the per-user hold-out split and MovieLens item features
-(genres, year, title words and the tags of tags.csv).
+(genres, year, title words and the tags of tags.csv). The MovieLens files themselves are
+read by `pytorch_models.movielens`.
 
 Everything here returns index arrays: users are rows 0..n_users-1, items 0..n_items-1,
 and `user_ids` / `item_ids` map a row back to the external id (userId, movieId).
@@ -15,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
+
+from pytorch_models.movielens import movie_tags, movies_read, rating_pairs, release_detect, tags_read, title_parse
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,6 @@ N_TAG_BUCKETS = 2048
 MAX_TAGS = 16
 MIN_TAG_MOVIES = 2
 
-_YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -194,133 +195,24 @@ def load_gowalla(data_dir: str | Path) -> Interactions:
     )
 
 
-@dataclass
-class MovieTable:
-    """The movie catalogue of a MovieLens folder, in file order."""
-
-    movie_ids: np.ndarray
-    titles: list[str]
-    genres: list[list[str]]
-
-
-def _split_genres(text: str) -> list[str]:
-    return [g for g in str(text).split("|") if g and g != "(no genres listed)"]
-
-
-def read_movielens_movies(data_dir: str | Path) -> MovieTable:
-    """movies.csv (latest-small, 25m), movies.dat (1m) or u.item (100k)."""
-    data_dir = Path(data_dir)
-    if (data_dir / "movies.csv").exists():
-        frame = pd.read_csv(data_dir / "movies.csv", dtype={"title": str, "genres": str})
-        genres = [_split_genres(g) for g in frame["genres"].fillna("")]
-        return MovieTable(frame["movieId"].to_numpy(np.int64), frame["title"].tolist(), genres)
-    if (data_dir / "movies.dat").exists():
-        ids, titles, genres = [], [], []
-        with open(data_dir / "movies.dat", encoding="latin-1") as lines:
-            for line in lines:
-                parts = line.rstrip("\r\n").split("::")
-                if len(parts) == 3:
-                    ids.append(int(parts[0]))
-                    titles.append(parts[1])
-                    genres.append(_split_genres(parts[2]))
-        return MovieTable(np.asarray(ids, dtype=np.int64), titles, genres)
-    if (data_dir / "u.item").exists():
-        names = []
-        if (data_dir / "u.genre").exists():
-            with open(data_dir / "u.genre", encoding="latin-1") as lines:
-                names = [line.split("|")[0] for line in lines if "|" in line]
-        ids, titles, genres = [], [], []
-        with open(data_dir / "u.item", encoding="latin-1") as lines:
-            for line in lines:
-                parts = line.rstrip("\r\n").split("|")
-                if len(parts) < 5:
-                    continue
-                flags = parts[5:]
-                ids.append(int(parts[0]))
-                titles.append(parts[1])
-                genres.append(
-                    [names[j] if j < len(names) else f"genre{j}" for j, f in enumerate(flags) if f == "1"]
-                )
-        genres = [[g for g in gs if g != "unknown"] for gs in genres]
-        return MovieTable(np.asarray(ids, dtype=np.int64), titles, genres)
-    raise FileNotFoundError(f"no movies.csv, movies.dat or u.item in {data_dir}")
-
-
-def _read_movielens_ratings(data_dir: Path) -> np.ndarray:
-    if (data_dir / "ratings.csv").exists():
-        frame = pd.read_csv(data_dir / "ratings.csv", usecols=["userId", "movieId"], dtype=np.int64)
-        return frame.to_numpy()
-    if (data_dir / "ratings.dat").exists():
-        frame = pd.read_csv(
-            data_dir / "ratings.dat", sep="::", engine="python", header=None, usecols=[0, 1], dtype=np.int64
-        )
-        return frame.to_numpy()
-    if (data_dir / "u.data").exists():
-        frame = pd.read_csv(data_dir / "u.data", sep="\t", header=None, usecols=[0, 1], dtype=np.int64)
-        return frame.to_numpy()
-    raise FileNotFoundError(f"no ratings.csv, ratings.dat or u.data in {data_dir}")
-
-
 def load_movielens(data_dir: str | Path, *, test_fraction: float = 0.2, seed: int = 0) -> Interactions:
     """MovieLens as implicit feedback: every rating is an interaction.
 
     Items are all movies of the catalogue (so unrated movies exist as items), in catalogue
     order, plus any rated movie missing from it; users are the raters sorted by id.
     """
-    data_dir = Path(data_dir)
-    movies = read_movielens_movies(data_dir)
-    ratings = _read_movielens_ratings(data_dir)
-    missing = np.setdiff1d(np.unique(ratings[:, 1]), movies.movie_ids)
-    item_ids = np.concatenate([movies.movie_ids, missing])
+    release = release_detect(data_dir)
+    movie_ids = np.asarray([movie.movie_id for movie in movies_read(release)], dtype=np.int64)
+    ratings = rating_pairs(release)
+    missing = np.setdiff1d(np.unique(ratings[:, 1]), movie_ids)
+    item_ids = np.concatenate([movie_ids, missing])
     user_ids = np.unique(ratings[:, 0])
     result = interactions_from_pairs(user_ids, item_ids, ratings, test_fraction=test_fraction, seed=seed)
     log.info(
         "movielens %s: %d users, %d items, %d train, %d test",
-        data_dir.name, result.n_users, result.n_items, len(result.train), len(result.test),
+        Path(data_dir).name, result.n_users, result.n_items, len(result.train), len(result.test),
     )
     return result
-
-
-def title_year(title: str) -> int | None:
-    """The year MovieLens appends to titles, "Heat (1995)" -> 1995."""
-    found = _YEAR_IN_TITLE.search(title.strip())
-    return int(found.group(1)) if found else None
-
-
-def tag_normalise(text: str) -> str:
-    """How tags are compared: lower case, no outer spaces, inner runs of spaces as one."""
-    return " ".join(str(text).lower().split())
-
-
-def read_movielens_tags(data_dir: str | Path) -> list[tuple[int, int, str]]:
-    """(userId, movieId, normalised tag) of tags.csv (ml-latest, ml-25m) or tags.dat (ml-10m);
-    empty when the release has no tags (ml-1m, ml-100k). Blank tags are dropped.
-
-    The one tag parser: the CLI's features and the site's import both read tags through it.
-    """
-    data_dir = Path(data_dir)
-    if (data_dir / "tags.csv").exists():
-        frame = pd.read_csv(data_dir / "tags.csv", usecols=["userId", "movieId", "tag"],
-                            dtype={"userId": np.int64, "movieId": np.int64, "tag": str}, keep_default_na=False)
-    elif (data_dir / "tags.dat").exists():
-        frame = pd.read_csv(data_dir / "tags.dat", sep="::", engine="python", header=None, usecols=[0, 1, 2],
-                            names=["userId", "movieId", "tag"], dtype={"tag": str}, keep_default_na=False,
-                            encoding="utf-8", quoting=3)
-    else:
-        return []
-    rows = ((int(u), int(m), tag_normalise(t)) for u, m, t in frame.itertuples(index=False))
-    return [row for row in rows if row[2]]
-
-
-def movie_tags(rows: Sequence[tuple[int, int, str]]) -> dict[int, list[tuple[str, int]]]:
-    """movieId -> [(tag, how many distinct users applied it)], most applied first, then by name."""
-    users: dict[tuple[int, str], set[int]] = {}
-    for user, movie, tag in rows:
-        users.setdefault((movie, tag), set()).add(user)
-    tags: dict[int, list[tuple[str, int]]] = {}
-    for (movie, tag), who in users.items():
-        tags.setdefault(movie, []).append((tag, len(who)))
-    return {movie: sorted(pairs, key=lambda p: (-p[1], p[0])) for movie, pairs in tags.items()}
 
 
 def _tag_ids(
@@ -344,7 +236,8 @@ def _bucket(text: str, n_buckets: int) -> int:
 
 
 def _title_words(title: str, n_buckets: int, max_words: int) -> list[int]:
-    text = _YEAR_IN_TITLE.sub("", title.strip()).lower()
+    text, _ = title_parse(title)
+    text = text.lower()
     return [_bucket(w, n_buckets) for w in _WORD.findall(text)][:max_words]
 
 
@@ -395,14 +288,15 @@ def movielens_item_features(
 
 
 def load_movielens_features(data_dir: str | Path, item_ids: np.ndarray) -> ItemFeatures:
-    """Features for `item_ids` (rows of an Interactions) from a MovieLens catalogue."""
-    movies = read_movielens_movies(data_dir)
-    row = {int(m): i for i, m in enumerate(movies.movie_ids)}
-    tagged = movie_tags(read_movielens_tags(data_dir))
-    titles, genres, tags = [], [], []
-    for m in item_ids:
-        i = row.get(int(m))
-        titles.append(movies.titles[i] if i is not None else "")
-        genres.append(movies.genres[i] if i is not None else [])
-        tags.append([tag for tag, _ in tagged.get(int(m), [])])
-    return movielens_item_features(titles, genres, [title_year(t) for t in titles], tags if tagged else None)
+    """Features for `item_ids` (rows of an Interactions) from a MovieLens catalogue: the
+    titles, years, genres and tags the site's import stores, so both give the same features."""
+    release = release_detect(data_dir)
+    movies = {movie.movie_id: movie for movie in movies_read(release)}
+    tagged = movie_tags(tags_read(release))
+    known = [movies.get(int(m)) for m in item_ids]
+    return movielens_item_features(
+        [movie.title if movie else "" for movie in known],
+        [movie.genres if movie else () for movie in known],
+        [movie.year if movie else None for movie in known],
+        [[tag for tag, _ in tagged.get(int(m), [])] for m in item_ids] if tagged else None,
+    )

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from movie.experiments import arm_ctr, impression_token_read
 from movie.models import Experiment, Movie
-from pytorch_models.data import read_movielens_movies, title_year
+from pytorch_models.movielens import movies_read, release_detect
 from tests.conftest import MOVIELENS
 
 # ml-latest-tiny: movie 1 has 3 ratings (4.0, 2.5, 0.5), the other four one each (3.5, 1.0,
@@ -78,9 +78,8 @@ def with_models(db, trained_models, model_dir, settings):
     """The session's trained models (tests/movie points MODEL_DIR at an empty folder), and
     every movie they know, as rows."""
     settings.MODEL_DIR = model_dir
-    table = read_movielens_movies(MOVIELENS)
     Movie.objects.bulk_create(
-        [Movie(id=int(m), title=t, year=title_year(t)) for m, t in zip(table.movie_ids, table.titles)],
+        [Movie(id=m.movie_id, title=m.title, year=m.year) for m in movies_read(release_detect(MOVIELENS))],
         batch_size=2000,
     )
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from movie.models import Movie
 from movie.recommendations import recommendations_for
-from pytorch_models.data import read_movielens_movies, title_year
+from pytorch_models.movielens import movies_read, release_detect
 from tests.conftest import MOVIELENS
 
 HISTORY = [1, 260, 1196, 2571]  # Toy Story, Star Wars IV and V, The Matrix
@@ -27,9 +27,8 @@ def model_dir_of_this_test(trained_models):
 @pytest.fixture
 def movies(db):
     """Every movie the models know, as rows (ratings are not needed to serve)."""
-    table = read_movielens_movies(MOVIELENS)
     Movie.objects.bulk_create(
-        [Movie(id=int(m), title=t, year=title_year(t)) for m, t in zip(table.movie_ids, table.titles)],
+        [Movie(id=m.movie_id, title=m.title, year=m.year) for m in movies_read(release_detect(MOVIELENS))],
         batch_size=2000,
     )
 

@@ -1,8 +1,12 @@
-"""Reading the MovieLens releases: format detection and row parsing, no database.
+"""Reading the MovieLens releases: format detection and one parser per file format.
 
-Supported folders:
-- ml-latest-small / ml-latest / ml-25m: `movies.csv`, `ratings.csv`, optional `links.csv` (UTF-8);
-- ml-1m (and ml-10m): `movies.dat`, `ratings.dat`, `::`-separated (ml-1m is latin-1);
+The one reader of these files: the site's importer (`movie.services.movielens_import`) and
+the training data (`pytorch_models.data.load_movielens`) both go through it, so a title
+gets the same year and a movie the same genres on both sides. Supported folders:
+- ml-latest-small / ml-latest / ml-25m: `movies.csv`, `ratings.csv`, optional `links.csv`
+  and `tags.csv` (UTF-8);
+- ml-1m (and ml-10m): `movies.dat`, `ratings.dat`, optional `tags.dat`, `::`-separated
+  (ml-1m is latin-1);
 - ml-100k: `u.item` (`|`-separated, latin-1, 19 genre flags) and `u.data` (tab-separated).
 """
 
@@ -10,10 +14,13 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 # The genres of ml-100k's `u.genre`, in the order of u.item's flag columns.
 ML100K_GENRES = (
@@ -24,18 +31,21 @@ ML100K_GENRES = (
 # Placeholders that mean "no genre", not a genre of their own.
 NO_GENRE = {"(no genres listed)", "unknown", ""}
 
-# "Heat (1995)", "Fawlty Towers (1975-1979)", "Death Note (2006–2007)", "Stranger Things (2016- )".
+# "Heat (1995)", "Fawlty Towers (1975-1979)", "Death Note (2006–2007)", and a series still
+# running, "Stranger Things (2016- )": the year it started, 2016.
 _TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:\s*[-–]\s*(?:\d{4})?\s*)?\)$")
+# How each format separates the fields of its ratings file, and whether it has a header row.
+_RATINGS_LAYOUT = {"csv": (",", True), "dat": ("::", False), "100k": ("\t", False)}
 
 
 class MovieLensFormatError(ValueError):
-    """The folder is missing or is not a MovieLens release this importer reads."""
+    """The folder is missing or is not a MovieLens release this reader knows."""
 
 
 @dataclass(frozen=True)
 class MovieRow:
     movie_id: int
-    title: str
+    title: str  # without the year: "Heat"
     year: int | None
     genres: tuple[str, ...]
     imdb_id: str = ""
@@ -59,6 +69,7 @@ class Release:
     ratings: Path
     links: Path | None = None
     encoding: str = "utf-8"
+    tags: Path | None = None
 
 
 def title_parse(raw: str) -> tuple[str, int | None]:
@@ -70,21 +81,27 @@ def title_parse(raw: str) -> tuple[str, int | None]:
     return match.group("title"), int(match.group("year"))
 
 
-def release_detect(path: Path) -> Release:
+def release_detect(path: Path | str) -> Release:
     """Find the files of the MovieLens release in `path`, or raise MovieLensFormatError."""
+    path = Path(path)
     if not path.is_dir():
         raise MovieLensFormatError(f"{path} is not a folder; pass the folder of an unpacked MovieLens release.")
     if (path / "movies.csv").is_file() and (path / "ratings.csv").is_file():
-        links = path / "links.csv"
-        return Release("csv", path / "movies.csv", path / "ratings.csv", links if links.is_file() else None)
+        return Release("csv", path / "movies.csv", path / "ratings.csv", _optional(path / "links.csv"),
+                       tags=_optional(path / "tags.csv"))
     if (path / "movies.dat").is_file() and (path / "ratings.dat").is_file():
-        return Release("dat", path / "movies.dat", path / "ratings.dat", encoding=_dat_encoding(path / "movies.dat"))
+        return Release("dat", path / "movies.dat", path / "ratings.dat", encoding=_dat_encoding(path / "movies.dat"),
+                       tags=_optional(path / "tags.dat"))
     if (path / "u.item").is_file() and (path / "u.data").is_file():
         return Release("100k", path / "u.item", path / "u.data", encoding="latin-1")
     raise MovieLensFormatError(
         f"{path} holds no MovieLens release: expected movies.csv + ratings.csv (ml-latest, ml-25m), "
         "movies.dat + ratings.dat (ml-1m) or u.item + u.data (ml-100k)."
     )
+
+
+def _optional(path: Path) -> Path | None:
+    return path if path.is_file() else None
 
 
 def _dat_encoding(movies: Path) -> str:
@@ -107,21 +124,31 @@ def movies_read(release: Release) -> Iterator[MovieRow]:
 
 
 def ratings_read(release: Release) -> Iterator[RatingRow]:
-    opener = release.ratings.open(encoding=release.encoding, newline="")
-    with opener as handle:
-        if release.format == "csv":
-            rows = csv.reader(handle)
-            next(rows, None)  # header
-        elif release.format == "dat":
-            rows = (line.rstrip("\r\n").split("::") for line in handle if line.strip())
-        else:
-            rows = (line.split() for line in handle if line.strip())
-        for number, row in enumerate(rows, start=1):
+    """Every rating as a row, streamed (the importer writes them in batches)."""
+    separator, header = _RATINGS_LAYOUT[release.format]
+    with release.ratings.open(encoding=release.encoding, newline="") as handle:
+        lines = (line for line in handle if line.strip())
+        if header:
+            next(lines, None)
+        for number, line in enumerate(lines, start=1):
+            row = line.rstrip("\r\n").split(separator)
             try:
                 user, movie, rating, stamp = row[:4]
                 yield RatingRow(int(user), int(movie), float(rating), _from_timestamp(stamp))
             except (ValueError, IndexError) as exc:
                 raise MovieLensFormatError(f"{release.ratings.name} line {number} is not a rating: {row!r}") from exc
+
+
+def rating_pairs(release: Release) -> np.ndarray:
+    """(E, 2) int64 [user id, movie id] of every rating, in file order: the training data.
+    Read in C by pandas, ~10x faster than `ratings_read` on ml-25m's 25M lines."""
+    separator, header = _RATINGS_LAYOUT[release.format]
+    try:
+        frame = pd.read_csv(release.ratings, sep=separator, header=0 if header else None, usecols=[0, 1],
+                            dtype=np.int64, engine="python" if len(separator) > 1 else "c")
+    except ValueError as exc:
+        raise MovieLensFormatError(f"{release.ratings.name} holds a line that is not a rating: {exc}") from exc
+    return frame.to_numpy()
 
 
 def _from_timestamp(stamp: str) -> datetime:
@@ -188,7 +215,33 @@ def _release_year(text: str) -> int | None:
         return None
 
 
-__all__ = [
-    "MovieLensFormatError", "MovieRow", "RatingRow", "Release", "count_lines",
-    "movies_read", "ratings_read", "release_detect", "title_parse",
-]
+def tag_normalise(text: str) -> str:
+    """How tags are compared: lower case, no outer spaces, inner runs of spaces as one."""
+    return " ".join(str(text).lower().split())
+
+
+def tags_read(release: Release) -> list[tuple[int, int, str]]:
+    """(userId, movieId, normalised tag) of tags.csv (ml-latest, ml-25m) or tags.dat (ml-10m);
+    empty when the release has no tags (ml-1m, ml-100k). Blank tags are dropped."""
+    if release.tags is None:
+        return []
+    if release.format == "csv":
+        frame = pd.read_csv(release.tags, usecols=["userId", "movieId", "tag"],
+                            dtype={"userId": np.int64, "movieId": np.int64, "tag": str}, keep_default_na=False)
+    else:
+        frame = pd.read_csv(release.tags, sep="::", engine="python", header=None, usecols=[0, 1, 2],
+                            names=["userId", "movieId", "tag"], dtype={"tag": str}, keep_default_na=False,
+                            encoding="utf-8", quoting=3)
+    rows = ((int(u), int(m), tag_normalise(t)) for u, m, t in frame.itertuples(index=False))
+    return [row for row in rows if row[2]]
+
+
+def movie_tags(rows: Sequence[tuple[int, int, str]]) -> dict[int, list[tuple[str, int]]]:
+    """movieId -> [(tag, how many distinct users applied it)], most applied first, then by name."""
+    users: dict[tuple[int, str], set[int]] = {}
+    for user, movie, tag in rows:
+        users.setdefault((movie, tag), set()).add(user)
+    tags: dict[int, list[tuple[str, int]]] = {}
+    for (movie, tag), who in users.items():
+        tags.setdefault(movie, []).append((tag, len(who)))
+    return {movie: sorted(pairs, key=lambda p: (-p[1], p[0])) for movie, pairs in tags.items()}

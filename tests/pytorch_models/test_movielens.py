@@ -1,10 +1,24 @@
+"""The one MovieLens reader (pytorch_models/movielens.py), on the tiny releases of
+tests/movie/fixtures that the importer's tests load too."""
+
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
-from movie.movielens import MovieLensFormatError, movies_read, ratings_read, release_detect, title_parse
+from pytorch_models.movielens import (
+    MovieLensFormatError,
+    movie_tags,
+    movies_read,
+    rating_pairs,
+    ratings_read,
+    release_detect,
+    tag_normalise,
+    tags_read,
+    title_parse,
+)
 
-from .conftest import FIXTURES
+FIXTURES = Path(__file__).resolve().parents[1] / "movie" / "fixtures"
 
 
 @pytest.mark.parametrize(
@@ -73,8 +87,32 @@ def test_ratings_rows():
     assert len(list(ratings_read(release_detect(FIXTURES / "ml-1m-tiny")))) == 5
 
 
+def test_rating_pairs_are_the_rows_ids_in_file_order():
+    for folder in ("ml-latest-tiny", "ml-1m-tiny", "ml-100k-tiny"):
+        release = release_detect(FIXTURES / folder)
+        rows = [[r.dataset_user, r.movie_id] for r in ratings_read(release)]
+        assert rating_pairs(release).tolist() == rows
+
+
 def test_bad_rating_line_names_the_line(tmp_path):
     (tmp_path / "movies.csv").write_text("movieId,title,genres\n1,A (2000),Drama\n")
     (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,1\n1,x,4.0,1\n")
     with pytest.raises(MovieLensFormatError, match="line 2"):
         list(ratings_read(release_detect(tmp_path)))
+    with pytest.raises(MovieLensFormatError, match="not a rating"):
+        rating_pairs(release_detect(tmp_path))
+
+
+def test_tags_are_normalised_and_counted_by_distinct_users(tmp_path):
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\n10,A (2000),Drama\n20,B (2001),Drama\n")
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,10,4.0,1\n")
+    (tmp_path / "tags.csv").write_text(
+        "userId,movieId,tag,timestamp\n1,10,Dark  Comedy ,1\n2,10,dark comedy,2\n2,10,DARK COMEDY,3\n"
+        "2,10,quirky,4\n3,20,,5\n3,20,Quirky,6\n"
+    )
+    rows = tags_read(release_detect(tmp_path))
+
+    assert rows[0] == (1, 10, "dark comedy") and len(rows) == 5  # the blank tag is dropped
+    assert movie_tags(rows) == {10: [("dark comedy", 2), ("quirky", 1)], 20: [("quirky", 1)]}
+    assert tag_normalise("  Based on  a BOOK ") == "based on a book"
+    assert tags_read(release_detect(FIXTURES / "ml-1m-tiny")) == []
