@@ -31,7 +31,7 @@ from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data import interactions_from_pairs, load_movielens, load_movielens_features, split_per_user
 from pytorch_models.fold_in import VisitorBatch, fold_in_for, fold_in_round, score_history
 from pytorch_models.graph import build_graph
-from pytorch_models.metrics import evaluate_scores
+from pytorch_models.metrics import ranking_metrics
 from pytorch_models.train import publish, train_model
 from pytorch_models.visitor_graph import VisitorGraph
 
@@ -83,7 +83,7 @@ def fold_in_replay(checkpoint, histories: list[list[int]], seed: int) -> torch.T
 
 
 def measure(scores: torch.Tensor, train, test, n: int, n_items: int) -> dict:
-    return evaluate_scores(lambda users: scores[users], train, test, n, n_items, k=K)
+    return ranking_metrics(lambda users: scores[users], train, test, n, n_items, k=K)
 
 
 def measure_seed(name: str, data, features, seed: int, cache: Path) -> dict[str, dict]:

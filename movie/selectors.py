@@ -10,7 +10,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Max, Prefetch
 
 from movie.models import DatasetRating, Genre, Interaction, Movie, MovieTag, PaperReview
-from predictors.training import Catalogue
+from predictors.training import TrainingData
 
 CATALOGUE_PAGE_SIZE = 48
 HISTORY_LIMIT = 50
@@ -20,7 +20,7 @@ PAGE_DATA_S = 60
 SNAPSHOT_CHUNK = 10_000
 
 
-def training_snapshot() -> Catalogue:
+def training_snapshot() -> TrainingData:
     """Every movie with its features and every imported rating, for `manage.py train`."""
     genres: dict[int, list[str]] = defaultdict(list)
     for movie_id, name in Movie.genres.through.objects.order_by("movie_id", "genre__name").values_list(
@@ -39,7 +39,7 @@ def training_snapshot() -> Catalogue:
         .values_list("dataset_user", "movie_id")
         .iterator(chunk_size=SNAPSHOT_CHUNK)
     )
-    return Catalogue(
+    return TrainingData(
         movie_ids=[m[0] for m in movies],
         titles=[m[1] for m in movies],
         genres=[genres.get(m[0], []) for m in movies],

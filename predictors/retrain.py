@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from predictors import registry
-from predictors.training import CURVE_EVERY, SITE_OPTIONS, Catalogue, training_dataset
+from predictors.training import CURVE_EVERY, SITE_OPTIONS, TrainingData, training_dataset
 from predictors.visitor_state import visitor_digest
 from pytorch_models.recommenders import FINE_TUNED_LIVE, RECOMMENDERS
 from pytorch_models.train import publish, train_model
@@ -42,23 +42,23 @@ class RetrainResult:
     reason: str
 
 
-def _with_visitors(catalogue: Catalogue, visitor_pairs: Sequence[tuple[str, int]]):
-    """(the catalogue with visitors as users, digest -> synthetic user id)."""
-    first = max((u for u, _ in catalogue.pairs), default=0) + 1
+def _with_visitors(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]]):
+    """(the training data with visitors as users, digest -> synthetic user id)."""
+    first = max((u for u, _ in training_data.pairs), default=0) + 1
     digests = sorted({visitor_digest(v) for v, _ in visitor_pairs})
     user_of = {digest: first + i for i, digest in enumerate(digests)}
-    pairs = [*catalogue.pairs, *((user_of[visitor_digest(v)], m) for v, m in visitor_pairs)]
-    return dataclasses.replace(catalogue, pairs=pairs), user_of
+    pairs = [*training_data.pairs, *((user_of[visitor_digest(v)], m) for v, m in visitor_pairs)]
+    return dataclasses.replace(training_data, pairs=pairs), user_of
 
 
 def _keys(user_ids: np.ndarray, digest_of_id: dict[int, str]) -> list[str]:
     return [digest_of_id.get(int(u), str(int(u))) for u in user_ids]
 
 
-def retrain(*, model: str, catalogue: Catalogue, visitor_pairs: Sequence[tuple[str, int]],
+def retrain(*, model: str, training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]],
             epochs: int | None = None, progress: bool = False) -> RetrainResult:
     """Train `model` on ratings + visitors, warm from the live version; publish if not worse."""
-    full, user_of = _with_visitors(catalogue, visitor_pairs)
+    full, user_of = _with_visitors(training_data, visitor_pairs)
     interactions, features = training_dataset(full)
     visitor_rows = np.searchsorted(interactions.user_ids, list(user_of.values()))
     held_visitors = np.isin(interactions.test[:, 0], visitor_rows)

@@ -2,7 +2,7 @@
 
 The site's models train on an 80/20 per-user split of the imported ratings (seeded), so
 every published version carries metrics measured on ratings it never saw, and
-`evaluate` can recompute them on the same split.
+`manage.py evaluate` can recompute them on the same split (`live_version_metrics`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 
 from predictors import registry
 from pytorch_models.data import ItemFeatures, Interactions, interactions_from_pairs, movielens_item_features
-from pytorch_models.evaluate import evaluate_checkpoint
-from pytorch_models.metrics import evaluate_scores
-from pytorch_models.models import checkpoint_scorer
+from pytorch_models.evaluate import checkpoint_metrics
+from pytorch_models.metrics import ranking_metrics
+from pytorch_models.scoring import checkpoint_scorer
 from pytorch_models.train import publish, train_model
 
 TEST_FRACTION = 0.2
@@ -35,8 +35,9 @@ SITE_OPTIONS = {"graphfilter": {"factor_dim": 64}}
 
 
 @dataclass(frozen=True)
-class Catalogue:
-    """The training data as plain lists, one entry per movie; pairs are (user, movie id).
+class TrainingData:
+    """What the models train on, as plain lists: every movie with its features (one entry per
+    movie), and the rating pairs (user, movie id).
 
     tags: each movie's normalised tags, most applied first; None when none were imported."""
 
@@ -48,22 +49,24 @@ class Catalogue:
     tags: Sequence[Sequence[str]] | None = None
 
 
-def training_dataset(catalogue: Catalogue) -> tuple[Interactions, ItemFeatures]:
-    if not catalogue.pairs:
+def training_dataset(training_data: TrainingData) -> tuple[Interactions, ItemFeatures]:
+    if not training_data.pairs:
         raise ValueError("there are no ratings to train on: import a MovieLens release first")
-    pairs = np.asarray(catalogue.pairs, dtype=np.int64)
+    pairs = np.asarray(training_data.pairs, dtype=np.int64)
     interactions = interactions_from_pairs(
-        np.unique(pairs[:, 0]), catalogue.movie_ids, pairs, test_fraction=TEST_FRACTION, seed=SEED
+        np.unique(pairs[:, 0]), training_data.movie_ids, pairs, test_fraction=TEST_FRACTION, seed=SEED
     )
-    features = movielens_item_features(catalogue.titles, catalogue.genres, catalogue.years, catalogue.tags)
+    features = movielens_item_features(
+        training_data.titles, training_data.genres, training_data.years, training_data.tags
+    )
     return interactions, features
 
 
 def train_and_publish(
-    *, model: str, catalogue: Catalogue, epochs: int | None = None, progress: bool = True
+    *, model: str, training_data: TrainingData, epochs: int | None = None, progress: bool = True
 ) -> tuple[str, dict]:
     """Train `model` and publish it as the newest version; returns (version, metrics)."""
-    interactions, features = training_dataset(catalogue)
+    interactions, features = training_dataset(training_data)
     result = train_model(model, interactions, features, epochs=epochs, progress=progress, eval_every=CURVE_EVERY,
                          options=SITE_OPTIONS.get(model))
     with registry.publishing(model) as folder:
@@ -71,21 +74,21 @@ def train_and_publish(
     return registry.latest_version(model), result.metrics
 
 
-def evaluate_published(*, model: str, catalogue: Catalogue, k: int = 20) -> dict:
-    """Full-ranking metrics of the live version on the held-out part of the catalogue's split."""
+def live_version_metrics(*, model: str, training_data: TrainingData, k: int = 20) -> dict:
+    """Full-ranking metrics of the live version on the held-out part of the site's split."""
     published = registry.published(model)
     if published is None:
         raise LookupError(f"{model} has no published version yet: train it first")
-    interactions, _ = training_dataset(catalogue)
+    interactions, _ = training_dataset(training_data)
     if not published.checkpoint.graph().trained_on(interactions.train):
         raise ValueError(f"the ratings changed since {model} {published.version} was trained: retrain it")
     scorer = checkpoint_scorer(published.checkpoint, interactions.train, interactions.n_users)
-    return evaluate_scores(
+    return ranking_metrics(
         scorer, interactions.train, interactions.test, interactions.n_users, interactions.n_items, k=k
     )
 
 
-def evaluate_files(*, dataset: str, data_dir: str, checkpoint: str, k: int = 20) -> dict:
+def checkpoint_folder_metrics(*, dataset: str, data_dir: str, checkpoint: str, k: int = 20) -> dict:
     """Full-ranking metrics of a checkpoint folder on a data set on disk (`gowalla` train/test
     files or a MovieLens folder), the same numbers `python -m pytorch_models.evaluate` prints."""
-    return evaluate_checkpoint(checkpoint, dataset, data_dir, k=k)
+    return checkpoint_metrics(checkpoint, dataset, data_dir, k=k)

@@ -14,16 +14,17 @@ import json
 import logging
 import time
 
-
 from pytorch_models.checkpoint import load_checkpoint
-from pytorch_models.metrics import evaluate_scores
-from pytorch_models.models import checkpoint_scorer
+
+from pytorch_models.metrics import ranking_metrics
+from pytorch_models.scoring import checkpoint_scorer
 from pytorch_models.train import load_dataset
 
 log = logging.getLogger(__name__)
 
-
-def evaluate_checkpoint(checkpoint_dir, dataset: str, data_dir, *, k: int = 20) -> dict:
+def checkpoint_metrics(checkpoint_dir, dataset: str, data_dir, *, k: int = 20) -> dict:
+    """Full-ranking metrics (and the seconds they took) of a checkpoint folder on the held-out
+    split of the data set on disk that it was trained against."""
     checkpoint = load_checkpoint(checkpoint_dir)
     split = checkpoint.meta.get("data", {}).get("split", {})
     data, _ = load_dataset(
@@ -33,10 +34,9 @@ def evaluate_checkpoint(checkpoint_dir, dataset: str, data_dir, *, k: int = 20) 
         raise ValueError("the data set's train split differs from the checkpoint's training snapshot")
     started = time.perf_counter()
     scorer = checkpoint_scorer(checkpoint, data.train, data.n_users)
-    metrics = evaluate_scores(scorer, data.train, data.test, data.n_users, data.n_items, k=k)
+    metrics = ranking_metrics(scorer, data.train, data.test, data.n_users, data.n_items, k=k)
     metrics["seconds"] = time.perf_counter() - started
     return metrics
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Full-ranking evaluation of a saved checkpoint.")
@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=20)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(json.dumps(evaluate_checkpoint(args.checkpoint, args.dataset, args.data_dir, k=args.k)))
-
+    print(json.dumps(checkpoint_metrics(args.checkpoint, args.dataset, args.data_dir, k=args.k)))
 
 if __name__ == "__main__":
     main()

@@ -34,7 +34,7 @@ from pytorch_models.checkpoint import Checkpoint
 from pytorch_models.graph import SymmetricAdjacency
 from pytorch_models.graphfilter.model import filter_for
 from pytorch_models.losses import bpr_loss, max_margin_loss
-from pytorch_models.models import build_model
+from pytorch_models.architectures import build_model
 
 # Chosen with benchmarks/fold_in_quality.py on ml-latest-small, held-out users of seed 1
 # (seeds 0, 2 and 3 are the reported run), replaying each history one click per round:

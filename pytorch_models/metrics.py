@@ -34,7 +34,7 @@ def _rows(crow: torch.Tensor, items: torch.Tensor, users: torch.Tensor) -> tuple
 
 
 @torch.no_grad()
-def evaluate_scores(
+def ranking_metrics(
     score_fn: Callable[[torch.Tensor], torch.Tensor],
     train_pairs: np.ndarray,
     test_pairs: np.ndarray,
@@ -76,3 +76,11 @@ def evaluate_scores(
     result = {f"{name}@{k}": value / n for name, value in totals.items()}
     result["n_users_evaluated"] = int(len(users))
     return result
+
+
+def held_out_metrics(score_fn: Callable[[torch.Tensor], torch.Tensor], data, k: int = 20) -> dict[str, float]:
+    """`ranking_metrics` of `score_fn` on the held-out split of `data` (an `Interactions`),
+    its train pairs masked; empty when nothing is held out."""
+    if len(data.test) == 0:
+        return {}
+    return ranking_metrics(score_fn, data.train, data.test, data.n_users, data.n_items, k=k)

@@ -22,16 +22,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pytorch_models.checkpoint import save_checkpoint
 from pytorch_models.data import Interactions, ItemFeatures, load_gowalla, load_movielens, load_movielens_features
 from pytorch_models.fold_in import item_layers
 from pytorch_models.graph import SymmetricAdjacency, build_graph
 from pytorch_models.graphfilter.model import parse_override
 from pytorch_models.graphfilter.train import train_graphfilter
-from pytorch_models.metrics import evaluate_scores
-from pytorch_models.models import CONFIGS, MODEL_NAMES, build_model, dot_scorer, pinsage_user_vectors, popularity_scorer
+from pytorch_models.architectures import CONFIGS, MODEL_NAMES, build_model
+from pytorch_models.bpr_sampler import PositiveSet, bpr_batches
+from pytorch_models.checkpoint import save_checkpoint
+from pytorch_models.metrics import held_out_metrics
+from pytorch_models.scoring import dot_scorer, pinsage_user_vectors, popularity_scorer
 from pytorch_models.pinsage.sampler import WalkConfig, batch_loader, full_hops, neighbour_table
-from pytorch_models.sampling import PositiveSet, bpr_batches
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +86,6 @@ class TrainResult:
     @property
     def seconds_per_epoch(self) -> float | None:
         return statistics.median(self.epoch_seconds) if self.epoch_seconds else None
-
-
-def _evaluate(scorer, data: Interactions, k: int) -> dict:
-    if len(data.test) == 0:
-        return {}
-    return evaluate_scores(scorer, data.train, data.test, data.n_users, data.n_items, k=k)
 
 
 class CosineDecay:
@@ -172,7 +167,7 @@ def _train_embedding(name, data, *, epochs, batch_size, dim, layers, lr, generat
             users, items = model.embeddings(adjacency.matrix)
         return dot_scorer(users, items), items
 
-    history = _loop(epochs, time_budget_s, run_epoch, lambda: _evaluate(scorer()[0], data, k), eval_every, k)
+    history = _loop(epochs, time_budget_s, run_epoch, lambda: held_out_metrics(scorer()[0], data, k), eval_every, k)
     score, items = scorer()
     # What fold-in needs frozen: every layer's item rows and the item degrees.
     layers, degree = item_layers(model, data.train)
@@ -233,7 +228,7 @@ def _train_pinsage(data, features, *, hard_negatives, epochs, batch_size, dim, l
         extra = {"item_bias": bias, "neighbour_table": table, "neighbour_weights": weights}
         return dot_scorer(users, items, bias), items, extra
 
-    history = _loop(epochs, time_budget_s, run_epoch, lambda: _evaluate(scorer()[0], data, k), eval_every, k)
+    history = _loop(epochs, time_budget_s, run_epoch, lambda: held_out_metrics(scorer()[0], data, k), eval_every, k)
     score, items, extra = scorer()
     return model, asdict(config), items, extra, score, history
 
@@ -309,7 +304,7 @@ def train_model(
             model_name, interactions, options=options or {}, **common
         )
     train_seconds = time.perf_counter() - started
-    metrics = _evaluate(score, interactions, k)
+    metrics = held_out_metrics(score, interactions, k)
     log.info("%s trained in %.1fs: %s", model_name, train_seconds, metrics)
     return TrainResult(
         model_name=model_name,

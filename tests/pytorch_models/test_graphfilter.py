@@ -13,7 +13,7 @@ from pytorch_models.fold_in import score_history
 from pytorch_models.graphfilter.model import (
     GraphFilterConfig, binary_matrix, filter_for, fit, from_checkpoint, normalize, parse_override, top_singular,
 )
-from pytorch_models.models import checkpoint_scorer
+from pytorch_models.scoring import checkpoint_scorer
 from pytorch_models.train import publish, train_model
 
 # 4 users x 5 items; nobody has item 4 (an empty column must score 0, not blow up).

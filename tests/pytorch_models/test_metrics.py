@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_models.metrics import evaluate_scores
+from pytorch_models.metrics import ranking_metrics
 
 
 def test_metrics_match_hand_computed_values():
@@ -17,7 +17,7 @@ def test_metrics_match_hand_computed_values():
     )
     train = np.array([[0, 0]])
     test = np.array([[0, 1], [0, 3], [1, 5]])
-    got = evaluate_scores(lambda users: scores[users], train, test, n_users=2, n_items=6, k=3, batch_size=1)
+    got = ranking_metrics(lambda users: scores[users], train, test, n_users=2, n_items=6, k=3, batch_size=1)
     # user 0: top3 = [1, 2, 3] -> hits at ranks 1 and 3; user 1: top3 = [0, 1, 2], no hit
     dcg0 = 1 / math.log2(2) + 1 / math.log2(4)
     idcg0 = 1 / math.log2(2) + 1 / math.log2(3)
@@ -31,5 +31,5 @@ def test_metrics_match_hand_computed_values():
 
 def test_users_without_test_items_are_skipped():
     scores = torch.arange(4.0).flip(0).repeat(3, 1)
-    got = evaluate_scores(lambda u: scores[u], np.zeros((0, 2), np.int64), np.array([[1, 0]]), 3, 4, k=2)
+    got = ranking_metrics(lambda u: scores[u], np.zeros((0, 2), np.int64), np.array([[1, 0]]), 3, 4, k=2)
     assert got["n_users_evaluated"] == 1 and got["recall@2"] == 1.0 and got["ndcg@2"] == 1.0

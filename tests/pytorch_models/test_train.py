@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from pytorch_models.checkpoint import load_checkpoint
-from pytorch_models.metrics import evaluate_scores
-from pytorch_models.models import checkpoint_scorer
+from pytorch_models.metrics import ranking_metrics
+from pytorch_models.scoring import checkpoint_scorer
 from pytorch_models.fold_in import score_history
 from pytorch_models.train import CosineDecay, publish, train_model
 
@@ -34,7 +34,7 @@ def test_train_publish_load(tmp_path, communities, community_features, name):
     assert snapshot.item_features.genres.shape == community_features.genres.shape
     assert torch.equal(snapshot.item_features.tags, community_features.tags)
     scorer = checkpoint_scorer(checkpoint, communities.train, communities.n_users)
-    again = evaluate_scores(scorer, communities.train, communities.test, communities.n_users, communities.n_items)
+    again = ranking_metrics(scorer, communities.train, communities.test, communities.n_users, communities.n_items)
     assert again["recall@20"] == pytest.approx(result.metrics["recall@20"], abs=1e-6)
     scores = score_history(checkpoint, [0, 1])
     assert scores.shape == (communities.n_items,) and torch.isfinite(scores).all()

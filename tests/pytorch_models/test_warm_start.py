@@ -3,7 +3,7 @@
 import torch
 
 from pytorch_models.checkpoint import load_checkpoint
-from pytorch_models.models import build_model
+from pytorch_models.architectures import build_model
 from pytorch_models.train import publish, train_model
 from pytorch_models.warm_start import warm_start
 

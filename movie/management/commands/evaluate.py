@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from movie.selectors import training_snapshot
 from predictors.recommend import MODELS
-from predictors.training import evaluate_files, evaluate_published
+from predictors.training import checkpoint_folder_metrics, live_version_metrics
 
 COLUMNS = ("recall@{k}", "ndcg@{k}", "hit@{k}", "precision@{k}", "mrr@{k}")
 
@@ -29,12 +29,14 @@ class Command(BaseCommand):
                 raise CommandError("--model names live versions; it does not go with --checkpoint")
             if not (dataset and data_dir):
                 raise CommandError("--checkpoint needs --dataset and --data-dir")
-            rows = [(checkpoint, self._run(evaluate_files, dataset=dataset, data_dir=data_dir, checkpoint=checkpoint, k=k))]
+            rows = [(checkpoint, self._run(checkpoint_folder_metrics, dataset=dataset, data_dir=data_dir,
+                                           checkpoint=checkpoint, k=k))]
         elif dataset or data_dir:
             raise CommandError("--dataset and --data-dir go with --checkpoint")
         else:
-            catalogue = training_snapshot()
-            rows = [(name, self._run(evaluate_published, model=name, catalogue=catalogue, k=k)) for name in model or MODELS]
+            training_data = training_snapshot()
+            rows = [(name, self._run(live_version_metrics, model=name, training_data=training_data, k=k))
+                    for name in model or MODELS]
         columns = [c.format(k=k) for c in COLUMNS]
         self.stdout.write("| model | " + " | ".join(columns) + " |")
         self.stdout.write("|---" * (len(columns) + 1) + "|")
@@ -42,8 +44,8 @@ class Command(BaseCommand):
             self.stdout.write(f"| {name} | " + " | ".join(f"{metrics[c]:.4f}" for c in columns) + " |")
 
     @staticmethod
-    def _run(evaluate, **kwargs) -> dict:
+    def _run(metrics_of, **kwargs) -> dict:
         try:
-            return evaluate(**kwargs)
+            return metrics_of(**kwargs)
         except (LookupError, ValueError, FileNotFoundError) as exc:
             raise CommandError(str(exc)) from exc

@@ -24,11 +24,11 @@ class Command(BaseCommand):
             models = [m for m in order if registry.latest_version(m) is None]
         else:
             models = [model]
-        catalogue = training_snapshot()
+        training_data = training_snapshot()
         for name in models:
             try:
                 version, metrics = train_and_publish(
-                    model=name, catalogue=catalogue, epochs=epochs, progress=verbosity > 0
+                    model=name, training_data=training_data, epochs=epochs, progress=verbosity > 0
                 )
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc

@@ -1,4 +1,4 @@
-"""Model names -> classes, and the score functions shared by training, evaluation and serving."""
+"""Score functions, users (B,) -> (B, n_items), shared by training, evaluation and serving."""
 
 from __future__ import annotations
 
@@ -7,23 +7,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from pytorch_models.architectures import build_model
 from pytorch_models.graph import SymmetricAdjacency
-from pytorch_models.graphfilter.model import GraphFilterConfig, from_checkpoint
+from pytorch_models.graphfilter.model import from_checkpoint
 from pytorch_models.graphfilter.train import user_scorer
-from pytorch_models.lightgcn.model import LightGCN, LightGCNConfig
-from pytorch_models.ngcf.model import NGCF, NGCFConfig
-from pytorch_models.pinsage.model import PinSage, PinSageConfig
-from pytorch_models.recommenders import NAMES
-
-MODEL_NAMES = NAMES
-CONFIGS = {"lightgcn": LightGCNConfig, "ngcf": NGCFConfig, "pinsage": PinSageConfig, "graphfilter": GraphFilterConfig}
-CLASSES = {"lightgcn": LightGCN, "ngcf": NGCF, "pinsage": PinSage}
-
-
-def build_model(model_name: str, config: dict) -> nn.Module:
-    return CLASSES[model_name](CONFIGS[model_name](**config))
 
 
 def user_item_mean(item_vectors: torch.Tensor, pairs: np.ndarray, n_users: int) -> torch.Tensor:
