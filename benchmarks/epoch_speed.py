@@ -19,7 +19,7 @@ import torch
 import pytorch_models  # noqa: F401
 from benchmarks import reference_lightgcn
 from pytorch_models.data import load_gowalla
-from pytorch_models.train import train_model
+from pytorch_models.train import TrainOptions, train_model
 
 
 def main() -> None:
@@ -41,8 +41,8 @@ def main() -> None:
     ours = {}
     for name in args.models:
         layers = 2 if name == "pinsage" else 3
-        result = train_model(name, no_test, epochs=args.epochs, batch_size=args.batch_size, dim=64, layers=layers,
-                             progress=True)
+        options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, dim=64, layers=layers, progress=True)
+        result = train_model(name, no_test, options=options)
         ours[name] = result.seconds_per_epoch
         print(json.dumps({"model": name, "threads": torch.get_num_threads(), "batch_size": args.batch_size,
                           "seconds_per_epoch": round(result.seconds_per_epoch, 2),

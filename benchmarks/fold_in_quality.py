@@ -32,7 +32,7 @@ from pytorch_models.data import interactions_from_pairs, load_movielens, load_mo
 from pytorch_models.fold_in import VisitorBatch, fold_in_for, fold_in_round, score_history
 from pytorch_models.graph import build_graph
 from pytorch_models.metrics import ranking_metrics
-from pytorch_models.train import publish, train_model
+from pytorch_models.train import TrainOptions, publish, train_model
 from pytorch_models.visitor_graph import VisitorGraph
 
 K = 20
@@ -56,7 +56,7 @@ def split_users(data, seed: int):
 def trained_checkpoint(name, trained, features, cache: Path, seed: int):
     folder = cache / f"{name}-seed{seed}"
     if not (folder / "meta.json").exists():
-        result = train_model(name, trained, features, seed=seed, progress=True)
+        result = train_model(name, trained, features, TrainOptions(seed=seed, progress=True))
         publish(result, trained, folder, item_features=features)
     return load_checkpoint(folder)
 

@@ -24,7 +24,7 @@ from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data import load_gowalla, load_movielens, load_movielens_features
 from pytorch_models.fold_in import fold_in_for, fold_in_round, top_unseen
 from pytorch_models.graph import build_graph
-from pytorch_models.train import publish, train_model
+from pytorch_models.train import TrainOptions, publish, train_model
 from pytorch_models.visitor_graph import VisitorGraph
 
 MODELS = ("lightgcn", "ngcf", "pinsage")
@@ -42,7 +42,7 @@ def checkpoints(dataset: str, data_dir: str, cache: Path) -> dict:
                 data = load_gowalla(data_dir) if dataset == "gowalla" else load_movielens(data_dir, test_fraction=0.0)
                 data.test = np.zeros((0, 2), dtype=np.int64)  # no evaluation: only the tables matter
                 features = load_movielens_features(data_dir, data.item_ids) if dataset == "movielens" else None
-            result = train_model(name, data, features, epochs=0, progress=False, num_workers=0)
+            result = train_model(name, data, features, TrainOptions(epochs=0, progress=False, num_workers=0))
             publish(result, data, folder, item_features=features)
         out[name] = load_checkpoint(folder)
     return out

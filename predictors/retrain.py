@@ -22,13 +22,13 @@ from predictors import registry
 from predictors.training import CURVE_EVERY, SITE_OPTIONS, TrainingData, training_dataset
 from predictors.visitor_state import visitor_digest
 from pytorch_models.recommenders import FINE_TUNED_LIVE, RECOMMENDERS
-from pytorch_models.train import publish, train_model
+from pytorch_models.train import TrainOptions, publish, train_model
 from pytorch_models.warm_start import warm_start
 
 log = logging.getLogger(__name__)
 
 RECALL_TOLERANCE = 0.02  # publish when recall@20 >= (1 - this) x the live version's
-# Warm-started runs need a fraction of a cold start's epochs (DEFAULTS in pytorch_models.train).
+# Warm-started runs need a fraction of a cold start's epochs (DEFAULTS in pytorch_models.train_options).
 RETRAIN_EPOCHS = {r.name: r.retrain_epochs for r in RECOMMENDERS}
 
 
@@ -79,8 +79,9 @@ def retrain(*, model: str, training_data: TrainingData, visitor_pairs: Sequence[
             log.info("%s warm start from %s: %s", model, live.version, carried)
 
     epochs = RETRAIN_EPOCHS[model] if epochs is None else epochs
-    result = train_model(model, interactions, features, epochs=epochs, progress=progress, initialise=initialise,
-                         eval_every=CURVE_EVERY, options=SITE_OPTIONS.get(model))
+    options = TrainOptions(epochs=epochs, progress=progress, eval_every=CURVE_EVERY,
+                           config_overrides=SITE_OPTIONS.get(model, {}))
+    result = train_model(model, interactions, features, options, initialise=initialise)
     recall = result.metrics.get("recall@20")
     live_recall = live.checkpoint.meta.get("metrics", {}).get("recall@20") if live else None
     if live_recall is not None and recall is not None and recall < (1 - RECALL_TOLERANCE) * live_recall:

@@ -17,7 +17,7 @@ from pytorch_models.data import ItemFeatures, Interactions, interactions_from_pa
 from pytorch_models.evaluate import checkpoint_metrics
 from pytorch_models.metrics import ranking_metrics
 from pytorch_models.scoring import checkpoint_scorer
-from pytorch_models.train import publish, train_model
+from pytorch_models.train import TrainOptions, publish, train_model
 
 TEST_FRACTION = 0.2
 SEED = 0
@@ -67,8 +67,9 @@ def train_and_publish(
 ) -> tuple[str, dict]:
     """Train `model` and publish it as the newest version; returns (version, metrics)."""
     interactions, features = training_dataset(training_data)
-    result = train_model(model, interactions, features, epochs=epochs, progress=progress, eval_every=CURVE_EVERY,
-                         options=SITE_OPTIONS.get(model))
+    options = TrainOptions(epochs=epochs, progress=progress, eval_every=CURVE_EVERY,
+                           config_overrides=SITE_OPTIONS.get(model, {}))
+    result = train_model(model, interactions, features, options)
     with registry.publishing(model) as folder:
         publish(result, interactions, folder, item_features=features, dataset={"source": "catalogue"})
     return registry.latest_version(model), result.metrics

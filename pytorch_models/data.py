@@ -195,6 +195,17 @@ def load_gowalla(data_dir: str | Path) -> Interactions:
     )
 
 
+def load_dataset(dataset: str, data_dir: str | Path, *, test_fraction: float = 0.2,
+                 seed: int = 0) -> tuple[Interactions, ItemFeatures | None]:
+    """(Interactions, ItemFeatures or None) for `gowalla` or `movielens`."""
+    if dataset == "gowalla":
+        return load_gowalla(data_dir), None
+    if dataset == "movielens":
+        data = load_movielens(data_dir, test_fraction=test_fraction, seed=seed)
+        return data, load_movielens_features(data_dir, data.item_ids)
+    raise ValueError(f"unknown dataset {dataset!r}")
+
+
 def load_movielens(data_dir: str | Path, *, test_fraction: float = 0.2, seed: int = 0) -> Interactions:
     """MovieLens as implicit feedback: every rating is an interaction.
 

@@ -15,12 +15,12 @@ import logging
 import time
 
 from pytorch_models.checkpoint import load_checkpoint
-
+from pytorch_models.data import load_dataset
 from pytorch_models.metrics import ranking_metrics
 from pytorch_models.scoring import checkpoint_scorer
-from pytorch_models.train import load_dataset
 
 log = logging.getLogger(__name__)
+
 
 def checkpoint_metrics(checkpoint_dir, dataset: str, data_dir, *, k: int = 20) -> dict:
     """Full-ranking metrics (and the seconds they took) of a checkpoint folder on the held-out
@@ -38,6 +38,7 @@ def checkpoint_metrics(checkpoint_dir, dataset: str, data_dir, *, k: int = 20) -
     metrics["seconds"] = time.perf_counter() - started
     return metrics
 
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Full-ranking evaluation of a saved checkpoint.")
     parser.add_argument("--dataset", choices=("gowalla", "movielens"), required=True)
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(json.dumps(checkpoint_metrics(args.checkpoint, args.dataset, args.data_dir, k=args.k)))
+
 
 if __name__ == "__main__":
     main()

@@ -10,8 +10,7 @@ import torch.nn.functional as F
 
 from pytorch_models.architectures import build_model
 from pytorch_models.graph import SymmetricAdjacency
-from pytorch_models.graphfilter.model import from_checkpoint
-from pytorch_models.graphfilter.train import user_scorer
+from pytorch_models.graphfilter.model import from_checkpoint, user_scorer
 
 
 def user_item_mean(item_vectors: torch.Tensor, pairs: np.ndarray, n_users: int) -> torch.Tensor:

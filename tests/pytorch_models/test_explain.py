@@ -9,7 +9,7 @@ import torch
 from pytorch_models.checkpoint import Checkpoint, load_checkpoint
 from pytorch_models.explain import contributions, explain_history
 from pytorch_models.fold_in import score_history
-from pytorch_models.train import publish, train_model
+from pytorch_models.train import TrainOptions, publish, train_model
 
 # Rows 0-2 are the history, rows 3-4 the items to explain.
 TABLE = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 2.0], [3.0, 1.0], [-1.0, 2.0]])
@@ -71,7 +71,8 @@ def test_popular_scores_have_no_history_to_explain():
 def test_the_graph_filters_terms_add_up_to_the_served_score(tmp_path, communities, history, items):
     """The filter is linear in the history row, so the one-item histories' scores sum to the
     visitor's score exactly."""
-    result = train_model("graphfilter", communities, options={"factor_dim": 3}, progress=False)
+    options = TrainOptions(config_overrides={"factor_dim": 3}, progress=False)
+    result = train_model("graphfilter", communities, options=options)
     checkpoint = load_checkpoint(publish(result, communities, tmp_path / "graphfilter"))
 
     values, rows = explain_history(checkpoint, history, list(items), top=len(history))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.fold_in import PinSageFoldIn, VisitorBatch, _random_negatives, fold_in_for
 from pytorch_models.graph import SymmetricAdjacency
-from pytorch_models.train import publish, train_model
+from pytorch_models.train import TrainOptions, publish, train_model
 from tests.pytorch_models.conftest import community_interactions
 
 
@@ -33,8 +33,8 @@ def checkpoints(tmp_path_factory):
     )
     out = {}
     for name in ("lightgcn", "ngcf", "pinsage"):
-        result = train_model(name, data, features, epochs=10, batch_size=64, dim=16, lr=0.01,
-                             progress=False, num_workers=0)
+        result = train_model(name, data, features,
+                             TrainOptions(epochs=10, batch_size=64, dim=16, lr=0.01, progress=False, num_workers=0))
         folder = publish(result, data, tmp_path_factory.mktemp(name), item_features=features)
         out[name] = load_checkpoint(folder)
     return data, out
@@ -142,8 +142,9 @@ def test_a_version_published_without_layer_tables_folds_in_the_same(checkpoints,
 def test_pinsage_fold_in_draws_negatives_as_its_version_was_trained(tmp_path, communities, community_features):
     """A version trained with popularity-weighted negatives is fine-tuned with them too; with a
     weight on one unseen item only, every negative is that item."""
-    result = train_model("pinsage", communities, community_features, epochs=1, batch_size=64, dim=8,
-                         negative_power=0.5, progress=False, num_workers=0)
+    result = train_model("pinsage", communities, community_features,
+                         TrainOptions(epochs=1, batch_size=64, dim=8, negative_power=0.5, progress=False,
+                                      num_workers=0))
     checkpoint = load_checkpoint(publish(result, communities, tmp_path / "pinsage", item_features=community_features))
     fold_in = PinSageFoldIn.from_checkpoint(checkpoint)
     counts = checkpoint.extra["item_popularity"].double()

@@ -14,7 +14,7 @@ from pytorch_models.graphfilter.model import (
     GraphFilterConfig, binary_matrix, filter_for, fit, from_checkpoint, normalize, parse_override, top_singular,
 )
 from pytorch_models.scoring import checkpoint_scorer
-from pytorch_models.train import publish, train_model
+from pytorch_models.train import TrainOptions, publish, train_model
 
 # 4 users x 5 items; nobody has item 4 (an empty column must score 0, not blow up).
 HISTORY = np.array([[1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [1, 0, 1, 1, 0], [0, 0, 0, 1, 0]], dtype=np.float64)
@@ -89,7 +89,8 @@ def test_the_single_visitor_fold_in_is_the_batched_row_of_a_training_user(commun
 
 def test_the_checkpoint_round_trips_through_safetensors(tmp_path, communities, community_features):
     data = communities
-    result = train_model("graphfilter", data, community_features, options={"factor_dim": 3}, progress=False)
+    result = train_model("graphfilter", data, community_features,
+                         TrainOptions(config_overrides={"factor_dim": 3}, progress=False))
     folder = publish(result, data, tmp_path / "graphfilter", item_features=community_features)
 
     assert {p.name for p in folder.iterdir()} == {
@@ -108,7 +109,7 @@ def test_the_checkpoint_round_trips_through_safetensors(tmp_path, communities, c
 
 def test_checkpoint_scorer_and_score_history_use_the_published_filter(tmp_path, communities):
     data = communities
-    result = train_model("graphfilter", data, options={"factor_dim": 3}, progress=False)
+    result = train_model("graphfilter", data, options=TrainOptions(config_overrides={"factor_dim": 3}, progress=False))
     checkpoint = load_checkpoint(publish(result, data, tmp_path / "graphfilter"))
     scorer = checkpoint_scorer(checkpoint, data.train, data.n_users)
     user = 3
@@ -122,8 +123,8 @@ def test_checkpoint_scorer_and_score_history_use_the_published_filter(tmp_path, 
 
 
 def test_a_short_run_beats_popular(communities):
-    popular = train_model("popular", communities, progress=False)
-    graph_filter = train_model("graphfilter", communities, progress=False)  # the paper's defaults
+    popular = train_model("popular", communities, options=TrainOptions(progress=False))
+    graph_filter = train_model("graphfilter", communities, options=TrainOptions(progress=False))  # the paper's defaults
 
     assert graph_filter.metrics["recall@20"] > popular.metrics["recall@20"]
     assert graph_filter.metrics["ndcg@20"] > popular.metrics["ndcg@20"]

@@ -10,13 +10,14 @@ from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.metrics import ranking_metrics
 from pytorch_models.scoring import checkpoint_scorer
 from pytorch_models.fold_in import score_history
-from pytorch_models.train import CosineDecay, publish, train_model
+from pytorch_models.train import TrainOptions, publish, train_model
+from pytorch_models.training_loops import CosineDecay
 
 
 @pytest.mark.parametrize("name", ["popular", "lightgcn", "ngcf", "pinsage"])
 def test_train_publish_load(tmp_path, communities, community_features, name):
-    result = train_model(name, communities, community_features, epochs=2, batch_size=64, dim=8,
-                         progress=False, num_workers=0)
+    result = train_model(name, communities, community_features,
+                         TrainOptions(epochs=2, batch_size=64, dim=8, progress=False, num_workers=0))
     assert set(result.metrics) >= {"recall@20", "ndcg@20", "precision@20", "hit@20", "mrr@20"}
     assert all(0 <= v <= 1 for k, v in result.metrics.items() if "@" in k)
     assert result.item_embeddings.shape[0] == communities.n_items
@@ -42,8 +43,9 @@ def test_train_publish_load(tmp_path, communities, community_features, name):
 
 
 def test_pinsage_trains_from_a_cached_neighbour_table_with_shared_negatives(communities, community_features):
-    result = train_model("pinsage", communities, community_features, epochs=2, batch_size=64, dim=8,
-                         progress=False, num_workers=0, neighbourhoods="cached", shared_negatives=4)
+    result = train_model("pinsage", communities, community_features,
+                         TrainOptions(epochs=2, batch_size=64, dim=8, progress=False, num_workers=0,
+                                      neighbourhoods="cached", shared_negatives=4))
     assert result.hyper["neighbourhoods"] == "cached" and result.hyper["shared_negatives"] == 4
     assert len(result.losses) == 2 and result.losses[-1] < result.losses[0]
     assert 0 <= result.metrics["recall@20"] <= 1
@@ -60,8 +62,8 @@ def test_cosine_decay_goes_from_lr_to_five_percent_over_the_epochs():
 
 
 def test_the_history_holds_each_epochs_loss_and_held_out_recall(tmp_path, communities, community_features):
-    result = train_model("lightgcn", communities, community_features, epochs=3, batch_size=64, dim=8,
-                         progress=False, eval_every=1)
+    result = train_model("lightgcn", communities, community_features,
+                         TrainOptions(epochs=3, batch_size=64, dim=8, progress=False, eval_every=1))
 
     assert [entry["epoch"] for entry in result.history] == [1, 2, 3]
     assert [entry["loss"] for entry in result.history] == result.losses
@@ -75,9 +77,10 @@ def test_the_history_holds_each_epochs_loss_and_held_out_recall(tmp_path, commun
 
 
 def test_epochs_not_evaluated_have_no_recall(communities, community_features):
-    every_second = train_model("ngcf", communities, community_features, epochs=3, batch_size=64, dim=8,
-                               progress=False, eval_every=2)
-    never = train_model("ngcf", communities, community_features, epochs=2, batch_size=64, dim=8, progress=False)
+    every_second = train_model("ngcf", communities, community_features,
+                               TrainOptions(epochs=3, batch_size=64, dim=8, progress=False, eval_every=2))
+    never = train_model("ngcf", communities, community_features,
+                        TrainOptions(epochs=2, batch_size=64, dim=8, progress=False))
 
     assert [entry["recall@20"] is None for entry in every_second.history] == [True, False, True]
     assert [entry["recall@20"] for entry in never.history] == [None, None]
@@ -97,8 +100,8 @@ SHORT_RUNS = {"lightgcn": {"epochs": 20, "lr": 0.05}, "ngcf": {"epochs": 10, "lr
 @pytest.mark.parametrize("name", sorted(SHORT_RUNS))
 def test_a_short_run_lowers_the_loss_and_beats_popular(communities, community_features, name):
     common = dict(batch_size=64, dim=8, progress=False, num_workers=0, k=5)
-    popular = train_model("popular", communities, community_features, **common)
-    result = train_model(name, communities, community_features, **SHORT_RUNS[name], **common)
+    popular = train_model("popular", communities, community_features, TrainOptions(**common))
+    result = train_model(name, communities, community_features, TrainOptions(**SHORT_RUNS[name], **common))
 
     # The per-epoch losses are means over a few sampled batches and wobble: compare the last
     # three epochs' mean with the first epoch.
