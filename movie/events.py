@@ -30,8 +30,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from movie import clicklog, stream
-from movie.clicklog import Event
+from eventstore import clicklog, stream
+from eventstore.clicklog import Event
 from movie.impressions import click_attribution
 from movie.models import Interaction, Movie
 from predictors.visitor_state import GRACE_S, visitor_forget, visitors_wait

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from movie import clicklog, stream
+from eventstore import clicklog, stream
 from movie.experiments import ShownList, TokenRejected, impression_token_read
 from movie.models import Impression
 

@@ -29,7 +29,7 @@ def rig(app_process_env, trained_models, model_dir, log_dir):
 @pytest.fixture
 def rig_clients(rig, settings):
     """Point this process's click-log and Redis readers at the rig's services."""
-    from movie import clicklog
+    from eventstore import clicklog
     from predictors import cache
 
     settings.DYNAMODB_ENDPOINT = rig.dynamodb.endpoint
@@ -41,7 +41,7 @@ def rig_clients(rig, settings):
 
 
 def _readers():
-    from movie import clicklog
+    from eventstore import clicklog
     from movie.models import Interaction
     from predictors import cache, visitor_state
 

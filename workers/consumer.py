@@ -24,12 +24,12 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from kafka import ConsumerRebalanceListener, KafkaConsumer  # noqa: E402
 
+from eventstore import CONSUMER_GROUP  # noqa: E402
 from predictors.visitor_state import visitors_wait  # noqa: E402
 from workers.tasks import update_waiting_visitors  # noqa: E402
 
 log = logging.getLogger("workers.consumer")
 
-GROUP = "graph-updaters"
 # A poll returns as soon as records arrive; these bound a batch when many do.
 MAX_BATCH = 500
 POLL_TIMEOUT_MS = 200
@@ -52,7 +52,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):
 
 
 class ClickConsumer:
-    def __init__(self, *, bootstrap: str, topic: str, group: str = GROUP):
+    def __init__(self, *, bootstrap: str, topic: str, group: str = CONSUMER_GROUP):
         self.stopping = False
         self.kafka = KafkaConsumer(
             bootstrap_servers=bootstrap.split(","),
@@ -93,7 +93,7 @@ def main() -> None:
     consumer = ClickConsumer(bootstrap=settings.KAFKA_BOOTSTRAP, topic=settings.KAFKA_TOPIC)
     signal.signal(signal.SIGTERM, consumer.stop)
     signal.signal(signal.SIGINT, consumer.stop)
-    log.info("consuming %s from %s as %s", settings.KAFKA_TOPIC, settings.KAFKA_BOOTSTRAP, GROUP)
+    log.info("consuming %s from %s as %s", settings.KAFKA_TOPIC, settings.KAFKA_BOOTSTRAP, CONSUMER_GROUP)
     consumer.run()
 
 

@@ -48,7 +48,7 @@ def visitor_ids_move(apps, schema_editor) -> None:
     moves = visitor_ids_assign(apps, schema_editor)
     if not moves:
         return
-    from movie.clicklog import events_move  # the services are needed only when there is data
+    from eventstore.clicklog import events_move  # the services are needed only when there is data
     from predictors.visitor_state import visitor_forget
 
     Interaction = apps.get_model("movie", "Interaction")

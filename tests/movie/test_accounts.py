@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from movie import events
-from movie.clicklog import events_for
+from eventstore.clicklog import events_for
 from movie.models import AccountVisitor, Interaction
 
 PASSWORD = "correct-horse-battery"

@@ -14,8 +14,9 @@ from django.conf import settings
 from django.test import Client
 from kafka import KafkaConsumer, TopicPartition
 
-from movie import clicklog, events, stream
-from movie.clicklog import Event
+from eventstore import clicklog, stream
+from eventstore.clicklog import Event
+from movie import events
 from movie.events import history_move, history_remove
 from movie.models import Interaction, Movie
 

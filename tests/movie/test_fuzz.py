@@ -12,7 +12,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from movie import clicklog
+from eventstore import clicklog
 from movie.impressions import impressions_for
 from movie.models import Impression, Interaction
 

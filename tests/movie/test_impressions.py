@@ -17,7 +17,8 @@ from django.test import Client
 from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
-from movie import clicklog, experiments, stream
+from eventstore import clicklog, stream
+from movie import experiments
 from movie.experiments import arm_ctr, impression_token
 from movie.impressions import impressions_for
 from movie.models import Experiment, Impression, Interaction, Movie

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.test import Client
 
-from movie import clicklog
+from eventstore import clicklog
 from movie.models import Interaction, Movie
 
 

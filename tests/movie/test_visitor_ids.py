@@ -12,8 +12,9 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from movie import clicklog, events
-from movie.clicklog import Event
+from eventstore import clicklog
+from eventstore.clicklog import Event
+from movie import events
 from movie.models import AccountVisitor, Interaction, Movie
 from movie.selectors import visitors_recent
 from predictors import visitor_state

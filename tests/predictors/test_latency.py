@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from movie import clicklog
-from movie.clicklog import Event
+from eventstore import clicklog
+from eventstore.clicklog import Event
 from predictors import cache, latency, visitor_state
 from predictors.live import LiveEngine
 

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from movie import clicklog
-from movie.clicklog import Event
+from eventstore import clicklog
+from eventstore.clicklog import Event
 from predictors import cache, visitor_state
 from predictors.live import LiveEngine, history_after
 from predictors.recommend import GNN_MODELS, recommend
