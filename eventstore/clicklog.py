@@ -12,6 +12,7 @@ died half-way never reaches the models.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
@@ -19,6 +20,8 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from django.conf import settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -172,3 +175,14 @@ def events_move(*, from_visitor: str, to_visitor: str) -> list[Event]:
     events = events_copy(from_visitor=from_visitor, to_visitor=to_visitor)
     events_drop(from_visitor)
     return events
+
+
+def undo_logged(what: str, undo, subject: str) -> bool:
+    """Run `undo` after a failed write; a failure is logged (naming `subject`), not raised,
+    so the caller's own error is the one the client sees. True when it worked."""
+    try:
+        undo()
+        return True
+    except Exception:
+        log.exception("%s: could not %s", subject, what)
+        return False

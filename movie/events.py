@@ -141,18 +141,10 @@ def attribution_validate(*, kind: str, impression, position) -> tuple[str | None
     return impression, position
 
 
-def _quietly(what: str, undo, event: Event) -> bool:
-    try:
-        undo()
-        return True
-    except Exception:
-        log.exception("event %s: could not %s", event.event_id, what)
-        return False
-
-
 def _record(event: Event, apply, undo) -> Event:
     """Write `event` as the module docstring says; `apply` writes the mirror, `undo` reverts it.
     Raises EventNotRecorded (nothing kept), or IntegrityError from `apply` (nothing kept)."""
+    subject = f"event {event.event_id}"
     try:
         clicklog.event_put(Event(**{**event.__dict__, "pending": True}))
     except (BotoCoreError, ClientError) as exc:  # nothing was kept: nothing to compensate
@@ -163,7 +155,7 @@ def _record(event: Event, apply, undo) -> Event:
         with transaction.atomic():
             apply()
     except Exception as exc:
-        _quietly("delete its pending click-log item", lambda: clicklog.event_delete(event), event)
+        clicklog.undo_logged("delete its pending click-log item", lambda: clicklog.event_delete(event), subject)
         if isinstance(exc, IntegrityError):
             raise
         log.exception("event %s not recorded: the history mirror refused it", event.event_id)
@@ -177,8 +169,8 @@ def _record(event: Event, apply, undo) -> Event:
         log.exception("event %s not recorded; compensating", event.event_id)
         # The mirror row goes only once the log item has: if the item cannot be deleted the
         # event stays visible in the history, where the visitor can remove it.
-        if _quietly("delete its click-log item", lambda: clicklog.event_delete(event), event):
-            _quietly("undo its mirror row", undo, event)
+        if clicklog.undo_logged("delete its click-log item", lambda: clicklog.event_delete(event), subject):
+            clicklog.undo_logged("undo its mirror row", undo, subject)
         raise EventNotRecorded("the event could not be recorded, please try again") from exc
     return event
 

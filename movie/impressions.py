@@ -77,17 +77,9 @@ def _mirror(shown: ShownList) -> None:
                                   created_at=shown.rendered_at)
 
 
-def _undo(what: str, undo, shown: ShownList) -> bool:
-    try:
-        undo()
-        return True
-    except Exception:
-        log.exception("impression %s: could not %s", shown.impression_id, what)
-        return False
-
-
 def _first_try(shown: ShownList) -> None:
     """Pending item, mirror row, Kafka, confirmed item; on failure undo and raise."""
+    subject = f"impression {shown.impression_id}"
     try:
         _table().put_item(Item=_item(shown, pending=True))
     except (BotoCoreError, ClientError) as exc:
@@ -96,7 +88,7 @@ def _first_try(shown: ShownList) -> None:
     try:
         _mirror(shown)
     except Exception as exc:
-        _undo("delete its pending item", lambda: _table().delete_item(Key=_key(shown)), shown)
+        clicklog.undo_logged("delete its pending item", lambda: _table().delete_item(Key=_key(shown)), subject)
         if isinstance(exc, IntegrityError):
             raise  # the same impression, stored first by a concurrent request
         log.exception("impression %s not recorded: the mirror refused it", shown.impression_id)
@@ -105,8 +97,9 @@ def _first_try(shown: ShownList) -> None:
         _publish_and_confirm(shown)
     except Exception as exc:
         log.exception("impression %s not recorded; compensating", shown.impression_id)
-        if _undo("delete its item", lambda: _table().delete_item(Key=_key(shown)), shown):
-            _undo("delete its mirror row", lambda: Impression.objects.filter(pk=shown.impression_id).delete(), shown)
+        if clicklog.undo_logged("delete its item", lambda: _table().delete_item(Key=_key(shown)), subject):
+            clicklog.undo_logged("delete its mirror row",
+                                 lambda: Impression.objects.filter(pk=shown.impression_id).delete(), subject)
         raise ImpressionNotRecorded("the impression could not be recorded, please try again") from exc
 
 

@@ -9,10 +9,23 @@ for the fold-in) and `combine` (the final embedding of the rows in those layers)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from pytorch_models.losses import bpr_loss
+
+
+@dataclass
+class EmbeddingConfig:
+    """What both models' configs hold; each adds its own fields after these."""
+
+    n_users: int
+    n_items: int
+    dim: int = 64
+    layers: int = 3
+    l2: float = 1e-4  # on the batch's ego rows
 
 
 class EmbeddingPropagation(nn.Module):

@@ -13,17 +13,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pytorch_models.embedding_model import EmbeddingPropagation
+from pytorch_models.embedding_model import EmbeddingConfig, EmbeddingPropagation
 from pytorch_models.graph import propagate
 
 
 @dataclass
-class LightGCNConfig:
-    n_users: int
-    n_items: int
-    dim: int = 64
-    layers: int = 3
-    l2: float = 1e-4
+class LightGCNConfig(EmbeddingConfig):
     init_std: float = 0.1
 
 

@@ -17,17 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pytorch_models.embedding_model import EmbeddingConfig, EmbeddingPropagation
 from pytorch_models.graph import propagate
-from pytorch_models.embedding_model import EmbeddingPropagation
 
 
 @dataclass
-class NGCFConfig:
-    n_users: int
-    n_items: int
-    dim: int = 64
-    layers: int = 3
-    l2: float = 1e-4
+class NGCFConfig(EmbeddingConfig):
     message_dropout: float = 0.1
     node_dropout: float = 0.1  # applied by the caller via SymmetricAdjacency.dropped
 
