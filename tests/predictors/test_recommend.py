@@ -15,3 +15,31 @@ def test_redis_down_serves_the_published_tables(trained_models, settings, unused
     assert recs.source == "published" and not recs.fallback
     assert recs.model_version == trained_models["lightgcn"]
     assert len(recs.items) == 20 and not {m for m, _ in recs.items} & set(CLICKED)
+
+
+def test_the_graph_filter_scores_a_history_once_per_version(trained_models, monkeypatch):
+    """Its list is a function of (version, history, k): asked again it is served from memory,
+    the same; a new history, k or version scores again."""
+    from predictors import recommend as serving
+
+    scored = []
+    real = serving.score_history
+    monkeypatch.setattr(serving, "score_history", lambda checkpoint, rows: scored.append(rows) or real(checkpoint, rows))
+    serving._closed_form_lists.clear()
+
+    first = recommend(visitor="v:filter", model="graphfilter", k=20, history=CLICKED)
+    again = recommend(visitor="v:other", model="graphfilter", k=20, history=CLICKED)
+    assert len(scored) == 1 and again.items == first.items and again.because == first.because
+    assert first.source == "closed_form" and first.model_version == trained_models["graphfilter"]
+
+    longer = recommend(visitor="v:filter", model="graphfilter", k=20, history=[*CLICKED, first.items[0][0]])
+    assert len(scored) == 2 and first.items[0][0] not in {m for m, _ in longer.items}
+    recommend(visitor="v:filter", model="graphfilter", k=5, history=CLICKED)
+    assert len(scored) == 3
+
+    # An entry is keyed by its version: one left from another version is never served.
+    (key,) = [key for key in serving._closed_form_lists if key[3:] == (tuple(CLICKED), 20)]
+    serving._closed_form_lists.clear()
+    serving._closed_form_lists[(*key[:2], "an-older-version", *key[3:])] = ([(1, 9.0)], {})
+    assert recommend(visitor="v:filter", model="graphfilter", k=20, history=CLICKED).items == first.items
+    assert len(scored) == 4
