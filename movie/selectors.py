@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -94,6 +95,10 @@ def catalogue_page(*, genre: str = "", query: str = "", page: int = 1, sort: str
     if query:
         movies = movies.filter(title__icontains=query)
     paginator = Paginator(movies, CATALOGUE_PAGE_SIZE, allow_empty_first_page=True)
+    # The count reads as many rows as the page (a title search: every title) and changes only
+    # with an import: kept a minute, like the genres.
+    key = "catalogue-count:" + hashlib.sha256(f"{genre}\0{query}".encode()).hexdigest()
+    paginator.count = cache.get_or_set(key, movies.count, PAGE_DATA_S)
     return paginator.page(page)
 
 
