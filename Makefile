@@ -20,7 +20,7 @@ SYSTEM_PACKAGES := PYTHON=$(PYTHON) bash scripts/system_packages.sh $(if $(filte
 WORKERS ?= 1
 
 demo: venv node
-	WORKERS=$(WORKERS) $(PY) scripts/stack.py demo
+	WORKERS=$(WORKERS) $(PY) -m devstack demo
 
 test: venv node chromium
 	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/cinegraph} \

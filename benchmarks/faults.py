@@ -33,11 +33,11 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+from devstack import app
+from devstack.process import free_port
+from devstack.services import DynamoDB, Kafka, Valkey, ensure_clicklog_table, ensure_kafka_topic
 
-import app_processes  # noqa: E402
-import local_services  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 FAULTS = ("kafka_pause", "kafka_restart", "worker_kill", "consumer_kill", "redis_restart", "dynamodb_stop",
           "web_crash_after_log", "web_crash_after_mirror")
@@ -150,11 +150,11 @@ class Rig:
 
     def __init__(self, env: dict[str, str], *, log_dir: Path, model_dir: Path):
         self.log_dir, self.tmp = Path(log_dir), Path(tempfile.mkdtemp(prefix="faults-"))
-        self.redis = local_services.Valkey(log_dir=log_dir)
-        self.kafka = local_services.Kafka(log_dir=log_dir)
-        self.dynamodb = local_services.DynamoDB(path=self.tmp / "dynalite", log_dir=log_dir)
-        self.web_port = local_services.free_port()
-        self.env = app_processes.app_env({
+        self.redis = Valkey(log_dir=log_dir)
+        self.kafka = Kafka(log_dir=log_dir)
+        self.dynamodb = DynamoDB(path=self.tmp / "dynalite", log_dir=log_dir)
+        self.web_port = free_port()
+        self.env = app.app_env({
             **env,
             "REDIS_URL": self.redis.url, "KAFKA_BOOTSTRAP": self.kafka.bootstrap,
             "DYNAMODB_ENDPOINT": self.dynamodb.endpoint, "CINEGRAPH_MODEL_DIR": str(model_dir),
@@ -169,15 +169,15 @@ class Rig:
 
     def __enter__(self) -> Rig:
         for service in (self.redis, self.kafka, self.dynamodb):
-            service.start()
+            service.launch()
         self.redis.wait_ready()
         self.kafka.wait_ready()
-        local_services.ensure_kafka_topic(self.kafka.bootstrap, "clicks")
+        ensure_kafka_topic(self.kafka.bootstrap, "clicks")
         self.dynamodb.wait_ready()
-        local_services.ensure_clicklog_table(self.dynamodb.endpoint, "clicklog")
+        ensure_clicklog_table(self.dynamodb.endpoint, "clicklog")
         self.start_worker()
         self.start_consumer()
-        self.beat = app_processes.celery_beat(self.env, log_dir=self.log_dir).start()
+        self.beat = app.celery_beat(self.env, log_dir=self.log_dir).start()
         self.start_web()
         return self
 
@@ -190,29 +190,22 @@ class Rig:
         if self.web is not None:
             self.web.stop()
         env = {**self.env, "CINEGRAPH_FAULT_CRASH": crash}
-        self.web = app_processes.web_server(env, self.web_port, log_dir=self.log_dir).start()
-        local_services.wait_until(lambda: app_processes.http_ready(self.base + "/"), timeout=60, what="web",
-                                  proc=self.web)
+        self.web = app.web_server(env, self.web_port, log_dir=self.log_dir).start()  # until `/` answers
 
     def start_worker(self) -> None:
-        self.worker = app_processes.celery_worker(self.env, log_dir=self.log_dir).start()
-        local_services.wait_until(lambda: app_processes.celery_ready(self.worker), timeout=120,
-                                  what="live worker", proc=self.worker)
+        self.worker = app.celery_worker(self.env, log_dir=self.log_dir).start()  # until it is `ready.`
 
     def start_consumer(self) -> None:
-        self.consumer = app_processes.click_consumer(self.env, log_dir=self.log_dir).start()
-        local_services.wait_until(lambda: app_processes.consumer_group_ready(self.kafka.bootstrap), timeout=60,
-                                  what="consumer", proc=self.consumer)
+        self.consumer = app.click_consumer(self.env, log_dir=self.log_dir).start()  # until it joins its group
 
     @staticmethod
     def _kill(proc) -> None:
-        os.killpg(proc.popen.pid, signal.SIGKILL)  # its own session: only what it started
-        proc.popen.wait()
+        proc.kill()  # SIGKILL to its own session: only what it started
 
     def _restart(self, proc, down_s: float) -> None:
         self._kill(proc)
         time.sleep(down_s)
-        proc.start()
+        proc.start()  # until it is ready
 
     # The faults, each injected while the visitors click, and healed before it returns.
     def kafka_pause(self) -> None:
@@ -222,8 +215,7 @@ class Rig:
 
     def kafka_restart(self) -> None:
         self._restart(self.kafka, 1)  # in-memory: the topic and the group's offsets are gone
-        self.kafka.wait_ready()
-        local_services.ensure_kafka_topic(self.kafka.bootstrap, "clicks")
+        ensure_kafka_topic(self.kafka.bootstrap, "clicks")
 
     def worker_kill(self) -> None:
         time.sleep(0.5)
@@ -236,11 +228,9 @@ class Rig:
 
     def redis_restart(self) -> None:
         self._restart(self.redis, 1)  # no persistence: queue, claims, states and caches are gone
-        self.redis.wait_ready()
 
     def dynamodb_stop(self) -> None:
         self._restart(self.dynamodb, 3)
-        self.dynamodb.wait_ready()
 
 
 # --- the checks -----------------------------------------------------------------------------

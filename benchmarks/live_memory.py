@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -33,9 +32,7 @@ import torch  # noqa: E402
 from django.conf import settings  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import local_services  # noqa: E402
-
+from devstack.services import Valkey  # noqa: E402
 from predictors import registry  # noqa: E402
 from predictors.live import MAX_BATCH, LiveEngine  # noqa: E402
 
@@ -72,9 +69,8 @@ def main() -> None:
         raise SystemExit(f"no published models under {settings.MODEL_DIR}: run `make demo` once (it trains them)")
     popular = published.movie_ids[np.argsort(-published.checkpoint.extra["item_popularity"].numpy())[:500]]
 
-    valkey = local_services.Valkey(log_dir=Path("var/log")).start()
+    valkey = Valkey(log_dir=Path("var/log")).start()
     try:
-        valkey.wait_ready()
         settings.REDIS_URL = valkey.url
         engine = LiveEngine(idle_s=args.idle)
         rng = np.random.default_rng(0)

@@ -7,25 +7,26 @@ dedicated database (15, flushed at session start) when it answers, else a privat
 valkey-server. Override with TEST_REDIS_URL.
 
 The Celery worker and the Kafka consumer run as subprocesses, started only when a test asks
-for `celery_worker` / `click_consumer`. Those processes read the test database through their
-own connection: tests using them need `transactional_db` (data committed), not `db`.
+for `live_celery_worker` / `click_consumer`. Those processes read the test database through
+their own connection: tests using them need `transactional_db` (data committed), not `db`.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+from devstack import app
+from devstack.process import StackError, free_port, quietly
+from devstack.services import (
+    DynamoDB, Kafka, Valkey, aws_kwargs, ensure_clicklog_table, ensure_impressions_table, ensure_kafka_topic, redis_ping,
+)
+from devstack.supervisor import Stack
 
-import app_processes  # noqa: E402  (scripts/: stdlib + redis/boto3/kafka-python)
-import local_services  # noqa: E402
-import stack  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -35,7 +36,7 @@ MOVIELENS = ROOT / "data" / "ml-latest-small"
 @pytest.fixture(scope="session")
 def service_stack(tmp_path_factory):
     """The running processes of this session, stopped in reverse order at the end."""
-    with stack.Stack() as running:
+    with Stack() as running:
         yield running
 
 
@@ -48,30 +49,23 @@ def log_dir(tmp_path_factory) -> Path:
 def redis_url(service_stack, log_dir) -> str:
     import redis
 
-    if local_services.quietly(local_services.redis_ping, TEST_REDIS_URL):
+    if quietly(redis_ping, TEST_REDIS_URL):
         redis.Redis.from_url(TEST_REDIS_URL).flushdb()
         return TEST_REDIS_URL
-    valkey = service_stack.start(local_services.Valkey(log_dir=log_dir))
-    valkey.wait_ready()
-    return valkey.url
+    return service_stack.start(Valkey(log_dir=log_dir)).url
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(service_stack, log_dir) -> str:
-    kafka = service_stack.start(local_services.Kafka(log_dir=log_dir))
-    kafka.wait_ready()
-    local_services.ensure_kafka_topic(kafka.bootstrap, "clicks")
-    local_services.ensure_kafka_topic(kafka.bootstrap, "impressions")
+    kafka = service_stack.start(Kafka(log_dir=log_dir))
+    ensure_kafka_topic(kafka.bootstrap, "clicks")
+    ensure_kafka_topic(kafka.bootstrap, "impressions")
     return kafka.bootstrap
 
 
 @pytest.fixture(scope="session")
 def dynamodb_endpoint(service_stack, log_dir, tmp_path_factory) -> str:
-    dynamo = service_stack.start(
-        local_services.DynamoDB(path=tmp_path_factory.mktemp("dynalite"), log_dir=log_dir)
-    )
-    dynamo.wait_ready()
-    return dynamo.endpoint
+    return service_stack.start(DynamoDB(path=tmp_path_factory.mktemp("dynalite"), log_dir=log_dir)).endpoint
 
 
 @pytest.fixture(scope="session")
@@ -139,7 +133,7 @@ def clicklog_table(services) -> str:
     from django.conf import settings
 
     table = settings.DYNAMODB_TABLE
-    local_services.ensure_clicklog_table(services["DYNAMODB_ENDPOINT"], table)
+    ensure_clicklog_table(services["DYNAMODB_ENDPOINT"], table)
     _empty_table(services["DYNAMODB_ENDPOINT"], table)
     return table
 
@@ -150,7 +144,7 @@ def impressions_table(services) -> str:
     from django.conf import settings
 
     table = settings.DYNAMODB_IMPRESSIONS_TABLE
-    local_services.ensure_impressions_table(services["DYNAMODB_ENDPOINT"], table)
+    ensure_impressions_table(services["DYNAMODB_ENDPOINT"], table)
     _empty_table(services["DYNAMODB_ENDPOINT"], table)
     return table
 
@@ -158,7 +152,7 @@ def impressions_table(services) -> str:
 def _empty_table(endpoint: str, table: str) -> None:
     import boto3
 
-    resource = boto3.resource("dynamodb", endpoint_url=endpoint, **local_services.aws_kwargs())
+    resource = boto3.resource("dynamodb", endpoint_url=endpoint, **aws_kwargs())
     handle = resource.Table(table)
     scan = {"ProjectionExpression": "visitor, sk"}
     with handle.batch_writer() as batch:
@@ -205,7 +199,7 @@ def test_database_url(django_db_setup, django_db_blocker) -> str:
 
 @pytest.fixture(scope="session")
 def app_process_env(services, test_database_url) -> dict[str, str]:
-    return app_processes.app_env({**os.environ, "DATABASE_URL": test_database_url})
+    return app.app_env({**os.environ, "DATABASE_URL": test_database_url})
 
 
 @pytest.fixture(scope="module")
@@ -216,14 +210,11 @@ def live_workers(service_stack, app_process_env, log_dir):
 
     def start(index: int = 1):
         try:
-            worker = app_processes.celery_worker(app_process_env, index=index, log_dir=log_dir).start()
-        except local_services.StackError as exc:
+            worker = app.celery_worker(app_process_env, index=index, log_dir=log_dir).launch()
+        except StackError as exc:
             pytest.fail(str(exc))
         started.append(worker)
-        local_services.wait_until(
-            lambda: app_processes.celery_ready(worker), timeout=120, what=worker.name, proc=worker
-        )
-        return worker
+        return worker.wait_ready()  # its banner says `ready.`
 
     yield start
     for worker in reversed(started):
@@ -231,7 +222,7 @@ def live_workers(service_stack, app_process_env, log_dir):
 
 
 @pytest.fixture(scope="module")
-def celery_worker(live_workers):
+def live_celery_worker(live_workers):
     """One live worker (queue `live`, solo pool) for this module's tests."""
     return live_workers(1)
 
@@ -240,18 +231,10 @@ def celery_worker(live_workers):
 def click_consumer(service_stack, app_process_env, kafka_bootstrap, log_dir):
     """`python -m workers.consumer` as a subprocess; waits until it has joined its group."""
     try:
-        consumer = service_stack.start(
-            app_processes.click_consumer(app_process_env, log_dir=log_dir)
-        )
-    except local_services.StackError as exc:
+        consumer = service_stack.start(app.click_consumer(app_process_env, log_dir=log_dir), wait=False)
+    except StackError as exc:
         pytest.fail(str(exc))
-    local_services.wait_until(
-        lambda: app_processes.consumer_group_ready(kafka_bootstrap),
-        timeout=60,
-        what="kafka consumer",
-        proc=consumer,
-    )
-    return consumer
+    return consumer.wait_ready()  # it has joined its group on `kafka_bootstrap`
 
 
 # Tiny trainings keep the suite fast; the pipeline tests need trained weights, not good ones.
@@ -265,29 +248,28 @@ def trained_models(model_dir):
     Trained from the CSV files rather than the database, so tests that count rows in the
     catalogue are not disturbed; `manage.py train` itself is tested in tests/movie.
     """
-    import pandas as pd
     import torch
 
     from predictors import registry
-    from predictors.training import Catalogue, train_and_publish
-    from pytorch_models.data import movie_tags, read_movielens_movies, read_movielens_tags, title_year
+    from predictors.training import TrainingData, train_and_publish
+    from pytorch_models.movielens import movie_tags, movies_read, rating_pairs, release_detect, tags_read
 
-    movies = read_movielens_movies(MOVIELENS)
-    ratings = pd.read_csv(MOVIELENS / "ratings.csv", usecols=["userId", "movieId"])
-    tags = movie_tags(read_movielens_tags(MOVIELENS))
-    catalogue = Catalogue(
-        movie_ids=movies.movie_ids.tolist(),
-        titles=movies.titles,
-        genres=movies.genres,
-        years=[title_year(t) for t in movies.titles],
-        pairs=ratings.to_numpy().tolist(),
-        tags=[[tag for tag, _ in tags.get(int(m), [])] for m in movies.movie_ids],
+    release = release_detect(MOVIELENS)
+    movies = list(movies_read(release))
+    tags = movie_tags(tags_read(release))
+    training_data = TrainingData(
+        movie_ids=[m.movie_id for m in movies],
+        titles=[m.title for m in movies],
+        genres=[list(m.genres) for m in movies],
+        years=[m.year for m in movies],
+        pairs=rating_pairs(release).tolist(),
+        tags=[[tag for tag, _ in tags.get(m.movie_id, [])] for m in movies],
     )
     # Small sparse products: 2 threads on a busy 2-core box ran ~10x slower than 1.
     torch.set_num_threads(1)
     for model, epochs in TEST_EPOCHS.items():
         if registry.latest_version(model) is None:
-            train_and_publish(model=model, catalogue=catalogue, epochs=epochs, progress=False)
+            train_and_publish(model=model, training_data=training_data, epochs=epochs, progress=False)
     return {model: registry.latest_version(model) for model in TEST_EPOCHS}
 
 
@@ -310,4 +292,4 @@ def chromium_executable() -> str:
 @pytest.fixture
 def unused_tcp_port() -> int:
     """A loopback port nothing listens on (for tests of a service being down)."""
-    return local_services.free_port()
+    return free_port()

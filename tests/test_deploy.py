@@ -72,7 +72,7 @@ def build_context() -> list[str]:
 
 @pytest.mark.parametrize(("path", "ignored"), [
     (".env.dev", True), (".env", True), ("var/models/x", True), ("movie/__pycache__/a.pyc", True),
-    ("manage.py", False), ("movie/static/movie/app.css", False), ("scripts/app_processes.py", False),
+    ("manage.py", False), ("movie/static/movie/app.css", False), ("devstack/app.py", False),
 ])
 def test_dockerignore_rules_as_docker_reads_them(path, ignored):
     assert dockerignored(path, (ROOT / ".dockerignore").read_text()) == ignored

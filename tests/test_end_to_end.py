@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import sync_playwright
 
-from movie import clicklog
+from eventstore import clicklog
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -40,8 +40,8 @@ def _shown(page) -> list[int]:
 
 
 def test_three_clicks_change_pinsage_and_ngcf(
-    live_server, catalogue_imported, trained_models, clicklog_table, impressions_table, celery_worker, click_consumer,
-    chromium_executable,
+    live_server, catalogue_imported, trained_models, clicklog_table, impressions_table, live_celery_worker,
+    click_consumer, chromium_executable,
 ):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)

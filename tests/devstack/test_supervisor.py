@@ -6,14 +6,14 @@ from __future__ import annotations
 import sys
 import time
 
-import local_services
 import pytest
-import stack
+
+from devstack.process import Process, StackError
+from devstack.supervisor import Stack
 
 
-def _sleeper(tmp_path, seconds: float) -> local_services.Process:
-    return local_services.Process("sleeper", [sys.executable, "-c", f"import time; time.sleep({seconds})"],
-                                  log_dir=tmp_path)
+def _sleeper(tmp_path, seconds: float) -> Process:
+    return Process("sleeper", [sys.executable, "-c", f"import time; time.sleep({seconds})"], log_dir=tmp_path)
 
 
 def _until_dead(proc, timeout: float = 10.0) -> None:
@@ -24,7 +24,7 @@ def _until_dead(proc, timeout: float = 10.0) -> None:
 
 
 def test_a_dead_app_process_is_restarted_after_its_backoff(tmp_path):
-    with stack.Stack() as running:
+    with Stack() as running:
         running.backoff_s = 0.3
         proc = running.start(_sleeper(tmp_path, 0.5), restart=True)
         first = proc.pid
@@ -40,19 +40,19 @@ def test_a_dead_app_process_is_restarted_after_its_backoff(tmp_path):
 
 
 def test_a_process_that_keeps_dying_at_once_makes_the_stack_give_up(tmp_path):
-    with stack.Stack() as running:
+    with Stack() as running:
         running.backoff_s, running.max_fast_failures = 0.01, 3
         running.start(_sleeper(tmp_path, 0), restart=True)
         deadline = time.monotonic() + 10
-        with pytest.raises(local_services.StackError, match="3 times .* giving up"):
+        with pytest.raises(StackError, match="3 times .* giving up"):
             while time.monotonic() < deadline:
                 running.check()
                 time.sleep(0.02)
 
 
 def test_a_dead_service_still_stops_the_stack(tmp_path):
-    with stack.Stack() as running:
+    with Stack() as running:
         proc = running.start(_sleeper(tmp_path, 0))
         _until_dead(proc)
-        with pytest.raises(local_services.StackError, match="exited with code 0"):
+        with pytest.raises(StackError, match="exited with code 0"):
             running.check()

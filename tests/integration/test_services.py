@@ -11,12 +11,12 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer
 
-import local_services
+from devstack.services import aws_kwargs, ensure_kafka_topic
 
 
 def test_kafka_produce_all_acks_then_group_consumes_by_key(kafka_bootstrap):
     topic = f"test-{uuid.uuid4().hex[:8]}"
-    assert local_services.ensure_kafka_topic(kafka_bootstrap, topic, partitions=3)
+    assert ensure_kafka_topic(kafka_bootstrap, topic, partitions=3)
     sent = {f"s:{n}": [f"{n}-{i}".encode() for i in range(3)] for n in range(4)}
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     for visitor, values in sent.items():
@@ -52,7 +52,7 @@ def test_kafka_produce_all_acks_then_group_consumes_by_key(kafka_bootstrap):
 
 def test_dynamodb_query_by_visitor_in_sort_key_order(clicklog_table, dynamodb_endpoint):
     table = boto3.resource(
-        "dynamodb", endpoint_url=dynamodb_endpoint, **local_services.aws_kwargs()
+        "dynamodb", endpoint_url=dynamodb_endpoint, **aws_kwargs()
     ).Table(clicklog_table)
     for sk in ("2024-01-03#c", "2024-01-01#a", "2024-01-02#b"):
         table.put_item(Item={"visitor": "s:abc", "sk": sk, "movie_id": 1})
@@ -71,7 +71,7 @@ def test_dynamodb_query_by_visitor_in_sort_key_order(clicklog_table, dynamodb_en
 
 def test_clicklog_table_is_empty_for_each_test(clicklog_table, dynamodb_endpoint):
     table = boto3.resource(
-        "dynamodb", endpoint_url=dynamodb_endpoint, **local_services.aws_kwargs()
+        "dynamodb", endpoint_url=dynamodb_endpoint, **aws_kwargs()
     ).Table(clicklog_table)
     assert table.scan()["Items"] == []
 

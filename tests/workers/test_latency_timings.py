@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def test_a_clicks_wait_for_its_fresh_list_reaches_the_dashboard(
-    catalogue_imported, trained_models, clicklog_table, click_consumer, celery_worker, django_user_model
+    catalogue_imported, trained_models, clicklog_table, click_consumer, live_celery_worker, django_user_model
 ):
     cache.client().delete(latency.KEY)
     visitor_client = Client()

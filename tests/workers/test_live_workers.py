@@ -41,7 +41,7 @@ def test_a_killed_worker_continues_from_the_visitors_stored_parameters(
     stored = visitor_state.states_get([visitor])[visitor]
 
     os.kill(worker.pid, signal.SIGKILL)
-    worker.popen.wait()
+    worker.process.wait()
     live_workers(1)
     second = click(client, 260)
 

@@ -22,7 +22,7 @@ def _wait_for_fresh(client: Client, model: str, event_id: str, timeout: float) -
 
 
 def test_clicks_reach_fresh_recommendations(
-    catalogue_imported, trained_models, clicklog_table, celery_worker, click_consumer
+    catalogue_imported, trained_models, clicklog_table, live_celery_worker, click_consumer
 ):
     client = Client()
     cold = client.get("/api/recommendations/ngcf/?k=20").json()

@@ -30,7 +30,7 @@ def retrained(trained_models):
 
 
 def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
-    catalogue_imported, trained_models, clicklog_table, click_consumer, celery_worker, retrained
+    catalogue_imported, trained_models, clicklog_table, click_consumer, live_celery_worker, retrained
 ):
     client = Client()
     event_ids = [click(client, movie_id) for movie_id in CLICKED]

@@ -1,0 +1,125 @@
+"""The local Cinegraph stack: start, wait for and stop every service on free ports.
+
+    python -m devstack demo       # services, migrate/import/train, workers, beat, consumer, web
+    python -m devstack services   # only Kafka, DynamoDB, Redis; prints the env to export
+    python -m devstack prepare    # create topic + table at KAFKA_BOOTSTRAP/DYNAMODB_ENDPOINT
+
+Every process is a child of this one with its PID kept and its output in var/log/<name>.log.
+Ctrl-C or SIGTERM reaches only this process (each child has its own session), which stops
+the children in reverse start order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Sequence
+
+from devstack import app, services
+from devstack.process import ROOT, VAR, StackError, dev_env, port_is_free, wait_until
+from devstack.supervisor import Stack
+
+SERVICES_ENV = VAR / "demo-services.env"  # the running demo's service addresses
+
+
+def ensure_node_modules() -> None:
+    if (ROOT / "node_modules" / ".bin" / "dynalite").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise StackError("npm is missing: install Node 20 and npm (Debian: apt-get install nodejs npm, "
+                         "or run .ci/run as root)")
+    print("node_modules missing: npm ci", flush=True)
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, check=True)
+
+
+def demo() -> None:
+    started = time.monotonic()
+    port = int(os.environ.get("PORT", "8000"))
+    if not port_is_free(port):
+        raise StackError(f"port {port} is already in use on 127.0.0.1: stop what holds it "
+                         f"(`ss -ltnp 'sport = :{port}'`) or choose another port, e.g. `PORT=8001 make demo`")
+    ensure_node_modules()
+    defaults = dev_env()
+    model_dir = ROOT / (defaults.get("CINEGRAPH_MODEL_DIR") or VAR / "models")  # an absolute path stays as it is
+    with Stack() as stack:
+        found = services.start_services(stack, redis_url=defaults.get("REDIS_URL"))
+        env = app.app_env({**found, "CINEGRAPH_MODEL_DIR": str(model_dir),
+                           "DATABASE_URL": defaults.get("DATABASE_URL", "")})
+        # Where tools (benchmarks.click_load, manage.py by hand) find the services.
+        SERVICES_ENV.write_text("".join(f"{k}={v}\n" for k, v in found.items()))
+        print(f"services up in {time.monotonic() - started:.1f} s", flush=True)
+        timings = {}
+        for name, args in (("migrate", ("migrate", "--noinput")),
+                           ("import", ("import_movielens", str(ROOT / "data" / "ml-latest-small"))),
+                           ("train", ("train", "--missing"))):
+            print(f"  manage.py {' '.join(args)} ...", flush=True)
+            timings[name] = app.manage(env, *args)
+        print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), flush=True)
+        start_app(stack, env, port=port, live_workers=int(os.environ.get("WORKERS") or 1))
+        print(f"\n{stack.table()}\n\nUp in {time.monotonic() - started:.1f} s. "
+              f"Open http://127.0.0.1:{port} — Ctrl-C stops everything", flush=True)
+        stack.watch()
+
+
+def start_app(stack: Stack, env: dict[str, str], *, port: int, live_workers: int) -> None:
+    """Live and retrain workers, beat, consumer and web, launched together, each restarted
+    when it dies; returns once all are ready."""
+    launched = [stack.start(app.celery_worker(env, index=i + 1), restart=True, wait=False) for i in range(live_workers)]
+    launched.append(stack.start(app.celery_worker(env, queue="retrain"), restart=True, wait=False))
+    stack.start(app.celery_beat(env), restart=True, wait=False)
+    launched.append(stack.start(app.click_consumer(env), restart=True, wait=False))
+    launched.append(stack.start(app.web_server(env, port), restart=True, wait=False))
+    for proc in launched:
+        proc.wait_ready()
+
+
+def services_only() -> None:
+    with Stack() as stack:
+        found = services.start_services(stack, redis_url=dev_env().get("REDIS_URL"))
+        print(stack.table() + "\n\n# point manage.py / celery at them:")
+        for key, value in found.items():
+            print(f"export {key}={value}")
+        print("# Ctrl-C stops everything", flush=True)
+        stack.watch()
+
+
+def prepare() -> None:
+    """Create the topics and tables where the environment points (docker-compose init)."""
+    env = dev_env()
+    bootstrap, endpoint = env["KAFKA_BOOTSTRAP"], env.get("DYNAMODB_ENDPOINT") or None
+    wait_until(lambda: services.kafka_ready(bootstrap), timeout=120, what="kafka")
+    services.ensure_kafka_topic(bootstrap, env.get("KAFKA_TOPIC") or "clicks")
+    services.ensure_kafka_topic(bootstrap, env.get("KAFKA_IMPRESSIONS_TOPIC") or "impressions")
+    table = env.get("DYNAMODB_TABLE") or "clicklog"
+    wait_until(lambda: services.ensure_clicklog_table(endpoint, table) in (True, False), timeout=120, what="dynamodb")
+    services.ensure_impressions_table(endpoint, env.get("DYNAMODB_IMPRESSIONS_TABLE") or "impressions")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("demo", "services", "prepare"))
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # connection-refused noise at start
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    try:
+        {"demo": demo, "services": services_only, "prepare": prepare}[args.command]()
+    except KeyboardInterrupt:
+        print("\nstopped; every process this script started has exited", flush=True)
+        return 0
+    except StackError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

