@@ -14,7 +14,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from movie.clicklog import events_for
+from eventstore.clicklog import events_for
 from movie.selectors import training_snapshot, visitor_interactions, visitors_recent
 from predictors.live import LiveEngine
 from predictors.recommend import MODELS
@@ -98,8 +98,8 @@ def _read_log(visitor: str, after: str | None):
 @shared_task(acks_late=True)
 def retrain_models(epochs: int | None = None) -> dict:
     """Retrain every model on the ratings plus every visitor's clicks; publish those not worse."""
-    catalogue, visitor_pairs = training_snapshot(), visitor_interactions()
-    return {model: dataclasses.asdict(retrain(model=model, catalogue=catalogue, visitor_pairs=visitor_pairs,
+    training_data, visitor_pairs = training_snapshot(), visitor_interactions()
+    return {model: dataclasses.asdict(retrain(model=model, training_data=training_data, visitor_pairs=visitor_pairs,
                                               epochs=epochs)) for model in MODELS}
 
 
