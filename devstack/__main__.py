@@ -46,10 +46,10 @@ def demo() -> None:
                          f"(`ss -ltnp 'sport = :{port}'`) or choose another port, e.g. `PORT=8001 make demo`")
     ensure_node_modules()
     defaults = dev_env()
-    model_dir = ROOT / (defaults.get("CINEGRAPH_MODEL_DIR") or VAR / "models")  # an absolute path stays as it is
+    model_dir = ROOT / (defaults.get("MODEL_DIR") or VAR / "models")  # an absolute path stays as it is
     with Stack() as stack:
         found = services.start_services(stack, redis_url=defaults.get("REDIS_URL"))
-        env = app.app_env({**found, "CINEGRAPH_MODEL_DIR": str(model_dir),
+        env = app.app_env({**found, "MODEL_DIR": str(model_dir),
                            "DATABASE_URL": defaults.get("DATABASE_URL", "")})
         # Where tools (benchmarks.click_load, manage.py by hand) find the services.
         SERVICES_ENV.write_text("".join(f"{k}={v}\n" for k, v in found.items()))

@@ -103,7 +103,7 @@ def services(redis_url, kafka_bootstrap, dynamodb_endpoint, model_dir):
         "KAFKA_BOOTSTRAP": kafka_bootstrap,
         "DYNAMODB_ENDPOINT": dynamodb_endpoint,
         "REDIS_URL": redis_url,
-        "CINEGRAPH_MODEL_DIR": str(model_dir),
+        "MODEL_DIR": str(model_dir),
     }
     saved_env = {name: os.environ.get(name) for name in env}
     os.environ.update(env)

@@ -147,7 +147,7 @@ AWS_REGION = _env("AWS_DEFAULT_REGION", "us-east-1")
 # stage of recording that movie's events (movie.events). Empty everywhere else.
 FAULT_CRASH = _env("CINEGRAPH_FAULT_CRASH")
 
-MODEL_DIR = Path(_env("CINEGRAPH_MODEL_DIR", str(VAR_DIR / "models")))
+MODEL_DIR = Path(_env("MODEL_DIR", str(VAR_DIR / "models")))
 if not MODEL_DIR.is_absolute():
     MODEL_DIR = BASE_DIR / MODEL_DIR
 RECOMMENDATION_MODELS = recommenders.NAMES
