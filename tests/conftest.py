@@ -127,26 +127,24 @@ def _point_celery_at(redis_url: str) -> None:
     app.conf.broker_url = redis_url
 
 
-@pytest.fixture
-def clicklog_table(services) -> str:
-    """The click log table, created once and emptied before each test that asks for it."""
+def _fresh_table(services, setting: str, ensure) -> str:
+    """The table the setting names, created once and emptied before each test that asks for it."""
     from django.conf import settings
 
-    table = settings.DYNAMODB_TABLE
-    ensure_clicklog_table(services["DYNAMODB_ENDPOINT"], table)
+    table = getattr(settings, setting)
+    ensure(services["DYNAMODB_ENDPOINT"], table)
     _empty_table(services["DYNAMODB_ENDPOINT"], table)
     return table
+
+
+@pytest.fixture
+def clicklog_table(services) -> str:
+    return _fresh_table(services, "DYNAMODB_TABLE", ensure_clicklog_table)
 
 
 @pytest.fixture
 def impressions_table(services) -> str:
-    """The impressions table, created once and emptied before each test that asks for it."""
-    from django.conf import settings
-
-    table = settings.DYNAMODB_IMPRESSIONS_TABLE
-    ensure_impressions_table(services["DYNAMODB_ENDPOINT"], table)
-    _empty_table(services["DYNAMODB_ENDPOINT"], table)
-    return table
+    return _fresh_table(services, "DYNAMODB_IMPRESSIONS_TABLE", ensure_impressions_table)
 
 
 def _empty_table(endpoint: str, table: str) -> None:
