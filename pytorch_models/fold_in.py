@@ -30,11 +30,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pytorch_models.architectures import build_model
 from pytorch_models.checkpoint import Checkpoint
 from pytorch_models.graph import SymmetricAdjacency
 from pytorch_models.graphfilter.model import filter_for
 from pytorch_models.losses import bpr_loss, max_margin_loss
-from pytorch_models.architectures import build_model
+from pytorch_models.scoring import pinsage_user_vectors
 
 # Chosen with benchmarks/fold_in_quality.py on ml-latest-small, held-out users of seed 1
 # (seeds 0, 2 and 3 are the reported run), replaying each history one click per round:
@@ -336,5 +337,6 @@ def score_history(checkpoint: Checkpoint, items: Sequence[int]) -> torch.Tensor:
         return filter_for(checkpoint).score_items(items)
     table = checkpoint.item_embeddings.float()
     if checkpoint.model_name == "pinsage":
-        return table @ F.normalize(table[items], dim=1).mean(0) + checkpoint.extra["item_bias"]
+        user = pinsage_user_vectors(table, torch.stack([torch.zeros_like(items), items], 1), 1)[0]
+        return table @ user + checkpoint.extra["item_bias"]
     return table @ table[items].mean(0)
