@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 
 from kafka.errors import KafkaError
 from redis.exceptions import RedisError
@@ -19,18 +19,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Recommendations:
-    model: str
-    model_version: str | None
-    fallback: bool  # True: the popular list, not the model's own ranking
-    items: list[tuple[Movie, float]]  # best first
-    reason: str | None = None  # why it fell back: "no_history" | "not_trained"
-    source: str = "popular"  # "popular" | "published" | "fresh"
-    as_of_event: str | None = None
-    # Movie id -> the history movies that contributed most to its score ("because you
-    # watched"); empty for the popular list. A mapping beside `items`, not a third element
-    # of each item, so every `for movie, score in recs.items` stays as it is.
-    because: dict[int, list[Movie]] = field(default_factory=dict)
+class MovieRecommendations(predictors.Recommendations[Movie]):
+    """The served list (`predictors.recommend.Recommendations`) with Movie rows for its ids."""
 
     @property
     def because_per_item(self) -> list[list[Movie]]:
@@ -62,7 +52,7 @@ def _explained(
     return items, {m: [movies[h] for h in explaining if h in movies] for m, explaining in because.items()}
 
 
-def recommendations_for(*, visitor: str, model: str, k: int = 20, seen: list[int] | None = None) -> Recommendations:
+def recommendations_for(*, visitor: str, model: str, k: int = 20, seen: list[int] | None = None) -> MovieRecommendations:
     """Top-k movies for `visitor` from `model`, never one the visitor has clicked or rated
     (`seen`: those movie ids, when the caller has read them already)."""
     history = visitor_movie_ids(visitor) if seen is None else seen
@@ -73,16 +63,8 @@ def recommendations_for(*, visitor: str, model: str, k: int = 20, seen: list[int
     if not items and recs.source == "popular":
         # No popularity model published yet (a fresh site): count the imported ratings.
         items = popular_movies(k=k, exclude=history)
-    return Recommendations(
-        model=recs.model,
-        model_version=recs.model_version,
-        fallback=recs.fallback,
-        items=items,
-        reason=recs.reason,
-        source=recs.source,
-        as_of_event=recs.as_of_event,
-        because=because,
-    )
+    served = {f.name: getattr(recs, f.name) for f in fields(recs)}
+    return MovieRecommendations(**{**served, "items": items, "because": because})
 
 
 SIMILAR_MODEL = "pinsage"  # "More like this" comes from PinSage's item embeddings

@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import redis
 import torch
@@ -32,19 +33,25 @@ class UnknownModel(ValueError):
     pass
 
 
+Item = TypeVar("Item")  # a movie id here; a Movie row on the pages (movie.recommendations)
+
+
 @dataclass(frozen=True)
-class Recommendations:
+class Recommendations(Generic[Item]):
     model: str
     model_version: str | None
     fallback: bool  # True: this is the popular list, not the model's own ranking
     reason: str | None  # why it fell back: "no_history" | "not_trained"
-    items: list[tuple[int, float]]  # (movie_id, score), best first
+    items: list[tuple[Item, float]]  # (movie, score), best first
     # "popular" | "published" (scored on request) | "fresh" (the worker's fine-tuned cache) |
     # "closed_form" (a model with nothing to fine-tune: the whole history, scored on request)
     source: str
     as_of_event: str | None = None  # newest event a "fresh" list reflects
     stale: bool = False  # the visitor's live list is from an older version: ask for a refresh
-    because: dict[int, list[int]] = field(default_factory=dict)  # movie id -> history movie ids (predictors.explain)
+    # Movie id -> the history movies that contributed most to its score ("because you watched",
+    # predictors.explain); empty for the popular list. A mapping beside `items`, not a third
+    # element of each item, so every `for movie, score in recs.items` stays as it is.
+    because: dict[int, list[Item]] = field(default_factory=dict)
 
 
 def _top_k(published: registry.Published, scores: torch.Tensor, exclude: Sequence[int], k: int):
