@@ -48,6 +48,19 @@ def _empty(ax, message: str) -> None:
     ax.set_yticks([])
 
 
+def _titled(title: str):
+    """(figure, its one panel) with the panel's title set."""
+    figure, (ax,) = _figure()
+    ax.set_title(title)
+    return figure, ax
+
+
+def _empty_png(figure: Figure, ax, message: str) -> bytes:
+    """The chart with `message` in place of data."""
+    _empty(ax, message)
+    return _png(figure)
+
+
 def training_curves(history: Sequence[dict], *, metric: str = "recall@20") -> bytes:
     """Loss per epoch beside the held-out `metric` at the epochs that were evaluated."""
     figure, (loss_ax, metric_ax) = _figure(columns=2)
@@ -71,11 +84,9 @@ def training_curves(history: Sequence[dict], *, metric: str = "recall@20") -> by
 
 def metrics_by_version(labels: Sequence[str], series: dict[str, Sequence[float | None]]) -> bytes:
     """One line per metric across versions, oldest first (a gap where a version lacks it)."""
-    figure, (ax,) = _figure()
-    ax.set_title("held-out metrics per version")
+    figure, ax = _titled("held-out metrics per version")
     if not labels:
-        _empty(ax, "no version published")
-        return _png(figure)
+        return _empty_png(figure, ax, "no version published")
     positions = range(len(labels))
     for colour, (name, values) in zip(SERIES, series.items()):
         ax.plot(positions, [float("nan") if v is None else v for v in values], color=colour, marker="o", label=name)
@@ -88,11 +99,9 @@ def metrics_by_version(labels: Sequence[str], series: dict[str, Sequence[float |
 def ctr_per_arm(models: Sequence[str], ctr: Sequence[float], low: Sequence[float], high: Sequence[float],
                 impressions: Sequence[int]) -> bytes:
     """Each arm's CTR with its 95% interval as an error bar, its impressions written beside."""
-    figure, (ax,) = _figure()
-    ax.set_title("CTR per arm, 95% interval")
+    figure, ax = _titled("CTR per arm, 95% interval")
     if not models:
-        _empty(ax, "no arms")
-        return _png(figure)
+        return _empty_png(figure, ax, "no arms")
     rows = range(len(models))
     errors = [[c - lo for c, lo in zip(ctr, low)], [hi - c for c, hi in zip(ctr, high)]]
     ax.errorbar(ctr, rows, xerr=errors, fmt="o", color=ACCENT, ecolor=MUTED, capsize=4)
@@ -109,11 +118,9 @@ def ctr_per_arm(models: Sequence[str], ctr: Sequence[float], low: Sequence[float
 def latency(minutes_ago: Sequence[float], seconds: Sequence[float], *, p50: float | None,
             p95: float | None) -> bytes:
     """Each timing of the last hour as a point, with p50 and p95 as lines."""
-    figure, (ax,) = _figure()
-    ax.set_title("click → fresh recommendations, last hour")
+    figure, ax = _titled("click → fresh recommendations, last hour")
     if not seconds:
-        _empty(ax, "no clicks applied in the last hour")
-        return _png(figure)
+        return _empty_png(figure, ax, "no clicks applied in the last hour")
     ax.scatter(minutes_ago, seconds, s=6, color=SECOND, alpha=0.6)
     for value, name, style in ((p50, "p50", "-"), (p95, "p95", "--")):
         ax.axhline(value, color=ACCENT, linestyle=style, linewidth=1)
