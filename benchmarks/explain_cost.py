@@ -37,6 +37,7 @@ from django.test import RequestFactory  # noqa: E402
 from benchmarks.live_cost import MODELS, checkpoints  # noqa: E402
 from movie.models import Movie  # noqa: E402
 from movie.recommendations import MovieRecommendations  # noqa: E402
+from movie.views import _grid  # noqa: E402
 from predictors.explain import because  # noqa: E402
 from predictors.recommend import _top_k  # noqa: E402
 from predictors.registry import Published  # noqa: E402
@@ -87,7 +88,7 @@ def template_cost(runs: int) -> dict[str, float]:
         items = [(m, 1.0) for m in movies[:K]]
         recs = MovieRecommendations("ngcf", "bench", False, None, items, source="published",
                                     because={m.id: movies[K:K + named] for m, _ in items})
-        context = {"model": "ngcf", "recs": recs, "posters": list(zip(["<a></a>"] * K, recs.because_per_item)),
+        context = {"model": "ngcf", "recs": recs, "grid": _grid(movies[:K], recs.because_per_item),
                    "history": [], "history_rows": [], "review": None}
         return render_to_string("movie/recommendations.html", context, request)
 
