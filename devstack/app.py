@@ -3,6 +3,7 @@ manage.py commands, each a `Process` with its readiness check. No Django import 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import urllib.error
@@ -52,16 +53,24 @@ def click_consumer(env: Mapping[str, str], *, log_dir: Path = LOG_DIR) -> Proces
 # The web server is granian (HTTP in Rust, Django on WSGI). Against gunicorn (4 processes x 4
 # threads, no access log) on the same code and cores it spent 1.6 against 3.5 ms of CPU per
 # request on the papers page and 2.7 against 4.7 on the JSON API (benchmarks.pages): the
-# server's own share of a small page was most of its cost. Python threads per process: a click
-# waits on DynamoDB and Kafka, so threads overlap those waits; processes use the cores, and a
-# keep-alive connection stays with the process that accepted it, so 4 processes keep both
-# cores busy when the connections split unevenly. Each process holds about 580 MB (torch, the
-# published models). A process that dies is started again (the fault tests kill them). No
-# access log; Django still logs every 4xx and 5xx (django.request).
+# server's own share of a small page was most of its cost.
+# One process per core (at least two, so one serves while a dead one is started again): under
+# its GIL a process runs one request at a time, so more processes than cores only split the
+# cores, and a keep-alive connection stays with the process that accepted it, so a process
+# that drew more connections serves each of them more slowly. At 16 connections on 2 cores, 4
+# processes drew up to 7 connections in one (those waited 66 ms a request, the rest 24-35) and
+# 2 processes split them 7/9 or 8/8: the pages' p95 went from 53-86 to 48-60 ms and their
+# throughput up by a tenth (docs/benchmarks.md, "Fourth round"). Four threads per process
+# overlap the waits (the database, Redis; a click's DynamoDB and Kafka writes); two gave a
+# tenth less throughput, eight a longer tail (threads contend for the GIL in no fixed order).
+# Each process holds about 580 MB (torch, the published models). A process that dies is
+# started again (the fault tests kill them). No access log; Django still logs every 4xx and
+# 5xx (django.request).
+WEB_PROCESSES = max(2, os.cpu_count() or 2)
 WEB_THREADS = 4
 
 
-def web_server(env: Mapping[str, str], port: int, *, processes: int = 4, log_dir: Path = LOG_DIR) -> Process:
+def web_server(env: Mapping[str, str], port: int, *, processes: int = WEB_PROCESSES, log_dir: Path = LOG_DIR) -> Process:
     """granian on 127.0.0.1:`port`, ready once `/` answers."""
     return Process("web", [sys.executable, "-m", "granian", "--interface", "wsgi", "webapp.wsgi:application",
                            "--host", "127.0.0.1", "--port", str(port), "--workers", str(processes),
