@@ -30,9 +30,12 @@ DEBUG = _env("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = [h for h in _env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 
 # Each process's own memory: small reads every page makes and that change rarely (genres,
-# paper reviews, the running experiment), kept for seconds (movie.selectors says how long).
+# paper reviews, the running experiment, a catalogue page's count and movie ids), kept for
+# seconds (movie.selectors says how long).
 # Nothing here has to agree between processes, so no shared cache, and nothing to fail.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Sessions in the database, as Django keeps them, read with one statement (movie/sessions.py).
+SESSION_ENGINE = "movie.sessions"
 
 # HTTPS. Production is served over https only, with TLS ended by a reverse proxy in front of
 # granian (docker-compose.yml): on whenever DEBUG is off, unless DJANGO_HTTPS=0 says the site
