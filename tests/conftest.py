@@ -76,11 +76,11 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def page_data_cache_cleared():
-    """Each test starts with an empty per-process cache (genres, reviews, the running
-    experiment): what one test wrote must not be served to the next."""
-    from django.core.cache import cache
+    """Each test starts with an empty per-process cache (genres, movie rows, reviews, the
+    running experiment): what one test wrote must not be served to the next."""
+    from movie.selectors import page_data_clear
 
-    cache.clear()
+    page_data_clear()
 
 
 @pytest.fixture(scope="session", autouse=True)
