@@ -191,7 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--node-dropout", type=float, help="NGCF: edge dropout rate of the Laplacian")
     parser.add_argument("--message-dropout", type=float, help="NGCF: dropout on each layer's output")
     parser.add_argument("--filter", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
-                        help="graphfilter config field (factor_dim, idl_beta, T_b, K_b, T_s, K_s, solver); repeatable")
+                        help="graphfilter config field (factor_dim, idl_beta, T_b, K_b, T_s, K_s, solver, cheby_weight, ...); repeatable")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", help="checkpoint folder to write")
     return parser

@@ -15,6 +15,13 @@ history row r (1, I):
     sharpening: dr/dt = -r P̃,     r(0) = blurred + idl_beta · idl,   t in [0, T_s], K_s steps
     scores = r(T_s)
 
+With cheby_weight w > 0 the scores blend in ChebyCF's filter (`chebyshev.py`) on the same R̃
+and singular vectors, each filter's scores divided by its mean row norm over training users:
+
+    scores = (1 - w) · BSPM(r) / n_B + w · ChebyCF(r) / n_C
+    ChebyCF(r) = [(r D_I^-β) (Σ_k c_k T_k(I - 2 P̃) + α V_c V_cᵀ)] D_I^β      V_c: first cheby_dim of V
+
+Every term is linear in r, so the blend is one linear filter too (explanations stay exact).
 Nothing is learnt: `fit` computes the degrees and V, and a visitor is scored from its history
 alone, exactly as a training user is (closed-form fold-in). Signals are kept as (I, B) columns
 inside, so every product is a sparse CSR matrix times a dense block.
@@ -33,6 +40,8 @@ import torch
 from scipy.sparse.linalg import svds
 from tqdm import tqdm
 
+from pytorch_models.graphfilter import chebyshev
+
 log = logging.getLogger(__name__)
 
 SOLVERS = ("rk4", "euler")
@@ -48,6 +57,10 @@ class GraphFilterConfig:
     item_exponent: a and b in R̃ = D_U^-a R D_I^-b / σ1 (the paper's 1/2 and 1/2, where the
     largest singular value σ1 is 1 already; dividing by it keeps P̃'s spectrum in [0, 1], the
     scale the ODE times are set for, whatever the exponents).
+
+    cheby_weight: w, ChebyCF's share of the blend (0: BSPM alone, the default; 1: ChebyCF
+    alone); its order, flatness φ, ideal pass over cheby_dim singular vectors with weight α
+    (cheby_ideal) and degree power β (cheby_power) default to that paper's Gowalla run.
     """
 
     factor_dim: int = 448
@@ -59,12 +72,25 @@ class GraphFilterConfig:
     solver: str = "rk4"
     user_exponent: float = 0.5
     item_exponent: float = 0.5
+    cheby_weight: float = 0.0
+    cheby_order: int = 8
+    cheby_flatness: float = 1.5
+    cheby_dim: int = 512
+    cheby_ideal: float = 0.2
+    cheby_power: float = 0.4
 
     def __post_init__(self):
         if self.solver not in SOLVERS:
             raise ValueError(f"unknown solver {self.solver!r}; expected one of {SOLVERS}")
         if self.factor_dim < 0 or self.K_b < 1 or self.K_s < 1:
             raise ValueError("factor_dim must be >= 0 and K_b, K_s >= 1")
+        if not 0 <= self.cheby_weight <= 1 or self.cheby_order < 1 or self.cheby_dim < 0:
+            raise ValueError("cheby_weight must be in [0, 1], cheby_order >= 1 and cheby_dim >= 0")
+
+    @property
+    def singular_vectors(self) -> int:
+        """How many singular vectors `fit` computes: BSPM's and, when blended in, ChebyCF's."""
+        return max(self.factor_dim, self.cheby_dim if self.cheby_weight > 0 else 0)
 
 
 def parse_override(text: str) -> tuple[str, int | float | str]:
@@ -159,14 +185,17 @@ def torch_csr(matrix: sp.csr_matrix) -> torch.Tensor:
 
 
 class GraphFilter:
-    """BSPM scoring over a fixed train matrix; see the module docstring for the maths.
+    """BSPM scoring, with ChebyCF blended in when configured, over a fixed train matrix; see
+    the module docstring for the maths.
 
     config: the hyper-parameters; normalized: D_U^-a R D_I^-b (U, I) scipy CSR; scale: its
     largest singular value σ1; item_degree: (I,) item degrees of R; item_factors:
-    E = D_I^-b V (I, k), the published item table.
+    E = D_I^-b V (I, k), the published item table; blend_scale: (n_B, n_C), each filter's
+    mean row norm (only used when both are blended).
     """
 
-    def __init__(self, config: GraphFilterConfig, normalized: sp.csr_matrix, scale: float, item_degree, item_factors):
+    def __init__(self, config: GraphFilterConfig, normalized: sp.csr_matrix, scale: float, item_degree, item_factors,
+                 blend_scale: tuple[float, float] = (1.0, 1.0)):
         self.config = config
         normalized = (normalized / scale).astype(np.float32)
         self.matrix = torch_csr(normalized)  # (U, I)
@@ -177,12 +206,22 @@ class GraphFilter:
         self.item_weight = torch.as_tensor(degree_power(item_degree, 2 * config.item_exponent), dtype=torch.float32)
         self.item_factors = torch.as_tensor(np.asarray(item_factors), dtype=torch.float32)
         self.n_items = normalized.shape[1]
+        self.blend_scale = tuple(float(x) for x in blend_scale)
+        if config.cheby_weight > 0:
+            self.cheby_coefficients = chebyshev.coefficients(config.cheby_order, config.cheby_flatness)
+            self.cheby_pre = torch.as_tensor(degree_power(item_degree, -config.cheby_power), dtype=torch.float32)
+            self.cheby_post = torch.as_tensor(degree_power(item_degree, config.cheby_power), dtype=torch.float32)
+            # V_c = D_I^b E (0 where the degree is 0), the paper's ideal pass.
+            b = torch.as_tensor(degree_power(item_degree, config.item_exponent), dtype=torch.float32)
+            self.cheby_vectors = b.unsqueeze(1) * self.item_factors[:, : config.cheby_dim]
 
     def tables(self) -> dict[str, torch.Tensor]:
         """What a checkpoint stores besides the train edges: E as `item_embeddings` (I, k), the
-        item degrees and σ1; V = D_I^b E where the degree is not 0 (V's row is 0 where it is)."""
+        item degrees, σ1 and the blend's scales; V = D_I^b E where the degree is not 0 (V's
+        row is 0 where it is)."""
         return {"item_embeddings": self.item_factors, "item_degree": self.item_degree,
-                "scale": torch.tensor([self.scale], dtype=torch.float64)}
+                "scale": torch.tensor([self.scale], dtype=torch.float64),
+                "blend_scale": torch.tensor(self.blend_scale, dtype=torch.float64)}
 
     def propagate(self, x: torch.Tensor) -> torch.Tensor:
         """(I, B) columns -> P̃ x = R̃ᵀ (R̃ x), i.e. r P̃ for each row r (P̃ is symmetric)."""
@@ -193,38 +232,68 @@ class GraphFilter:
 
         r E sums the E rows of each history's items: on ml-latest-small (256 users) this took
         ~5 ms, against 28 ms for converting the block with `to_sparse_csr` first."""
+        factors = self.item_factors[:, : self.config.factor_dim]
         rows, cols = history.nonzero(as_tuple=True)
-        weighted = history[rows, cols].unsqueeze(1) * self.item_factors[cols]  # (nnz, k)
-        visitors = torch.zeros(len(history), self.item_factors.shape[1]).index_add_(0, rows, weighted)  # (B, k)
-        return self.item_weight.unsqueeze(1) * (self.item_factors @ visitors.T)
+        weighted = history[rows, cols].unsqueeze(1) * factors[cols]  # (nnz, k)
+        visitors = torch.zeros(len(history), factors.shape[1]).index_add_(0, rows, weighted)  # (B, k)
+        return self.item_weight.unsqueeze(1) * (factors @ visitors.T)
+
+    def _bspm(self, history: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(I, B) columns of BSPM's scores of the (B, I) histories (x: the same as columns)."""
+        c = self.config
+        blurred = integrate(lambda y: self.propagate(y) - y, x, c.T_b, c.K_b, "euler")
+        if c.idl_beta and c.factor_dim:
+            blurred += c.idl_beta * self.ideal(history)
+        return integrate(lambda y: -self.propagate(y), blurred, c.T_s, c.K_s, c.solver)
+
+    def _cheby_core(self, x: torch.Tensor) -> torch.Tensor:
+        """(I, B) -> S x, S = Σ c_k T_k(I - 2 P̃) + α V_c V_cᵀ (symmetric)."""
+        c = self.config
+        out = chebyshev.apply(lambda y: y - 2 * self.propagate(y), x, self.cheby_coefficients)
+        if c.cheby_ideal and c.cheby_dim:
+            out += c.cheby_ideal * (self.cheby_vectors @ (self.cheby_vectors.T @ x))
+        return out
+
+    def _blend(self, bspm: Callable[[], torch.Tensor], cheby: Callable[[], torch.Tensor]) -> torch.Tensor:
+        w = self.config.cheby_weight
+        if w == 0:
+            return bspm()
+        if w == 1:
+            return cheby()
+        n_bspm, n_cheby = self.blend_scale
+        return (1 - w) / n_bspm * bspm() + w / n_cheby * cheby()
 
     def scores(self, history: torch.Tensor) -> torch.Tensor:
         """(B, I) binary histories -> (B, I) scores of every item (seen items included)."""
-        c = self.config
-        x = history.float().T.contiguous()  # (I, B)
+        history = history.float()
+        x = history.T.contiguous()  # (I, B)
         with torch.no_grad():
-            blurred = integrate(lambda y: self.propagate(y) - y, x, c.T_b, c.K_b, "euler")
-            if c.idl_beta and self.item_factors.shape[1]:
-                blurred += c.idl_beta * self.ideal(history.float())
-            sharpened = integrate(lambda y: -self.propagate(y), blurred, c.T_s, c.K_s, c.solver)
-        return sharpened.T.contiguous()
+            out = self._blend(lambda: self._bspm(history, x),
+                              lambda: self.cheby_post.unsqueeze(1) * self._cheby_core(self.cheby_pre.unsqueeze(1) * x))
+        return out.T.contiguous()
 
     def columns(self, items: Sequence[int]) -> torch.Tensor:
         """(I, k): column j is the score item `items[j]` gets from each one-item history, i.e.
         those items' columns of the filter's matrix M (scores = r M), without forming M.
 
-        M = (B + β L) S with B, S the blurring and sharpening polynomials in the symmetric P̃
-        and L = E Eᵀ D_I, so M e = B (S e) + β E (Eᵀ (D_I S e)): k columns cost what k
-        histories cost, which is what explaining k listed items against a long history needs."""
+        BSPM's M = (B + β L) S with B, S the blurring and sharpening polynomials in the
+        symmetric P̃ and L = E Eᵀ D_I, so M e = B (S e) + β E (Eᵀ (D_I S e)); ChebyCF's is
+        D_I^-β S_c D_I^β with S_c symmetric. k columns cost what k histories cost, which is
+        what explaining k listed items against a long history needs."""
         c = self.config
         x = torch.zeros(self.n_items, len(items))
         x[torch.as_tensor(list(items), dtype=torch.int64), torch.arange(len(items))] = 1.0
-        with torch.no_grad():
+
+        def bspm() -> torch.Tensor:
             sharpened = integrate(lambda y: -self.propagate(y), x, c.T_s, c.K_s, c.solver)
             out = integrate(lambda y: self.propagate(y) - y, sharpened, c.T_b, c.K_b, "euler")
-            if c.idl_beta and self.item_factors.shape[1]:
-                out += c.idl_beta * (self.item_factors @ (self.item_factors.T @ (self.item_weight.unsqueeze(1) * sharpened)))
-        return out
+            if c.idl_beta and c.factor_dim:
+                factors = self.item_factors[:, : c.factor_dim]
+                out += c.idl_beta * (factors @ (factors.T @ (self.item_weight.unsqueeze(1) * sharpened)))
+            return out
+
+        with torch.no_grad():
+            return self._blend(bspm, lambda: self.cheby_pre.unsqueeze(1) * self._cheby_core(self.cheby_post.unsqueeze(1) * x))
 
     def score_items(self, items: Sequence[int]) -> torch.Tensor:
         """(I,) scores of a visitor with item rows `items`: the closed-form fold-in, the same
@@ -234,16 +303,42 @@ class GraphFilter:
         return self.scores(history)[0]
 
 
+# Training users whose mean row norms put the two filters of a blend on one scale.
+BLEND_SAMPLE = 1024
+
+
+def blend_scales(graph_filter: GraphFilter, binary: sp.csr_matrix) -> tuple[float, float]:
+    """(n_B, n_C): the mean L2 norm of each filter's score rows over up to BLEND_SAMPLE
+    training users with a history, evenly spaced (deterministic)."""
+    users = np.flatnonzero(np.diff(binary.indptr) > 0)
+    users = users[:: max(1, len(users) // BLEND_SAMPLE)][:BLEND_SAMPLE]
+    totals = np.zeros(2)
+    for start in range(0, len(users), SCORE_CHUNK):
+        history = torch.from_numpy(binary[users[start : start + SCORE_CHUNK]].toarray()).float()
+        x = history.T.contiguous()
+        with torch.no_grad():
+            totals[0] += float(graph_filter._bspm(history, x).norm(dim=0).sum())
+            cheby = graph_filter.cheby_post.unsqueeze(1) * graph_filter._cheby_core(graph_filter.cheby_pre.unsqueeze(1) * x)
+            totals[1] += float(cheby.norm(dim=0).sum())
+    return tuple(totals / max(len(users), 1))
+
+
 def fit(train_pairs: np.ndarray, n_users: int, n_items: int, config: GraphFilterConfig) -> GraphFilter:
-    """The filter of a train matrix: degrees, R̃ and the top `factor_dim` singular vectors."""
-    normalized, item_degree = normalize(binary_matrix(train_pairs, n_users, n_items), config.user_exponent,
-                                        config.item_exponent)
-    values, vectors = top_singular(normalized, max(config.factor_dim, 1))  # σ1 even with no low-pass
-    vectors = vectors[:, : config.factor_dim]
+    """The filter of a train matrix: degrees, R̃, the top singular vectors and, for a blend,
+    the two filters' scales."""
+    binary = binary_matrix(train_pairs, n_users, n_items)
+    normalized, item_degree = normalize(binary, config.user_exponent, config.item_exponent)
+    k = config.singular_vectors
+    values, vectors = top_singular(normalized, max(k, 1))  # σ1 even with no low-pass
+    vectors = vectors[:, :k]
     log.info("graphfilter: %d singular vectors, largest %.4f, smallest kept %.4f", vectors.shape[1], values[0],
              values[vectors.shape[1] - 1] if vectors.shape[1] else 0.0)
     item_factors = degree_power(item_degree, -config.item_exponent)[:, None] * vectors  # E = D_I^-b V
-    return GraphFilter(config, normalized, values[0], item_degree, item_factors)
+    graph_filter = GraphFilter(config, normalized, values[0], item_degree, item_factors)
+    if 0 < config.cheby_weight < 1:
+        graph_filter.blend_scale = blend_scales(graph_filter, binary)
+        log.info("graphfilter: blend scales BSPM %.4g, ChebyCF %.4g", *graph_filter.blend_scale)
+    return graph_filter
 
 
 # Users scored at once: a (256, I) block per ODE stage, ~42 MB each on Gowalla's 40,981 items
@@ -284,8 +379,10 @@ def from_checkpoint(checkpoint) -> GraphFilter:
     binary = binary_matrix(snapshot.train_edges, snapshot.n_users, snapshot.n_items)
     config = GraphFilterConfig(**checkpoint.config)
     normalized, _ = normalize(binary, config.user_exponent, config.item_exponent)
+    # Versions published before the blend existed carry no scales (and need none: BSPM alone).
+    blend_scale = checkpoint.extra.get("blend_scale", torch.ones(2)).tolist()
     return GraphFilter(config, normalized, float(checkpoint.extra["scale"][0]), checkpoint.extra["item_degree"],
-                       checkpoint.item_embeddings)
+                       checkpoint.item_embeddings, blend_scale)
 
 
 _FILTERS: dict[int, GraphFilter] = {}

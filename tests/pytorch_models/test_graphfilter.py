@@ -1,5 +1,6 @@
-"""The BSPM graph filter: equal to a dense numpy computation of the paper's formulas, the
-closed-form fold-in equal to a training user's row, safetensors checkpoints, beats popular."""
+"""The graph filter (BSPM, ChebyCF and their blend): equal to a dense numpy computation of the
+papers' formulas, the closed-form fold-in equal to a training user's row, safetensors
+checkpoints, beats popular."""
 
 from dataclasses import asdict
 from math import factorial
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from pytorch_models.checkpoint import load_checkpoint
+from pytorch_models.graphfilter import chebyshev
 from pytorch_models.fold_in import score_history
 from pytorch_models.graphfilter.model import (
     GraphFilterConfig, binary_matrix, filter_for, fit, from_checkpoint, normalize, parse_override, top_singular,
@@ -141,7 +143,9 @@ def test_cli_overrides_are_typed_by_the_config_fields():
 
 
 @pytest.mark.parametrize("config", [GraphFilterConfig(factor_dim=3), GraphFilterConfig(factor_dim=2, K_b=2, T_b=0.7,
-                                                                                          K_s=2, solver="euler")])
+                                                                                          K_s=2, solver="euler"),
+                                    GraphFilterConfig(factor_dim=3, cheby_weight=1.0, cheby_dim=4),
+                                    GraphFilterConfig(factor_dim=3, cheby_weight=0.4, cheby_dim=2, cheby_order=5)])
 def test_columns_are_the_scores_of_one_item_histories(communities, config):
     data = communities
     graph_filter = fit(data.train, data.n_users, data.n_items, config)
@@ -150,3 +154,63 @@ def test_columns_are_the_scores_of_one_item_histories(communities, config):
     one_item_histories = graph_filter.scores(torch.eye(data.n_items))  # row h: the scores of history {h}
 
     assert torch.allclose(graph_filter.columns(items), one_item_histories[:, items], atol=1e-5)
+
+
+def test_chebyshev_coefficients_are_the_papers():
+    """ChebyCF's Gowalla setting (order 8, flatness 1.5): the coefficients its code computes,
+    and the interpolant passes through the plateau's values at the interpolation nodes."""
+    c = chebyshev.coefficients(8, 1.5)
+    assert torch.allclose(c, torch.tensor([0.5, -0.492679, 0, -0.0323315, 0, 0.0211155, 0, -0.00110683, 0]), atol=1e-6)
+    nodes = torch.cos((9.5 - torch.arange(1, 10, dtype=torch.float64)) / 9 * np.pi)
+    interpolated = (chebyshev.chebyshev_terms(nodes, 8) * c.double().unsqueeze(1)).sum(0)
+    assert torch.allclose(interpolated.float(), chebyshev.plateau(8, 1.5).float(), atol=1e-5)
+
+
+def reference_cheby(r: np.ndarray, c: GraphFilterConfig) -> np.ndarray:
+    """Dense ChebyCF: L̃ = I - 2 R̃ᵀR̃ materialised, Σ c_k T_k(L̃) by the recurrence on matrices,
+    the ideal pass from a full SVD, the degree power before and after."""
+    d_u, d_i = r.sum(1), r.sum(0)
+    with np.errstate(divide="ignore"):
+        normalized = np.diag(np.where(d_u > 0, d_u, 1) ** -0.5) @ r @ np.diag(np.where(d_i > 0, d_i, 1) ** -0.5)
+    normalized[:, d_i == 0] = 0
+    laplacian = np.eye(r.shape[1]) - 2 * normalized.T @ normalized
+    terms = [np.eye(r.shape[1]), laplacian]
+    for _ in range(2, c.cheby_order + 1):
+        terms.append(2 * laplacian @ terms[-1] - terms[-2])
+    coefficients = chebyshev.coefficients(c.cheby_order, c.cheby_flatness).double().numpy()
+    v = np.linalg.svd(normalized)[2][: c.cheby_dim].T
+    core = sum(k * t for k, t in zip(coefficients, terms)) + c.cheby_ideal * v @ v.T
+    power = np.where(d_i > 0, np.where(d_i > 0, d_i, 1.0) ** c.cheby_power, 0.0)
+    with np.errstate(divide="ignore"):
+        inverse = np.where(d_i > 0, 1 / np.where(d_i > 0, power, 1.0), 0.0)
+    return ((r * inverse) @ core) * power
+
+
+def test_chebycf_and_the_blend_equal_a_dense_computation():
+    pairs = _pairs(HISTORY)
+    cheby = GraphFilterConfig(factor_dim=2, cheby_weight=1.0, cheby_dim=2, cheby_order=4)
+    scores = fit(pairs, 4, 5, cheby).scores(torch.from_numpy(HISTORY))
+    assert np.allclose(scores.numpy(), reference_cheby(HISTORY, cheby), rtol=1e-4, atol=1e-5)
+    assert torch.all(scores[:, 4] == 0)
+
+    blend = GraphFilterConfig(factor_dim=2, cheby_weight=0.3, cheby_dim=2, cheby_order=4)
+    graph_filter = fit(pairs, 4, 5, blend)
+    bspm_rows, cheby_rows = reference_scores(HISTORY, blend), reference_cheby(HISTORY, blend)
+    # The scales are the mean row norms of each filter over the training users (all 4 here).
+    n_bspm, n_cheby = np.linalg.norm(bspm_rows, axis=1).mean(), np.linalg.norm(cheby_rows, axis=1).mean()
+    assert np.allclose(graph_filter.blend_scale, (n_bspm, n_cheby), rtol=1e-4)
+    expected = 0.7 * bspm_rows / n_bspm + 0.3 * cheby_rows / n_cheby
+    assert np.allclose(graph_filter.scores(torch.from_numpy(HISTORY)).numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_blended_checkpoint_scores_as_the_fitted_filter(tmp_path, communities):
+    data = communities
+    overrides = {"factor_dim": 3, "cheby_weight": 0.5, "cheby_dim": 4}
+    result = train_model("graphfilter", data, options=TrainOptions(config_overrides=overrides, progress=False))
+    checkpoint = load_checkpoint(publish(result, data, tmp_path / "graphfilter"))
+    fitted = fit(data.train, data.n_users, data.n_items, GraphFilterConfig(**overrides))
+
+    assert checkpoint.item_embeddings.shape == (data.n_items, 4)  # BSPM's 3 vectors are the first of ChebyCF's 4
+    assert torch.allclose(checkpoint.extra["blend_scale"], torch.tensor(fitted.blend_scale, dtype=torch.float64))
+    history = torch.from_numpy(binary_matrix(data.train, data.n_users, data.n_items).toarray())
+    assert torch.allclose(from_checkpoint(checkpoint).scores(history), fitted.scores(history), atol=1e-6)
