@@ -1,12 +1,13 @@
 """Quality on the yardstick: every model trained within a wall-clock budget, recall@20 against minutes.
 
     python -m benchmarks.quality --dataset gowalla --budget-minutes 60 \
-        [--data-dir ../shared/data/gowalla] [--models graphfilter,lightgcn,ngcf,pinsage] \
+        [--data-dir ../shared/data/gowalla] [--models graphfilter,graphfilter-blend,lightgcn,ngcf,pinsage] \
         [--parallel 2] [--out var/quality]
 
 Each model is one `python -m pytorch_models.train` run with the settings of docs/benchmarks.md
-(SETTINGS below; on movielens, the site's settings), its log and checkpoint under --out. The graph filter runs first, alone, with
-both cores (it needs minutes, not an hour); then the GNNs, `--parallel` at a time with one torch
+(SETTINGS below; on movielens, the site's settings), its log and checkpoint under --out.
+`graphfilter-blend` is the graph filter with ChebyCF blended in (`--filter cheby_weight=0.5`).
+The graph filters run first, alone, with both cores (they need minutes, not an hour); then the GNNs, `--parallel` at a time with one torch
 thread each, so no run has more than the machine's two cores. A GNN run stops after the epoch
 that crosses its budget less MARGIN_S (room for the last epoch and the final evaluation).
 
@@ -36,6 +37,7 @@ from predictors.training import SITE_OPTIONS  # noqa: E402
 # The best training settings found so far within the hour (docs/benchmarks.md says how).
 SETTINGS = {
     "graphfilter": [],  # the paper's Gowalla settings are GraphFilterConfig's defaults
+    "graphfilter-blend": [],
     "lightgcn": ["--batch-size", "8192", "--dim", "64", "--layers", "3", "--lr", "1e-2", "--lr-schedule", "cosine"],
     "ngcf": ["--batch-size", "8192", "--dim", "64", "--layers", "3", "--lr", "5e-3", "--l2", "1e-3",
              "--lr-schedule", "cosine"],
@@ -46,18 +48,21 @@ SETTINGS = {
 # evaluations (about ten per run) and to leave the last epoch room inside the budget.
 EPOCH_S = {"lightgcn": 25.0, "ngcf": 61.0, "pinsage": 60.0}
 MARGIN_S = {"lightgcn": 30.0, "ngcf": 120.0, "pinsage": 90.0}
+# Runs that are a model with other options: run name -> (model, options on every dataset).
+VARIANTS = {"graphfilter-blend": ("graphfilter", ["--filter", "cheby_weight=0.5"])}
 
 
-def command(model: str, args: argparse.Namespace, out: Path) -> list[str]:
+def command(run: str, args: argparse.Namespace, out: Path) -> list[str]:
+    model, options = VARIANTS.get(run, (run, []))
     cmd = [sys.executable, "-m", "pytorch_models.train", "--dataset", args.dataset, "--data-dir", args.data_dir,
-           "--model", model, "--no-progress", "--out", str(out / model)]
+           "--model", model, "--no-progress", "--out", str(out / run), *options]
     if args.dataset == "movielens":  # the site's data and settings, evaluated every epoch
         return [*cmd, "--eval-every", "1", *(f"--filter={k}={v}" for k, v in SITE_OPTIONS.get(model, {}).items())]
-    cmd += SETTINGS[model]
-    if model in EPOCH_S:
+    cmd += SETTINGS[run]
+    if run in EPOCH_S:
         budget = args.budget_minutes * 60
-        every = max(1, round(budget / 10 / EPOCH_S[model]))
-        cmd += ["--epochs", "100000", "--time-budget", str(max(budget - MARGIN_S[model], 1.0)),
+        every = max(1, round(budget / 10 / EPOCH_S[run]))
+        cmd += ["--epochs", "100000", "--time-budget", str(max(budget - MARGIN_S[run], 1.0)),
                 "--eval-every", str(every)]
     return cmd
 
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", choices=("gowalla", "movielens"), default="gowalla")
     parser.add_argument("--data-dir", help="default: ../shared/data/gowalla or data/ml-latest-small")
     parser.add_argument("--budget-minutes", type=float, default=60.0, help="wall clock per GNN run")
-    parser.add_argument("--models", default="graphfilter,lightgcn,ngcf,pinsage")
+    parser.add_argument("--models", default="graphfilter,graphfilter-blend,lightgcn,ngcf,pinsage")
     parser.add_argument("--parallel", type=int, default=2, help="GNN runs at once, one torch thread each")
     parser.add_argument("--out", default="var/quality")
     args = parser.parse_args(argv)
