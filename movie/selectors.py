@@ -65,7 +65,8 @@ def _with_genres(queryset):
 # of them, and reading them was a quarter of a movie page's CPU (the row and its genres) and a
 # sixth of a recommendation page's. A change saved through the ORM (the admin, an import's
 # saves) drops the row here at once (`_movie_changed`); other processes show it within the
-# minute. The rows are shared between requests and threads: read them, never assign to them.
+# minute. At most one entry per movie of the catalogue (an expired one is replaced when read).
+# The rows are shared between requests and threads: read them, never assign to them.
 _movie_rows: dict[int, tuple[float, Movie]] = {}  # id -> (expires, row without genres)
 _movie_pages: dict[int, tuple[float, Movie]] = {}  # id -> (expires, row with its genres)
 
