@@ -7,8 +7,9 @@
 Each model is one `python -m pytorch_models.train` run with the settings of docs/benchmarks.md
 (SETTINGS below; on movielens, the site's settings), its log and checkpoint under --out.
 `graphfilter-blend` is the graph filter with ChebyCF blended in (`--filter cheby_weight=0.5`).
-The graph filters run first, alone, with both cores (they need minutes, not an hour); then the GNNs, `--parallel` at a time with one torch
-thread each, so no run has more than the machine's two cores. A GNN run stops after the epoch
+The graph filters run first, alone, with both cores (they need minutes, not an hour); then
+the GNNs, `--parallel` at a time with one torch thread each, so no run has more than the
+machine's two cores. A GNN run stops after the epoch
 that crosses its budget less MARGIN_S (room for the last epoch and the final evaluation).
 
 Prints the table (model, recall@20, ndcg@20, minutes, epochs, the published figure), writes

@@ -185,8 +185,7 @@ def torch_csr(matrix: sp.csr_matrix) -> torch.Tensor:
 
 
 class GraphFilter:
-    """BSPM scoring, with ChebyCF blended in when configured, over a fixed train matrix; see
-    the module docstring for the maths.
+    """BSPM, with ChebyCF blended in if configured, over a fixed train matrix (module docstring).
 
     config: the hyper-parameters; normalized: D_U^-a R D_I^-b (U, I) scipy CSR; scale: its
     largest singular value σ1; item_degree: (I,) item degrees of R; item_factors:
@@ -254,6 +253,10 @@ class GraphFilter:
             out += c.cheby_ideal * (self.cheby_vectors @ (self.cheby_vectors.T @ x))
         return out
 
+    def _cheby(self, x: torch.Tensor) -> torch.Tensor:
+        """(I, B) history columns -> ChebyCF's score columns D_I^β S (D_I^-β x)."""
+        return self.cheby_post.unsqueeze(1) * self._cheby_core(self.cheby_pre.unsqueeze(1) * x)
+
     def _blend(self, bspm: Callable[[], torch.Tensor], cheby: Callable[[], torch.Tensor]) -> torch.Tensor:
         w = self.config.cheby_weight
         if w == 0:
@@ -268,8 +271,7 @@ class GraphFilter:
         history = history.float()
         x = history.T.contiguous()  # (I, B)
         with torch.no_grad():
-            out = self._blend(lambda: self._bspm(history, x),
-                              lambda: self.cheby_post.unsqueeze(1) * self._cheby_core(self.cheby_pre.unsqueeze(1) * x))
+            out = self._blend(lambda: self._bspm(history, x), lambda: self._cheby(x))
         return out.T.contiguous()
 
     def columns(self, items: Sequence[int]) -> torch.Tensor:
@@ -318,8 +320,7 @@ def blend_scales(graph_filter: GraphFilter, binary: sp.csr_matrix) -> tuple[floa
         x = history.T.contiguous()
         with torch.no_grad():
             totals[0] += float(graph_filter._bspm(history, x).norm(dim=0).sum())
-            cheby = graph_filter.cheby_post.unsqueeze(1) * graph_filter._cheby_core(graph_filter.cheby_pre.unsqueeze(1) * x)
-            totals[1] += float(cheby.norm(dim=0).sum())
+            totals[1] += float(graph_filter._cheby(x).norm(dim=0).sum())
     return tuple(totals / max(len(users), 1))
 
 
