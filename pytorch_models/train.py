@@ -29,6 +29,7 @@ from pytorch_models.graphfilter.model import parse_override
 from pytorch_models.graphfilter.train import train_graphfilter
 from pytorch_models.metrics import held_out_metrics
 from pytorch_models.scoring import popularity_scorer
+from pytorch_models.spectral_init import spectral_initialiser
 from pytorch_models.train_options import MAX_HARD_NEGATIVES, TrainOptions
 from pytorch_models.training_loops import ModelFit, fit_embedding_model, fit_pinsage
 
@@ -109,7 +110,22 @@ def _fit(model_name, interactions, item_features, options: TrainOptions, generat
 
         dgl.seed(options.seed)
         return fit_pinsage(interactions, item_features, options, initialise)
+    if options.init == "spectral":
+        spectral = spectral_initialiser(interactions.train, interactions.n_users, interactions.n_items)
+        initialise = _then(spectral, initialise)
     return fit_embedding_model(model_name, interactions, options, generator, initialise)
+
+
+def _then(first, second):
+    """An `initialise` hook that runs `first`, then `second` when there is one."""
+    if second is None:
+        return first
+
+    def both(model):
+        first(model)
+        second(model)
+
+    return both
 
 
 def publish(
@@ -187,6 +203,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--shared-negatives", type=int, default=0, help="PinSage negatives shared by a batch")
     parser.add_argument("--negative-power", type=float,
                         help="PinSage random negatives ∝ (degree + 1) ** this; 0 uniform (default 0.5)")
+    parser.add_argument("--init", choices=("random", "spectral"), default="random",
+                        help="LightGCN/NGCF ego embeddings: random, or R̃'s top singular vectors (spectral_init)")
     parser.add_argument("--l2", type=float, help="LightGCN/NGCF: L2 weight on the batch's ego embeddings")
     parser.add_argument("--node-dropout", type=float, help="NGCF: edge dropout rate of the Laplacian")
     parser.add_argument("--message-dropout", type=float, help="NGCF: dropout on each layer's output")
@@ -206,10 +224,12 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
     unknown = sorted(set(overrides) - known)
     if unknown:
         parser.error(f"--{'/--'.join(unknown).replace('_', '-')} does not apply to {args.model}")
+    if args.init != "random" and args.model not in ("lightgcn", "ngcf"):
+        parser.error(f"--init {args.init} applies to lightgcn and ngcf, not {args.model}")
     return TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, dim=args.dim, layers=args.layers, lr=args.lr,
         lr_schedule=args.lr_schedule, seed=args.seed, progress=not args.no_progress, time_budget_s=args.time_budget,
-        eval_every=args.eval_every, config_overrides=overrides, num_workers=args.workers,
+        eval_every=args.eval_every, init=args.init, config_overrides=overrides, num_workers=args.workers,
         hard_negatives=args.hard_negatives, neighbourhoods=args.neighbourhoods,
         shared_negatives=args.shared_negatives, negative_power=args.negative_power,
     )

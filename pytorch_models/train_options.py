@@ -44,6 +44,8 @@ class TrainOptions:
     lr_schedule: "constant" or "cosine" (decay to 5% over the time budget, else the epochs).
     time_budget_s: stop after the epoch that passes it (evaluations count). eval_every: the
     held-out recall@k every N epochs, the history's curve (None: only at the end).
+    init: LightGCN/NGCF ego embeddings from "random" numbers (the model's own init) or from
+    the "spectral" tables of `pytorch_models.spectral_init` (R̃'s top singular vectors).
     config_overrides: model config fields (LightGCN/NGCF: l2, node_dropout, message_dropout;
     graphfilter: any GraphFilterConfig field).
     PinSage only: num_workers, the sampling processes (0 samples in this process);
@@ -64,6 +66,7 @@ class TrainOptions:
     time_budget_s: float | None = None
     eval_every: int | None = None
     k: int = 20
+    init: str = "random"
     config_overrides: dict = field(default_factory=dict)
     num_workers: int = 1
     hard_negatives: int = MAX_HARD_NEGATIVES
@@ -82,5 +85,5 @@ class TrainOptions:
         pinsage = {"neighbourhoods": self.neighbourhoods, "shared_negatives": self.shared_negatives,
                    "negative_power": self.negative_power}
         return {"epochs": self.epochs, "lr": self.lr, "lr_schedule": self.lr_schedule, "batch_size": self.batch_size,
-                "seed": self.seed, "hard_negatives": self.hard_negatives,
+                "seed": self.seed, "hard_negatives": self.hard_negatives, "init": self.init,
                 **(pinsage if model_name == "pinsage" else {})}
