@@ -1,16 +1,21 @@
 """Quality on the yardstick: every model trained within a wall-clock budget, recall@20 against minutes.
 
     python -m benchmarks.quality --dataset gowalla --budget-minutes 60 \
-        [--data-dir ../shared/data/gowalla] [--models graphfilter,graphfilter-blend,lightgcn,ngcf,pinsage] \
+        [--data-dir ../shared/data/gowalla] \
+        [--models graphfilter,graphfilter-blend,lightgcn,ngcf,pinsage,graphfilter+lightgcn] \
         [--parallel 2] [--out var/quality]
 
 Each model is one `python -m pytorch_models.train` run with the settings of docs/benchmarks.md
 (SETTINGS below; on movielens, the site's settings), its log and checkpoint under --out.
 `graphfilter-blend` is the graph filter with ChebyCF blended in (`--filter cheby_weight=0.5`).
-The graph filters run first, alone, with both cores (they need minutes, not an hour); then
-the GNNs, `--parallel` at a time with one torch thread each, so no run has more than the
-machine's two cores. A GNN run stops after the epoch
-that crosses its budget less MARGIN_S (room for the last epoch and the final evaluation).
+`graphfilter+lightgcn` trains nothing of its own: it ranks with the z-scores of those two
+checkpoints, half each (`pytorch_models.blend`). Its two parts run side by side, one core each,
+LightGCN's budget cut by BLEND_EVAL_S so that the parts and the blend's evaluation fit in the
+budget; its minutes are the longer part's plus the evaluation's.
+The other graph filter runs first, alone, with both cores (it needs minutes, not an hour);
+then the GNNs, `--parallel` at a time with one torch thread each, so no run has more than
+the machine's two cores. A GNN run stops after the epoch that crosses its budget less
+MARGIN_S (room for the last epoch and the final evaluation).
 
 Prints the table (model, recall@20, ndcg@20, minutes, epochs, the published figure), writes
 it to quality.md and a PNG of recall@20 against wall-clock minutes with the published figures
@@ -39,9 +44,10 @@ from predictors.training import SITE_OPTIONS  # noqa: E402
 SETTINGS = {
     "graphfilter": [],  # the paper's Gowalla settings are GraphFilterConfig's defaults
     "graphfilter-blend": [],
-    "lightgcn": ["--batch-size", "8192", "--dim", "64", "--layers", "3", "--lr", "1e-2", "--lr-schedule", "cosine"],
+    "lightgcn": ["--batch-size", "8192", "--dim", "64", "--layers", "3", "--lr", "1e-2", "--lr-schedule", "cosine",
+                 "--init", "spectral"],
     "ngcf": ["--batch-size", "8192", "--dim", "64", "--layers", "3", "--lr", "5e-3", "--l2", "1e-3",
-             "--lr-schedule", "cosine"],
+             "--lr-schedule", "cosine", "--init", "spectral"],
     "pinsage": ["--batch-size", "8192", "--dim", "64", "--layers", "2", "--lr", "1e-2", "--lr-schedule", "constant",
                 "--neighbourhoods", "cached", "--shared-negatives", "500", "--negative-power", "0", "--workers", "1"],
 }
@@ -51,6 +57,10 @@ EPOCH_S = {"lightgcn": 25.0, "ngcf": 61.0, "pinsage": 60.0}
 MARGIN_S = {"lightgcn": 30.0, "ngcf": 120.0, "pinsage": 90.0}
 # Runs that are a model with other options: run name -> (model, options on every dataset).
 VARIANTS = {"graphfilter-blend": ("graphfilter", ["--filter", "cheby_weight=0.5"])}
+# Blends of finished runs: name -> (runs, weights). Equal weights, fixed before any test figure.
+BLENDS = {"graphfilter+lightgcn": (("graphfilter-blend", "lightgcn"), (0.5, 0.5))}
+# The blend's evaluation: scoring every user with both models, on both cores (~5 min on Gowalla).
+BLEND_EVAL_S = 570.0
 
 
 def command(run: str, args: argparse.Namespace, out: Path) -> list[str]:
@@ -61,7 +71,7 @@ def command(run: str, args: argparse.Namespace, out: Path) -> list[str]:
         return [*cmd, "--eval-every", "1", *(f"--filter={k}={v}" for k, v in SITE_OPTIONS.get(model, {}).items())]
     cmd += SETTINGS[run]
     if run in EPOCH_S:
-        budget = args.budget_minutes * 60
+        budget = args.budget_minutes * 60 - (BLEND_EVAL_S if any(run in BLENDS[b][0] for b in args.blends) else 0)
         every = max(1, round(budget / 10 / EPOCH_S[run]))
         cmd += ["--epochs", "100000", "--time-budget", str(max(budget - MARGIN_S[run], 1.0)),
                 "--eval-every", str(every)]
@@ -69,10 +79,13 @@ def command(run: str, args: argparse.Namespace, out: Path) -> list[str]:
 
 
 def run_all(models: list[str], args: argparse.Namespace, out: Path) -> dict[str, dict]:
-    """Start the runs (the filter alone first, then `parallel` at a time); model -> final JSON."""
-    alone = [m for m in models if m not in EPOCH_S]
-    gnns = [m for m in models if m in EPOCH_S]
-    queue = [[m] for m in alone] + [gnns[i : i + args.parallel] for i in range(0, len(gnns), args.parallel)]
+    """Start the runs (the filter alone first, then a blend's parts side by side, then the GNNs
+    `parallel` at a time); model -> final JSON."""
+    paired = [run for blend in args.blends for run in BLENDS[blend][0] if run in models]
+    alone = [m for m in models if m not in EPOCH_S and m not in paired]
+    gnns = [m for m in models if m in EPOCH_S and m not in paired]
+    queue = ([[m] for m in alone] + ([paired] if paired else [])
+             + [gnns[i : i + args.parallel] for i in range(0, len(gnns), args.parallel)])
     results = {}
     for group in queue:
         threads = "2" if len(group) == 1 else "1"
@@ -92,8 +105,23 @@ def run_all(models: list[str], args: argparse.Namespace, out: Path) -> dict[str,
     return results
 
 
+def evaluate_blend(blend: str, args: argparse.Namespace, out: Path) -> tuple[dict, float]:
+    """(final JSON, seconds) of `python -m pytorch_models.evaluate` on the blend's checkpoints."""
+    runs, weights = BLENDS[blend]
+    cmd = [sys.executable, "-m", "pytorch_models.evaluate", "--dataset", args.dataset, "--data-dir", args.data_dir,
+           *(arg for run in runs for arg in ("--checkpoint", str(out / run))), "--weights", *map(str, weights)]
+    print(f"evaluating {blend}: {' + '.join(runs)}", flush=True)
+    started = time.monotonic()
+    with (out / f"{blend}.log").open("w") as log:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"})
+    if proc.returncode != 0:
+        raise SystemExit(f"{blend} failed (exit {proc.returncode}); see {out / f'{blend}.log'}")
+    return json.loads(proc.stdout.strip().splitlines()[-1]), time.monotonic() - started
+
+
 def table(rows: list[dict], dataset: str) -> str:
-    lines = ["| model | recall@20 | ndcg@20 | wall-clock min | epochs | published recall / ndcg |",
+    lines = ["| model | recall@20 | ndcg@20 | wall-clock min | epochs | published (or goal) recall / ndcg |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         name, recall, ndcg = PUBLISHED.get(r["model"], ("", None, None)) if dataset == "gowalla" else ("", None, None)
@@ -129,15 +157,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", choices=("gowalla", "movielens"), default="gowalla")
     parser.add_argument("--data-dir", help="default: ../shared/data/gowalla or data/ml-latest-small")
     parser.add_argument("--budget-minutes", type=float, default=60.0, help="wall clock per GNN run")
-    parser.add_argument("--models", default="graphfilter,graphfilter-blend,lightgcn,ngcf,pinsage")
+    parser.add_argument("--models", default="graphfilter,graphfilter-blend,lightgcn,ngcf,pinsage,graphfilter+lightgcn")
     parser.add_argument("--parallel", type=int, default=2, help="GNN runs at once, one torch thread each")
     parser.add_argument("--out", default="var/quality")
     args = parser.parse_args(argv)
     args.data_dir = args.data_dir or ("../shared/data/gowalla" if args.dataset == "gowalla" else "data/ml-latest-small")
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = sorted(set(models) - set(SETTINGS))
+    requested = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(requested) - set(SETTINGS) - set(BLENDS))
     if unknown:
-        parser.error(f"unknown models {unknown}; choose from {sorted(SETTINGS)}")
+        parser.error(f"unknown models {unknown}; choose from {sorted(SETTINGS) + sorted(BLENDS)}")
+    args.blends = [m for m in requested if m in BLENDS]
+    # A blend's parts run even when not asked for on their own.
+    models = list(dict.fromkeys([*(m for m in requested if m not in BLENDS),
+                                 *(run for blend in args.blends for run in BLENDS[blend][0])]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -149,6 +181,13 @@ def main(argv: list[str] | None = None) -> None:
         curves[model] = [(seconds / 60, m["recall@20"]) for seconds, _, m in series]
         rows.append({"model": model, "recall@20": finals[model]["recall@20"], "ndcg@20": finals[model]["ndcg@20"],
                      "minutes": series[-1][0] / 60 if series else float("nan"), "epochs": finals[model]["epochs_run"]})
+    for blend in args.blends:
+        final, seconds = evaluate_blend(blend, args, out)
+        parts = [row["minutes"] for row in rows if row["model"] in BLENDS[blend][0]]
+        minutes = max(parts) + seconds / 60
+        curves[blend] = [(minutes, final["recall@20"])]
+        rows.append({"model": blend, "recall@20": final["recall@20"], "ndcg@20": final["ndcg@20"],
+                     "minutes": minutes, "epochs": 0})
     text = table(rows, args.dataset)
     (out / "quality.md").write_text(text + "\n")
     plot(curves, args.budget_minutes, out / "quality.png", args.dataset)
