@@ -203,8 +203,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--shared-negatives", type=int, default=0, help="PinSage negatives shared by a batch")
     parser.add_argument("--negative-power", type=float,
                         help="PinSage random negatives ∝ (degree + 1) ** this; 0 uniform (default 0.5)")
-    parser.add_argument("--init", choices=("random", "spectral"), default="random",
-                        help="LightGCN/NGCF ego embeddings: random, or R̃'s top singular vectors (spectral_init)")
+    parser.add_argument("--init", choices=("random", "spectral"),
+                        help="LightGCN/NGCF ego embeddings: random numbers, or R̃'s top singular vectors "
+                             "(spectral_init; their default)")
     parser.add_argument("--l2", type=float, help="LightGCN/NGCF: L2 weight on the batch's ego embeddings")
     parser.add_argument("--node-dropout", type=float, help="NGCF: edge dropout rate of the Laplacian")
     parser.add_argument("--message-dropout", type=float, help="NGCF: dropout on each layer's output")
@@ -224,7 +225,7 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
     unknown = sorted(set(overrides) - known)
     if unknown:
         parser.error(f"--{'/--'.join(unknown).replace('_', '-')} does not apply to {args.model}")
-    if args.init != "random" and args.model not in ("lightgcn", "ngcf"):
+    if args.init == "spectral" and args.model not in ("lightgcn", "ngcf"):
         parser.error(f"--init {args.init} applies to lightgcn and ngcf, not {args.model}")
     return TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, dim=args.dim, layers=args.layers, lr=args.lr,

@@ -55,9 +55,9 @@ def test_lightgcn_from_the_spectral_tables_scores_the_low_pass_filter_before_any
 
 
 def test_a_spectral_start_ranks_well_before_training_and_trains(communities):
-    options = TrainOptions(epochs=0, batch_size=64, dim=8, progress=False, k=5)
-    random_start = train_model("lightgcn", communities, options=options)
-    spectral_start = train_model("lightgcn", communities, options=TrainOptions(**{**options.__dict__, "init": "spectral"}))
+    common = dict(epochs=0, batch_size=64, dim=8, progress=False, k=5)
+    random_start = train_model("lightgcn", communities, options=TrainOptions(**common, init="random"))
+    spectral_start = train_model("lightgcn", communities, options=TrainOptions(**common))  # LightGCN's default
     # Two communities: their split is the top non-trivial singular vector, so the start
     # already ranks each user's own community first: 0.55 against 0.34 from random numbers.
     assert spectral_start.metrics["recall@5"] > max(0.5, random_start.metrics["recall@5"] + 0.15)
