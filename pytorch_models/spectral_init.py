@@ -1,6 +1,6 @@
-"""Spectral initialisation: ego embeddings from the top singular vectors of the normalised
-interaction matrix R̃ = D_U^-1/2 R D_I^-1/2, the off-diagonal block of the adjacency that
-LightGCN and NGCF propagate over.
+"""Spectral initialisation: ego embeddings (PinSage: item id embeddings) from the top singular
+vectors of the normalised interaction matrix R̃ = D_U^-1/2 R D_I^-1/2, the off-diagonal block
+of the adjacency that LightGCN and NGCF propagate over.
 
 With R̃ ≈ U Σ Vᵀ (top d), users start at U Σ^a and items at V Σ^a. The adjacency maps the
 pair (U, V) to (U Σ, V Σ), so LightGCN started there scores, before any step,
@@ -54,14 +54,17 @@ def _rms(table: torch.Tensor) -> torch.Tensor:
 
 def spectral_initialiser(train_pairs: np.ndarray, n_users: int, n_items: int):
     """An `initialise` hook for `train_model`: overwrite a LightGCN/NGCF model's user and item
-    ego tables with the spectral tables, scaled together to the rms its random init gave."""
+    ego tables (PinSage: its item id table) with the spectral tables, scaled together to the
+    rms its random init gave."""
 
     def initialise(model: nn.Module) -> None:
+        tables = ([model.user_embedding.weight, model.item_embedding.weight] if hasattr(model, "user_embedding")
+                  else [model.input.id_embedding.weight])
         users, items = spectral_tables(train_pairs, n_users, n_items, model.config.dim)
+        spectral = [users, items] if len(tables) == 2 else [items]
         with torch.no_grad():
-            target = _rms(torch.cat([model.user_embedding.weight, model.item_embedding.weight]))
-            scale = target / _rms(torch.cat([users, items])).clamp_min(1e-12)
-            model.user_embedding.weight.copy_(users * scale)
-            model.item_embedding.weight.copy_(items * scale)
+            scale = _rms(torch.cat(tables)) / _rms(torch.cat(spectral)).clamp_min(1e-12)
+            for table, values in zip(tables, spectral):
+                table.copy_(values * scale)
 
     return initialise

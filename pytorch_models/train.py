@@ -105,14 +105,14 @@ def _fit(model_name, interactions, item_features, options: TrainOptions, generat
         return ModelFit(None, {}, counts.clone().unsqueeze(1), {}, popularity_scorer(counts), [])
     if model_name == "graphfilter":
         return train_graphfilter(interactions, config_overrides=options.config_overrides, progress=options.progress)
+    if options.init == "spectral":
+        spectral = spectral_initialiser(interactions.train, interactions.n_users, interactions.n_items)
+        initialise = _then(spectral, initialise)
     if model_name == "pinsage":
         import dgl
 
         dgl.seed(options.seed)
         return fit_pinsage(interactions, item_features, options, initialise)
-    if options.init == "spectral":
-        spectral = spectral_initialiser(interactions.train, interactions.n_users, interactions.n_items)
-        initialise = _then(spectral, initialise)
     return fit_embedding_model(model_name, interactions, options, generator, initialise)
 
 
@@ -204,8 +204,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--negative-power", type=float,
                         help="PinSage random negatives ∝ (degree + 1) ** this; 0 uniform (default 0.5)")
     parser.add_argument("--init", choices=("random", "spectral"),
-                        help="LightGCN/NGCF ego embeddings: random numbers, or R̃'s top singular vectors "
-                             "(spectral_init; their default)")
+                        help="LightGCN/NGCF ego embeddings, PinSage's id table: random numbers, or R̃'s top "
+                             "singular vectors (spectral_init; LightGCN's and NGCF's default)")
     parser.add_argument("--l2", type=float, help="LightGCN/NGCF: L2 weight on the batch's ego embeddings")
     parser.add_argument("--node-dropout", type=float, help="NGCF: edge dropout rate of the Laplacian")
     parser.add_argument("--message-dropout", type=float, help="NGCF: dropout on each layer's output")
@@ -225,8 +225,8 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
     unknown = sorted(set(overrides) - known)
     if unknown:
         parser.error(f"--{'/--'.join(unknown).replace('_', '-')} does not apply to {args.model}")
-    if args.init == "spectral" and args.model not in ("lightgcn", "ngcf"):
-        parser.error(f"--init {args.init} applies to lightgcn and ngcf, not {args.model}")
+    if args.init == "spectral" and args.model not in ("lightgcn", "ngcf", "pinsage"):
+        parser.error(f"--init {args.init} applies to lightgcn, ngcf and pinsage, not {args.model}")
     return TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, dim=args.dim, layers=args.layers, lr=args.lr,
         lr_schedule=args.lr_schedule, seed=args.seed, progress=not args.no_progress, time_budget_s=args.time_budget,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from pytorch_models.architectures import build_model
 from pytorch_models.graph import normalized_adjacency
 from pytorch_models.lightgcn.model import LightGCN, LightGCNConfig
 from pytorch_models.spectral_init import spectral_initialiser, spectral_tables
@@ -70,10 +71,26 @@ def test_a_spectral_start_ranks_well_before_training_and_trains(communities):
     assert ngcf["spectral"].metrics["recall@5"] > ngcf["random"].metrics["recall@5"]
 
 
-def test_the_command_line_refuses_a_spectral_pinsage():
+def test_pinsage_starts_its_id_table_from_the_item_side(communities):
+    model = build_model("pinsage", {"n_items": communities.n_items, "dim": 8})
+    random_rms = model.input.id_embedding.weight.pow(2).mean().sqrt().item()
+    spectral_initialiser(communities.train, communities.n_users, communities.n_items)(model)
+
+    _, items = spectral_tables(communities.train, communities.n_users, communities.n_items, dim=8)
+    table = model.input.id_embedding.weight.detach()
+    scale = random_rms / items.pow(2).mean().sqrt().item()
+    assert torch.allclose(table, items * scale, atol=1e-6)
+    # Ids only here (no features): the start alone ranks by the communities, random numbers do not.
+    common = dict(epochs=0, batch_size=64, dim=8, progress=False, k=5, num_workers=0)
+    recall = {init: train_model("pinsage", communities, options=TrainOptions(**common, init=init)).metrics["recall@5"]
+              for init in ("random", "spectral")}
+    assert recall["spectral"] > recall["random"] + 0.15
+
+
+def test_the_command_line_refuses_a_spectral_start_where_nothing_is_learnt():
     parser = _parser()
-    args = parser.parse_args(["--dataset", "movielens", "--data-dir", "x", "--model", "pinsage", "--init", "spectral"])
+    args = parser.parse_args(["--dataset", "movielens", "--data-dir", "x", "--model", "graphfilter", "--init", "spectral"])
     with pytest.raises(SystemExit):
         _options(args, parser)
-    args = parser.parse_args(["--dataset", "movielens", "--data-dir", "x", "--model", "ngcf", "--init", "spectral"])
+    args = parser.parse_args(["--dataset", "movielens", "--data-dir", "x", "--model", "pinsage", "--init", "spectral"])
     assert _options(args, parser).init == "spectral"

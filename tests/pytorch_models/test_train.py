@@ -95,7 +95,7 @@ def test_epochs_not_evaluated_have_no_recall(communities, community_features):
 # models reach 0.26 (LightGCN), 0.16 (NGCF) and 0.23 (PinSage), all above popular.
 # From random numbers: the spectral start alone already ranks well here (test_spectral_init).
 SHORT_RUNS = {"lightgcn": {"epochs": 20, "lr": 0.05, "init": "random"}, "ngcf": {"epochs": 10, "lr": 0.01, "init": "random"},
-              "pinsage": {"epochs": 5, "lr": 0.01}}
+              "pinsage": {"epochs": 5, "lr": 0.01, "init": "random"}}
 
 
 @pytest.mark.parametrize("name", sorted(SHORT_RUNS))
