@@ -23,8 +23,9 @@ DEFAULTS = {
     # dim 128 .190 (16 epochs), .188 (20). 256 shared negatives, lr 1e-2 and batches of 1024
     # did not help (.130, .134, .181). Runs differ by about ±.003 with the sampled tables.
     # PinSage's id table from R̃'s singular vectors (`--init spectral`) gave .2142 against
-    # .1841-.1923 over four runs from random numbers, but it is not the default yet: under it
-    # the live fine-tune no longer moved a visitor's items up (test_fold_in), unexamined.
+    # .1841-.1923 over four runs from random numbers, but it is not the default yet: the live
+    # fold-in, tuned on the random start's tables, then scores below the plain item mean
+    # (ndcg .2770 against .3004, benchmarks.fold_in_quality) and needs retuning first.
     "pinsage": {"epochs": 16, "lr": 3e-3, "layers": 2, "dim": 128, "lr_schedule": "cosine",
                 "neighbourhoods": "cached", "negative_power": 0.5},
     "popular": {"epochs": 0, "lr": 0.0},
