@@ -49,7 +49,8 @@ SETTINGS = {
     "ngcf": ["--batch-size", "8192", "--dim", "64", "--layers", "3", "--lr", "5e-3", "--l2", "1e-3",
              "--lr-schedule", "cosine", "--init", "spectral"],
     "pinsage": ["--batch-size", "8192", "--dim", "64", "--layers", "2", "--lr", "1e-2", "--lr-schedule", "constant",
-                "--neighbourhoods", "cached", "--shared-negatives", "500", "--negative-power", "0", "--workers", "1"],
+                "--neighbourhoods", "cached", "--shared-negatives", "500", "--negative-power", "0", "--workers", "1",
+                "--init", "spectral"],
 }
 # Seconds of an epoch on one thread at those settings (docs/benchmarks.md), to space out the
 # evaluations (about ten per run) and to leave the last epoch room inside the budget.
