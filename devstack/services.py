@@ -49,7 +49,10 @@ class DynamoDB(Process):
             raise StackError("node is missing: dynalite needs Node 20 (Debian: apt-get install nodejs)")
         self.path, port = Path(path), port or free_port()
         # Tables leave CREATING after 50 ms instead of the default 500 (tests create them).
-        super().__init__("dynamodb", [str(binary), "--host", "127.0.0.1", "--port", str(port), "--path", str(path),
+        # The guard keeps a client that dies mid-request from taking dynalite down (its comment).
+        guard = Path(__file__).with_name("dynalite_guard.js")
+        super().__init__("dynamodb", ["node", "--require", str(guard), str(binary.resolve()), "--host", "127.0.0.1",
+                                      "--port", str(port), "--path", str(path),
                                       "--createTableMs", "50", "--deleteTableMs", "50"],
                          port=port, check=lambda: dynamodb_ready(self.endpoint), log_dir=log_dir)
 
