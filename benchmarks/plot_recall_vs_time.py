@@ -32,6 +32,7 @@ PUBLISHED = {
     "graphfilter": ("BSPM paper", 0.1920, 0.1597),
     "graphfilter-blend": ("ChebyCF paper", 0.1941, 0.1616),
     "lightgcn": ("LightGCN paper", 0.1830, 0.1554),
+    "lightgcn-256": ("LightGCN paper", 0.1830, 0.1554),
     "ngcf": ("NGCF paper", 0.1570, 0.1327),
     "pinsage": ("BARS", 0.1380, 0.1196),
     "graphfilter+lightgcn": ("issue 10's goal", 0.1930, 0.1620),
