@@ -22,8 +22,8 @@ DEFAULTS = {
     # cosine decay, .75 .151, 1.0 .090); a cosine decay of lr .179 (12 epochs), .184 (20);
     # dim 128 .190 (16 epochs), .188 (20). 256 shared negatives, lr 1e-2 and batches of 1024
     # did not help (.130, .134, .181). Runs differ by about ±.003 with the sampled tables.
-    # PinSage's id table from R̃'s singular vectors (`spectral_init`) gives .2142 (the same
-    # at every run on one thread) against .1841-.1923 over four runs from random numbers.
+    # PinSage's id table from R̃'s singular vectors (`spectral_init`) gave .2124-.2144 over
+    # four runs, against .1841-.1937 over six from random numbers.
     "pinsage": {"epochs": 16, "lr": 3e-3, "layers": 2, "dim": 128, "lr_schedule": "cosine",
                 "neighbourhoods": "cached", "negative_power": 0.5, "init": "spectral"},
     "popular": {"epochs": 0, "lr": 0.0},
