@@ -17,8 +17,9 @@ LightGCN's budget cut by BLEND_EVAL_S so that the parts and the blend's evaluati
 budget; its minutes are the longer part's plus the evaluation's.
 The other graph filter runs first, alone, with both cores (it needs minutes, not an hour);
 then the GNNs, `--parallel` at a time with one torch thread each, so no run has more than
-the machine's two cores, and last (on Gowalla) those in BOTH_CORES, alone. A GNN run stops after the epoch that crosses its budget less
-MARGIN_S (room for the last epoch and the final evaluation).
+the machine's two cores, and last (on Gowalla) those in BOTH_CORES, alone. A GNN run stops
+after the epoch that crosses its budget less MARGIN_S (room for the last epoch and the final
+evaluation).
 
 Prints the table (model, recall@20, ndcg@20, minutes, epochs, the published figure), writes
 it to quality.md and a PNG of recall@20 against wall-clock minutes with the published figures
