@@ -41,11 +41,13 @@ class PositiveSet:
 
 
 def bpr_batches(
-    pairs: torch.Tensor, positives: PositiveSet, batch_size: int, generator: torch.Generator | None = None
+    pairs: torch.Tensor, positives: PositiveSet, batch_size: int, generator: torch.Generator | None = None,
+    n_negatives: int = 1,
 ):
-    """One epoch of (users, positive items, negative items) batches over shuffled train pairs."""
+    """One epoch of (users, positive items, negative items) batches over shuffled train pairs;
+    the negatives are (B,), or (B, n_negatives) when n_negatives > 1."""
     order = torch.randperm(len(pairs), generator=generator)
     for start in range(0, len(pairs), batch_size):
         batch = pairs[order[start : start + batch_size]]
         users, pos = batch[:, 0], batch[:, 1]
-        yield users, pos, positives.sample_negatives(users, generator)
+        yield users, pos, positives.sample_negatives(users, generator, n_negatives)

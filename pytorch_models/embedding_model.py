@@ -48,24 +48,33 @@ class EmbeddingPropagation(nn.Module):
         """adjacency: (N, N) sparse CSR; ego: (N, d) -> the final (N, d') rows."""
         return self.combine(self.layer_outputs(adjacency, ego))
 
-    def propagate_rows(self, adjacency: torch.Tensor, ego: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """propagate(adjacency, ego)[rows], combining only those rows: (len(rows), d').
-        Training needs a few thousand of Gowalla's 70k rows."""
-        return self.combine([x[rows] for x in self.layer_outputs(adjacency, ego)])
-
     def embeddings(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Final (n_users, d') user and (n_items, d') item embeddings."""
         final = self.propagate(adjacency, self.ego_embeddings())
         return final[: self.config.n_users], final[self.config.n_users :]
 
     def loss(self, adjacency: torch.Tensor, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        """users, pos, neg: (B,) rows. BPR on the final embeddings plus l2 · Σ|ego row|² / (2B)
-        over the batch's ego rows, duplicates counted (the LightGCN authors' convention). Pass
-        a dropped adjacency for NGCF's node dropout."""
+        """users, pos: (B,) rows; neg: (B,) negatives, or (B, M) candidates of which each row's
+        highest-scoring one under the current embeddings is its negative (dynamic negative
+        sampling, Zhang et al., SIGIR 2013). BPR on the final embeddings plus
+        l2 · Σ|ego row|² / (2B) over the batch's ego rows, duplicates counted (the LightGCN
+        authors' convention). Pass a dropped adjacency for NGCF's node dropout."""
         ego = self.ego_embeddings()
         n_users = self.config.n_users
+        layers = self.layer_outputs(adjacency, ego)
+        if neg.dim() == 2:
+            neg = self._hardest(layers, users, neg)
         # One gather for all three row sets: each indexing op costs a zero-filled (N, d) gradient.
         rows = torch.cat([users, n_users + pos, n_users + neg])
-        u, p, n = self.propagate_rows(adjacency, ego, rows).split(len(users))
+        u, p, n = self.combine([x[rows] for x in layers]).split(len(users))
         ranking = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
         return ranking + self.config.l2 * ego[rows].pow(2).sum() / (2 * len(users))
+
+    def _hardest(self, layers: list[torch.Tensor], users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """(B,) the candidate of each row of `candidates` (B, M) that scores highest for its user."""
+        with torch.no_grad():
+            n_users = self.config.n_users
+            u = self.combine([x[users] for x in layers])  # (B, d')
+            items = self.combine([x[n_users:] for x in layers])  # (n_items, d')
+            scores = torch.einsum("bd,bmd->bm", u, items[candidates])
+            return candidates.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)

@@ -203,6 +203,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--shared-negatives", type=int, default=0, help="PinSage negatives shared by a batch")
     parser.add_argument("--negative-power", type=float,
                         help="PinSage random negatives ∝ (degree + 1) ** this; 0 uniform (default 0.5)")
+    parser.add_argument("--negative-candidates", type=int, default=1,
+                        help="LightGCN/NGCF: train on the highest-scoring of this many uniform negatives "
+                             "(dynamic negative sampling); 1: plain BPR")
     parser.add_argument("--init", choices=("random", "spectral"),
                         help="LightGCN/NGCF ego embeddings, PinSage's id table: random numbers, or R̃'s top "
                              "singular vectors (spectral_init; the default)")
@@ -225,6 +228,8 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
     unknown = sorted(set(overrides) - known)
     if unknown:
         parser.error(f"--{'/--'.join(unknown).replace('_', '-')} does not apply to {args.model}")
+    if args.negative_candidates < 1 or (args.negative_candidates > 1 and args.model not in ("lightgcn", "ngcf")):
+        parser.error("--negative-candidates takes a count ≥ 1, and more than 1 applies to lightgcn and ngcf only")
     if args.init == "spectral" and args.model not in ("lightgcn", "ngcf", "pinsage"):
         parser.error(f"--init {args.init} applies to lightgcn, ngcf and pinsage, not {args.model}")
     return TrainOptions(
@@ -233,6 +238,7 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
         eval_every=args.eval_every, init=args.init, config_overrides=overrides, num_workers=args.workers,
         hard_negatives=args.hard_negatives, neighbourhoods=args.neighbourhoods,
         shared_negatives=args.shared_negatives, negative_power=args.negative_power,
+        negative_candidates=args.negative_candidates,
     )
 
 

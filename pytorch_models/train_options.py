@@ -59,6 +59,8 @@ class TrainOptions:
     ("sampled") or from a neighbour table refreshed every epoch ("cached"); shared_negatives,
     random items that are negatives of every query in a batch, besides each query's own;
     negative_power, random negatives drawn ∝ (degree + 1) ** negative_power (0: uniform).
+    LightGCN/NGCF only: negative_candidates, M > 1 draws M uniform negatives per train pair and
+    trains on the one the model scores highest (dynamic negative sampling); 1 is plain BPR.
     """
 
     epochs: int | None = None
@@ -79,6 +81,7 @@ class TrainOptions:
     neighbourhoods: str | None = None
     shared_negatives: int = 0
     negative_power: float | None = None
+    negative_candidates: int = 1
 
     def for_model(self, model_name: str) -> TrainOptions:
         """These options with the model's defaults in place of the fields left unset."""
@@ -90,6 +93,7 @@ class TrainOptions:
         """What a checkpoint's meta.json records under `hyper`."""
         pinsage = {"neighbourhoods": self.neighbourhoods, "shared_negatives": self.shared_negatives,
                    "negative_power": self.negative_power}
+        bpr = {"negative_candidates": self.negative_candidates}
         return {"epochs": self.epochs, "lr": self.lr, "lr_schedule": self.lr_schedule, "batch_size": self.batch_size,
                 "seed": self.seed, "hard_negatives": self.hard_negatives, "init": self.init,
-                **(pinsage if model_name == "pinsage" else {})}
+                **(pinsage if model_name == "pinsage" else bpr if model_name in ("lightgcn", "ngcf") else {})}

@@ -126,7 +126,8 @@ def _built(name: str, config, initialise: Callable[[nn.Module], None] | None) ->
 
 def fit_embedding_model(name: str, data: Interactions, options: TrainOptions, generator: torch.Generator,
                         initialise: Callable[[nn.Module], None] | None = None) -> ModelFit:
-    """LightGCN or NGCF: BPR with one uniform negative per train pair, in shuffled batches."""
+    """LightGCN or NGCF: BPR with one negative per train pair, in shuffled batches; uniform, or
+    the hardest of `options.negative_candidates` uniform ones."""
     config = CONFIGS[name](n_users=data.n_users, n_items=data.n_items, dim=options.dim, layers=options.layers,
                            **options.config_overrides)
     model = _built(name, config, initialise)
@@ -144,7 +145,7 @@ def fit_embedding_model(name: str, data: Interactions, options: TrainOptions, ge
 
     def run_epoch(epoch: int) -> float:
         model.train()
-        batches = bpr_batches(pairs, positives, options.batch_size, generator)
+        batches = bpr_batches(pairs, positives, options.batch_size, generator, options.negative_candidates)
         return batch_loop(batches, loss_of, optimiser, schedule, epoch=epoch, n_batches=n_batches,
                           progress=options.progress, desc=f"{name} {epoch}")
 

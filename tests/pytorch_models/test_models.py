@@ -140,13 +140,27 @@ def test_pinsage_batches_from_the_cached_table_match_whole_table_inference(commu
 
 
 @pytest.mark.parametrize("cls,config_cls", [(LightGCN, LightGCNConfig), (NGCF, NGCFConfig)])
-def test_propagate_rows_is_the_full_propagation_at_those_rows(communities, cls, config_cls):
+def test_candidate_negatives_train_on_the_one_the_propagated_embeddings_score_highest(communities, cls, config_cls):
+    """Dynamic negative sampling: with (B, M) candidates the loss is the loss of each row's
+    highest-scoring candidate under the final (propagated) embeddings, not the lowest, nor the
+    ego rows' favourite."""
     torch.manual_seed(0)
     data = communities
     model = cls(config_cls(n_users=data.n_users, n_items=data.n_items, dim=8, layers=3)).eval()
     adjacency = SymmetricAdjacency(data.n_users, data.n_items, data.train).matrix
-    rows = torch.tensor([0, 5, data.n_users + 3, 5])
+    users, pos = torch.from_numpy(data.train[:6, 0]), torch.from_numpy(data.train[:6, 1])
+    candidates = torch.randint(0, data.n_items, (6, 5), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        full = model.propagate(adjacency, model.ego_embeddings())
-        picked = model.propagate_rows(adjacency, model.ego_embeddings(), rows)
-    assert torch.allclose(picked, full[rows], atol=1e-6)
+        final_users, final_items = model.embeddings(adjacency)
+        ego_users, ego_items = model.user_embedding.weight, model.item_embedding.weight
+
+        def pick(u, i, choose):
+            return candidates.gather(1, choose((u[users, None] * i[candidates]).sum(-1), 1, keepdim=True)).squeeze(1)
+
+        hardest, easiest = pick(final_users, final_items, torch.argmax), pick(final_users, final_items, torch.argmin)
+        ego_hardest = pick(ego_users, ego_items, torch.argmax)
+        assert not torch.equal(hardest, easiest) and not torch.equal(hardest, ego_hardest)
+        got = float(model.loss(adjacency, users, pos, candidates))
+    assert got == pytest.approx(float(model.loss(adjacency, users, pos, hardest)), abs=1e-6)
+    assert got != pytest.approx(float(model.loss(adjacency, users, pos, easiest)), abs=1e-4)
+    assert got != pytest.approx(float(model.loss(adjacency, users, pos, ego_hardest)), abs=1e-4)

@@ -10,7 +10,7 @@ from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.metrics import ranking_metrics
 from pytorch_models.scoring import checkpoint_scorer
 from pytorch_models.fold_in import score_history
-from pytorch_models.train import TrainOptions, publish, train_model
+from pytorch_models.train import TrainOptions, _options, _parser, publish, train_model
 from pytorch_models.training_loops import CosineDecay
 
 
@@ -49,6 +49,25 @@ def test_pinsage_trains_from_a_cached_neighbour_table_with_shared_negatives(comm
     assert result.hyper["neighbourhoods"] == "cached" and result.hyper["shared_negatives"] == 4
     assert len(result.losses) == 2 and result.losses[-1] < result.losses[0]
     assert 0 <= result.metrics["recall@20"] <= 1
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "ngcf"])
+def test_bpr_models_train_on_the_hardest_of_several_negative_candidates(communities, name):
+    common = dict(epochs=3, batch_size=64, dim=8, progress=False, k=5)
+    result = train_model(name, communities, options=TrainOptions(**common, negative_candidates=4))
+    popular = train_model("popular", communities, options=TrainOptions(**common))
+    assert result.hyper["negative_candidates"] == 4
+    assert result.losses[-1] < result.losses[0]
+    assert result.metrics["recall@5"] > popular.metrics["recall@5"]
+
+
+def test_the_command_line_offers_negative_candidates_to_the_bpr_models_only():
+    parser = _parser()
+    base = ["--dataset", "movielens", "--data-dir", "x", "--negative-candidates"]
+    assert _options(parser.parse_args([*base, "8", "--model", "ngcf"]), parser).negative_candidates == 8
+    for bad in (["8", "--model", "pinsage"], ["0", "--model", "lightgcn"]):
+        with pytest.raises(SystemExit):
+            _options(parser.parse_args([*base, *bad]), parser)
 
 
 def test_cosine_decay_goes_from_lr_to_five_percent_over_the_epochs():
