@@ -30,7 +30,7 @@ from pytorch_models.graphfilter.train import train_graphfilter
 from pytorch_models.metrics import held_out_metrics
 from pytorch_models.scoring import popularity_scorer
 from pytorch_models.spectral_init import spectral_initialiser
-from pytorch_models.train_options import MAX_HARD_NEGATIVES, TrainOptions
+from pytorch_models.train_options import BPR_MODELS, MAX_HARD_NEGATIVES, TrainOptions
 from pytorch_models.training_loops import ModelFit, fit_embedding_model, fit_pinsage
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
     unknown = sorted(set(overrides) - known)
     if unknown:
         parser.error(f"--{'/--'.join(unknown).replace('_', '-')} does not apply to {args.model}")
-    if args.negative_candidates < 1 or (args.negative_candidates > 1 and args.model not in ("lightgcn", "ngcf")):
+    if args.negative_candidates < 1 or (args.negative_candidates > 1 and args.model not in BPR_MODELS):
         parser.error("--negative-candidates takes a count ≥ 1, and more than 1 applies to lightgcn and ngcf only")
     if args.init == "spectral" and args.model not in ("lightgcn", "ngcf", "pinsage"):
         parser.error(f"--init {args.init} applies to lightgcn, ngcf and pinsage, not {args.model}")
