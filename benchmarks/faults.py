@@ -156,7 +156,7 @@ class Rig:
         self.web_port = free_port()
         self.env = app.app_env({
             **env,
-            "REDIS_URL": self.redis.url, "KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            "REDIS_URL": self.redis.url, "BROKER_REDIS_URL": self.redis.url, "KAFKA_BOOTSTRAP": self.kafka.bootstrap,
             "DYNAMODB_ENDPOINT": self.dynamodb.endpoint, "MODEL_DIR": str(model_dir),
             "LIVE_RECONCILE_S": "5", "RETRAIN_EVERY": "0",
             "RATE_LIMIT_SESSIONS_PER_MINUTE": "100000", "RATE_LIMIT_EVENTS_PER_MINUTE": "100000",

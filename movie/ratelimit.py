@@ -38,7 +38,7 @@ def limit(action: str, key: str) -> None:
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     name = f"rate:{action}:{digest}:{int(now // window)}"
     try:
-        pipe = _client(settings.REDIS_URL).pipeline()
+        pipe = _client(settings.BROKER_REDIS_URL).pipeline()
         pipe.incr(name)
         pipe.expire(name, window)
         seen, _ = pipe.execute()

@@ -93,6 +93,7 @@ def services(redis_url, kafka_bootstrap, dynamodb_endpoint, model_dir):
         "KAFKA_BOOTSTRAP": kafka_bootstrap,
         "DYNAMODB_ENDPOINT": dynamodb_endpoint,
         "REDIS_URL": redis_url,
+        "BROKER_REDIS_URL": redis_url,
         "CELERY_BROKER_URL": redis_url,
         "MODEL_DIR": model_dir,
     }

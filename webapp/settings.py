@@ -137,6 +137,9 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- The click pipeline -------------------------------------------------------
 REDIS_URL = _env("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Celery's broker and the rate limiter: keys that must never be evicted. The same server as
+# REDIS_URL unless BROKER_REDIS_URL names another (docs: "Bounds").
+BROKER_REDIS_URL = _env("BROKER_REDIS_URL") or REDIS_URL
 KAFKA_BOOTSTRAP = _env("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 KAFKA_TOPIC = _env("KAFKA_TOPIC", "clicks")
 DYNAMODB_ENDPOINT = _env("DYNAMODB_ENDPOINT") or None
@@ -170,7 +173,7 @@ RATE_LIMITS = {
 LIVE_VISITOR_IDLE_S = float(_env("LIVE_VISITOR_IDLE_S", "600"))
 RETRAIN_EVERY = float(_env("RETRAIN_EVERY", "0"))
 
-CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_URL = BROKER_REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = "live"
 CELERY_TASK_ROUTES = {"workers.tasks.retrain_models": {"queue": "retrain"}}

@@ -52,7 +52,7 @@ def test_log_in_tries_are_limited_per_address_and_username(db, tight):
 
 
 def test_requests_go_through_when_the_limiter_is_unreachable(db, tight, settings, unused_tcp_port):
-    settings.REDIS_URL = f"redis://127.0.0.1:{unused_tcp_port}/0"
+    settings.BROKER_REDIS_URL = f"redis://127.0.0.1:{unused_tcp_port}/0"
     address = _address()
     statuses = [Client(REMOTE_ADDR=address).get("/api/recommendations/popular/?k=5").status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
