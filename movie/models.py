@@ -97,6 +97,10 @@ class Interaction(models.Model):
     impression = models.ForeignKey("Impression", null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="clicks")
     position = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Who sent it, as the rate limits bucket clients (`movie.ratelimit`): a keyed digest of the
+    # client's address (IPv6 by /64), never the address itself. A retrain caps how much one
+    # client weighs in its training data, so a click farm behind one address cannot move it.
+    client = models.CharField(max_length=24, blank=True, default="")
 
     class Meta:
         indexes = [

@@ -157,6 +157,9 @@ MODEL_DIR = Path(_env("MODEL_DIR", str(VAR_DIR / "models")))
 if not MODEL_DIR.is_absolute():
     MODEL_DIR = BASE_DIR / MODEL_DIR
 RECOMMENDATION_MODELS = recommenders.NAMES
+# The most movies of a visitor's history the live models and the pages use: the newest
+# VISITOR_HISTORY_MAX; older ones fall out of the live model and the page says so.
+VISITOR_HISTORY_MAX = int(_env("VISITOR_HISTORY_MAX", "500"))
 RECOMMENDATIONS_K = 20
 
 # Rate limits, (count, window seconds): clicks and ratings per visitor, new sessions per client
