@@ -8,8 +8,11 @@ say so.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import sys
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -107,17 +110,56 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
                            because=_because(published, history, items))
 
 
-# (model folder, model, version, history, k) -> (items, because), newest use last. A closed
-# form's list is a function of these alone, and a visitor asks for the same one again and
-# again (a reload, the home row, a tab, the API): the filter's products were 4.3 of the
+# (model folder, model, version, digest of the history, k) -> (items, because), newest use last.
+# A closed form's list is a function of these alone, and a visitor asks for the same one again
+# and again (a reload, the home row, a tab, the API): the filter's products were 4.3 of the
 # 7.3 ms of CPU its page took. A click changes the history, a publish the version: a new key.
-CLOSED_FORM_LISTS = 4096
+# The history enters the key as a 16-byte digest, never as itself (a long history in every key
+# held its whole tuple once per k), and the cache is bounded in bytes, not entries: an entry's
+# size follows k (the API allows up to 100) and its because-lists. A web process holds about
+# 580 MB (torch, the published tables; devstack/app.py); 32 MiB more holds about 5,000 lists of
+# 20 with their because-lines (`_entry_bytes` counts 6.7 KB each, tracemalloc measured 6.2) or
+# 1,000 lists of 100 (33 KB; 31 measured).
+CLOSED_FORM_BYTES = 32 * 2**20
+_SLOT_BYTES = 208  # an entry's places in the OrderedDict (its link node too) and the sizes dict
 _closed_form_lists: OrderedDict[tuple, tuple[list, dict]] = OrderedDict()
+_closed_form_sizes: dict[tuple, int] = {}
+_closed_form_held = [0]  # bytes of every entry together
 _closed_form_lock = threading.Lock()
 
 
+def history_digest(history: Sequence[int]) -> bytes:
+    """16 bytes naming the history, its order included (a collision would need 2**64 tries)."""
+    return hashlib.blake2b(array("q", history).tobytes(), digest_size=16).digest()
+
+
+def _entry_bytes(key: tuple, held: tuple[list, dict]) -> int:
+    """What an entry holds in memory: the key and its parts, the items list and its tuples of
+    numbers, the because dict and its lists (small ints are shared by CPython, so this counts
+    more than it takes), and its places in the dicts."""
+    items, explained = held
+    size = sys.getsizeof(key) + sum(sys.getsizeof(part) for part in key) + _SLOT_BYTES
+    size += sys.getsizeof(items) + sum(sys.getsizeof(pair) + sum(map(sys.getsizeof, pair)) for pair in items)
+    size += sys.getsizeof(explained) + sum(
+        sys.getsizeof(movie) + sys.getsizeof(movies) + sum(map(sys.getsizeof, movies)) for movie, movies in explained.items()
+    )
+    return size
+
+
+def closed_form_bytes() -> int:
+    """Bytes the graph filter's lists hold in this process (at most CLOSED_FORM_BYTES)."""
+    return _closed_form_held[0]
+
+
+def closed_form_clear() -> None:
+    with _closed_form_lock:
+        _closed_form_lists.clear()
+        _closed_form_sizes.clear()
+        _closed_form_held[0] = 0
+
+
 def _closed_form(published: registry.Published, history: Sequence[int], k: int) -> tuple[list, dict]:
-    key = (str(registry.model_dir()), published.model, published.version, tuple(history), k)
+    key = (str(registry.model_dir()), published.model, published.version, history_digest(history), k)
     with _closed_form_lock:
         held = _closed_form_lists.get(key)
         if held is not None:
@@ -125,11 +167,22 @@ def _closed_form(published: registry.Published, history: Sequence[int], k: int) 
     if held is None:  # computed outside the lock: two requests may both compute, never block
         items = _top_k(published, score_history(published.checkpoint, published.indices(history)), history, k)
         held = (items, _because(published, history, items))
-        with _closed_form_lock:
-            _closed_form_lists[key] = held
-            while len(_closed_form_lists) > CLOSED_FORM_LISTS:
-                _closed_form_lists.popitem(last=False)
+        _closed_form_keep(key, held)
     return list(held[0]), {m: list(h) for m, h in held[1].items()}
+
+
+def _closed_form_keep(key: tuple, held: tuple[list, dict]) -> None:
+    size = _entry_bytes(key, held)
+    if size > CLOSED_FORM_BYTES:
+        return
+    with _closed_form_lock:
+        if key in _closed_form_lists:  # another request computed it meanwhile
+            return
+        _closed_form_lists[key], _closed_form_sizes[key] = held, size
+        _closed_form_held[0] += size
+        while _closed_form_held[0] > CLOSED_FORM_BYTES:
+            oldest, _ = _closed_form_lists.popitem(last=False)
+            _closed_form_held[0] -= _closed_form_sizes.pop(oldest)
 
 
 def _because(published: registry.Published, history: Sequence[int], items: list[tuple[int, float]]) -> dict:

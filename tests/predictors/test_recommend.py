@@ -25,7 +25,7 @@ def test_the_graph_filter_scores_a_history_once_per_version(trained_models, monk
     scored = []
     real = serving.score_history
     monkeypatch.setattr(serving, "score_history", lambda checkpoint, rows: scored.append(rows) or real(checkpoint, rows))
-    serving._closed_form_lists.clear()
+    serving.closed_form_clear()
 
     first = recommend(visitor="v:filter", model="graphfilter", k=20, history=CLICKED)
     again = recommend(visitor="v:other", model="graphfilter", k=20, history=CLICKED)
@@ -38,8 +38,39 @@ def test_the_graph_filter_scores_a_history_once_per_version(trained_models, monk
     assert len(scored) == 3
 
     # An entry is keyed by its version: one left from another version is never served.
-    (key,) = [key for key in serving._closed_form_lists if key[3:] == (tuple(CLICKED), 20)]
-    serving._closed_form_lists.clear()
-    serving._closed_form_lists[(*key[:2], "an-older-version", *key[3:])] = ([(1, 9.0)], {})
+    (key,) = [key for key in serving._closed_form_lists if key[3:] == (serving.history_digest(CLICKED), 20)]
+    serving.closed_form_clear()
+    serving._closed_form_keep((*key[:2], "an-older-version", *key[3:]), ([(1, 9.0)], {}))
     assert recommend(visitor="v:filter", model="graphfilter", k=20, history=CLICKED).items == first.items
     assert len(scored) == 4
+    serving.closed_form_clear()
+
+
+def test_the_graph_filter_lists_stay_under_their_byte_bound(trained_models, monkeypatch):
+    """A long history asked for with several k, click after click: each key holds a digest of
+    the history, not the history, and the oldest lists leave once the bytes pass the bound."""
+    from predictors import recommend as serving
+    from predictors import registry
+
+    serving.closed_form_clear()
+    movie_ids = [int(m) for m in registry.published("graphfilter").movie_ids[:600]]
+    bound = 200_000
+    monkeypatch.setattr(serving, "CLOSED_FORM_BYTES", bound)
+    largest, served = 0, 0
+    for clicks in range(500, 510):  # the history grows by a click each round
+        history = movie_ids[:clicks]
+        for k in (5, 20, 50, 100):
+            recs = recommend(visitor="v:long", model="graphfilter", k=k, history=history)
+            assert len(recs.items) == k and not {m for m, _ in recs.items} & set(history)
+            served += 1
+            largest = max(largest, serving.closed_form_bytes())
+            assert serving.closed_form_bytes() <= bound
+
+    kept = dict(serving._closed_form_lists)
+    assert 0 < len(kept) < served  # the oldest lists were dropped, the newest kept
+    assert serving.closed_form_bytes() == sum(serving._entry_bytes(key, held) for key, held in kept.items())
+    assert largest > bound - 40_000  # it filled up to the bound (an entry of k=100 is ~33 KB)
+    assert all(len(key[3]) == 16 for key in kept)  # 500+ movies of history, 16 bytes of key
+    newest = next(reversed(kept))
+    assert newest[3:] == (serving.history_digest(movie_ids[:509]), 100)
+    serving.closed_form_clear()
