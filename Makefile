@@ -1,5 +1,6 @@
 # make demo: the site on http://127.0.0.1:8000 with every service, no Docker.
-# make test: the test suite against real local services (MariaDB via DATABASE_URL).
+# make test: the test suite against real local services: MariaDB at DATABASE_URL when it lets
+# root in there, else a private mariadbd the tests start and stop (tests/conftest.py).
 # Each installs the Debian packages it lacks through scripts/system_packages.sh (the script
 # .ci/run uses): as root or with passwordless sudo it installs them, otherwise it prints the
 # one command to run. The checks here are cheap, so an equipped machine never calls it.
@@ -12,9 +13,9 @@ NODE_STAMP := node_modules/.package-lock.json
 CHROMIUM_PATH ?= /usr/bin/chromium
 
 # On a bare machine the first missing piece installs everything the goal needs, in one apt run.
-SYSTEM_PACKAGES := PYTHON=$(PYTHON) bash scripts/system_packages.sh $(if $(filter test chromium,$(MAKECMDGOALS)),test,demo)
+SYSTEM_PACKAGES := PYTHON=$(PYTHON) bash scripts/system_packages.sh $(if $(filter test chromium mariadb,$(MAKECMDGOALS)),test,demo)
 
-.PHONY: demo test lint venv node chromium
+.PHONY: demo test lint venv node chromium mariadb
 
 # WORKERS: live worker processes (each a Celery worker on queue `live`).
 WORKERS ?= 1
@@ -22,7 +23,7 @@ WORKERS ?= 1
 demo: venv node
 	WORKERS=$(WORKERS) $(PY) -m devstack demo
 
-test: venv node chromium
+test: venv node chromium mariadb
 	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/cinegraph} \
 	CHROMIUM_PATH=$(CHROMIUM_PATH) \
 	$(PY) -m pytest
@@ -52,3 +53,7 @@ $(NODE_STAMP): package-lock.json
 # The browser test drives Chromium from apt (tests/conftest.py); `make demo` does not need it.
 chromium:
 	@test -x "$(CHROMIUM_PATH)" || $(SYSTEM_PACKAGES)
+
+# The tests start their own MariaDB where none answers at DATABASE_URL (a bare machine).
+mariadb:
+	@test -x /usr/sbin/mariadbd -a -x /usr/bin/mariadb-install-db -a -x /usr/bin/my_print_defaults || $(SYSTEM_PACKAGES)

@@ -1,6 +1,6 @@
-"""The local services: Kafka (tansu), DynamoDB (dynalite), Redis (valkey-server), each a
-`Process` on a free port with its readiness check, and the topics and tables the app needs.
-No Django import here."""
+"""The local services: Kafka (tansu), DynamoDB (dynalite), Redis (valkey-server) and, for the
+tests on a machine without a database server, MariaDB (mariadbd), each a `Process` on a free
+port with its readiness check, and the topics and tables the app needs. No Django import here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Mapping
 
@@ -85,6 +86,62 @@ class Valkey(Process):
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+
+class MariaDB(Process):
+    """A private MariaDB server (Debian's mariadb-server-core) on a free loopback port, its data
+    under `path`, user root without a password: what the tests use where no server answers at
+    DATABASE_URL. The first launch makes the data folder with mariadb-install-db (half a
+    second); whoever chose `path` removes it."""
+
+    def __init__(self, *, path: Path, port: int | None = None, log_dir: Path = LOG_DIR):
+        self.path, port = Path(path), port or free_port()
+        # --no-defaults: /etc/mysql/my.cnf belongs to the machine's own server (its datadir and
+        # socket). As root mariadbd refuses to start unless told which user to run as.
+        self.common = ["--no-defaults", f"--datadir={self.path / 'data'}", "--skip-name-resolve",
+                       *(["--user=root"] if os.geteuid() == 0 else [])]
+        # The data is thrown away when the session ends: no fsync at each commit (the log is
+        # written at commit and flushed once a second), which is what a test suite of small
+        # transactions waits on.
+        super().__init__("mariadb", [mariadb_binary("mariadbd"), *self.common, f"--port={port}",
+                                     "--bind-address=127.0.0.1", f"--socket={self.path / 'mariadb.sock'}",
+                                     f"--pid-file={self.path / 'mariadb.pid'}", "--innodb-flush-log-at-trx-commit=2"],
+                         port=port, check=lambda: mysql_ping(host="127.0.0.1", port=self.port), ready_s=60,
+                         log_dir=log_dir)
+
+    @property
+    def url(self) -> str:
+        return f"mysql://root@127.0.0.1:{self.port}"
+
+    def launch(self) -> MariaDB:
+        if not (self.path / "data" / "mysql").is_dir():
+            self.initialise()
+        return super().launch()
+
+    def initialise(self) -> None:
+        """mariadb-install-db: the system tables, root@localhost and root@127.0.0.1 with an empty
+        password (the default, `socket`, lets only the OS user root in, and only by socket)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            done = subprocess.run([mariadb_binary("mariadb-install-db"), *self.common,
+                                   "--auth-root-authentication-method=normal", "--skip-test-db"],
+                                  cwd=self.path, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        if done.returncode != 0:
+            raise StackError(f"mariadb-install-db failed (exit {done.returncode})\n{self.log_tail()}")
+
+
+# Debian puts mariadbd in /usr/sbin, which a normal user's PATH lacks.
+MARIADB_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin")
+
+
+def mariadb_binary(name: str) -> str:
+    found = shutil.which(name) or next((f"{d}/{name}" for d in MARIADB_DIRS if os.access(f"{d}/{name}", os.X_OK)), None)
+    if found is None:
+        raise StackError(f"{name} is missing: the tests start their own MariaDB where none answers at DATABASE_URL. "
+                         "Install Debian's mariadb-server-core and mariadb-client-core "
+                         "(scripts/system_packages.sh test does), or point DATABASE_URL at a running server")
+    return found
 
 
 def start_services(stack: Stack, *, dynalite_path: Path = VAR / "dynalite", redis_url: str | None = None) -> dict[str, str]:
@@ -199,3 +256,11 @@ def redis_ping(url: str) -> bool:
         return bool(client.ping())
     finally:
         client.close()
+
+
+def mysql_ping(*, host: str, port: int, user: str = "root", password: str = "") -> bool:
+    """True when a MySQL/MariaDB server at host:port lets `user` in."""
+    import MySQLdb
+
+    MySQLdb.connect(host=host, port=port, user=user, password=password, connect_timeout=2).close()
+    return True

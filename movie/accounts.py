@@ -10,18 +10,19 @@ from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.views import LoginView, RedirectURLMixin
 from django.http import HttpResponse, HttpResponseRedirect
+from django.utils.decorators import method_decorator
 from django.views.generic.edit import FormView
 
 from movie.forms import SignupForm
-from movie.ratelimit import client_address, limit
+from movie.ratelimit import client_address, limit, login_limited
 from movie.services import user_signup
 from movie.visitors import MOVE_FIELD, account_visitor, history_move_finish, session_visitor
 
 class SignInView(LoginView):
     template_name = "registration/login.html"
 
+    @method_decorator(login_limited)  # the admin's log-in too (webapp/urls.py)
     def post(self, request, *args, **kwargs):
-        limit("login", f"{client_address(request)}:{request.POST.get('username', '')}")
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form) -> HttpResponse:
@@ -45,6 +46,11 @@ class SignUpView(RedirectURLMixin, FormView):
 
     def get_context_data(self, **kwargs):
         return {**super().get_context_data(**kwargs), "next": self.get_redirect_url()}
+
+    def post(self, request, *args, **kwargs):
+        # Counted before the form is read: each try costs a PBKDF2 and tells whether a name is taken.
+        limit("signup", client_address(request))
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form) -> HttpResponse:
         user = user_signup(username=form.cleaned_data["username"], password=form.cleaned_data["password1"])

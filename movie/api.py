@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from movie.events import EventConflict, EventNotRecorded, EventRejected, event_record
 from movie.impressions import ImpressionNotRecorded, ImpressionRejected, impression_record
-from movie.ratelimit import limit
+from movie.ratelimit import client_address, client_digest, limit
 from movie.recommendations import recommendations_for
 from movie.visitors import visitor_key
 
@@ -35,12 +35,14 @@ def _json_object(request: HttpRequest) -> dict:
 
 
 def _posted(request: HttpRequest) -> tuple[dict, str]:
-    """A POSTed event's JSON object and its visitor, counted against the visitor's event limit
-    (raises RateLimited: the middleware answers 429). Raises BadBody before any of that."""
-    body = _json_object(request)
+    """A POSTed event's JSON object and its visitor, counted against the client address's and
+    the visitor's event limits before the body is read (raises RateLimited: the middleware
+    answers 429; per address first, so a client opening a session per request is held there
+    before it has one). Then raises BadBody for a body that is no JSON object."""
+    limit("event_address", client_address(request))
     visitor = visitor_key(request)
     limit("event", visitor)
-    return body, visitor
+    return _json_object(request), visitor
 
 
 @require_POST
@@ -53,7 +55,7 @@ def events(request: HttpRequest) -> JsonResponse:
         event = event_record(
             visitor=visitor, movie_id=body.get("movie_id"), kind=body.get("kind"), value=body.get("value"),
             idempotency_key=request.headers.get("Idempotency-Key"),
-            impression=body.get("impression"), position=body.get("position"),
+            impression=body.get("impression"), position=body.get("position"), client=client_digest(request),
         )
     except EventConflict as exc:
         return JsonResponse({"error": str(exc)}, status=422)

@@ -201,12 +201,13 @@ def _retry(prior: Interaction, *, visitor: str, movie_id: int, kind: str, value)
 
 
 def event_record(*, visitor: str, movie_id, kind, value=None, idempotency_key=None, impression=None,
-                 position=None) -> Event:
+                 position=None, client: str = "") -> Event:
     """Validate and record a click or a rating; returns the stored event. A request with the
     idempotency key of an event already recorded answers with that event, recording nothing.
     A click's `impression` and `position` credit the list it came from when that list was
     shown to this visitor with this movie there (`impressions.click_attribution`); a click
-    no list earned is recorded all the same, without them."""
+    no list earned is recorded all the same, without them. `client` is the sender's keyed digest
+    (`ratelimit.client_digest`), kept on the mirror row so a retrain can cap each client's weight."""
     movie_id, kind, value = event_validate(movie_id=movie_id, kind=kind, value=value)
     impression, position = attribution_validate(kind=kind, impression=impression, position=position)
     event_id = idempotency_key_validate(idempotency_key) or str(uuid.uuid4())
@@ -220,7 +221,7 @@ def event_record(*, visitor: str, movie_id, kind, value=None, idempotency_key=No
         def mirror():
             Interaction.objects.create(visitor=visitor, movie_id=movie_id, kind=kind, value=value,
                                        event_id=event_id, created_at=_at(event.ts), impression_id=impression,
-                                       position=position)
+                                       position=position, client=client)
 
         try:
             return _record(event, mirror, lambda: Interaction.objects.filter(event_id=event_id).delete())

@@ -4,7 +4,10 @@ Every test session starts its own Kafka (in memory) and DynamoDB (LevelDB in a t
 and points `django.conf.settings` and `os.environ` at them before any test runs, so no
 test can reach a developer's own services by accident. Redis is the one on 6379 with a
 dedicated database (15, flushed at session start) when it answers, else a private
-valkey-server. Override with TEST_REDIS_URL.
+valkey-server. Override with TEST_REDIS_URL. The database is DATABASE_URL's (pytest-django
+creates `test_<name>` there); where that is MySQL on this machine and nothing lets its user in,
+a private MariaDB on a free port takes its place for the session (a bare machine: `make test`
+needs nothing running).
 
 The Celery worker and the Kafka consumer run as subprocesses, started only when a test asks
 for `live_celery_worker` / `click_consumer`. Those processes read the test database through
@@ -14,6 +17,8 @@ their own connection: tests using them need `transactional_db` (data committed),
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,7 +27,8 @@ import pytest
 from devstack import app
 from devstack.process import StackError, free_port, quietly
 from devstack.services import (
-    DynamoDB, Kafka, Valkey, aws_kwargs, ensure_clicklog_table, ensure_impressions_table, ensure_kafka_topic, redis_ping,
+    DynamoDB, Kafka, MariaDB, Valkey, aws_kwargs, ensure_clicklog_table, ensure_impressions_table, ensure_kafka_topic,
+    mysql_ping, redis_ping,
 )
 from devstack.supervisor import Stack
 
@@ -46,13 +52,15 @@ def log_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def redis_url(service_stack, log_dir) -> str:
+def redis_url(service_stack, log_dir, request) -> str:
     import redis
 
     if quietly(redis_ping, TEST_REDIS_URL):
         redis.Redis.from_url(TEST_REDIS_URL).flushdb()
         return TEST_REDIS_URL
-    return service_stack.start(Valkey(log_dir=log_dir)).url
+    server = service_stack.start(Valkey(log_dir=log_dir))
+    _note(request, f"redis: nothing answered at {TEST_REDIS_URL}; the tests used their own on {server.address}")
+    return server.url
 
 
 @pytest.fixture(scope="session")
@@ -168,14 +176,47 @@ def _empty_table(endpoint: str, table: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
-    """A SQLite test database is a file, not memory, so the worker subprocess sees it."""
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, service_stack, log_dir, request):
+    """A SQLite test database is a file, not memory, so the worker subprocess sees it. A MySQL
+    one on this machine that does not answer (a bare machine) is a private MariaDB instead."""
     from django.conf import settings
 
     db = settings.DATABASES["default"]
     if db["ENGINE"] == "django.db.backends.sqlite3":
         db.setdefault("TEST", {})
         db["TEST"].setdefault("NAME", str(Path(settings.VAR_DIR) / "test-db.sqlite3"))
+    elif db["ENGINE"] == "django.db.backends.mysql" and db["HOST"] in LOOPBACK and not quietly(lambda: mysql_ping(
+            host=db["HOST"] or "localhost", port=int(db["PORT"] or 3306), user=db["USER"] or "root",
+            password=db["PASSWORD"] or "")):
+        server = _private_mariadb(service_stack, log_dir)
+        _note(request, f"database: no MariaDB let {db['USER'] or 'root'} in at {db['HOST'] or 'localhost'}:"
+                       f"{db['PORT'] or 3306}; the tests used their own on {server.address} ({server.path}, removed)")
+        # The same dict Django's connection reads: it connects to the private server from now on.
+        db.update(HOST="127.0.0.1", PORT=server.port, USER="root", PASSWORD="")
+
+
+LOOPBACK = ("", "localhost", "127.0.0.1", "::1")  # a server elsewhere is never replaced by ours
+SERVICE_NOTES = pytest.StashKey[list[str]]()
+
+
+def _private_mariadb(stack: Stack, log_dir: Path) -> MariaDB:
+    """mariadbd on a free port, data in a temp folder (about 120 MB) removed after it stops."""
+    path = Path(tempfile.mkdtemp(prefix="cinegraph-mariadb-"))
+    stack.exits.callback(shutil.rmtree, path, ignore_errors=True)  # runs after the server's stop
+    try:
+        return stack.start(MariaDB(path=path, log_dir=log_dir))
+    except StackError as exc:
+        pytest.fail(str(exc))
+
+
+def _note(request, line: str) -> None:
+    request.config.stash.setdefault(SERVICE_NOTES, []).append(line)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Say so when the tests ran against a Redis or MariaDB of their own."""
+    for line in config.stash.get(SERVICE_NOTES, []):
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -162,14 +162,39 @@ RECOMMENDATION_MODELS = recommenders.NAMES
 VISITOR_HISTORY_MAX = int(_env("VISITOR_HISTORY_MAX", "500"))
 RECOMMENDATIONS_K = 20
 
-# Rate limits, (count, window seconds): clicks and ratings per visitor, new sessions per client
-# address (a client that drops its cookie makes one per request), log-in tries per address and
-# username. .env.dev raises the session limit: benchmarks.click_load opens 200 from one address.
+# Rate limits, (count, window seconds), per client address as movie.ratelimit names it (through
+# TRUSTED_PROXIES below; IPv6 by /64) and per visitor or username. .env.dev raises the address
+# limits: there one address stands for every client (benchmarks.click_load: 200 visitors,
+# 100 clicks/s from 127.0.0.1).
+_LOGINS = int(_env("RATE_LIMIT_LOGINS_PER_5_MINUTES", "10"))
 RATE_LIMITS = {
+    # Clicks, ratings and impressions per visitor, and per address: 1,200 a minute is ten
+    # visitors at their own limit behind one NAT, and caps a client that opens a session per
+    # request (60 sessions a minute with 120 clicks each would be 7,200 a minute, growing).
     "event": (int(_env("RATE_LIMIT_EVENTS_PER_MINUTE", "120")), 60),
+    "event_address": (int(_env("RATE_LIMIT_EVENTS_PER_ADDRESS_PER_MINUTE", "1200")), 60),
+    # New sessions per address: a client that drops its cookie makes one per request.
     "session": (int(_env("RATE_LIMIT_SESSIONS_PER_MINUTE", "60")), 60),
-    "login": (int(_env("RATE_LIMIT_LOGINS_PER_5_MINUTES", "10")), 300),
+    # Log-in tries (each costs 0.3 s of PBKDF2): per address and username (one client guessing
+    # one password); per address (spraying one password over many accounts: 30 in 5 minutes
+    # keep one client to 3% of a core); per username from anywhere (guessing from many
+    # addresses: it takes five at their own limit to reach); and per browser that logged in to
+    # that account before, which counts there instead of on the username, so a locked username
+    # does not lock out its owner.
+    "login": (_LOGINS, 300),
+    "login_address": (int(_env("RATE_LIMIT_LOGINS_PER_ADDRESS_PER_5_MINUTES", "30")), 300),
+    "login_username": (int(_env("RATE_LIMIT_LOGINS_PER_USERNAME_PER_5_MINUTES", "50")), 300),
+    "login_device": (_LOGINS, 300),
+    # Sign-ups per address: each costs a PBKDF2 and tells whether a username is taken.
+    "signup": (int(_env("RATE_LIMIT_SIGNUPS_PER_HOUR", "20")), 3600),
 }
+# How many reverse proxies in front of the app append the address they received from to
+# X-Forwarded-For (docker-compose.yml: one, the TLS proxy). 0: the client is REMOTE_ADDR. Set it
+# only where the app is reachable through those proxies alone, or a client could name its own
+# address.
+TRUSTED_PROXIES = int(_env("DJANGO_TRUSTED_PROXIES", "0"))
+if TRUSTED_PROXIES < 0:
+    raise RuntimeError("DJANGO_TRUSTED_PROXIES must be 0 or more: the number of proxies in front of the app")
 
 # The live path: idle visitors leave a worker's visitor graph after this long (their state
 # stays in Redis); RETRAIN_EVERY seconds between scheduled retrains, 0 = never.
