@@ -48,7 +48,7 @@ def demo() -> None:
     defaults = dev_env()
     model_dir = ROOT / (defaults.get("MODEL_DIR") or VAR / "models")  # an absolute path stays as it is
     with Stack() as stack:
-        found = services.start_services(stack, redis_url=defaults.get("REDIS_URL"))
+        found = services.start_services(stack)
         env = app.app_env({**found, "MODEL_DIR": str(model_dir),
                            "DATABASE_URL": defaults.get("DATABASE_URL", "")})
         # Where tools (benchmarks.click_load, manage.py by hand) find the services.
@@ -81,7 +81,7 @@ def start_app(stack: Stack, env: dict[str, str], *, port: int, live_workers: int
 
 def services_only() -> None:
     with Stack() as stack:
-        found = services.start_services(stack, redis_url=dev_env().get("REDIS_URL"))
+        found = services.start_services(stack)
         print(stack.table() + "\n\n# point manage.py / celery at them:")
         for key, value in found.items():
             print(f"export {key}={value}")

