@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -109,12 +110,38 @@ class Process(Executor):
             log.info("stopped %s pid %s%s", self.name, pid, f" (exit {code})" if code else "")
         return self
 
+    def rotate_log(self, *, max_bytes: int, keep: int) -> bool:
+        """`log_rotate` on this process's log, which it may be writing to as we copy."""
+        return log_rotate(self.log_path, max_bytes=max_bytes, keep=keep)
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
         except OSError:
             return ""
         return f"--- last lines of {self.log_path}:\n" + "\n".join(text)
+
+
+def log_rotate(path: Path, *, max_bytes: int, keep: int) -> bool:
+    """Once `path` is over `max_bytes`: `path`.1 becomes .2 and so on, the oldest past `keep`
+    dropped; `path` is copied to `path`.1 and truncated in place. Copy-truncate, because the
+    writer keeps its file open: it was opened with O_APPEND (`launch`), so its next write lands
+    at the new end, offset 0, not where it stood (which would leave a hole of NULs). A line
+    written between the copy and the truncation is lost; that is the price of not restarting
+    the writer. True when it rotated."""
+    path = Path(path)
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    for n in range(keep - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{n}")
+        if older.exists():
+            os.replace(older, path.with_name(f"{path.name}.{n + 1}"))
+    shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    os.truncate(path, 0)
+    return True
 
 
 def free_port(host: str = "127.0.0.1") -> int:

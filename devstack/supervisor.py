@@ -57,11 +57,24 @@ class Stack:
             self.restarts[proc] = _Restarts(started_at=time.monotonic())
         return proc.wait_ready() if wait else proc
 
+    # Each process's log (var/log/<name>.log) is rotated once over `log_max_bytes`, keeping
+    # `log_keep` older generations: at most 40 MB a process, whatever it logs.
+    log_max_bytes, log_keep = 10 * 2**20, 3
+
     def watch(self) -> None:
-        """Block until we are interrupted, restarting what may restart (see `check`)."""
+        """Block until we are interrupted, restarting what may restart (see `check`) and
+        rotating logs (`rotate_logs`)."""
         while True:
             self.check()
+            self.rotate_logs()
             time.sleep(0.5)
+
+    def rotate_logs(self) -> int:
+        """Rotate every log past its size (`Process.rotate_log`); how many were."""
+        rotated = [p for p in self.processes if p.rotate_log(max_bytes=self.log_max_bytes, keep=self.log_keep)]
+        for proc in rotated:
+            log.info("rotated %s", proc.log_path)
+        return len(rotated)
 
     def check(self) -> None:
         """Restart a restartable child that died, once its backoff has passed; raise if any
