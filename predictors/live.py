@@ -3,9 +3,13 @@
 A worker claims every waiting visitor it can (up to MAX_BATCH), reads each one's state from
 Redis and only the events after its watermark from the click log, and for each model folds
 the whole batch in at once against the version's frozen item tables (`pytorch_models.fold_in`).
-The visitors' new parameters, watermarks and top-k lists land in Redis in one transaction,
-then the claim is released. The worker keeps nothing a visitor needs between clicks except
-PinSage's visitor graph, which it rebuilds from Redis when a visitor comes back to it.
+The visitors' new parameters, watermarks and top-k lists land in Redis in one transaction
+that commits only for the visitors the worker still holds (`visitor_state.claims_store`: a
+batch slower than its lease writes nothing for a visitor another worker took over, which reads
+the log itself), then the claims are released. The worker keeps nothing a visitor needs between
+clicks except PinSage's visitor graph, which it rebuilds from Redis when a visitor comes back.
+The live models fold in a visitor's newest settings.VISITOR_HISTORY_MAX movies only: older
+ones fall out of its live state (`history_after`).
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ from typing import Protocol
 
 import dgl
 import torch
+from django.conf import settings
 from redis.exceptions import RedisError
 
 from predictors import cache, latency, registry, visitor_state
 from predictors.recommend import GNN_MODELS
-from predictors.visitor_state import VisitorState, visitor_digest
+from predictors.visitor_state import Claim, VisitorState, visitor_digest
 from pytorch_models.fold_in import EmbeddingFoldIn, PinSageFoldIn, fold_in_for, fold_in_round, top_unseen
 from pytorch_models.graph import build_graph
 from pytorch_models.visitor_graph import VisitorGraph
@@ -64,15 +69,16 @@ def _unix(stamp: str) -> float:
     return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
-def history_after(history: Sequence[int], events: Sequence[Event]) -> list[int]:
-    """Movie ids the visitor has after `events` (oldest first): click/rate add, remove drops."""
+def history_after(history: Sequence[int], events: Sequence[Event], *, limit: int | None = None) -> list[int]:
+    """Movie ids the visitor has after `events`, oldest first: a click or rating makes its movie
+    the newest (again, if it was there), a removal drops it; then only the newest `limit`."""
     result = dict.fromkeys(history)
     for event in events:
-        if event.kind == "remove":
-            result.pop(event.movie_id, None)
-        else:
-            result.setdefault(event.movie_id, None)
-    return list(result)
+        result.pop(event.movie_id, None)
+        if event.kind != "remove":
+            result[event.movie_id] = None
+    movies = list(result)
+    return movies if limit is None else movies[max(0, len(movies) - limit):]
 
 
 @dataclass
@@ -112,6 +118,7 @@ class BatchReport:
     updated: int = 0
     events: int = 0
     recheck: list[str] = field(default_factory=list)  # visitors with a young pending item
+    lost: list[str] = field(default_factory=list)  # claims taken over before the write: nothing written
     seconds: dict[str, float] = field(default_factory=dict)
     latency: list[float] = field(default_factory=list)  # per applied event: created -> lists written
 
@@ -136,66 +143,87 @@ class LiveEngine:
                 self.live[name] = LiveModel.load(name, published)
                 log.info("live model %s %s loaded", name, published.version)
 
-    def drain(self, read_events: ReadEvents, *, limit: int = MAX_BATCH) -> list[BatchReport]:
+    def drain(self, read_events: ReadEvents, *, limit: int = MAX_BATCH,
+              lease_s: float = visitor_state.LEASE_S) -> list[BatchReport]:
         """Update waiting visitors, a claimed micro-batch at a time, until none is claimable."""
         reports, recheck_until = [], 0.0
         while True:
-            visitors = visitor_state.visitors_claim(limit)
-            if not visitors:
+            claim = visitor_state.visitors_claim(limit, lease_s)
+            if not claim.visitors:
                 if time.monotonic() > recheck_until:
                     return reports
                 time.sleep(RECHECK_S)  # a visitor put back to wait for its pending item
                 continue
             try:
-                report = self.update(visitors, read_events)
+                report = self.update(claim, read_events)
                 visitor_state.visitors_wait(report.recheck, delay_s=RECHECK_S)
             except Exception:
-                visitor_state.visitors_wait(visitors)  # back in the queue for the retry or the sweep
+                visitor_state.visitors_wait(claim.visitors)  # back in the queue for the retry or the sweep
                 raise
             finally:
-                visitor_state.visitors_release(visitors)
+                visitor_state.visitors_release(claim)
+            if report.lost:
+                log.warning("live batch: %d visitor(s) taken over after the lease ran out, left to their new "
+                            "worker", len(report.lost))
             log.info("live batch: %d visitors, %d updated, %d events, %s", report.visitors, report.updated,
                      report.events, {k: round(v, 4) for k, v in report.seconds.items()})
             reports.append(report)
             if report.recheck:
                 recheck_until = time.monotonic() + 2 * RECHECK_S
 
-    def update(self, visitors: Sequence[str], read_events: ReadEvents) -> BatchReport:
-        """Apply each visitor's unapplied events (each exactly once), fold the batch in, store."""
+    def update(self, claim: Claim, read_events: ReadEvents) -> BatchReport:
+        """Apply each claimed visitor's unapplied events (each exactly once), fold the batch in,
+        and store it for the visitors the claim still holds."""
         started = time.perf_counter()
         self.refresh()
+        visitors = claim.visitors
         report = BatchReport(visitors=len(visitors))
         states = visitor_state.states_get(visitors)
         logs = dict(zip(visitors, self.pool.map(lambda v: read_events(v, states[v].since()), visitors)))
         report.seconds["read"] = time.perf_counter() - started
         changed: dict[str, VisitorState] = {}
-        created: list[str] = []  # timestamps of the applied events that are clicks waiting for a list
+        applied: dict[str, int] = {}
+        created: dict[str, list[str]] = {}  # timestamps of the applied events that are clicks waiting for a list
+        recheck = []
         young = _stamp(time.time() - PENDING_YOUNG_S)
         for visitor in visitors:
             if any(e.pending and e.ts > young for e in logs[visitor]):
-                report.recheck.append(visitor)
+                recheck.append(visitor)
             confirmed = [e for e in logs[visitor] if not e.pending]
             state, new = states[visitor], states[visitor].new_events(confirmed)
             outdated = any(live.params_key not in state.params for live in self.live.values())
             if new or (outdated and state.history):
-                state.history = history_after(state.history, new)
+                state.history = history_after(state.history, new, limit=settings.VISITOR_HISTORY_MAX)
                 state.mark_applied(new)
-                changed[visitor] = state
-                report.events += len(new)
+                changed[visitor], applied[visitor] = state, len(new)
                 if not state.replay:
-                    created.extend(e.ts for e in new)
-        report.updated = len(changed)
-        pipe = cache.client().pipeline(transaction=True)
+                    created[visitor] = [e.ts for e in new]
+        lists: dict[str, dict[str, list[tuple[int, float]] | None]] = {}
         for name, live in self.live.items():
             t0 = time.perf_counter()
-            self._fold_in(live, changed, pipe)
+            lists[name] = self._fold_in(live, changed)
             report.seconds[name] = time.perf_counter() - t0
         live_keys = {live.params_key for live in self.live.values()}
         for state in changed.values():  # parameters of versions no longer live are dropped
             state.params = {k: v for k, v in state.params.items() if k in live_keys}
-        visitor_state.states_put(pipe, changed)
-        pipe.execute()
-        self._record_latency(created, report)
+
+        def write(pipe, held: list[str]) -> None:
+            for visitor in (v for v in held if v in changed):
+                for name, live in self.live.items():
+                    items = lists[name][visitor]
+                    if items is None:
+                        cache.recommendations_forget(visitor, [name], redis=pipe)
+                    else:
+                        cache.recommendations_set(name, visitor, model_version=live.published.version, items=items,
+                                                  as_of_event=changed[visitor].last_event, redis=pipe)
+            visitor_state.states_put(pipe, {v: changed[v] for v in held if v in changed})
+
+        held = set(visitor_state.claims_store(claim, write))
+        report.lost = [v for v in visitors if v not in held]
+        report.recheck = [v for v in recheck if v in held]  # the new holder looks again itself
+        report.updated = sum(v in held for v in changed)
+        report.events = sum(n for v, n in applied.items() if v in held)
+        self._record_latency([ts for v in visitors if v in held for ts in created.get(v, [])], report)
         for live in self.live.values():
             if live.graph is not None:
                 live.graph.evict_idle(time.time() - self.idle_s)
@@ -231,14 +259,14 @@ class LiveEngine:
             scratch = None if live.graph is None else VisitorGraph(live.graph.n_items)
             self._fold(live, scratch, rows, torch.zeros(len(rows), live.dim), [-1] * len(rows))
 
-    def _fold_in(self, live: LiveModel, states: dict[str, VisitorState], pipe) -> None:
+    def _fold_in(self, live: LiveModel, states: dict[str, VisitorState]) -> dict[str, list[tuple[int, float]] | None]:
+        """Fine-tune the visitors' parameters for `live` (in `states`); returns each visitor's
+        list, None for a visitor with no movie the version knows (its list is dropped)."""
         rows = {v: live.published.indices(s.history) for v, s in states.items()}
-        gone = [v for v, r in rows.items() if not r]
-        for visitor in gone:
-            cache.recommendations_forget(visitor, [live.name], redis=pipe)
+        lists: dict[str, list[tuple[int, float]] | None] = {v: None for v, r in rows.items() if not r}
         visitors = [v for v, r in rows.items() if r]
         if not visitors:
-            return
+            return lists
         key = live.params_key
         offsets, values, top = self._fold(
             live, live.graph, {v: rows[v] for v in visitors},
@@ -250,8 +278,5 @@ class LiveEngine:
             state = states[visitor]
             state.params[key] = offsets[i]
             state.rounds[key] = state.rounds.get(key, 0) + 1
-            items = [(int(movie_ids[r]), float(s)) for r, s in zip(top[i].tolist(), values[i].tolist())]
-            cache.recommendations_set(
-                live.name, visitor, model_version=live.published.version, items=items,
-                as_of_event=state.last_event, redis=pipe,
-            )
+            lists[visitor] = [(int(movie_ids[r]), float(s)) for r, s in zip(top[i].tolist(), values[i].tolist())]
+        return lists

@@ -3,7 +3,7 @@
 `live:visitor:<visitor>` (a hash, expires after STATE_TTL_S without a click):
     watermark   sort key (`<ts>#<event_id>`) of the newest applied event
     recent      JSON list of the sort keys applied within GRACE_S of the watermark
-    history     JSON list of movie ids, oldest first
+    history     JSON list of movie ids, oldest first: the newest VISITOR_HISTORY_MAX only
     applied     how many events have been applied (each exactly once)
     p:<model>:<version>   float32 bytes of the visitor's parameters for that version
     r:<model>:<version>   fine-tuning rounds those parameters have had
@@ -11,41 +11,75 @@
 `live:replay:<visitor>` (set by `visitor_forget`, gone when the replay is stored) says the
 next update replays the whole log: old clicks, which `predictors.latency` does not time.
 
-`live:waiting` (zset visitor → when it may be claimed) holds visitors with news;
-`live:claimed` (zset visitor → lease expiry) those a worker is updating. A claim moves a
-visitor from waiting to claimed only if nobody holds it, so a visitor is updated by one
-worker at a time and in order; a worker that dies loses its lease and the visitor returns to
-waiting at the next claim.
+The queue's keys start with settings.LIVE_KEY_PREFIX (`live`; each test has its own):
+`<prefix>:waiting` (zset visitor → when it may be claimed) holds visitors with news;
+`<prefix>:claimed` (zset visitor → lease expiry) those a worker is updating, and
+`<prefix>:claim:<visitor>` the holder's token (a random id per claim, gone with the lease).
+A claim moves a visitor from waiting to claimed only if nobody holds it, so a visitor is
+updated by one worker at a time and in order; a worker that dies loses its lease and the
+visitor returns to waiting at the next claim. A lease can also run out under a worker that is
+only slow (DynamoDB retries), so claims are fenced: `claims_store` writes a batch in one
+transaction that commits only for the visitors whose token is still the caller's (WATCH on the
+token keys), and `visitors_release` removes only the caller's own claims. A visitor whose claim
+was lost gets nothing from the slow worker; the new holder reads the log itself, so nothing is
+lost, applied twice or rolled back.
+
+Bounds. This is evictable cache: a lost state costs fine-tuning rounds, never events (the next
+update replays the log), and a lost queue is rebuilt by `workers.tasks.reconcile_visitors`.
+- A visitor's hash: history ≤ VISITOR_HISTORY_MAX movie ids (≤ 8 B each as JSON: 4 KB at
+  500); parameters for the live GNNs, 3 × dim × 4 B (768 B at dim 64, 3 KB at 256); `recent`,
+  the sort keys of the last GRACE_S: ≤ 120 at the click rate limit × 66 B ≈ 8 KB. Measured
+  (MEMORY USAGE ... SAMPLES 0, Redis 7): 2.1 KB for 20 movies at dim 64, 14 KB at the worst
+  (500 movies, 120 recent keys), 17 KB so at dim 256. It expires STATE_TTL_S after its last write.
+- The queue: one waiting entry per visitor with news, one claimed entry and token per visitor
+  a worker holds (≤ MAX_BATCH per worker), each under 100 B; every entry leaves when it is
+  claimed, released or its lease runs out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
+import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import torch
+from django.conf import settings
+from redis.exceptions import WatchError
 
+from predictors.cache import TTL_S as LIST_TTL_S
 from predictors.cache import client
 
-WAITING, CLAIMED = "live:waiting", "live:claimed"
-STATE_TTL_S = 30 * 24 * 3600
+log = logging.getLogger(__name__)
+
+# The recommendation lists' TTL (predictors.cache): a visitor away this long comes back to
+# lists and parameters re-derived from its log, both at once (30 days held 4x the visitors
+# in Redis for the rare visitor who returns after a week).
+STATE_TTL_S = LIST_TTL_S
 # Events are read again from this far behind the watermark, so one written late (a slow
 # request whose timestamp was taken before a newer event's) is still applied, once.
 GRACE_S = 60
-# A batch takes well under a second; a lease this long only matters when a worker dies.
+# A batch takes well under a second; a lease this long matters when a worker dies, or when a
+# slow click log (3 tries with 1 s/2 s timeouts per read, 4 waves of 16 reads) holds a batch
+# past it: then the claims fence the slow worker's writes (module docstring).
 LEASE_S = 30
 # A replay follows its mark within seconds; a mark whose replay never came (the visitor id
 # was given up) should not linger.
 REPLAY_MARK_S = 24 * 3600
 
+# KEYS: waiting, claimed. ARGV: now, lease expiry (s), limit, token, expiry (ms), token key prefix.
+# The token keys are named inside the script (one per visitor): fine on one Redis server, not
+# on a Redis Cluster.
 _CLAIM = """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 for _, v in ipairs(expired) do
   redis.call('ZREM', KEYS[2], v)
+  redis.call('DEL', ARGV[6] .. v)
   redis.call('ZADD', KEYS[1], 'NX', ARGV[1], v)
 end
 local out = {}
@@ -54,11 +88,40 @@ for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT'
   if not redis.call('ZSCORE', KEYS[2], v) then
     redis.call('ZREM', KEYS[1], v)
     redis.call('ZADD', KEYS[2], ARGV[2], v)
+    redis.call('SET', ARGV[6] .. v, ARGV[4])
+    redis.call('PEXPIREAT', ARGV[6] .. v, ARGV[5])
     table.insert(out, v)
   end
 end
 return out
 """
+# KEYS: claimed. ARGV: token, token key prefix, visitors...: drops only the claims `token` holds.
+_RELEASE = """
+for i = 3, #ARGV do
+  local v = ARGV[i]
+  if redis.call('GET', ARGV[2] .. v) == ARGV[1] then
+    redis.call('DEL', ARGV[2] .. v)
+    redis.call('ZREM', KEYS[1], v)
+  end
+end
+"""
+
+
+def queue_key(name: str) -> str:
+    """`<LIVE_KEY_PREFIX>:<name>`: the live queue's keys (waiting, claimed, claim:<visitor>, tick:<n>)."""
+    return f"{settings.LIVE_KEY_PREFIX}:{name}"
+
+
+def waiting_key() -> str:
+    return queue_key("waiting")
+
+
+def claimed_key() -> str:
+    return queue_key("claimed")
+
+
+def claim_key(visitor: str) -> str:
+    return queue_key(f"claim:{visitor}")
 
 
 def key(visitor: str) -> str:
@@ -183,7 +246,7 @@ def visitors_wait(visitors: Iterable[str], *, delay_s: float = 0.0) -> None:
     visitors = list(visitors)
     if visitors:
         due = time.time() + delay_s
-        client().zadd(WAITING, {v: due for v in visitors}, nx=True)
+        client().zadd(waiting_key(), {v: due for v in visitors}, nx=True)
 
 
 def visitors_behind(newest: dict[str, str]) -> list[str]:
@@ -200,17 +263,50 @@ def visitors_behind(newest: dict[str, str]) -> list[str]:
     return behind
 
 
-def visitors_claim(limit: int, lease_s: float = LEASE_S) -> list[str]:
+@dataclass(frozen=True)
+class Claim:
+    """Visitors one worker holds, and the token that proves it (random per claim)."""
+
+    token: str
+    visitors: list[str]
+
+
+def visitors_claim(limit: int, lease_s: float = LEASE_S) -> Claim:
     """Up to `limit` waiting visitors that no worker holds, now held by the caller."""
-    now = time.time()
-    claimed = client().eval(_CLAIM, 2, WAITING, CLAIMED, now, now + lease_s, limit)
-    return [v.decode() for v in claimed]
+    now, token = time.time(), secrets.token_hex(16)
+    claimed = client().eval(_CLAIM, 2, waiting_key(), claimed_key(), now, now + lease_s, limit, token,
+                            math.floor((now + lease_s) * 1000), claim_key(""))
+    return Claim(token, [v.decode() for v in claimed])
 
 
-def visitors_release(visitors: Sequence[str]) -> None:
-    if visitors:
-        client().zrem(CLAIMED, *visitors)
+def claims_store(claim: Claim, write: Callable[[object, list[str]], None]) -> list[str]:
+    """Run `write(pipe, held)` in one transaction that commits only while the caller holds the
+    claims of `held`: the visitors whose token is still `claim.token` when it commits. A claim
+    taken over meanwhile (the lease ran out, another worker claimed) aborts it (WATCH), and
+    `write` is called again with the visitors still held. `write` only queues commands on
+    `pipe`. Returns the visitors written for."""
+    keys = [claim_key(v) for v in claim.visitors]
+    mine = claim.token.encode()
+    with client().pipeline(transaction=True) as pipe:
+        while True:  # an abort means a claim of this batch changed hands after the check
+            try:
+                held = []
+                if keys:
+                    pipe.watch(*keys)
+                    held = [v for v, token in zip(claim.visitors, pipe.mget(keys)) if token == mine]
+                pipe.multi()
+                write(pipe, held)
+                pipe.execute()
+                return held
+            except WatchError:
+                log.info("live batch: a claim changed hands while its writes were queued; checking again")
+
+
+def visitors_release(claim: Claim) -> None:
+    """Drop the claims `claim` still holds; one taken over by another worker stays theirs."""
+    if claim.visitors:
+        client().eval(_RELEASE, 1, claimed_key(), claim.token, claim_key(""), *claim.visitors)
 
 
 def waiting_count() -> int:
-    return client().zcard(WAITING)
+    return client().zcard(waiting_key())

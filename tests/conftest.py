@@ -91,6 +91,41 @@ def page_data_cache_cleared():
     page_data_clear()
 
 
+# Fixtures that start app processes (workers, the consumer, the fault rig) all take this one.
+APP_PROCESSES = "app_process_env"
+
+
+@pytest.fixture(autouse=True)
+def live_queue_keys(request, services):
+    """Each test starts with an empty live queue of its own (predictors.visitor_state), so an
+    exact-claim assertion holds whatever ran before. A test in-process gets its own key prefix;
+    one with app processes shares theirs (the default, `live`: they are started per module or
+    session with the environment), emptied before and after it. Visitor states are not queue
+    keys: each test makes its own visitors."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(services["REDIS_URL"])
+    shared = APP_PROCESSES in request.fixturenames
+    saved = settings.LIVE_KEY_PREFIX
+    prefix = saved if shared else f"test-{os.urandom(6).hex()}"
+    patterns = [f"{prefix}:{name}" for name in ("waiting", "claimed", "claim:*", "tick:*")]
+
+    def clear() -> None:
+        for pattern in patterns:
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
+
+    settings.LIVE_KEY_PREFIX = prefix
+    if shared:
+        clear()
+    yield prefix
+    clear()
+    settings.LIVE_KEY_PREFIX = saved
+    client.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def services(redis_url, kafka_bootstrap, dynamodb_endpoint, model_dir):
     """Point settings and the environment (inherited by subprocesses) at this session's

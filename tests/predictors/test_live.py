@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -58,6 +59,30 @@ def test_history_after_replays_adds_and_removals_in_order():
               Event("c", "v", 1, "remove", "t3"), Event("d", "v", 3, "click", "t4")]
     assert history_after([9], events) == [9, 2, 3]
     assert history_after([], []) == []
+
+
+def test_history_after_keeps_the_newest_movies_up_to_its_limit():
+    clicks = [Event(str(i), "v", m, "click", f"t{i}") for i, m in enumerate([4, 5, 1])]
+    assert history_after([1, 2, 3], clicks, limit=4) == [3, 4, 5, 1]  # 1 clicked again: the newest now
+    assert history_after([1, 2, 3], [], limit=2) == [2, 3]
+    assert history_after([1, 2, 3], clicks, limit=0) == []
+
+
+def test_the_live_model_keeps_a_visitors_newest_movies_only(engine, clicklog_table, settings):
+    settings.VISITOR_HISTORY_MAX = 3
+    visitor = _visitor()
+    movies = [1, 260, 1196, 2571, 318]
+    for i, movie_id in enumerate(movies):
+        _event(visitor, movie_id, i)
+
+    [report] = _update(engine, visitor)
+
+    state = visitor_state.states_get([visitor])[visitor]
+    assert report.events == 5 and state.applied == 5  # every event applied, once
+    assert state.history == movies[-3:]  # the two oldest fell out of the live model
+    for model in GNN_MODELS:  # the lists leave out the movies it still holds
+        listed = {m for m, _ in cache.recommendations_get(model, visitor)["items"]}
+        assert not listed & set(movies[-3:])
 
 
 def test_clicks_fill_every_models_cache_once(engine, clicklog_table):
@@ -154,21 +179,108 @@ def test_an_evicted_visitor_continues_from_its_stored_state(trained_models, clic
 def test_a_visitor_is_claimed_by_one_worker_at_a_time(services):
     visitor = _visitor()
     visitor_state.visitors_wait([visitor])
-    assert visitor_state.visitors_claim(10) == [visitor]
+    first = visitor_state.visitors_claim(10)
+    assert first.visitors == [visitor]
     visitor_state.visitors_wait([visitor])  # a new click while it is held
-    assert visitor not in visitor_state.visitors_claim(10)
-    visitor_state.visitors_release([visitor])
-    assert visitor_state.visitors_claim(10) == [visitor]
-    visitor_state.visitors_release([visitor])
+    assert visitor_state.visitors_claim(10).visitors == []
+    visitor_state.visitors_release(first)
+    second = visitor_state.visitors_claim(10)
+    assert second.visitors == [visitor] and second.token != first.token
+    visitor_state.visitors_release(second)
+    assert visitor_state.client().exists(visitor_state.claimed_key(), visitor_state.claim_key(visitor)) == 0
 
 
 def test_a_dead_workers_claim_returns_to_waiting_after_its_lease(services):
     visitor = _visitor()
     visitor_state.visitors_wait([visitor])
-    assert visitor_state.visitors_claim(10, lease_s=-1) == [visitor]  # lease already over
+    dead = visitor_state.visitors_claim(10, lease_s=-1)  # lease already over
+    assert dead.visitors == [visitor]
 
-    assert visitor in visitor_state.visitors_claim(10)
-    visitor_state.visitors_release([visitor])
+    taken = visitor_state.visitors_claim(10)
+    assert taken.visitors == [visitor]
+    visitor_state.visitors_release(taken)
+
+
+def test_a_release_drops_only_the_callers_own_claims(services):
+    visitor = _visitor()
+    visitor_state.visitors_wait([visitor])
+    slow = visitor_state.visitors_claim(10, lease_s=-1)
+    newer = visitor_state.visitors_claim(10)  # the lease ran out: another worker holds it now
+    assert newer.visitors == [visitor]
+
+    visitor_state.visitors_release(slow)
+
+    redis = visitor_state.client()
+    assert redis.zscore(visitor_state.claimed_key(), visitor) is not None
+    assert redis.get(visitor_state.claim_key(visitor)) == newer.token.encode()
+    visitor_state.visitors_wait([visitor])
+    assert visitor_state.visitors_claim(10).visitors == []  # still held: nobody else updates it
+    visitor_state.visitors_release(newer)
+    assert redis.zscore(visitor_state.claimed_key(), visitor) is None
+
+
+def test_a_claim_taken_over_while_its_writes_are_queued_writes_nothing(services):
+    visitor = _visitor()
+    visitor_state.visitors_wait([visitor])
+    slow = visitor_state.visitors_claim(10, lease_s=0.2)
+    calls, takeover = [], []
+
+    def write(pipe, held):
+        calls.append(list(held))
+        if len(calls) == 1:  # between the check and the commit, the lease ends and another worker claims
+            time.sleep(0.3)
+            takeover.append(visitor_state.visitors_claim(10))
+        for v in held:
+            pipe.set(f"h2-test:{v}", slow.token)
+
+    written = visitor_state.claims_store(slow, write)
+
+    assert takeover[0].visitors == [visitor]
+    assert calls == [[visitor], []] and written == []  # the commit aborted; the retry found it taken
+    assert visitor_state.client().get(f"h2-test:{visitor}") is None
+    assert visitor_state.claims_store(takeover[0], write) == [visitor]  # the holder writes
+    visitor_state.client().delete(f"h2-test:{visitor}")
+    visitor_state.visitors_release(takeover[0])
+
+
+def test_a_batch_slower_than_its_lease_loses_nothing_and_rolls_nothing_back(engine, trained_models, clicklog_table):
+    """A worker's click-log read stalls past its lease; another worker claims the visitor,
+    applies the old click and a newer one and stores them. The slow worker then finishes its
+    batch from the older log: it writes nothing, and every click counts once."""
+    visitor, other = _visitor(), LiveEngine(idle_s=3600)
+    first = _event(visitor, 1, 0)
+    stalled, taken_over = threading.Event(), threading.Event()
+
+    def slow_read(v, after):
+        events = clicklog.events_for(v, after)  # the log as it was: the first click only
+        stalled.set()
+        assert taken_over.wait(60), "the other worker never finished"
+        return events
+
+    visitor_state.visitors_wait([visitor])
+    slow_reports = []
+    slow = threading.Thread(target=lambda: slow_reports.extend(engine.drain(slow_read, lease_s=0.5)))
+    slow.start()
+    try:
+        assert stalled.wait(60)
+        second = _event(visitor, 260, 1)
+        visitor_state.visitors_wait([visitor])  # the consumer marks the new click
+        time.sleep(0.6)  # the slow worker's lease runs out
+        [newer] = other.drain(clicklog.events_for)
+        assert newer.updated == 1 and newer.events == 2
+    finally:
+        taken_over.set()
+        slow.join()
+
+    state = visitor_state.states_get([visitor])[visitor]
+    assert state.applied == 2 and state.history == [1, 260]  # 0 lost, 0 double
+    assert state.last_event == second.event_id != first.event_id  # the watermark did not go back
+    assert set(state.rounds.values()) == {1}  # one fold-in stored: the newer worker's
+    for model in GNN_MODELS:
+        assert cache.recommendations_get(model, visitor)["as_of_event"] == second.event_id
+    assert slow_reports[0].lost == [visitor] and slow_reports[0].updated == 0
+    assert engine.drain(clicklog.events_for) == []  # nothing left waiting or held
+    assert visitor_state.client().zscore(visitor_state.claimed_key(), visitor) is None
 
 
 def test_two_visitors_clicking_at_once_never_move_each_others_lists(engine, clicklog_table):
@@ -202,8 +314,8 @@ def test_a_batch_that_fails_goes_back_to_waiting(engine, clicklog_table):
     with pytest.raises(RuntimeError):
         engine.drain(throttled)
     redis = visitor_state.client()
-    assert redis.zscore(visitor_state.WAITING, visitor) is not None  # the retry or the sweep takes it
-    assert redis.zscore(visitor_state.CLAIMED, visitor) is None
+    assert redis.zscore(visitor_state.waiting_key(), visitor) is not None  # the retry or the sweep takes it
+    assert redis.zscore(visitor_state.claimed_key(), visitor) is None
     engine.drain(clicklog.events_for)
     assert visitor_state.states_get([visitor])[visitor].applied == 1
 
