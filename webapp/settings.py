@@ -216,6 +216,12 @@ CELERY_BEAT_SCHEDULE = {
 }
 if RETRAIN_EVERY > 0:
     CELERY_BEAT_SCHEDULE["retrain"] = {"task": "workers.tasks.retrain_models", "schedule": RETRAIN_EVERY}
+# Each scheduled task expires unstarted when the next one is due: while no worker takes a queue
+# (or all are busy) beat's messages wait in the broker, and a worker that comes back drops the
+# stale ones unrun instead of running the backlog one after another. Ticks the app sends
+# itself are capped and expire too (workers.tasks.live_tick); retrains also run one at a time.
+for _entry in CELERY_BEAT_SCHEDULE.values():
+    _entry["options"] = {"expires": _entry["schedule"]}
 # A task is acknowledged when it ends, not when it starts; one whose pool process dies is put
 # back at once (reject on worker lost: prefork pools), one whose whole worker died (our solo
 # pools) when its visibility_timeout below runs out.

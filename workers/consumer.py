@@ -1,7 +1,7 @@
 """The clickstream consumer: Kafka `clicks` → visitors waiting in Redis → Celery `live` ticks.
 
 Each polled batch marks its visitors as waiting (a burst from one visitor becomes one
-entry) and enqueues a tick; a live worker that takes a tick claims every waiting visitor it
+entry) and enqueues a tick unless enough wait already; a live worker that takes a tick claims every waiting visitor it
 can and folds them in as one micro-batch. At-least-once: offsets are committed only after
 the visitors are marked and the tick enqueued, so a crash can mark a visitor twice (updates
 are idempotent by event id) but never drops one. SIGTERM sets a flag; the loop finishes its
@@ -26,7 +26,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer  # noqa: E402
 
 from eventstore import CONSUMER_GROUP  # noqa: E402
 from predictors.visitor_state import visitors_wait  # noqa: E402
-from workers.tasks import update_waiting_visitors  # noqa: E402
+from workers.tasks import live_tick  # noqa: E402
 
 log = logging.getLogger("workers.consumer")
 
@@ -34,7 +34,8 @@ log = logging.getLogger("workers.consumer")
 MAX_BATCH = 500
 POLL_TIMEOUT_MS = 200
 # Ticks per polled batch: one wakes an idle worker, and a worker drains all it can claim, so
-# more only help when several workers are idle at once; each extra is a no-op claim.
+# more only help when several workers are idle at once; each extra is a no-op claim. Ticks that
+# already wait count (tasks.live_tick: at most two wait, expiring unstarted after 10 s).
 TICKS_PER_BATCH = 2
 
 
@@ -75,8 +76,8 @@ class ClickConsumer:
         batch = self.kafka.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_BATCH)
         visitors = list(dict.fromkeys(r.key for records in batch.values() for r in records if r.key))
         visitors_wait(visitors)
-        for _ in range(min(len(visitors), TICKS_PER_BATCH)):
-            update_waiting_visitors.delay()
+        if visitors:
+            live_tick(min(len(visitors), TICKS_PER_BATCH))
         if batch:
             self.kafka.commit()
             log.info("%d visitor(s) waiting from %d record(s)", len(visitors), sum(map(len, batch.values())))

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
+import math
+import secrets
 from datetime import datetime, timedelta, timezone
 
 import redis
@@ -19,8 +22,9 @@ from movie.selectors import training_snapshot, visitor_interactions, visitors_re
 from predictors.live import LiveEngine
 from predictors.recommend import MODELS
 from predictors.retrain import retrain
-from predictors.visitor_state import visitors_behind, visitors_wait
+from predictors.visitor_state import queue_key, visitors_behind, visitors_wait
 
+log = logging.getLogger(__name__)
 
 # A fold-in is a few small products: with 2 threads on a 2-core box shared with the web
 # server they ran ~10x slower than with 1 (ml-latest-small propagation, 21 ms vs 1.9 ms).
@@ -38,7 +42,7 @@ def _start_live(sender, **_kwargs) -> None:
         return
     torch.set_num_threads(FOLD_IN_THREADS)
     live_engine().warm_up()  # load the models and their scratch memory before a visitor waits
-    update_waiting_visitors.delay()  # visitors a dead worker held come back after their lease
+    live_tick()  # visitors a dead worker held come back after their lease
 
 
 # DynamoDB's answers that say "slow down" or "try again", as opposed to a request that can
@@ -73,10 +77,51 @@ def retry_transient(task_body):
     return run
 
 
-# A tick carries no visitor ids: visitors wait in Redis (live:waiting, or live:claimed until
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def broker() -> redis.Redis:
+    """The broker's Redis, never evicted: the tick slots and the retrain lock describe its messages."""
+    return _redis(settings.BROKER_REDIS_URL)
+
+
+# The app's own ticks (the consumer's, the reconcile sweep's, a starting worker's) wait in the
+# broker TICK_SLOTS at a time at most, and expire unstarted after TICK_EXPIRES_S (beat's sweep
+# expires after its own 30 s period: settings). A tick carries no visitors: one that starts
+# drains every visitor waiting by then, so more waiting ticks would only wake more idle workers,
+# and one that waited this long found every worker busy draining (they take its visitors) or
+# none running (the sweep sends a fresh one). Uncapped, the consumer sent two per polled batch,
+# up to 10 a second, piling up in the broker while no live worker ran.
+TICK_SLOTS = 2
+TICK_EXPIRES_S = 10
+_FREE_SLOT = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
+
+
+def live_tick(ticks: int = 1) -> int:
+    """Send up to `ticks` live ticks, each only into a free slot (`<LIVE_KEY_PREFIX>:tick:<n>`,
+    held until the tick starts or expires); returns how many were sent."""
+    sent = 0
+    for slot in (queue_key(f"tick:{n}") for n in range(TICK_SLOTS)):
+        if sent == ticks:
+            break
+        tick = secrets.token_hex(8)
+        if not broker().set(slot, tick, nx=True, ex=TICK_EXPIRES_S):
+            continue
+        try:
+            update_waiting_visitors.apply_async(kwargs={"slot": slot, "tick": tick}, expires=TICK_EXPIRES_S)
+        except Exception:
+            broker().eval(_FREE_SLOT, 1, slot, tick)
+            raise
+        sent += 1
+    return sent
+
+
+# A tick carries no visitor ids: visitors wait in Redis (<prefix>:waiting, or :claimed until
 # their 30 s lease runs out) for the next click's tick or beat's sweep every 30 s, and no click
 # is lost (the click log keeps it, the watermark applies it once). A micro-batch that raised is
-# put back in live:waiting before its claim is released (LiveEngine.drain).
+# put back in waiting before its claims are released (LiveEngine.drain).
 @shared_task(
     autoretry_for=(TransientError,),
     retry_backoff=0.2,
@@ -85,8 +130,12 @@ def retry_transient(task_body):
     acks_late=True,
 )
 @retry_transient
-def update_waiting_visitors() -> int:
-    """Fold in every waiting visitor this worker can claim, a micro-batch at a time."""
+def update_waiting_visitors(slot: str | None = None, tick: str | None = None) -> int:
+    """Fold in every waiting visitor this worker can claim, a micro-batch at a time. A tick
+    from `live_tick` first frees its slot (`slot` if it still holds `tick`: a retry finds it
+    taken by a newer tick), so a click from now on sends a tick of its own."""
+    if slot:
+        broker().eval(_FREE_SLOT, 1, slot, tick or "")
     return sum(report.updated for report in live_engine().drain(_read_log))
 
 
@@ -95,7 +144,39 @@ def _read_log(visitor: str, after: str | None):
     return events_for(visitor, after, pending=True)
 
 
+# A retrain holds this lock while it runs, so a second one (a beat message that waited behind a
+# long retrain, one started by hand) skips instead of training beside it. It outlives the
+# longest retrain (up to an hour a model on Gowalla, docs/benchmarks.md) like the broker's
+# visibility_timeout, after which Celery would hand the message out again; released at the end.
+RETRAIN_LOCK = "cinegraph:retrain:running"
+RETRAIN_LOCK_S = 6 * 3600
+
+
+def one_at_a_time(name: str, *, hold_s: float):
+    """Run the decorated task body only while it holds lock `name` (the broker's Redis, a token
+    per run, held at most `hold_s`, released when the body ends); a run that finds the lock
+    held logs so and returns {} at once."""
+    def decorate(body):
+        @functools.wraps(body)
+        def run(*args, **kwargs):
+            lock = broker().lock(name, timeout=hold_s, blocking=False)
+            if not lock.acquire():
+                log.info("%s skipped: another run holds %s", body.__name__, name)
+                return {}
+            try:
+                return body(*args, **kwargs)
+            finally:
+                try:
+                    lock.release()
+                except redis.exceptions.LockError:
+                    log.warning("%s ran past its lock's %d s: another run may have started", body.__name__,
+                                math.ceil(hold_s))
+        return run
+    return decorate
+
+
 @shared_task(acks_late=True)
+@one_at_a_time(RETRAIN_LOCK, hold_s=RETRAIN_LOCK_S)
 def retrain_models(epochs: int | None = None) -> dict:
     """Retrain every model on the ratings plus every visitor's clicks; publish those not worse."""
     training_data, visitor_pairs = training_snapshot(), visitor_interactions()
@@ -116,5 +197,5 @@ def reconcile_visitors(window_s: float = RECONCILE_WINDOW_S) -> int:
     behind = visitors_behind(visitors_recent(since))
     if behind:
         visitors_wait(behind)
-        update_waiting_visitors.delay()
+        live_tick()
     return len(behind)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 
 import pytest
@@ -21,3 +23,18 @@ def wait_until(check, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"not within {timeout} s: {what}")
         time.sleep(0.05)
+
+
+def queued_ticks(prefix: str) -> list[dict]:
+    """The live ticks sent under live-queue prefix `prefix` that wait in the broker (kombu's
+    list `live`): each message's raw bytes, kwargs and headers."""
+    from workers.tasks import broker
+
+    found = []
+    for raw in broker().lrange("live", 0, -1):
+        message = json.loads(raw)
+        _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        if (kwargs.get("slot") or "").startswith(f"{prefix}:"):
+            found.append({"raw": raw, "kwargs": kwargs, "headers": message["headers"]})
+    return found
+

@@ -8,6 +8,7 @@ import uuid
 from django.conf import settings
 from kafka import KafkaProducer
 
+from workers import tasks
 from workers.consumer import ClickConsumer
 
 
@@ -19,7 +20,7 @@ def _poll_until_visitors(consumer: ClickConsumer, expected: set[str], timeout: f
     return enqueued
 
 
-def test_a_burst_becomes_one_task_per_visitor_and_is_committed(services):
+def test_a_burst_becomes_one_task_per_visitor_and_is_committed(services, ticks):
     topic, group = f"clicks-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP, acks="all", key_serializer=str.encode)
     for visitor in ["s:a"] * 5 + ["s:b"] * 2:
@@ -35,6 +36,7 @@ def test_a_burst_becomes_one_task_per_visitor_and_is_committed(services):
 
     # A visitor's messages share a partition and arrive in one poll: one task each.
     assert sorted(enqueued) == ["s:a", "s:b"]
+    assert len(ticks()) == tasks.TICK_SLOTS == 2  # ticks that wait for a worker are capped
 
     again = ClickConsumer(bootstrap=settings.KAFKA_BOOTSTRAP, topic=topic, group=group)
     try:
@@ -47,3 +49,4 @@ def test_a_burst_becomes_one_task_per_visitor_and_is_committed(services):
     finally:
         again.kafka.close(autocommit=False)
     assert not leftovers, "committed offsets were consumed again"
+    assert len(ticks()) == 2  # and no poll without visitors sent one
