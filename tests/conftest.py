@@ -248,6 +248,13 @@ def _note(request, line: str) -> None:
     request.config.stash.setdefault(SERVICE_NOTES, []).append(line)
 
 
+def pytest_configure(config):
+    # WhiteNoise warns at each start that STATIC_ROOT is missing: collectstatic fills it for the
+    # image and `make demo`, never for the tests, whose pages only name static files (the
+    # browser tests' live_server serves them from the apps' folders).
+    config.addinivalue_line("filterwarnings", "ignore:No directory at:UserWarning:django.core.handlers.base")
+
+
 def pytest_terminal_summary(terminalreporter, config):
     """Say so when the tests ran against a Redis or MariaDB of their own."""
     for line in config.stash.get(SERVICE_NOTES, []):

@@ -1,9 +1,11 @@
 """Production settings and the Docker build: the image holds no .env file, and Django's
 deployment checks find nothing with exactly the environment docker-compose.yml gives the app.
-Dev and the tests keep plain http (DEBUG from .env.dev)."""
+`make demo` and the tests run with DEBUG off too, over plain http on loopback (.env.dev), with a
+secret key the checkout generates once; debugging is opt-in (DJANGO_DEBUG=1)."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import shutil
@@ -112,11 +114,75 @@ def test_every_app_service_gets_the_same_security_settings():
 
 
 def test_dev_and_the_tests_stay_on_plain_http():
-    # .env.dev turns DEBUG on, and with it off go the redirect, HSTS and secure-only cookies:
+    # .env.dev says DJANGO_HTTPS=0, and with it go the redirect, HSTS and secure-only cookies:
     # `make demo` on http://127.0.0.1:8000, the test client and the browser test need that.
     assert not settings.SECURE_SSL_REDIRECT
     assert not settings.SESSION_COOKIE_SECURE and not settings.CSRF_COOKIE_SECURE
     assert settings.SECURE_HSTS_SECONDS == 0
+
+
+def _settings_in(cwd: Path, env: dict[str, str], *names: str) -> subprocess.CompletedProcess:
+    """Import the settings in a fresh process under `env` alone; print the named ones as JSON."""
+    code = ("import json; from django.conf import settings; "
+            f"print(json.dumps({{n: str(getattr(settings, n)) for n in {list(names)!r}}}))")
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={"PATH": str(Path(sys.executable).parent), "DJANGO_SETTINGS_MODULE": "webapp.settings",
+                               "PYTHONPATH": str(cwd), **env})
+
+
+def test_the_demo_runs_with_debug_off_on_plain_http_and_debug_is_opt_in(tmp_path):
+    from devstack.app import app_env
+
+    demo = {k: v for k, v in app_env({}).items() if k != "DJANGO_SECRET_KEY"} | {"CINEGRAPH_VAR_DIR": str(tmp_path)}
+    names = ("DEBUG", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "SECURE_HSTS_SECONDS")
+    off = _settings_in(ROOT, demo, *names)
+    on = _settings_in(ROOT, {**demo, "DJANGO_DEBUG": "1"}, "DEBUG")
+
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout) == {"DEBUG": "False", "SECURE_SSL_REDIRECT": "False",
+                                      "SESSION_COOKIE_SECURE": "False", "SECURE_HSTS_SECONDS": "0"}
+    assert json.loads(on.stdout) == {"DEBUG": "True"}
+
+
+def test_a_checkout_signs_with_a_secret_it_generated_once_and_kept_private(tmp_path):
+    env = {"CINEGRAPH_VAR_DIR": str(tmp_path)}
+    first, second = (_settings_in(ROOT, env, "SECRET_KEY") for _ in range(2))
+    given = _settings_in(ROOT, {"CINEGRAPH_VAR_DIR": str(tmp_path / "other"), "DJANGO_SECRET_KEY": "s" * 50},
+                         "SECRET_KEY")
+
+    assert first.returncode == 0, first.stderr
+    secret = json.loads(first.stdout)["SECRET_KEY"]
+    assert len(secret) >= 50 and secret == json.loads(second.stdout)["SECRET_KEY"]
+    assert (tmp_path / "secret-key").read_text() == secret
+    assert (tmp_path / "secret-key").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["secret-key"]  # no temporary file left
+    assert json.loads(given.stdout)["SECRET_KEY"] == "s" * 50 and not (tmp_path / "other").exists()
+    assert secret not in (ROOT / ".env.dev").read_text()
+
+
+def test_without_env_dev_the_settings_want_a_secret_from_the_environment(tmp_path):
+    for path in build_context():
+        if path.startswith(("webapp/", "pytorch_models/")) or path == "manage.py":
+            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / path, tmp_path / path)
+
+    result = _settings_in(tmp_path, {"CINEGRAPH_VAR_DIR": str(tmp_path / "var")}, "SECRET_KEY")
+
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY is not set" in result.stderr
+    assert not (tmp_path / "var").exists()
+
+
+def test_static_files_are_served_with_debug_off_once_collected(tmp_path, db):
+    from django.core.management import call_command
+    from django.test import Client, override_settings
+
+    with override_settings(DEBUG=False, STATIC_ROOT=tmp_path, WHITENOISE_USE_FINDERS=False,
+                           WHITENOISE_AUTOREFRESH=False):
+        call_command("collectstatic", "--noinput", verbosity=0)
+        response = Client().get("/static/movie/app.css")  # a new client: WhiteNoise reads STATIC_ROOT
+
+        assert response.status_code == 200
+        assert b"".join(response.streaming_content) == (ROOT / "movie/static/movie/app.css").read_bytes()
 
 
 @pytest.mark.parametrize("name", [name for name in COMPOSE["services"] if name != "init"])

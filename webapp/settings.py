@@ -6,6 +6,7 @@ never reads the dev defaults, not even for a variable it does not set.
 """
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -23,9 +24,32 @@ def _env(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
-SECRET_KEY = _env("DJANGO_SECRET_KEY")
+def _local_secret_key(path: Path) -> str:
+    """This checkout's own secret key: read, or made once (mode 0600). Written under a name of
+    this process's and linked into place, so processes starting together all read the winner."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mine = path.with_name(f".{path.name}.{os.getpid()}")
+        with os.fdopen(os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(secrets.token_urlsafe(50))
+        try:
+            os.link(mine, path)
+        except FileExistsError:
+            pass  # another process made it first
+        finally:
+            mine.unlink()
+    return path.read_text().strip()
+
+
+VAR_DIR = Path(_env("CINEGRAPH_VAR_DIR", str(BASE_DIR / "var")))
+# A dev checkout (one with .env.dev: `make demo`, manage.py, the tests) that sets no
+# DJANGO_SECRET_KEY signs with a secret generated once into var/secret-key, so no secret is in
+# the repository. The image has no .env.dev: production must set DJANGO_SECRET_KEY.
+SECRET_KEY = _env("DJANGO_SECRET_KEY") or (_local_secret_key(VAR_DIR / "secret-key") if DEV_ENV_FILE.exists() else "")
 if not SECRET_KEY:
-    raise RuntimeError("DJANGO_SECRET_KEY is not set (see .env.dev for the dev default)")
+    raise RuntimeError("DJANGO_SECRET_KEY is not set: 50 random characters or more (docker-compose.yml says how)")
+# Debugging is opt-in everywhere, `make demo` included (DJANGO_DEBUG=1 make demo): the debug
+# page shows settings and tracebacks to whoever reaches the site.
 DEBUG = _env("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = [h for h in _env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 
@@ -39,7 +63,7 @@ SESSION_ENGINE = "movie.sessions"
 
 # HTTPS. Production is served over https only, with TLS ended by a reverse proxy in front of
 # granian (docker-compose.yml): on whenever DEBUG is off, unless DJANGO_HTTPS=0 says the site
-# is plain http. `make demo` and the tests run with DEBUG on (.env.dev) over plain http.
+# is plain http: `make demo` and the tests (.env.dev) on loopback.
 HTTPS = _env("DJANGO_HTTPS", "0" if DEBUG else "1") == "1"
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
@@ -65,6 +89,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "webapp.middleware.QueryStringCheckMiddleware",  # first: a query string it refuses is a 400 in both modes
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -96,7 +121,6 @@ TEMPLATES = [
 ]
 
 # An empty DATABASE_URL means a SQLite file: what `make demo` uses on a bare machine.
-VAR_DIR = Path(_env("CINEGRAPH_VAR_DIR", str(BASE_DIR / "var")))
 DATABASES = {
     "default": dj_database_url.parse(
         _env("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=60
@@ -130,8 +154,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# In development WhiteNoise serves the apps' static folders directly (no collectstatic);
-# production images run collectstatic and serve STATIC_ROOT.
+# WhiteNoise serves STATIC_ROOT, which the image and `make demo` fill with collectstatic; with
+# DEBUG on it serves the apps' static folders directly, re-read on each request.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
