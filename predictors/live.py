@@ -104,7 +104,7 @@ class LiveModel:
     @classmethod
     def load(cls, name: str, published: registry.Published) -> "LiveModel":
         checkpoint = published.checkpoint
-        live = cls(name, published, fold_in_for(checkpoint), checkpoint.meta.get("visitors", {}))
+        live = cls(name, published, fold_in_for(checkpoint), checkpoint.visitors())
         if name == "pinsage":
             snapshot = checkpoint.graph()
             live.base = build_graph(snapshot.n_users, snapshot.n_items, snapshot.train_edges)

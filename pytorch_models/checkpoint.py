@@ -7,6 +7,13 @@
     graph.safetensors            the training snapshot: `train_edges` (E, 2), `n_users`,
                                  `n_items`, `item_ids`, `user_ids`, `feature.*` tables
     meta.json                    model name, config, metrics, data snapshot counts, timings
+    visitors.json                the site's visitors trained as users: {visitor digest: user row}
+                                 (only a scheduled retrain's versions have one)
+
+meta.json stays small whatever the number of visitors, since every version's is read to list
+versions (the dashboard); only what needs a visitor's row reads visitors.json
+(`Checkpoint.visitors`). Versions published before visitors.json kept the map in meta.json
+under `visitors`, and still load.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from pytorch_models.data import ItemFeatures
 
 WEIGHTS, ITEMS, GRAPH, META = "weights.safetensors", "item_embeddings.safetensors", "graph.safetensors", "meta.json"
+VISITORS = "visitors.json"
 
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -42,8 +50,11 @@ def save_checkpoint(
     item_ids: np.ndarray,
     user_ids: np.ndarray | None = None,
     item_features: ItemFeatures | None = None,
+    visitors: dict[str, int] | None = None,
 ) -> Path:
-    """Write a checkpoint folder (created if missing) and return its path."""
+    """Write a checkpoint folder (created if missing) and return its path.
+
+    visitors: visitor digest -> user row, for the users that are the site's visitors."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     item_ids_t = torch.as_tensor(np.asarray(item_ids, dtype=np.int64))
@@ -67,6 +78,8 @@ def save_checkpoint(
         **meta,
         "item_features": item_features.meta() if item_features is not None else None,
     }
+    if visitors is not None:
+        (out / VISITORS).write_text(json.dumps(visitors, sort_keys=True))
     (out / META).write_text(json.dumps(document, indent=2, sort_keys=True))
     return out
 
@@ -100,6 +113,16 @@ class Checkpoint:
     @property
     def version(self) -> str:
         return self.path.name
+
+    def visitors(self) -> dict[str, int]:
+        """Visitor digest -> user row of the site's visitors this version trained on ({} for
+        none); read from disk on each call, so a caller keeps what it needs."""
+        if "visitors" in self.meta:  # published before visitors.json
+            return dict(self.meta["visitors"])
+        try:
+            return json.loads((self.path / VISITORS).read_text())
+        except FileNotFoundError:
+            return {}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         weights = load_file(self.path / WEIGHTS)

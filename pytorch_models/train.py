@@ -136,8 +136,11 @@ def publish(
     item_features: ItemFeatures | None = None,
     dataset: dict | None = None,
     extra_meta: dict | None = None,
+    visitors: dict[str, int] | None = None,
 ) -> Path:
-    """Save `result` as a checkpoint folder with the data snapshot fold-in needs."""
+    """Save `result` as a checkpoint folder with the data snapshot fold-in needs.
+
+    visitors: visitor digest -> user row (`Checkpoint.visitors`), kept out of meta.json."""
     meta = {
         "metrics": result.metrics,
         "hyper": result.hyper,
@@ -172,6 +175,7 @@ def publish(
         item_ids=interactions.item_ids,
         user_ids=interactions.user_ids,
         item_features=item_features,
+        visitors=visitors,
     )
 
 
