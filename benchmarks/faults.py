@@ -7,7 +7,8 @@ the consumer and beat, all private to the run) and prints one row per fault; the
 one JSON object. Per fault: clicks accepted (202), refused (any other answer, or none), lost
 (a 202 missing from the click log, the mirror or a model), double (an event applied more than
 once, or a refused one that reached the models), how many clicks needed a retry (a 503 or no
-answer first) and how long the models took to settle after the clicking stopped.
+answer first), how many tries got a 5xx or no answer while the part was down (the fault as the
+visitors felt it) and how long the models took to settle after the clicking stopped.
 
 `Rig` and `drive` are what the tests use: the visitors behave like app.js (an idempotency key
 per click, retried on 5xx or no answer for up to 7 s), so a retry that reaches a server twice
@@ -57,6 +58,7 @@ class Click:
     status: int | None = None  # the last answer (None: no answer)
     tries: int = 0
     retry: bool = True
+    answers: list[tuple[float, int | None]] = field(default_factory=list)  # (when sent, monotonic; answer) per try
 
 
 class Visitor:
@@ -91,7 +93,9 @@ class Visitor:
         deadline = time.monotonic() + RETRY_S
         while True:
             click.tries += 1
+            sent = time.monotonic()
             click.status, answer = self._try("/api/events", {"movie_id": movie_id, "kind": "click"}, click.key)
+            click.answers.append((sent, click.status))
             if click.status == 202:
                 self.id = answer["visitor"]
             pause = PAUSES_S[min(click.tries - 1, len(PAUSES_S) - 1)]
@@ -112,14 +116,26 @@ class Visitor:
             return exc.code
 
 
+@dataclass
+class Window:
+    """When the fault was injected and when its injector returned, healed (monotonic clock)."""
+
+    start: float = 0.0
+    end: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
 def drive(visitors: list[Visitor], movies: list[int], *, seconds: float, fault, at_s: float = 2.0,
-          seed: int = 0) -> float:
+          seed: int = 0) -> Window:
     """Every visitor clicks distinct movies, one after another, for `seconds`; `fault()` runs
-    `at_s` seconds in, on its own thread. Returns how long the fault took to inject and heal."""
+    `at_s` seconds in, on its own thread. Returns when the fault was injected and healed."""
     rng = random.Random(seed)
     pools = [rng.sample(movies, len(movies)) for _ in visitors]
     stop = time.monotonic() + seconds
-    took = [0.0]
+    window = Window()
 
     def clicking(visitor: Visitor, pool: list[int]) -> None:
         while time.monotonic() < stop and pool:
@@ -128,9 +144,9 @@ def drive(visitors: list[Visitor], movies: list[int], *, seconds: float, fault, 
 
     def injecting() -> None:
         time.sleep(at_s)
-        started = time.monotonic()
+        window.start = time.monotonic()
         fault()
-        took[0] = time.monotonic() - started
+        window.end = time.monotonic()
 
     threads = [threading.Thread(target=clicking, args=(v, p)) for v, p in zip(visitors, pools)]
     threads.append(threading.Thread(target=injecting))
@@ -138,7 +154,7 @@ def drive(visitors: list[Visitor], movies: list[int], *, seconds: float, fault, 
         thread.start()
     for thread in threads:
         thread.join()
-    return took[0]
+    return window
 
 
 # --- the stack ------------------------------------------------------------------------------
@@ -162,6 +178,9 @@ class Rig:
             "RATE_LIMIT_SESSIONS_PER_MINUTE": "100000", "RATE_LIMIT_EVENTS_PER_MINUTE": "100000",
         })
         self.web = self.worker = self.consumer = self.beat = None
+        # What the last fault did that anyone could see (each fault's own effect): a process
+        # replaced (its PID), a Redis that came back empty (its run id, the keys it held).
+        self.felt: dict = {}
 
     @property
     def base(self) -> str:
@@ -198,14 +217,17 @@ class Rig:
     def start_consumer(self) -> None:
         self.consumer = app.click_consumer(self.env, log_dir=self.log_dir).start()  # until it joins its group
 
-    @staticmethod
-    def _kill(proc) -> None:
-        proc.kill()  # SIGKILL to its own session: only what it started
+    def _kill(self, proc) -> None:
+        """SIGKILL to its own session (only what it started), noting its PID and that it is gone."""
+        pid = proc.pid
+        proc.kill()
+        self.felt.update(killed_pid=pid, killed_gone=not _alive(pid))
 
     def _restart(self, proc, down_s: float) -> None:
         self._kill(proc)
         time.sleep(down_s)
         proc.start()  # until it is ready
+        self.felt["new_pid"] = proc.pid
 
     # The faults, each injected while the visitors click, and healed before it returns.
     def kafka_pause(self) -> None:
@@ -221,16 +243,40 @@ class Rig:
         time.sleep(0.5)
         self._kill(self.worker)
         self.start_worker()
+        self.felt["new_pid"] = self.worker.pid
 
     def consumer_kill(self) -> None:
         self._kill(self.consumer)
         self.start_consumer()
+        self.felt["new_pid"] = self.consumer.pid
 
     def redis_restart(self) -> None:
+        before = _redis_info(self.redis.url)
         self._restart(self.redis, 1)  # no persistence: queue, claims, states and caches are gone
+        after = _redis_info(self.redis.url)  # read at once: the app refills it within moments
+        self.felt.update(run_id_changed=before["run_id"] != after["run_id"], keys_before=before["keys"],
+                         keys_after=after["keys"])
 
     def dynamodb_stop(self) -> None:
         self._restart(self.dynamodb, 3)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _redis_info(url: str) -> dict:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        return {"run_id": client.info("server")["run_id"], "keys": client.dbsize()}
+    finally:
+        client.close()
 
 
 # --- the checks -----------------------------------------------------------------------------
@@ -247,6 +293,10 @@ class Outcome:
     in_history_only: int = 0  # refused clicks a dying web process left in the history (removable)
     settled_s: float | None = None
     fault_s: float = 0.0
+    # Tries sent while the part was down (from a try's length before the injection until the
+    # injector healed it) that got a 5xx or no answer: what the visitors felt of the fault.
+    unavailable: int = 0
+    felt: dict = field(default_factory=dict)  # the rig's note of what the injector did (`Rig.felt`)
     problems: list[str] = field(default_factory=list)
 
 
@@ -257,17 +307,22 @@ def expected(visitor: Visitor, confirmed: list) -> dict:
 
 
 def check(name: str, visitors: list[Visitor], *, read_log, mirrored, live_state, fresh, settle_s: float,
-          started: float, web_died: bool = False) -> Outcome:
+          started: float, web_died: bool = False, window: Window | None = None) -> Outcome:
     """Compare every answer with the click log, the mirror and the models (waiting up to
     `settle_s` for the models); `read_log(visitor)` gives confirmed events, `mirrored(keys)`
     the event ids the mirror holds, `live_state(visitor)` the Redis state (`applied`,
     `history`), `fresh(visitor, event_id)` whether every model's list reflects that event.
-    `web_died`: a refused click may then be in the history (removable), never only in the log."""
+    `web_died`: a refused click may then be in the history (removable), never only in the log.
+    `window`: when the fault was on (`drive`), to count the answers the visitors got then."""
     outcome = Outcome(name)
     clicks = [c for v in visitors for c in v.clicks]
     accepted = {c.key for c in clicks if c.status == 202}
     outcome.accepted, outcome.refused = len(accepted), len(clicks) - len(accepted)
     outcome.retried = sum(c.tries > 1 for c in clicks)
+    if window is not None:
+        outcome.fault_s = round(window.seconds, 1)
+        outcome.unavailable = sum(window.start - TRY_TIMEOUT_S <= sent <= window.end and (status is None or status >= 500)
+                                  for c in clicks for sent, status in c.answers)
     logs = {v.id: read_log(v.id) for v in visitors if v.id}
     logged = {e.event_id for events in logs.values() for e in events}
     in_mirror = mirrored([c.key for c in clicks])
@@ -315,14 +370,15 @@ def main() -> None:
     code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_faults.py",
                             "-k", selection], cwd=ROOT, env=env)
     rows = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
-    print(f"\n{'fault':<24}{'accepted':>9}{'retried':>9}{'refused':>9}{'in history':>11}{'lost':>6}{'double':>8}"
-          f"{'settled s':>11}")
+    print(f"\n{'fault':<24}{'accepted':>9}{'retried':>9}{'5xx in fault':>13}{'refused':>9}{'in history':>11}"
+          f"{'lost':>6}{'double':>8}{'settled s':>11}")
     for row in rows:
         settled = "-" if row["settled_s"] is None else f"{row['settled_s']:.1f}"
-        print(f"{row['fault']:<24}{row['accepted']:>9}{row['retried']:>9}{row['refused']:>9}"
+        print(f"{row['fault']:<24}{row['accepted']:>9}{row['retried']:>9}{row['unavailable']:>13}{row['refused']:>9}"
               f"{row['in_history_only']:>11}{row['lost']:>6}{row['double']:>8}{settled:>11}")
-    print(json.dumps({"faults": {r["fault"]: {k: r[k] for k in ("accepted", "retried", "refused", "in_history_only",
-                                                                "lost", "double", "settled_s")}
+    print(json.dumps({"faults": {r["fault"]: {k: r[k] for k in ("accepted", "retried", "unavailable", "refused",
+                                                                "in_history_only", "lost", "double", "settled_s",
+                                                                "felt")}
                                  for r in rows},
                       "lost": sum(r["lost"] for r in rows), "double": sum(r["double"] for r in rows),
                       "tests_exit": code}))
