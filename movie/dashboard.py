@@ -2,8 +2,9 @@
 model visitors click, and how fast a click reaches their recommendations.
 
 What each panel reads (all of it read-only):
-- versions, offline metrics, training curves: every published version's meta.json
-  (`predictors.registry.version_meta`), written by `pytorch_models.train.publish`;
+- versions, offline metrics, training curves: every kept version's meta.json
+  (`predictors.registry.version_meta`, a few KB each whatever the number of visitors),
+  written by `pytorch_models.train.publish`; the registry keeps MODEL_VERSIONS_KEPT per model;
 - CTR per arm: `movie.experiments` (the `Impression` mirror and the clicks credited to it);
 - latency: the live workers' timings in Redis (`predictors.latency`).
 Charts are PNGs drawn by `movie.charts`, each at its own URL. A version's charts never change
@@ -69,8 +70,7 @@ class ModelPanel:
     versions: list[VersionRow]  # newest first
 
 
-def _version_row(model: str, version: str, live: str | None) -> VersionRow:
-    meta = registry.version_meta(model, version)
+def _version_row(version: str, meta: dict, live: str | None) -> VersionRow:
     metrics = meta.get("metrics", {})
     return VersionRow(
         version=version,
@@ -83,14 +83,28 @@ def _version_row(model: str, version: str, live: str | None) -> VersionRow:
     )
 
 
+def _kept_metas(model: str, versions) -> dict[str, dict]:
+    """version -> meta.json of those still on disk: the registry removes old versions
+    (`registry.versions_prune`), possibly between the listing and the read."""
+    metas = {}
+    for version in versions:
+        try:
+            metas[version] = registry.version_meta(model, version)
+        except FileNotFoundError:
+            continue
+    return metas
+
+
 def model_panels() -> list[ModelPanel]:
-    """Per recommender: its live version (the newest) and every published version, newest first."""
+    """Per recommender: its live version (the newest) and every kept version, newest first
+    (settings.MODEL_VERSIONS_KEPT, with those in their grace period)."""
     panels = []
     for model in settings.RECOMMENDATION_MODELS:
         published = registry.versions(model)
         live = published[-1] if published else None
-        rows = [_version_row(model, version, live) for version in reversed(published)]
-        panels.append(ModelPanel(model, rows[0] if rows else None, rows))
+        metas = _kept_metas(model, reversed(published))
+        rows = [_version_row(version, meta, live) for version, meta in metas.items()]
+        panels.append(ModelPanel(model, rows[0] if rows and rows[0].live else None, rows))
     return panels
 
 
@@ -159,8 +173,8 @@ def _version_chart(folder: str, model: str, version: str, name: str) -> bytes:
     if name == "curves":
         return charts.training_curves(registry.version_meta(model, version).get("history", []), metric=CURVE_METRIC)
     # The versions up to this one: what the chart shows while this one is live, and after.
-    shown = [v for v in registry.versions(model) if v <= version]
-    metas = [registry.version_meta(model, v).get("metrics", {}) for v in shown]
+    shown = _kept_metas(model, [v for v in registry.versions(model) if v <= version])
+    metas = [meta.get("metrics", {}) for meta in shown.values()]
     return charts.metrics_by_version([_label(v) for v in shown],
                                      {m: [meta.get(m) for meta in metas] for m in OFFLINE_METRICS})
 
@@ -176,7 +190,10 @@ def version_chart(request: HttpRequest, model: str, version: str, name: str) -> 
     version up to it. Both fixed once the version is published."""
     if model not in settings.RECOMMENDATION_MODELS or version not in registry.versions(model):
         raise Http404("no such model version")
-    body = _version_chart(str(registry.model_dir()), model, version, name)
+    try:
+        body = _version_chart(str(registry.model_dir()), model, version, name)
+    except FileNotFoundError:  # removed since the listing (registry.versions_prune)
+        raise Http404("no such model version") from None
     return _png(body, cache="private, max-age=31536000, immutable")
 
 

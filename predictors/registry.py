@@ -4,6 +4,10 @@
 timestamps, so the newest sorts last. A version is written under a hidden temporary
 name and renamed into place, so readers never see half a checkpoint and the switch
 to a new version is atomic.
+
+Bound: after each publish (and each scheduled retrain, `versions_prune`) a model keeps its
+newest `MODEL_VERSIONS_KEPT` versions plus any superseded less than `MODEL_VERSION_GRACE_S`
+ago, and no temporary folder older than `ABANDONED_TMP_S`. The newest is never removed.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,16 +27,39 @@ from django.conf import settings
 
 from pytorch_models.checkpoint import META, Checkpoint, load_checkpoint
 
+log = logging.getLogger(__name__)
+
 
 def model_dir() -> Path:
     return Path(settings.MODEL_DIR)
 
 
+# Each process keeps the listing of every model folder it reads (one entry per model folder),
+# so a request costs one stat of the folder rather than a listing and a stat per version. A
+# rename into place, or a removal, changes the folder's mtime, which drops the listing. Two
+# changes inside one tick of the filesystem's clock leave the mtime as it was, so a listing
+# taken less than LISTING_RACY_S after the mtime is read again next time (git's "racy" rule);
+# and any listing is read again after LISTING_MAX_AGE_S, for file systems whose clocks
+# disagree with ours (a shared volume): a new version is then seen at most that late.
+LISTING_RACY_S = 2.0
+LISTING_MAX_AGE_S = 60.0
+_listings: dict[str, tuple[int, float, tuple[str, ...]]] = {}  # folder -> (mtime_ns, listed at, versions)
+
+
 def versions(model: str) -> list[str]:
+    """The model's published versions, oldest first."""
     folder = model_dir() / model
-    if not folder.is_dir():
+    try:
+        mtime_ns = folder.stat().st_mtime_ns
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    now, held = time.time(), _listings.get(str(folder))
+    if held is not None and held[0] == mtime_ns and held[1] - mtime_ns / 1e9 > LISTING_RACY_S \
+            and now - held[1] < LISTING_MAX_AGE_S:
+        return list(held[2])
+    found = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir())
+    _listings[str(folder)] = (mtime_ns, now, tuple(found))
+    return found
 
 
 def latest_version(model: str) -> str | None:
@@ -61,11 +90,15 @@ def version_meta(model: str, version: str) -> dict:
     return _meta(str(model_dir() / model / version))
 
 
+TMP_PREFIX, REMOVING_PREFIX = ".tmp-", ".removing-"
+
+
 @contextlib.contextmanager
 def publishing(model: str):
-    """Yield a temporary folder to write a checkpoint into; publish it on success."""
+    """Yield a temporary folder to write a checkpoint into; publish it on success, then prune
+    the model's old versions (`versions_prune`)."""
     version = datetime.now(timezone.utc).strftime(VERSION_FORMAT)
-    tmp = model_dir() / model / f".tmp-{version}"
+    tmp = model_dir() / model / f"{TMP_PREFIX}{version}"
     tmp.mkdir(parents=True)
     try:
         yield tmp
@@ -73,6 +106,77 @@ def publishing(model: str):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    versions_prune_logged(model)
+
+
+def version_of(folder: Path) -> str:
+    """The version a folder `publishing` yielded is published as."""
+    return folder.name.removeprefix(TMP_PREFIX)
+
+
+# A temporary folder lives while one checkpoint is written (seconds: ~10 MB for LightGCN on
+# ml-latest-small); one an hour old was left by a process killed mid-write.
+ABANDONED_TMP_S = 3600.0
+
+
+def _published_at(folder: Path) -> float:
+    """When the folder was renamed into place, as far as can be told: its name's time, or the
+    last write inside it (just before the rename), whichever is later."""
+    named = version_time(folder.name)
+    written = folder.stat().st_mtime
+    return max(written, named.timestamp()) if named else written
+
+
+def versions_prune(model: str, *, keep: int | None = None, grace_s: float | None = None,
+                   now: float | None = None) -> list[str]:
+    """Remove the model's versions older than its newest `keep` (MODEL_VERSIONS_KEPT) once
+    superseded for longer than `grace_s` (MODEL_VERSION_GRACE_S), and abandoned temporary
+    folders; returns the versions removed.
+
+    The grace covers a process that resolved a version just before the next was published
+    and is still reading its files (a web process loading its tables, a live worker, the
+    retrain's warm start): a version is superseded when the one after it was published. The
+    newest version is never removed, whatever `keep` says."""
+    keep = max(1, settings.MODEL_VERSIONS_KEPT if keep is None else keep)
+    grace_s = settings.MODEL_VERSION_GRACE_S if grace_s is None else grace_s
+    now = time.time() if now is None else now
+    folder = model_dir() / model
+    if not folder.is_dir():
+        return []
+    found = versions(model)
+    removed = []
+    for older, newer in zip(found[:-keep], found[1:]):
+        try:
+            superseded_for = now - _published_at(folder / newer)
+        except FileNotFoundError:  # another process pruned it meanwhile
+            continue
+        if superseded_for > grace_s:
+            try:  # hidden first, so no listing shows a half-removed version
+                (folder / older).rename(folder / f"{REMOVING_PREFIX}{older}")
+            except FileNotFoundError:
+                continue
+            removed.append(older)
+    for tmp in folder.glob(f"{TMP_PREFIX}*"):
+        started = version_time(tmp.name.removeprefix(TMP_PREFIX))
+        if started is not None and now - started.timestamp() > ABANDONED_TMP_S:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.rename(folder / f"{REMOVING_PREFIX}{tmp.name}")
+    for leaving in folder.glob(f"{REMOVING_PREFIX}*"):  # with any a killed prune left
+        shutil.rmtree(leaving, ignore_errors=True)
+    return removed
+
+
+def versions_prune_logged(model: str) -> list[str]:
+    """`versions_prune`, logged; a failure to remove is logged, never raised: the version just
+    published stays published, and the next publish tries again."""
+    try:
+        removed = versions_prune(model)
+    except OSError:
+        log.exception("%s: pruning old versions failed", model)
+        return []
+    if removed:
+        log.info("%s: removed old versions %s", model, ", ".join(removed))
+    return removed
 
 
 @dataclass(frozen=True)

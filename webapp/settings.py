@@ -180,6 +180,14 @@ FAULT_CRASH = _env("CINEGRAPH_FAULT_CRASH")
 MODEL_DIR = Path(_env("MODEL_DIR", str(VAR_DIR / "models")))
 if not MODEL_DIR.is_absolute():
     MODEL_DIR = BASE_DIR / MODEL_DIR
+# Versions kept per model (predictors.registry.versions_prune, after every publish and every
+# scheduled retrain): the newest MODEL_VERSIONS_KEPT (the live one and the ones before it, to
+# go back to by hand), and any superseded less than MODEL_VERSION_GRACE_S ago, for a worker or
+# web process that resolved it just before and is still loading it (seconds; a retrain's warm
+# start reads the live version within a minute of resolving it). A LightGCN version on
+# ml-latest-small is ~10 MB.
+MODEL_VERSIONS_KEPT = int(_env("MODEL_VERSIONS_KEPT", "3"))
+MODEL_VERSION_GRACE_S = float(_env("MODEL_VERSION_GRACE_S", "600"))
 RECOMMENDATION_MODELS = recommenders.NAMES
 # The most movies of a visitor's history the live models and the pages use: the newest
 # VISITOR_HISTORY_MAX; older ones fall out of the live model and the page says so.
