@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db import connections, router
@@ -232,9 +233,58 @@ def visitor_history_and_movie_ids(visitor: str) -> tuple[list[HistoryEntry], lis
     return history, visitor_movie_ids(visitor)
 
 
-def visitor_interactions() -> list[tuple[str, int]]:
-    """Every visitor's current history as (visitor, movie id) pairs: what a retrain adds."""
-    return list(Interaction.objects.values_list("visitor", "movie_id").distinct())
+# Visitors whose rows are read per round trip while building a retrain's visitor pairs: at
+# VISITOR_HISTORY_MAX rows each, at most 50,000 rows held at once.
+RETRAIN_VISITOR_CHUNK = 100
+
+
+def visitor_interactions(*, per_visitor: int | None = None, per_client: int | None = None) -> list[tuple[str, int]]:
+    """What a retrain adds to the ratings: (visitor, movie id) pairs of the visitors' histories,
+    with what one visitor and one client can weigh bounded.
+
+    Each visitor gives its newest `per_visitor` movies (settings.RETRAIN_VISITOR_MAX). Each
+    client (`Interaction.client`, its address as the rate limits see it; a row without one is a
+    client of its own per visitor) gives at most `per_client` pairs (settings.RETRAIN_CLIENT_MAX,
+    0: no cap), spread over its visitors a movie at a time, newest first (`_spread`). A hard cap,
+    not a lower weight per pair: every model trains on unweighted edges, and the cap bounds the
+    training data too. Spreading rather than keeping whole histories is what defeats a farm:
+    many visitors behind one address each keep one movie, which links no two movies, while a
+    household of a few visitors keeps each one's newest clicks. Deterministic (visitor ids in
+    order), so the same rows give the same pairs and the retrain can tell nothing changed."""
+    per_visitor = settings.RETRAIN_VISITOR_MAX if per_visitor is None else per_visitor
+    per_client = settings.RETRAIN_CLIENT_MAX if per_client is None else per_client
+    # (client, "") or ("", visitor) -> visitor -> movies, newest first
+    by_client: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
+    visitors = list(Interaction.objects.order_by("visitor").values_list("visitor", flat=True).distinct())
+    for start in range(0, len(visitors), RETRAIN_VISITOR_CHUNK):
+        rows = (Interaction.objects.filter(visitor__in=visitors[start:start + RETRAIN_VISITOR_CHUNK])
+                .order_by("visitor", "-created_at", "-id").values_list("visitor", "movie_id", "client"))
+        current, seen = None, set()
+        for visitor, movie_id, client in rows:
+            if visitor != current:
+                current, seen = visitor, set()
+            if movie_id in seen or len(seen) >= per_visitor:
+                continue
+            seen.add(movie_id)
+            by_client[(client, "") if client else ("", visitor)].setdefault(visitor, []).append(movie_id)
+    pairs = []
+    for key in sorted(by_client):
+        pairs.extend(_spread(by_client[key], per_client if per_client > 0 else None))
+    return pairs
+
+
+def _spread(histories: dict[str, list[int]], budget: int | None) -> list[tuple[str, int]]:
+    """At most `budget` (visitor, movie) pairs (None: all) from one client's visitors' histories
+    (newest first): every visitor's newest movie, then every visitor's second newest, ..."""
+    kept: list[tuple[str, int]] = []
+    active, depth = sorted(histories), 0
+    while active and (budget is None or len(kept) < budget):
+        room = len(active) if budget is None else budget - len(kept)
+        kept.extend((visitor, histories[visitor][depth]) for visitor in active[:room])
+        depth += 1
+        active = [visitor for visitor in active if len(histories[visitor]) > depth]
+    return kept
+
 
 
 def visitors_recent(since) -> dict[str, str]:

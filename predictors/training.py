@@ -7,6 +7,8 @@ every published version carries metrics measured on ratings it never saw, and
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,17 +64,44 @@ def training_dataset(training_data: TrainingData) -> tuple[Interactions, ItemFea
     return interactions, features
 
 
+def ratings_digest(training_data: TrainingData) -> str:
+    """What fixes the held-out split (the movies and the rating pairs, in any order): two
+    versions' held-out metrics compare when this is the same."""
+    digest = hashlib.sha256(np.asarray(training_data.movie_ids, dtype=np.int64).tobytes())
+    pairs = np.asarray(training_data.pairs, dtype=np.int64).reshape(-1, 2)
+    digest.update(np.unique(pairs, axis=0).tobytes())
+    return digest.hexdigest()
+
+
+def data_digest(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]] = ()) -> str:
+    """Everything a version trains on: the ratings, the movies' features and the visitors'
+    (visitor, movie) pairs, each in any order. Equal digests: a retrain would learn nothing new."""
+    digest = hashlib.sha256(ratings_digest(training_data).encode())
+    features = [training_data.titles, training_data.genres, training_data.years, training_data.tags]
+    digest.update(json.dumps(features, default=list).encode())
+    digest.update(json.dumps(sorted((str(v), int(m)) for v, m in visitor_pairs)).encode())
+    return digest.hexdigest()
+
+
 def train_and_publish(
     *, model: str, training_data: TrainingData, epochs: int | None = None, progress: bool = True
 ) -> tuple[str, dict]:
-    """Train `model` and publish it as the newest version; returns (version, metrics)."""
+    """Train `model` and publish it as the newest version; returns (version, metrics).
+
+    A full training is what the scheduled retrains are then measured against: its recall@20
+    becomes the model's publish gate reference (`predictors.retrain`)."""
     interactions, features = training_dataset(training_data)
     options = TrainOptions(epochs=epochs, progress=progress, eval_every=CURVE_EVERY,
                            config_overrides=SITE_OPTIONS.get(model, {}))
     result = train_model(model, interactions, features, options)
+    split = ratings_digest(training_data)
     with registry.publishing(model) as folder:
-        publish(result, interactions, folder, item_features=features, dataset={"source": "catalogue"})
-    return registry.latest_version(model), result.metrics
+        reference = {"recall@20": result.metrics.get("recall@20"), "version": registry.version_of(folder),
+                     "ratings_digest": split}
+        publish(result, interactions, folder, item_features=features,
+                dataset={"source": "catalogue", "digest": data_digest(training_data), "ratings_digest": split},
+                extra_meta={"gate": reference})
+    return registry.version_of(folder), result.metrics
 
 
 def live_version_metrics(*, model: str, training_data: TrainingData, k: int = 20) -> dict:

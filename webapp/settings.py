@@ -193,6 +193,18 @@ RECOMMENDATION_MODELS = recommenders.NAMES
 # VISITOR_HISTORY_MAX; older ones fall out of the live model and the page says so.
 VISITOR_HISTORY_MAX = int(_env("VISITOR_HISTORY_MAX", "500"))
 RECOMMENDATIONS_K = 20
+# How much one visitor, and one client address, can weigh in a scheduled retrain's training
+# data (movie.selectors.visitor_interactions): a visitor's newest RETRAIN_VISITOR_MAX movies
+# (at most VISITOR_HISTORY_MAX; 500 is a MovieLens user at the 92nd percentile of
+# ml-latest-small), and RETRAIN_CLIENT_MAX (visitor, movie) pairs per client, spread over its
+# visitors. The live path still folds in every visitor's history: these bound only what one
+# address can teach the shared model (a click farm), at the cost of what visitors behind one
+# shared address (an office, carrier NAT) add to it: at 20, a household of four adds each one's
+# five newest movies, and a farm of 300 visitors clicking a target and a farmed movie adds 20
+# one-movie users, which link nothing. Uncapped, that farm made the farmed movie the target's
+# most similar after one retrain (tests/workers/test_retrain.py). 0 turns the client cap off.
+RETRAIN_VISITOR_MAX = min(int(_env("RETRAIN_VISITOR_MAX", str(VISITOR_HISTORY_MAX))), VISITOR_HISTORY_MAX)
+RETRAIN_CLIENT_MAX = int(_env("RETRAIN_CLIENT_MAX", "20"))
 
 # Rate limits, (count, window seconds), per client address as movie.ratelimit names it (through
 # TRUSTED_PROXIES below; IPv6 by /64) and per visitor or username. .env.dev raises the address

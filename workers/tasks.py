@@ -177,11 +177,12 @@ def one_at_a_time(name: str, *, hold_s: float):
 
 @shared_task(acks_late=True)
 @one_at_a_time(RETRAIN_LOCK, hold_s=RETRAIN_LOCK_S)
-def retrain_models(epochs: int | None = None) -> dict:
-    """Retrain every model on the ratings plus every visitor's clicks; publish those not worse."""
+def retrain_models(epochs: int | None = None, models: list[str] | None = None) -> dict:
+    """Retrain each model (default: every one) on the ratings plus the visitors' clicks, capped
+    per visitor and per client; publish those whose data changed and that pass the gate."""
     training_data, visitor_pairs = training_snapshot(), visitor_interactions()
     return {model: dataclasses.asdict(retrain(model=model, training_data=training_data, visitor_pairs=visitor_pairs,
-                                              epochs=epochs)) for model in MODELS}
+                                              epochs=epochs)) for model in (models or MODELS)}
 
 
 # How far back the sweep looks for visitors whose live state is behind their history.

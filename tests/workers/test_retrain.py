@@ -1,17 +1,24 @@
 """The scheduled retrain: a visitor's clicks become edges of the next version, and the running
-web process and live worker serve that version without a restart."""
+web process and live worker serve that version without a restart; unchanged data publishes
+nothing; a click farm behind one address cannot move "More like this"."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import uuid
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
 from django.test import Client
 
+from movie.models import Interaction, Movie
+from movie.selectors import visitor_interactions
 from predictors import cache, registry
-from predictors.recommend import GNN_MODELS, MODELS
+from predictors.recommend import GNN_MODELS, MODELS, similar
 from predictors.visitor_state import visitor_digest
+from pytorch_models.checkpoint import META
 from workers.tasks import retrain_models
 from tests.workers.clicks import click, wait_until
 
@@ -21,12 +28,13 @@ CLICKED = [1, 260, 1196]
 
 @pytest.fixture
 def retrained(trained_models):
-    """Runs the retrain task's body; the versions it publishes are removed afterwards."""
+    """Runs the retrain task's body; every version published meanwhile is removed afterwards."""
+    before = {model: set(registry.versions(model)) for model in MODELS}
     results = {}
     yield results
-    for model, result in results.items():
-        if result["published"] and result["version"] != trained_models[model]:
-            shutil.rmtree(registry.model_dir() / model / result["version"])
+    for model in MODELS:
+        for version in set(registry.versions(model)) - before[model]:
+            shutil.rmtree(registry.model_dir() / model / version)
 
 
 def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
@@ -46,7 +54,8 @@ def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
         assert result["published"], result["reason"]
         assert result["version"] != trained_models[model] == registry.published(model).checkpoint.meta["warm_start"]
         checkpoint = registry.published(model).checkpoint
-        row = checkpoint.meta["visitors"][visitor_digest(visitor)]
+        row = checkpoint.visitors()[visitor_digest(visitor)]
+        assert "visitors" not in json.loads((checkpoint.path / META).read_text())  # O(1) in visitors
         edges = checkpoint.graph().train_edges
         movie_rows = set(np.flatnonzero(np.isin(checkpoint.item_ids, CLICKED)).tolist())
         assert set(edges[edges[:, 0] == row, 1].tolist()) == movie_rows
@@ -63,3 +72,81 @@ def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
                             for m in GNN_MODELS), 30, "a new click on the new versions")
     fresh = client.get("/api/recommendations/lightgcn/?k=20").json()
     assert fresh["source"] == "fresh" and fresh["model_version"] == retrained["lightgcn"]["version"]
+
+
+def _clicks(visitor: str, movie_ids, *, client: str = "", start: datetime | None = None) -> None:
+    """History rows as the click path mirrors them, the last movie newest."""
+    start = start or datetime.now(timezone.utc) - timedelta(hours=1)
+    Interaction.objects.bulk_create(
+        Interaction(visitor=visitor, movie_id=movie_id, kind="click", event_id=uuid.uuid4(),
+                    created_at=start + timedelta(seconds=i), client=client)
+        for i, movie_id in enumerate(movie_ids)
+    )
+
+
+def test_a_retrain_on_unchanged_data_publishes_nothing(catalogue_imported, trained_models, retrained):
+    _clicks("v:unchanged", [1, 260])
+
+    first = retrain_models(models=["popular"])["popular"]
+    assert first["published"], first["reason"]
+
+    again = retrain_models(models=["popular"])["popular"]
+    assert (again["published"], again["reason"], again["version"]) == (False, "unchanged", first["version"])
+    assert registry.latest_version("popular") == first["version"]
+
+    _clicks("v:unchanged", [1196], start=datetime.now(timezone.utc))
+    changed = retrain_models(models=["popular"])["popular"]
+    assert changed["published"] and changed["version"] > first["version"]
+    meta = registry.version_meta("popular", changed["version"])
+    assert meta["data"]["digest"] != registry.version_meta("popular", first["version"])["data"]["digest"]
+
+
+def test_visitor_pairs_are_capped_per_visitor_and_per_client(db, settings):
+    """Each visitor's newest movies; a client's pairs spread over its visitors, one movie each
+    in turn; rows without a client count as one client per visitor."""
+    Movie.objects.bulk_create(Movie(id=movie_id, title=f"movie {movie_id}") for movie_id in (1, 2, 3, 10, 20, 30, 40))
+    _clicks("v:heavy", [10, 20, 30, 20, 40])  # 20 clicked twice: its latest click counts
+    for visitor in ("v:farm-a", "v:farm-b", "v:farm-c"):
+        _clicks(visitor, [1, 2, 3], client="farm")
+
+    pairs = visitor_interactions(per_visitor=3, per_client=4)
+
+    assert [m for v, m in pairs if v == "v:heavy"] == [40, 20, 30]
+    assert sorted(m for v, m in pairs if v.startswith("v:farm")) == [2, 3, 3, 3]  # 3 newest, then a-s 2
+    assert [pair for pair in pairs if pair[0] == "v:farm-a"] == [("v:farm-a", 3), ("v:farm-a", 2)]
+    assert len(visitor_interactions(per_visitor=3, per_client=0)) == 3 + 9  # 0: no client cap
+    _clicks("v:light", [1])
+    assert sorted(visitor_interactions(per_visitor=3, per_client=1)) == [
+        ("v:farm-a", 3), ("v:heavy", 40), ("v:light", 1)]
+    settings.RETRAIN_VISITOR_MAX, settings.RETRAIN_CLIENT_MAX = 1, 2
+    assert sorted(visitor_interactions()) == [("v:farm-a", 3), ("v:farm-b", 3), ("v:heavy", 40), ("v:light", 1)]
+
+
+# A click farm: many visitors behind one address, each clicking the target and the farmed movie.
+# Pocahontas (68 ratings) and The Amityville Horror (15): far apart before the farm (not in the
+# target's 500 nearest). Measured after a one-epoch retrain: uncapped, 60 farm visitors brought
+# it to rank 101, 300 to rank 1; capped, it stayed out of the 500 nearest, and the top 12 kept
+# 10 of its 12 movies (a retrain's own run-to-run change: a list is not compared exactly).
+TARGET, FARMED, FARM_VISITORS, SIMILAR_K, FAR = 48, 1327, 300, 12, 100
+
+
+def _similar_after_retrain(settings, client_cap: int) -> list[int]:
+    settings.RETRAIN_CLIENT_MAX = client_cap
+    result = retrain_models(epochs=1, models=["pinsage"])["pinsage"]
+    assert result["published"], result["reason"]
+    found = [movie for movie, _ in similar(movie_id=TARGET, k=FAR)]
+    shutil.rmtree(registry.model_dir() / "pinsage" / result["version"])  # both start from the same live version
+    return found
+
+
+def test_a_click_farm_behind_one_address_does_not_move_more_like_this(catalogue_imported, trained_models, retrained,
+                                                                      settings):
+    assert FARMED not in [movie for movie, _ in similar(movie_id=TARGET, k=FAR)]
+    for i in range(FARM_VISITORS):
+        _clicks(f"v:farm-{i:03d}", [TARGET, FARMED], client="one-address")
+
+    capped = _similar_after_retrain(settings, 20)
+    uncapped = _similar_after_retrain(settings, 0)
+
+    assert FARMED not in capped  # not even among the 100 nearest
+    assert FARMED in uncapped[:SIMILAR_K]  # the same farm without the cap moves it: the cap is what holds
