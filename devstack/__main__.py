@@ -1,6 +1,6 @@
 """The local Cinegraph stack: start, wait for and stop every service on free ports.
 
-    python -m devstack demo       # services, migrate/import/train, workers, beat, consumer, web
+    python -m devstack demo       # services, migrate/import, the quick models, the app; GNNs train after
     python -m devstack services   # only Kafka, DynamoDB, Redis; prints the env to export
     python -m devstack prepare    # create topic + table at KAFKA_BOOTSTRAP/DYNAMODB_ENDPOINT
 
@@ -18,11 +18,13 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 from devstack import app, services
-from devstack.process import ROOT, VAR, StackError, dev_env, port_is_free, wait_until
+from devstack.process import LOG_DIR, ROOT, VAR, StackError, dev_env, port_is_free, wait_until
 from devstack.supervisor import Stack
+from pytorch_models.recommenders import FINE_TUNED_LIVE, NAMES, POPULAR  # names only: no torch
 
 SERVICES_ENV = VAR / "demo-services.env"  # the running demo's service addresses
 
@@ -54,17 +56,37 @@ def demo() -> None:
         # Where tools (benchmarks.click_load, manage.py by hand) find the services.
         SERVICES_ENV.write_text("".join(f"{k}={v}\n" for k, v in found.items()))
         print(f"services up in {time.monotonic() - started:.1f} s", flush=True)
+        # Popular and the graph filter train in seconds and the site serves them; the GNNs take
+        # minutes (316 s on this 2-core machine) and join one by one once the site is up.
+        missing = models_without_version(model_dir)
         timings = {}
         for name, args in (("migrate", ("migrate", "--noinput")),
                            ("import", ("import_movielens", str(ROOT / "data" / "ml-latest-small"))),
-                           ("train", ("train", "--missing"))):
+                           ("collectstatic", ("collectstatic", "--noinput"))):
             print(f"  manage.py {' '.join(args)} ...", flush=True)
             timings[name] = app.manage(env, *args)
+        if quick := {f"train-{m}": ("train", "--model", m) for m in missing if m not in FINE_TUNED_LIVE}:
+            print(f"  manage.py {' and '.join(' '.join(args) for args in quick.values())}, side by side ...", flush=True)
+            timings["train " + " and ".join(args[-1] for args in quick.values())] = app.manage_together(env, quick)
         print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), flush=True)
         start_app(stack, env, port=port, live_workers=int(os.environ.get("WORKERS") or 1))
         print(f"\n{stack.table()}\n\nUp in {time.monotonic() - started:.1f} s. "
               f"Open http://127.0.0.1:{port} — Ctrl-C stops everything", flush=True)
+        if slow := [m for m in missing if m in FINE_TUNED_LIVE]:
+            print(f"\nTraining {', '.join(slow)} in the background, one at a time (about 5 minutes in all): "
+                  "the site serves popular and the graph filter meanwhile, and each model joins as it is "
+                  f"published. Progress (also in {LOG_DIR.relative_to(ROOT)}/train.log):\n", flush=True)
+            stack.start(app.trainer(env), restart=True, wait=False, once=True, echo=sys.stdout.buffer)
         stack.watch()
+
+
+def models_without_version(model_dir: Path) -> list[str]:
+    """The models with no published version under `model_dir/<model>/` (the registry's layout:
+    a folder per version, hidden while it is written), popular first."""
+    def published(folder: Path) -> bool:
+        return folder.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir())
+
+    return sorted((m for m in NAMES if not published(model_dir / m)), key=lambda m: m != POPULAR)
 
 
 def start_app(stack: Stack, env: dict[str, str], *, port: int, live_workers: int) -> None:

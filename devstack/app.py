@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from devstack.process import LOG_DIR, Process, StackError, dev_env
 from eventstore import CONSUMER_GROUP  # a name only: eventstore/__init__.py imports nothing
@@ -79,6 +79,15 @@ def web_server(env: Mapping[str, str], port: int, *, processes: int = WEB_PROCES
                    env=env, port=port, check=lambda: http_ready(f"http://127.0.0.1:{port}/"), ready_s=60, log_dir=log_dir)
 
 
+def trainer(env: Mapping[str, str], *, log_dir: Path = LOG_DIR) -> Process:
+    """`manage.py train --missing` as a job: every model still without a version, one at a time,
+    each published (and so served: the registry reads the newest folder) as soon as it is
+    trained; at a lower priority, as the retrain worker, so pages keep their cores. Run again
+    after a failure, it trains only what is still missing."""
+    return Process("train", ["nice", "-n", "10", sys.executable, "manage.py", "train", "--missing"],
+                   env=env, log_dir=log_dir)
+
+
 def celery_ready(worker: Process) -> bool:
     """The worker's banner line `ready.` since its last launch (the log's last `===` header)."""
     return "ready." in worker.log_path.read_text(errors="replace").rsplit("\n=== ", 1)[-1]
@@ -114,4 +123,24 @@ def manage(env: Mapping[str, str], *args: str, log_dir: Path = LOG_DIR) -> float
         proc.stop()
     if code != 0:
         raise StackError(f"manage.py {' '.join(args)} failed (exit {code})\n{proc.log_tail()}")
+    return time.monotonic() - start
+
+
+def manage_together(env: Mapping[str, str], commands: Mapping[str, Sequence[str]], *, log_dir: Path = LOG_DIR) -> float:
+    """Run manage.py commands side by side to completion, each `name: args` with its output in
+    var/log/<name>.log; seconds taken. Raises once all have ended if any failed."""
+    procs = {name: Process(name, [sys.executable, "manage.py", *args], env=env, log_dir=log_dir)
+             for name, args in commands.items()}
+    start = time.monotonic()
+    try:
+        for proc in procs.values():
+            proc.launch()
+        codes = {name: proc.process.wait() for name, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.stop()
+    failed = [f"manage.py {' '.join(commands[name])} failed (exit {code})\n{procs[name].log_tail()}"
+              for name, code in codes.items() if code != 0]
+    if failed:
+        raise StackError("\n".join(failed))
     return time.monotonic() - start

@@ -49,6 +49,7 @@ class Process(Executor):
                          stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         self.name, self.port, self.check, self.ready_s = name, port, check, ready_s
         self.log_path = Path(log_dir) / f"{name}.log"
+        self.read_upto = 0  # how far `new_output` has read the log
 
     @property
     def pid(self) -> int | None:
@@ -81,6 +82,7 @@ class Process(Executor):
         with open(self.log_path, "ab") as out:
             out.write(f"\n=== {time.strftime('%F %T')} {self.command}\n".encode())
             out.flush()
+            self.read_upto = out.tell()
             self._stdout = out  # the constructor's `stdout`, a fresh handle per run; Popen dups it
             super(Executor, self).start()  # SimpleExecutor.start: Popen only, no checks
         log.info("started %s pid %s %s", self.name, self.pid, self.address)
@@ -113,6 +115,20 @@ class Process(Executor):
     def rotate_log(self, *, max_bytes: int, keep: int) -> bool:
         """`log_rotate` on this process's log, which it may be writing to as we copy."""
         return log_rotate(self.log_path, max_bytes=max_bytes, keep=keep)
+
+    def new_output(self, limit: int = 2**20) -> bytes:
+        """What it wrote to its log since the last call (since its launch at first), at most
+        `limit` bytes; from the start of the log again after a rotation truncated it."""
+        try:
+            with open(self.log_path, "rb") as log_file:
+                if os.fstat(log_file.fileno()).st_size < self.read_upto:
+                    self.read_upto = 0
+                log_file.seek(self.read_upto)
+                chunk = log_file.read(limit)
+        except FileNotFoundError:
+            return b""
+        self.read_upto += len(chunk)
+        return chunk
 
     def log_tail(self, lines: int = 20) -> str:
         try:

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import signal
 import time
+from typing import BinaryIO
 
 from devstack.process import ROOT, Process, StackError
 
@@ -34,6 +35,8 @@ class Stack:
         self.processes: list[Process] = []
         self.restarts: dict[Process, _Restarts] = {}
         self.external: list[tuple[str, str]] = []  # (name, address) used but not started
+        self.jobs: set[Process] = set()  # done once they exit with code 0 (`start(once=True)`)
+        self.echoes: dict[Process, BinaryIO] = {}  # whose output is copied where (`start(echo=...)`)
         self.exits = contextlib.ExitStack()
 
     def __enter__(self) -> Stack:
@@ -45,16 +48,26 @@ class Stack:
         # A second Ctrl-C must not cut the shutdown short and leave orphans behind.
         for signum in self.signals:
             signal.signal(signum, signal.SIG_IGN)
+        for out in set(self.echoes.values()):  # end a progress bar's line before the shutdown's
+            out.write(b"\n")
+            out.flush()
         self.exits.close()
 
-    def start(self, proc: Process, *, restart: bool = False, wait: bool = True) -> Process:
+    def start(self, proc: Process, *, restart: bool = False, wait: bool = True, once: bool = False,
+              echo: BinaryIO | None = None) -> Process:
         """Launch `proc` and, unless `wait` is false, wait until it is ready; with `restart`,
-        `check` launches it again whenever it dies."""
+        `check` launches it again whenever it dies. With `once` it is a job: an exit with code 0
+        means its work is done and it leaves the stack. With `echo`, `check` copies what it
+        writes to its log there too (the terminal, for a job whose progress a person waits on)."""
         self.processes.append(proc)
         self.exits.callback(proc.stop)
         proc.launch()
         if restart:
             self.restarts[proc] = _Restarts(started_at=time.monotonic())
+        if once:
+            self.jobs.add(proc)
+        if echo is not None:
+            self.echoes[proc] = echo
         return proc.wait_ready() if wait else proc
 
     # Each process's log (var/log/<name>.log) is rotated once over `log_max_bytes`, keeping
@@ -80,9 +93,13 @@ class Stack:
         """Restart a restartable child that died, once its backoff has passed; raise if any
         other child died, or a restartable one keeps failing fast."""
         now = time.monotonic()
-        for proc in self.processes:
+        self.echo_output()
+        for proc in list(self.processes):
             code = proc.poll()
             if code is None:
+                continue
+            if code == 0 and proc in self.jobs:
+                self._done(proc)
                 continue
             restarts = self.restarts.get(proc)
             if restarts is None:
@@ -99,6 +116,22 @@ class Stack:
             elif now >= restarts.due_at:
                 proc.launch()
                 restarts.started_at, restarts.due_at = time.monotonic(), None
+
+    def echo_output(self) -> None:
+        for proc, out in self.echoes.items():
+            if chunk := proc.new_output():
+                out.write(chunk)
+                out.flush()
+
+    def _done(self, proc: Process) -> None:
+        """A job that finished its work: the rest of its output, then out of the stack."""
+        self.echo_output()
+        proc.stop()  # reaped now, so the stack's exit has nothing of it to stop
+        self.processes.remove(proc)
+        self.jobs.discard(proc)
+        self.restarts.pop(proc, None)
+        self.echoes.pop(proc, None)
+        log.info("%s finished", proc.name)
 
     def table(self) -> str:
         rows = [("NAME", "PID", "ADDRESS", "LOG")]

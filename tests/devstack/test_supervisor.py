@@ -3,6 +3,7 @@ keeps dying at once makes the stack give up, and a dead service still stops it."
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 
@@ -56,3 +57,57 @@ def test_a_dead_service_still_stops_the_stack(tmp_path):
         _until_dead(proc)
         with pytest.raises(StackError, match="exited with code 0"):
             running.check()
+
+
+def _job(tmp_path, code: str) -> Process:
+    return Process("job", [sys.executable, "-c", code], log_dir=tmp_path)
+
+
+def _check_until(running: Stack, done, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "not done in time"
+        running.check()
+        time.sleep(0.02)
+
+
+def test_a_job_that_finishes_leaves_the_stack_and_its_output_reaches_the_echo(tmp_path):
+    out = io.BytesIO()
+    with Stack() as running:
+        running.start(_sleeper(tmp_path, 30), restart=True)
+        job = running.start(_job(tmp_path, "import sys, time\nfor i in range(3):\n"
+                                           "    sys.stdout.write(f'step {i}\\r'); sys.stdout.flush(); time.sleep(0.1)\n"
+                                           "print('published')"),
+                            restart=True, wait=False, once=True, echo=out)
+
+        _check_until(running, lambda: job not in running.processes)
+
+        assert out.getvalue() == b"step 0\rstep 1\rstep 2\rpublished\n"  # all of it, none of the header
+        assert job.pid is None and job not in running.jobs and job not in running.restarts
+        running.check()  # nothing to restart, nothing to raise
+        assert [p.name for p in running.processes] == ["sleeper"]
+
+
+def test_a_job_that_fails_runs_again_until_it_finishes(tmp_path):
+    marker = tmp_path / "tried"
+    code = (f"import pathlib, sys\nm = pathlib.Path({str(marker)!r})\n"
+            "print('try', 2 if m.exists() else 1)\nif not m.exists():\n    m.touch(); sys.exit(3)")
+    out = io.BytesIO()
+    with Stack() as running:
+        running.backoff_s = 0.05
+        job = running.start(_job(tmp_path, code), restart=True, wait=False, once=True, echo=out)
+        _check_until(running, lambda: job not in running.processes)
+
+    assert out.getvalue() == b"try 1\ntry 2\n"
+    assert (tmp_path / "job.log").read_text().count("\n=== ") == 2
+
+
+def test_new_output_starts_over_after_a_rotation_truncated_the_log(tmp_path):
+    proc = _job(tmp_path, "print('a' * 10)")
+    proc.launch().process.wait()
+    assert proc.new_output() == b"a" * 10 + b"\n" and proc.new_output() == b""
+    proc.log_path.write_bytes(b"")  # what log_rotate's truncation leaves
+    with open(proc.log_path, "ab") as log_file:
+        log_file.write(b"next\n")
+    assert proc.new_output() == b"next\n"
+    proc.stop()

@@ -1,0 +1,37 @@
+"""What the first `make demo` trains before the site opens, and what after."""
+
+from __future__ import annotations
+
+import pytest
+
+from devstack import app
+from devstack.__main__ import models_without_version
+from devstack.process import StackError
+from pytorch_models.recommenders import FINE_TUNED_LIVE, NAMES
+
+
+def test_a_model_counts_as_published_only_with_a_finished_version_folder(tmp_path):
+    (tmp_path / "popular" / "20260101T000000000000Z").mkdir(parents=True)
+    (tmp_path / "lightgcn" / ".tmp-20260101T000000000000Z").mkdir(parents=True)  # still being written
+    (tmp_path / "ngcf").mkdir()
+
+    missing = models_without_version(tmp_path)
+
+    assert missing == [m for m in NAMES if m != "popular"]
+    assert [m for m in missing if m not in FINE_TUNED_LIVE] == ["graphfilter"]  # before the site opens
+
+
+def test_on_an_empty_folder_popular_comes_first_and_the_gnns_are_left_for_after(tmp_path):
+    missing = models_without_version(tmp_path / "models")
+
+    assert missing[0] == "popular" and sorted(missing) == sorted(NAMES)
+    assert [m for m in missing if m not in FINE_TUNED_LIVE] == ["popular", "graphfilter"]
+    assert {m for m in missing if m in FINE_TUNED_LIVE} == {"pinsage", "ngcf", "lightgcn"}
+
+
+def test_commands_side_by_side_all_run_to_the_end_and_a_failure_names_its_command(tmp_path):
+    with pytest.raises(StackError, match=r"manage.py nosuchcommand failed \(exit 1\)"):
+        app.manage_together(app.app_env({}), {"fine": ("check",), "broken": ("nosuchcommand",)}, log_dir=tmp_path)
+
+    assert "System check identified no issues" in (tmp_path / "fine.log").read_text()
+    assert "Unknown command: 'nosuchcommand'" in (tmp_path / "broken.log").read_text()
