@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,7 +22,6 @@ from predictors.training import TrainingData
 
 CATALOGUE_PAGE_SIZE = 48
 HISTORY_LIMIT = 50
-HISTORY_CHUNK = 500  # interaction rows fetched at a time while looking for HISTORY_LIMIT movies
 # How long a process keeps what every page reads and an import or the admin changes rarely.
 PAGE_DATA_S = 60
 # Rows fetched per round trip when streaming the ratings for training.
@@ -187,50 +186,71 @@ class HistoryEntry:
         return self.movie.id
 
 
-def _history_rows(visitor: str) -> Iterator[tuple[int, str, float | None, datetime]]:
-    """(movie id, kind, value, created_at) of the visitor's interactions, newest first.
+def _history_rows(visitor: str, *, limit: int) -> list[tuple[int, str, float | None, datetime]]:
+    """(movie id, kind, value, created_at) of the visitor's latest interaction with each movie,
+    newest first, at most `limit` movies.
 
-    One SQL statement: through the ORM (its query, the join to the movie, the model objects)
-    this read took 0.5 ms of every recommendation and history page, the statement 0.07 ms.
-    The datetimes go through the converters the ORM applies to that column."""
+    One SQL statement whose LIMIT bounds what it sends: MySQL's client buffers a whole result,
+    so a statement over every row of a visitor who clicked for months read them all on every
+    page. The window picks each movie's latest row on the server (the visitor's rows through
+    the (visitor, -created_at) index). Through the ORM (its query, the join to the movie, the
+    model objects) this read took 0.5 ms of every recommendation and history page, the
+    statement 0.07 ms. The datetimes go through the converters the ORM applies to that column."""
     meta = Interaction._meta
     connection = connections[router.db_for_read(Interaction)]
     column = meta.get_field("created_at").get_col(meta.db_table)
     converters = connection.ops.get_db_converters(column)
     name = {f: connection.ops.quote_name(meta.get_field(f).column)
             for f in ("movie", "kind", "value", "created_at", "visitor", "id")}
-    sql = (f"SELECT {name['movie']}, {name['kind']}, {name['value']}, {name['created_at']} "
-           f"FROM {connection.ops.quote_name(meta.db_table)} WHERE {name['visitor']} = %s "
-           f"ORDER BY {name['created_at']} DESC, {name['id']} DESC")
+    newest = f"{name['created_at']} DESC, {name['id']} DESC"
+    sql = (f"SELECT {name['movie']}, {name['kind']}, {name['value']}, {name['created_at']} FROM ("
+           f"SELECT {name['movie']}, {name['kind']}, {name['value']}, {name['created_at']}, {name['id']}, "
+           f"ROW_NUMBER() OVER (PARTITION BY {name['movie']} ORDER BY {newest}) AS nth "
+           f"FROM {connection.ops.quote_name(meta.db_table)} WHERE {name['visitor']} = %s"
+           f") latest WHERE nth = 1 ORDER BY {newest} LIMIT %s")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [visitor])
-        while rows := cursor.fetchmany(HISTORY_CHUNK):
-            for movie_id, kind, value, created_at in rows:
-                for convert in converters:
-                    created_at = convert(created_at, column, connection)
-                yield movie_id, kind, value, created_at
+        cursor.execute(sql, [visitor, limit])
+        rows = cursor.fetchall()
+    found = []
+    for movie_id, kind, value, created_at in rows:
+        for convert in converters:
+            created_at = convert(created_at, column, connection)
+        found.append((movie_id, kind, value, created_at))
+    return found
+
+
+def _entries(rows: list[tuple[int, str, float | None, datetime]]) -> list[HistoryEntry]:
+    movies = {movie.id: movie for movie in movies_by_ids(row[0] for row in rows)}
+    return [HistoryEntry(movies[m], kind, value, at) for m, kind, value, at in rows if m in movies]
 
 
 def visitor_history(visitor: str, *, limit: int = HISTORY_LIMIT) -> list[HistoryEntry]:
-    """The visitor's latest interaction per movie, newest first, at most `limit` movies."""
-    latest: dict[int, tuple[str, float | None, datetime]] = {}
-    for movie_id, kind, value, created_at in _history_rows(visitor):
-        if movie_id not in latest:
-            latest[movie_id] = (kind, value, created_at)
-            if len(latest) >= limit:
-                break
-    movies = {movie.id: movie for movie in movies_by_ids(latest)}
-    return [HistoryEntry(movies[m], *entry) for m, entry in latest.items() if m in movies]
+    """The visitor's latest interaction per movie, newest first, at most `limit` movies (and
+    never more than VISITOR_HISTORY_MAX)."""
+    return _entries(_history_rows(visitor, limit=min(limit, settings.VISITOR_HISTORY_MAX)))
 
 
-def visitor_history_and_movie_ids(visitor: str) -> tuple[list[HistoryEntry], list[int]]:
-    """`visitor_history` and `visitor_movie_ids` together, in one query when the history is
-    shorter than its limit (then it already names every movie): what a recommendation page
-    shows and what it must exclude."""
-    history = visitor_history(visitor)
-    if len(history) < HISTORY_LIMIT:
-        return history, [entry.movie_id for entry in history]
-    return history, visitor_movie_ids(visitor)
+@dataclass(frozen=True)
+class VisitorHistory:
+    """What a page with the history panel reads, in one statement."""
+
+    entries: list[HistoryEntry]  # the newest HISTORY_LIMIT movies, for the panel
+    movie_ids: list[int]  # the newest VISITOR_HISTORY_MAX movies: what the models use and lists exclude
+    capped: bool  # the visitor has older movies too, which no longer shape the recommendations
+
+    @property
+    def cap(self) -> int | None:
+        """How many movies shape the recommendations, when older ones no longer do."""
+        return len(self.movie_ids) if self.capped else None
+
+
+def visitor_history_read(visitor: str) -> VisitorHistory:
+    """The panel's entries, the movie ids a recommendation page scores and excludes, and
+    whether older movies fell out (one row past VISITOR_HISTORY_MAX says so)."""
+    most = settings.VISITOR_HISTORY_MAX
+    rows = _history_rows(visitor, limit=most + 1)
+    return VisitorHistory(entries=_entries(rows[:min(HISTORY_LIMIT, most)]),
+                          movie_ids=[row[0] for row in rows[:most]], capped=len(rows) > most)
 
 
 # Visitors whose rows are read per round trip while building a retrain's visitor pairs: at
@@ -286,7 +306,6 @@ def _spread(histories: dict[str, list[int]], budget: int | None) -> list[tuple[s
     return kept
 
 
-
 def visitors_recent(since) -> dict[str, str]:
     """Visitors with history written after `since` (a datetime) → their newest event's
     timestamp, as the click log writes it (what the live sweep compares watermarks with)."""
@@ -300,9 +319,9 @@ def visitors_recent(since) -> dict[str, str]:
 
 
 def visitor_movie_ids(visitor: str) -> list[int]:
-    """Every movie the visitor has clicked or rated, newest first (what recommendations must
-    exclude)."""
-    return list(dict.fromkeys(movie_id for movie_id, *_ in _history_rows(visitor)))
+    """The newest VISITOR_HISTORY_MAX movies the visitor has clicked or rated, newest first:
+    what the models score and recommendations exclude (older ones no longer count)."""
+    return [row[0] for row in _history_rows(visitor, limit=settings.VISITOR_HISTORY_MAX)]
 
 
 def paper_review_list() -> list[PaperReview]:

@@ -162,8 +162,8 @@ def recommendations(request: HttpRequest, model: str) -> HttpResponse:
     if model not in settings.RECOMMENDATION_MODELS:
         raise Http404(f"No recommender called {model!r}.")
     visitor = visitor_key(request)
-    history, seen = selectors.visitor_history_and_movie_ids(visitor)
-    recs = recommendations_for(visitor=visitor, model=model, k=settings.RECOMMENDATIONS_K, seen=seen)
+    read = selectors.visitor_history_read(visitor)
+    recs = recommendations_for(visitor=visitor, model=model, k=settings.RECOMMENDATIONS_K, seen=read.movie_ids)
     movies = [m for m, _ in recs.items]
     context = {
         "model": model,
@@ -172,8 +172,9 @@ def recommendations(request: HttpRequest, model: str) -> HttpResponse:
         # A fallback list is the popular one, whichever model was asked for.
         "impression": _impression(request, "popular" if recs.fallback else recs.model, recs.model_version,
                                   "recommendations", movies),
-        "history": history,
-        "history_rows": _history_rows(history),
+        "history": read.entries,
+        "history_rows": _history_rows(read.entries),
+        "history_cap": read.cap,
         "review": selectors.paper_review_for_model(model),
     }
     return render(request, "movie/recommendations.html", context)
@@ -182,8 +183,9 @@ def recommendations(request: HttpRequest, model: str) -> HttpResponse:
 @require_GET
 @ensure_csrf_cookie
 def history(request: HttpRequest) -> HttpResponse:
-    history = selectors.visitor_history(visitor_key(request))
-    return render(request, "movie/history.html", {"history": history, "history_rows": _history_rows(history)})
+    read = selectors.visitor_history_read(visitor_key(request))
+    return render(request, "movie/history.html", {"history": read.entries, "history_rows": _history_rows(read.entries),
+                                                  "history_cap": read.cap})
 
 
 @require_POST
