@@ -21,6 +21,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from django.conf import settings
 
+from eventstore import expiry
+
 log = logging.getLogger(__name__)
 
 
@@ -90,6 +92,9 @@ def _to_item(event: Event, visitor: str) -> dict:
         "movie_id": event.movie_id,
         "kind": event.kind,
         "ts": event.ts,
+        # Kept CLICKLOG_RETENTION_DAYS after the event, then deleted: the table's TTL on AWS,
+        # eventstore.expiry's sweep on dynalite and DynamoDB Local.
+        "expires": expiry.expires_at(event.ts, days=settings.CLICKLOG_RETENTION_DAYS),
     }
     if event.value is not None:
         item["value"] = Decimal(str(event.value))

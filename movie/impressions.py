@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from eventstore import clicklog, stream
+from eventstore import clicklog, expiry, stream
 from movie.experiments import ShownList, TokenRejected, impression_token_read
 from movie.models import Impression
 
@@ -50,7 +50,9 @@ def _key(shown: ShownList) -> dict:
 
 def _item(shown: ShownList, *, pending: bool) -> dict:
     item = {**_key(shown), "impression_id": shown.impression_id, "model": shown.model, "page": shown.page,
-            "movie_ids": shown.movie_ids, "ts": shown.at}
+            "movie_ids": shown.movie_ids, "ts": shown.at,
+            # Kept IMPRESSIONS_RETENTION_DAYS after the render, then deleted (eventstore.expiry).
+            "expires": expiry.expires_at(shown.at, days=settings.IMPRESSIONS_RETENTION_DAYS)}
     if shown.model_version is not None:
         item["model_version"] = shown.model_version
     if pending:

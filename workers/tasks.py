@@ -16,7 +16,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
+from django.core.management import call_command
 
+from eventstore import expiry
 from eventstore.clicklog import events_for
 from movie.selectors import training_snapshot, visitor_interactions, visitors_recent
 from predictors.live import LiveEngine
@@ -200,3 +202,19 @@ def reconcile_visitors(window_s: float = RECONCILE_WINDOW_S) -> int:
         visitors_wait(behind)
         live_tick()
     return len(behind)
+
+
+# Upkeep, on the retrain worker's queue (beat, webapp/settings.py): seconds of work that should
+# never hold up a live worker's ticks.
+@shared_task(queue="retrain", acks_late=True)
+def sessions_clear() -> None:
+    """Delete the expired sessions (Django's clearsessions, daily): the table then holds the
+    sessions of the last SESSION_COOKIE_AGE (two weeks) only."""
+    call_command("clearsessions")
+
+
+@shared_task(queue="retrain", acks_late=True)
+def expired_items_delete() -> dict[str, list[int]]:
+    """Delete click-log and impression items past their retention where no TTL does
+    (eventstore.expiry): table -> [items read, deleted]."""
+    return {table: list(counts) for table, counts in expiry.tables_sweep().items()}
