@@ -28,13 +28,13 @@ DAY_S = 24 * 3600
 SCAN_PAGE = 1000  # items a Scan page reads; DynamoDB also stops a page at 1 MB
 
 
-def expires_at(ts: str, *, days: int) -> int:
+def expires_at(ts: str, *, days: float) -> int:
     """Epoch seconds `days` after `ts` (the item's own ISO-8601 UTC time, so every write of the
     same item, a retry or a confirm, carries the same value)."""
     at = datetime.fromisoformat(ts)
     if at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
-    return int(at.timestamp()) + days * DAY_S
+    return int(at.timestamp() + days * DAY_S)
 
 
 # table name -> where the last run stopped (a Scan's LastEvaluatedKey), so that run after run

@@ -143,6 +143,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# A session lasts two weeks from its last change (Django's default); beat deletes expired ones
+# every SESSIONS_CLEAR_S, so the table holds about SESSION_COOKIE_AGE of sessions.
+SESSION_COOKIE_AGE = int(_env("SESSION_COOKIE_AGE", str(14 * 24 * 3600)))
+SESSIONS_CLEAR_S = float(_env("SESSIONS_CLEAR_S", str(24 * 3600)))
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "catalogue"
 LOGOUT_REDIRECT_URL = "catalogue"
@@ -175,10 +179,12 @@ KAFKA_IMPRESSIONS_TOPIC = _env("KAFKA_IMPRESSIONS_TOPIC", "impressions")
 # Retention, in days after an item's own time: each click-log and impression item carries
 # `expires` and is deleted after it (eventstore.expiry): by the tables' TTL on AWS, by the
 # expiry sweep below on dynalite and DynamoDB Local, which have no TTL. A click older than its
-# retention leaves the log, so a live state rebuilt from the log leaves it out; the history
-# (MySQL) keeps it and a retrain still reads it. Impressions serve the experiment reports.
-CLICKLOG_RETENTION_DAYS = int(_env("CLICKLOG_RETENTION_DAYS", "365"))
-IMPRESSIONS_RETENTION_DAYS = int(_env("IMPRESSIONS_RETENTION_DAYS", "90"))
+# retention leaves the log, so a live state rebuilt from the log leaves it out, and the history
+# and impression tables (MySQL) drop their rows past the same retentions (workers.tasks
+# .mirrors_expire). Impressions serve the experiment reports. Days, fractions allowed (the soak
+# benchmark keeps 10 minutes).
+CLICKLOG_RETENTION_DAYS = float(_env("CLICKLOG_RETENTION_DAYS", "365"))
+IMPRESSIONS_RETENTION_DAYS = float(_env("IMPRESSIONS_RETENTION_DAYS", "90"))
 # The expiry sweep: every EXPIRY_SWEEP_S beat has the retrain worker read EXPIRY_SWEEP_ITEMS
 # items of each table, where the last run stopped, and delete the expired ones: 5.8 million
 # items a day per table at these values, more than `make demo` writes (the soak benchmark's
@@ -279,7 +285,8 @@ if RETRAIN_EVERY > 0:
     CELERY_BEAT_SCHEDULE["retrain"] = {"task": "workers.tasks.retrain_models", "schedule": RETRAIN_EVERY}
 # Upkeep on the retrain worker's queue (workers.tasks): expired sessions leave the database
 # once a day (Django's clearsessions); expired DynamoDB items where no TTL deletes them.
-CELERY_BEAT_SCHEDULE["clear-sessions"] = {"task": "workers.tasks.sessions_clear", "schedule": 24 * 3600.0}
+CELERY_BEAT_SCHEDULE["clear-sessions"] = {"task": "workers.tasks.sessions_clear", "schedule": SESSIONS_CLEAR_S}
+CELERY_BEAT_SCHEDULE["expire-mirrors"] = {"task": "workers.tasks.mirrors_expire", "schedule": EXPIRY_SWEEP_S}
 if EXPIRY_SWEEP:
     CELERY_BEAT_SCHEDULE["expired-items"] = {"task": "workers.tasks.expired_items_delete", "schedule": EXPIRY_SWEEP_S}
 # Each scheduled task expires unstarted when the next one is due: while no worker takes a queue

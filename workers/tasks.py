@@ -20,6 +20,7 @@ from django.core.management import call_command
 
 from eventstore import expiry
 from eventstore.clicklog import events_for
+from movie.services import history_expire, impressions_expire
 from movie.selectors import training_snapshot, visitor_interactions, visitors_recent
 from predictors.live import LiveEngine
 from predictors.recommend import MODELS
@@ -218,3 +219,14 @@ def expired_items_delete() -> dict[str, list[int]]:
     """Delete click-log and impression items past their retention where no TTL does
     (eventstore.expiry): table -> [items read, deleted]."""
     return {table: list(counts) for table, counts in expiry.tables_sweep().items()}
+
+
+@shared_task(queue="retrain", acks_late=True)
+def mirrors_expire() -> dict[str, int]:
+    """Delete history rows past the click log's retention or past a visitor's history cap, and
+    impression rows past theirs (movie.services): table -> rows deleted this run."""
+    return {
+        "history": history_expire(retention_days=settings.CLICKLOG_RETENTION_DAYS,
+                                  per_visitor=settings.VISITOR_HISTORY_MAX),
+        "impressions": impressions_expire(retention_days=settings.IMPRESSIONS_RETENTION_DAYS),
+    }
