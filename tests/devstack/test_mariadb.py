@@ -54,7 +54,8 @@ def test_the_suite_starts_its_own_mariadb_and_valkey_where_none_answers(tmp_path
     its database test runs against a MariaDB of its own, which is stopped and removed after."""
     silent_db, silent_redis = free_port(), free_port()
     assert port_is_free(silent_db) and port_is_free(silent_redis)
-    env = {**os.environ, "DATABASE_URL": f"mysql://root@127.0.0.1:{silent_db}/cinegraph",
+    outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}  # not this session's options
+    env = {**outer, "DATABASE_URL": f"mysql://root@127.0.0.1:{silent_db}/cinegraph",
            "TEST_REDIS_URL": f"redis://127.0.0.1:{silent_redis}/0", "SILENT_DB_PORT": str(silent_db)}
 
     result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:logging", "-q",
