@@ -2,8 +2,11 @@
 
 Signing up, the new account takes over the session's visitor id: its history is already
 keyed right. Logging in to an account that has its own id moves the session's history there.
-A move that fails half-way (a service down) is remembered in the session and finished on a
-later request; each of its steps can be repeated safely.
+Only an anonymous session's id moves, once: both take it out of the session, and a log-in
+over a signed-in session moves nothing (`login()` then starts a new session for the other
+account, and the first account keeps its history). A move that fails half-way (a service
+down) is remembered in the session and finished on a later request; each of its steps can be
+repeated safely.
 """
 
 from django.conf import settings
@@ -16,7 +19,7 @@ from django.views.generic.edit import FormView
 from movie.forms import SignupForm
 from movie.ratelimit import client_address, limit, login_limited
 from movie.services import user_signup
-from movie.visitors import MOVE_FIELD, account_visitor, history_move_finish, session_visitor
+from movie.visitors import MOVE_FIELD, account_visitor, history_move_finish, session_visitor_take
 
 class SignInView(LoginView):
     template_name = "registration/login.html"
@@ -26,8 +29,11 @@ class SignInView(LoginView):
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form) -> HttpResponse:
-        anonymous = session_visitor(self.request)
-        response = super().form_valid(form)  # login() keeps the session's data, under a new key
+        # Read before login(): an anonymous session's data is kept under a new key, a signed-in
+        # one is flushed when the account changes, so the current account's unfinished move goes first.
+        history_move_finish(self.request)
+        anonymous = session_visitor_take(self.request)
+        response = super().form_valid(form)
         if anonymous and anonymous != account_visitor(self.request.user):
             self.request.session[MOVE_FIELD] = anonymous
             history_move_finish(self.request)
@@ -54,7 +60,7 @@ class SignUpView(RedirectURLMixin, FormView):
 
     def form_valid(self, form) -> HttpResponse:
         user = user_signup(username=form.cleaned_data["username"], password=form.cleaned_data["password1"])
-        account_visitor(user, adopt=session_visitor(self.request))
+        account_visitor(user, adopt=session_visitor_take(self.request))
         login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
         # Not redirect(): it would read a `next` such as "2" as a URL pattern name and raise.
         return HttpResponseRedirect(self.get_success_url())

@@ -1,19 +1,45 @@
 """Recording what visitors do: the one place an event enters the pipeline.
 
-Every answer 202 has its event in the click log, in the history mirror and on Kafka; an
-event answered anything else never reaches the models. The writes, in order:
-1. the DynamoDB `clicklog` item, marked pending (the workers never apply it);
-2. the `Interaction` mirror, committed;
+Every answer 202 has its event confirmed in the click log, in the history mirror and on Kafka,
+and nothing undoes it afterwards; an event no try answered 202 for is never applied. A first
+try writes, in order:
+1. the `clicklog` item, pending (the workers never apply it), under a key of its own,
+   `<ts>#<event id>` with ts taken now (`clicklog.event_start`). A click or rating then looks
+   for a removal of its movie that sorts after it (`_overtaken`): the workers would drop the
+   click, and its mirror row, written after the removal deleted the older ones, would stay;
+   so it gives up (503; the browser's retry gets a later ts);
+2. the `Interaction` mirror row, committed, with created_at = ts: the row belongs to that key;
 3. Kafka (acks=all): the workers' notification;
-4. the click-log item again, confirmed: from now on the workers apply it (a worker that read
-   it still pending, milliseconds before, looks again: `predictors.live`).
-A failure in 2 deletes the item; in 3 or 4 the item and then the mirror row are undone, and
-the request answers 503: nothing was applied, since the item was still pending. A process that
-dies after 1 leaves a pending item nobody applies; after 2 or 3 the event is in the visitor's
-history, where it can be removed, and never applied unless the browser's retry confirms it.
-The browser sends an idempotency key, which becomes the event id: a retry of an event the
-mirror holds finishes whatever the first try left undone and answers 202 again, without a
-second row. docs/design.md has the whole argument.
+4. the item confirmed (`clicklog.event_confirm`, conditional: only while it exists and is not
+   cancelled); from now on the workers apply it. If the visitor id moved to an account
+   meanwhile, the event follows it (`moves.event_forward`, argued in `movie.moves`).
+A failure gives the item up (`_abandon`) and answers 503. A process that dies after 1 leaves a
+pending item nobody applies; after 2 or 3, a pending item and a row that the browser's retry
+finishes (idempotency key = event id).
+
+Why no rollback undoes a 202, whatever the interleaving (docs/design.md argues each case):
+- Items. A rollback deletes its item only while it is pending (`clicklog.event_abandon`), and
+  a confirm succeeds only while the item exists and is not cancelled. DynamoDB orders the two
+  on the item: if the delete wins, no try can confirm the item any more, so none answers 202
+  for it; if a confirm wins, the delete is refused and the rollback leaves everything as it is.
+- Mirror rows. A try undoes the row only after its own conditional delete succeeded (or its
+  item was cancelled), and only while the row's created_at is still its own key's ts: a retry
+  that re-keyed the event moved the row to the new key, and a stale undo then matches nothing.
+- Re-keys. A retry re-keys only an item it deleted itself while pending: the old key can then
+  never be confirmed, so one event never has two confirmed keys.
+A retry (`_retry`) reads the item its row points to. Confirmed: it publishes again (the first
+try may not have) and answers 202. Pending, younger than RETRY_SAME_KEY_S: it publishes and
+confirms (refused: the first try gave the item up meanwhile; 503). Pending and older: the
+workers may have read past its ts, so it re-keys (`_rekey`). Gone or cancelled while the row
+still points to it: the try that wrote it gave up and undoes the row, or could not; the retry
+finishes that undo and answers 503, and the browser's next try records the event afresh.
+
+A removal and a click of the same movie each write their item before reading the other's
+(`history_remove` cancels the pending clicks that sort before it, then deletes the older rows;
+a click looks for later removals before it writes its row): whichever reads second sees the
+other, so a click sorting before a removal ends in neither the history nor the models. A
+removal that fails puts back the rows it took whose events are still live.
+
 A click on a poster of a shown list carries the list's impression id and the poster's position;
 `movie.impressions` decides whether the list earned it, and the event keeps the answer.
 """
@@ -21,7 +47,6 @@ A click on a poster of a shown list carries the list's impression id and the pos
 from __future__ import annotations
 
 import logging
-import math
 import os
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -31,25 +56,23 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from eventstore import clicklog, stream
-from eventstore.clicklog import Event
+from eventstore.clicklog import CANCELLED, CONFIRMED, DELETED, PENDING, Event
+from movie import moves
+from movie.event_fields import (  # noqa: F401 (EventRejected and the validators: the service's names too)
+    MOVIE_ID_MAX, MOVIE_ID_MIN, PUBLIC_KINDS, EventRejected, attribution_validate, event_validate,
+    idempotency_key_validate,
+)
+from movie.faults import stall_point
 from movie.impressions import click_attribution
-from movie.models import Interaction, Movie
-from predictors.visitor_state import GRACE_S, visitor_forget, visitors_wait
+from movie.models import Interaction
+from predictors.visitor_state import GRACE_S
 
 log = logging.getLogger(__name__)
 
-PUBLIC_KINDS = ("click", "rate")
-RATING_MIN, RATING_MAX, RATING_STEP = 0.5, 5.0, 0.5
-MOVIE_ID_MIN, MOVIE_ID_MAX = 1, 2**31 - 1  # the database column's range
-POSITION_MIN, POSITION_MAX = 1, 100  # a shown list holds at most 100 movies (api.MAX_K)
-
-
-class EventRejected(ValueError):
-    """The request is wrong: answer 400 with this message."""
-
 
 class EventNotRecorded(RuntimeError):
-    """A backing service failed; nothing was kept. Answer 503."""
+    """A backing service failed, or another request decided the event's fate: this request kept
+    nothing of it. Answer 503."""
 
 
 class EventConflict(ValueError):
@@ -59,6 +82,11 @@ class EventConflict(ValueError):
 # A retried event whose first try was never confirmed is confirmed under its first timestamp
 # only while the workers still read that far back (visitor_state.GRACE_S); later, re-keyed.
 RETRY_SAME_KEY_S = GRACE_S / 2
+# A retry that finds its row's item gone undoes the row only while the row is this young: a
+# browser retries for 7 s (app.js RETRY_MS), so an hour is no retry's; an older item may have
+# left through the click log's retention, and its row is history.
+RETRY_UNDO_S = 3600
+NOT_RECORDED = "the event could not be recorded, please try again"
 
 
 def _now() -> str:
@@ -73,131 +101,177 @@ def _ts(at: datetime) -> str:
     return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def idempotency_key_validate(key) -> str | None:
-    """The client's idempotency key as a canonical UUID string (None if it sent none)."""
-    if key is None or key == "":
-        return None
-    try:
-        if len(key) > 64:
-            raise ValueError(key)
-        return str(uuid.UUID(key))
-    except ValueError:
-        raise EventRejected("the idempotency key must be a UUID") from None
-
-
 def _crash_point(stage: str, event: Event) -> None:
     """Fault tests only: end this process at `stage` for one movie's clicks and ratings, as a
     power cut would (settings.FAULT_CRASH = "<stage>:<movie id>"; empty in every deployment)."""
     if settings.FAULT_CRASH == f"{stage}:{event.movie_id}" and event.kind in PUBLIC_KINDS:
         log.error("fault injection: exiting at %s for event %s", stage, event.event_id)
         os._exit(70)
+    if event.kind in PUBLIC_KINDS:
+        stall_point(f"{stage}:{event.movie_id}")
 
 
-def event_validate(*, movie_id, kind, value) -> tuple[int, str, float | None]:
-    """Check a public event's fields; return them normalised or raise EventRejected."""
-    if kind not in PUBLIC_KINDS:
-        raise EventRejected(f"'kind' must be one of {', '.join(PUBLIC_KINDS)}")
-    if isinstance(movie_id, bool) or not isinstance(movie_id, int):
-        raise EventRejected("'movie_id' must be an integer")
-    if not MOVIE_ID_MIN <= movie_id <= MOVIE_ID_MAX:
-        raise EventRejected(f"'movie_id' must be from {MOVIE_ID_MIN} to {MOVIE_ID_MAX}")
-    if not Movie.objects.filter(pk=movie_id).exists():
-        raise EventRejected(f"no movie with id {movie_id}")
-    if kind == "click":
-        if value is not None:
-            raise EventRejected("'value' is only allowed with kind 'rate'")
-        return movie_id, kind, None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise EventRejected("a rating needs a numeric 'value' from 0.5 to 5")
+def _overtaken(event: Event) -> bool:
+    """A removal of the event's movie sorts after it in the log (pending or confirmed)."""
+    return event.kind in PUBLIC_KINDS and bool(
+        clicklog.removals(event.visitor, after=event.sort_key, movie_id=event.movie_id))
+
+
+def _abandon(event: Event, undo, subject: str) -> None:
+    """Give up `event`'s item, and undo the mirror with `undo` only when no try can confirm the
+    item any more because this call deleted it, or because a removal cancelled it. Refused
+    because it is confirmed (another try answers 202) or gone (a retry took the event over, or
+    it moved): the mirror stays as it is. Failures are logged: the caller answers 503 anyway."""
     try:
-        value = float(value)  # a JSON integer can be any length; float() refuses the huge ones
-    except OverflowError:
-        raise EventRejected("'value' must be between 0.5 and 5 in steps of 0.5") from None
-    if not math.isfinite(value):
-        raise EventRejected("a rating needs a numeric 'value' from 0.5 to 5")
-    if not RATING_MIN <= value <= RATING_MAX or (value / RATING_STEP) % 1:
-        raise EventRejected("'value' must be between 0.5 and 5 in steps of 0.5")
-    return movie_id, kind, float(value)
+        outcome = clicklog.event_abandon(event)
+    except Exception:
+        log.exception("%s: could not give up its click-log item", subject)
+        return
+    if outcome in (DELETED, CANCELLED):
+        clicklog.undo_logged("undo its mirror row", undo, subject)
 
 
-def attribution_validate(*, kind: str, impression, position) -> tuple[str | None, int | None]:
-    """Check a click's list fields (the impression id and the poster's position, both
-    optional); return them normalised or raise EventRejected."""
-    if impression is None and position is None:
-        return None, None
-    if kind != "click":
-        raise EventRejected("'impression' and 'position' are only allowed with kind 'click'")
-    if impression is None:
-        raise EventRejected("'position' needs the 'impression' of its list")
+def _row_undo(event: Event):
+    """Undo the mirror row of `event`'s key: only while the row still belongs to that key (a
+    re-key changes created_at, a move the visitor)."""
+    return lambda: Interaction.objects.filter(event_id=event.event_id, visitor=event.visitor,
+                                              created_at=_at(event.ts)).delete()
+
+
+def _forward(event: Event) -> Event:
+    """After a confirm: if the event's visitor id moved to an account, give the event to it.
+    A failure is logged, not raised: the event is kept and applied, under the old id."""
     try:
-        if not isinstance(impression, str) or len(impression) > 64:
-            raise ValueError(impression)
-        impression = str(uuid.UUID(impression))
-    except ValueError:
-        raise EventRejected("'impression' must be the id of a list on the page") from None
-    if position is not None and (isinstance(position, bool) or not isinstance(position, int)
-                                 or not POSITION_MIN <= position <= POSITION_MAX):
-        raise EventRejected(f"'position' must be an integer from {POSITION_MIN} to {POSITION_MAX}")
-    return impression, position
+        target = moves.forward_target(event.visitor)
+        if target:
+            moves.event_forward(event, to_visitor=target)
+    except Exception:
+        log.exception("event %s confirmed under %s, not forwarded to its account", event.event_id, event.visitor)
+    return event
 
 
 def _record(event: Event, apply, undo) -> Event:
-    """Write `event` as the module docstring says; `apply` writes the mirror, `undo` reverts it.
-    Raises EventNotRecorded (nothing kept), or IntegrityError from `apply` (nothing kept)."""
+    """A first try: write `event` as the module docstring says; `apply` writes the mirror, `undo`
+    reverts it. Raises EventNotRecorded, or IntegrityError from `apply` (a concurrent try holds
+    the event id); either way this try confirmed nothing and undid only what was its own."""
     subject = f"event {event.event_id}"
     try:
-        clicklog.event_put(Event(**{**event.__dict__, "pending": True}))
+        if not clicklog.event_start(event):
+            raise EventNotRecorded(NOT_RECORDED)  # its key is taken: never, with a fresh ts
     except (BotoCoreError, ClientError) as exc:  # nothing was kept: nothing to compensate
         log.exception("event %s not recorded: the click log is unreachable", event.event_id)
-        raise EventNotRecorded("the event could not be recorded, please try again") from exc
+        raise EventNotRecorded(NOT_RECORDED) from exc
+    try:
+        overtaken = _overtaken(event)
+    except Exception as exc:
+        _abandon(event, lambda: None, subject)
+        log.exception("event %s not recorded: the click log is unreachable", event.event_id)
+        raise EventNotRecorded(NOT_RECORDED) from exc
+    if overtaken:
+        _abandon(event, lambda: None, subject)
+        log.warning("event %s not recorded: a removal of movie %s sorts after it", event.event_id, event.movie_id)
+        raise EventNotRecorded(NOT_RECORDED)
     _crash_point("clicklog", event)
     try:
         with transaction.atomic():
             apply()
     except Exception as exc:
-        clicklog.undo_logged("delete its pending click-log item", lambda: clicklog.event_delete(event), subject)
+        _abandon(event, lambda: None, subject)  # no row of this try to undo
         if isinstance(exc, IntegrityError):
             raise
         log.exception("event %s not recorded: the history mirror refused it", event.event_id)
-        raise EventNotRecorded("the event could not be recorded, please try again") from exc
+        raise EventNotRecorded(NOT_RECORDED) from exc
     _crash_point("mirror", event)
     try:
         stream.publish(visitor=event.visitor, payload=event.as_dict())
         _crash_point("kafka", event)
-        clicklog.event_put(event)  # confirmed: the last write, so nothing undoes an applied event
+        confirmed = clicklog.event_confirm(event)  # the last write: nothing undoes it
     except Exception as exc:
         log.exception("event %s not recorded; compensating", event.event_id)
-        # The mirror row goes only once the log item has: if the item cannot be deleted the
-        # event stays visible in the history, where the visitor can remove it.
-        if clicklog.undo_logged("delete its click-log item", lambda: clicklog.event_delete(event), subject):
-            clicklog.undo_logged("undo its mirror row", undo, subject)
-        raise EventNotRecorded("the event could not be recorded, please try again") from exc
-    return event
+        _abandon(event, undo, subject)
+        raise EventNotRecorded(NOT_RECORDED) from exc
+    if not confirmed:  # a retry re-keyed it, or a removal cancelled it
+        log.warning("event %s: another request decided it before this try could confirm", event.event_id)
+        _abandon(event, undo, subject)
+        raise EventNotRecorded(NOT_RECORDED)
+    return _forward(event)
+
+
+def _rekey(event: Event) -> Event:
+    """Confirm a pending event under a new key (ts now), taking it from the try that wrote it.
+    Each step is conditional on the previous owner still holding what it takes."""
+    subject = f"event {event.event_id}"
+    outcome = clicklog.event_abandon(event)  # only while pending: then its first try cannot confirm it
+    if outcome == CONFIRMED:  # the first try confirmed it meanwhile: answer for that
+        stream.publish(visitor=event.visitor, payload=event.as_dict())
+        return _forward(event)
+    if outcome != DELETED:  # gone or cancelled: the try that held it undoes its row
+        clicklog.undo_logged("undo its mirror row", _row_undo(event), subject)
+        raise EventNotRecorded(NOT_RECORDED)
+    fresh = Event(**{**event.__dict__, "ts": _now()})
+    try:
+        started = clicklog.event_start(fresh)
+    except Exception:
+        started = False
+    if not started or not Interaction.objects.filter(event_id=event.event_id, created_at=_at(event.ts)).update(
+            created_at=_at(fresh.ts)):
+        # Nothing of the event is confirmed, and no try can confirm its old key: nothing is kept.
+        if started:
+            _abandon(fresh, lambda: None, subject)
+        clicklog.undo_logged("undo its mirror row", _row_undo(event), subject)
+        raise EventNotRecorded(NOT_RECORDED)
+    try:
+        stream.publish(visitor=fresh.visitor, payload=fresh.as_dict())
+        confirmed = clicklog.event_confirm(fresh)
+    except Exception as exc:
+        log.exception("re-keyed event %s not confirmed; compensating", event.event_id)
+        _abandon(fresh, _row_undo(fresh), subject)
+        raise EventNotRecorded(NOT_RECORDED) from exc
+    if not confirmed:  # a removal cancelled it
+        _abandon(fresh, _row_undo(fresh), subject)
+        raise EventNotRecorded(NOT_RECORDED)
+    return _forward(fresh)
 
 
 def _retry(prior: Interaction, *, visitor: str, movie_id: int, kind: str, value) -> Event:
-    """A retry of an event the mirror holds: finish what the first try left undone."""
-    if (prior.visitor, prior.movie_id, prior.kind, prior.value) != (visitor, movie_id, kind, value):
+    """A retry of an event the mirror holds: finish what the first try left undone (the module
+    docstring says how). `visitor` may be the account the row's visitor id moved to."""
+    if (prior.movie_id, prior.kind, prior.value) != (movie_id, kind, value) or (
+            prior.visitor != visitor and moves.forward_target(prior.visitor) != visitor):
         raise EventConflict("this idempotency key was already used for a different event")
-    event = Event(event_id=str(prior.event_id), visitor=visitor, movie_id=movie_id, kind=kind,
-                  ts=_ts(prior.created_at), value=value,
-                  impression=str(prior.impression_id) if prior.impression_id else None, position=prior.position)
-    try:
-        stored = clicklog.event_get(event)
-        if stored is None or stored.pending:
-            if datetime.now(timezone.utc) - prior.created_at > timedelta(seconds=RETRY_SAME_KEY_S):
-                # The workers may have read past this timestamp: confirm it as a new event.
-                clicklog.event_delete(event)
-                event = Event(**{**event.__dict__, "ts": _now()})
-                Interaction.objects.filter(pk=prior.pk).update(created_at=_at(event.ts))
-            stream.publish(visitor=visitor, payload=event.as_dict())
-            clicklog.event_put(event)
-        else:
-            stream.publish(visitor=visitor, payload=event.as_dict())  # the first try may not have
-    except Exception as exc:  # the mirror row stays: visible in the history, removable
-        log.exception("retried event %s not confirmed", event.event_id)
-        raise EventNotRecorded("the event could not be recorded, please try again") from exc
-    return event
+    for _look in range(3):  # a row that moves while it is looked at (a log-in, a re-key) is read again
+        event = Event(event_id=str(prior.event_id), visitor=prior.visitor, movie_id=movie_id, kind=kind,
+                      ts=_ts(prior.created_at), value=value,
+                      impression=str(prior.impression_id) if prior.impression_id else None, position=prior.position)
+        age = datetime.now(timezone.utc) - prior.created_at
+        try:
+            if age > timedelta(seconds=RETRY_SAME_KEY_S):
+                return _rekey(event)  # reads the item's state by trying to take it
+            state = clicklog.event_state(event)
+            if state == CONFIRMED:
+                stream.publish(visitor=event.visitor, payload=event.as_dict())  # the first try may not have
+                return _forward(event)
+            if state == PENDING:
+                stream.publish(visitor=event.visitor, payload=event.as_dict())
+                if clicklog.event_confirm(event):
+                    return _forward(event)
+                raise EventNotRecorded(NOT_RECORDED)  # its first try gave it up meanwhile
+        except EventNotRecorded:
+            raise
+        except Exception as exc:  # the row stays, with its pending item: a later try finishes it
+            log.exception("retried event %s not confirmed", event.event_id)
+            raise EventNotRecorded(NOT_RECORDED) from exc
+        now = Interaction.objects.filter(event_id=prior.event_id).first()
+        if now is None:
+            raise EventNotRecorded(NOT_RECORDED)  # undone: the next try records it afresh
+        if (now.visitor, now.created_at) != (prior.visitor, prior.created_at):
+            prior = now
+            continue
+        # No live item behind an unchanged row: the try that wrote it gave up. Finish its undo.
+        if age < timedelta(seconds=RETRY_UNDO_S):
+            clicklog.undo_logged("undo its mirror row", _row_undo(event), f"event {event.event_id}")
+        raise EventNotRecorded(NOT_RECORDED)
+    raise EventNotRecorded(NOT_RECORDED)
 
 
 def event_record(*, visitor: str, movie_id, kind, value=None, idempotency_key=None, impression=None,
@@ -224,47 +298,69 @@ def event_record(*, visitor: str, movie_id, kind, value=None, idempotency_key=No
                                        position=position, client=client)
 
         try:
-            return _record(event, mirror, lambda: Interaction.objects.filter(event_id=event_id).delete())
+            return _record(event, mirror, _row_undo(event))
         except IntegrityError:  # the same key in another request, which stored it first
             prior = Interaction.objects.filter(event_id=event_id).first()
             if prior is None:
-                raise EventNotRecorded("the event could not be recorded, please try again") from None
+                raise EventNotRecorded(NOT_RECORDED) from None
     return _retry(prior, visitor=visitor, movie_id=movie_id, kind=kind, value=value)
 
 
+def _sort_key(row: Interaction) -> str:
+    return f"{_ts(row.created_at)}#{row.event_id}"
+
+
+def _rows_restore(rows: list[Interaction]) -> None:
+    """Put back the rows a failed removal deleted, then drop again those whose items are no
+    longer live (given up or cancelled meanwhile: their tries found no row to undo)."""
+    Interaction.objects.bulk_create(rows, ignore_conflicts=True)
+    for row in rows:
+        key = Event(event_id=str(row.event_id), visitor=row.visitor, movie_id=row.movie_id, kind=row.kind,
+                    ts=_ts(row.created_at))
+        if clicklog.event_state(key) not in (PENDING, CONFIRMED):
+            Interaction.objects.filter(event_id=row.event_id, created_at=row.created_at).delete()
+
+
 def history_remove(*, visitor: str, movie_id: int) -> Event | None:
-    """Take a movie out of a visitor's history. The log keeps the clicks and gains a
-    `remove` event, so the worker's replay drops the movie and nothing is lost."""
+    """Take a movie out of a visitor's history. The log keeps the clicks and gains a `remove`
+    event, so the worker's replay drops the movie and nothing is lost. Clicks of the movie still
+    in flight that sort before the removal are cancelled (their requests answer 503), and only
+    rows that sort before it are deleted: the history drops what the workers drop."""
     if not MOVIE_ID_MIN <= movie_id <= MOVIE_ID_MAX:  # no such row; some databases fail on the query
         return None
-    rows = list(Interaction.objects.filter(visitor=visitor, movie_id=movie_id))
-    if not rows:
+    if not Interaction.objects.filter(visitor=visitor, movie_id=movie_id).exists():
         return None
     event = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=movie_id, kind="remove", ts=_now())
-    return _record(
-        event,
-        lambda: Interaction.objects.filter(pk__in=[r.pk for r in rows]).delete(),
-        lambda: Interaction.objects.bulk_create(rows, ignore_conflicts=True),
-    )
+    subject = f"removal {event.event_id}"
+    try:
+        if not clicklog.event_start(event):
+            raise EventNotRecorded(NOT_RECORDED)
+    except (BotoCoreError, ClientError) as exc:
+        log.exception("%s not recorded: the click log is unreachable", subject)
+        raise EventNotRecorded(NOT_RECORDED) from exc
+    taken: list[Interaction] = []
 
+    def apply():
+        rows = Interaction.objects.filter(visitor=visitor, movie_id=movie_id)
+        rows = [r for r in rows if _sort_key(r) < event.sort_key]  # a later click stays, as in the workers' replay
+        Interaction.objects.filter(pk__in=[r.pk for r in rows]).delete()
+        taken[:] = rows
 
-def history_move(*, from_visitor: str, to_visitor: str) -> int:
-    """Give an anonymous visitor's history to the account it logged in as; returns how many
-    events moved. Every step can be repeated, so a move that failed half-way is finished by
-    running it again (`movie.visitors` does, on the visitor's next request)."""
-    if from_visitor == to_visitor:
-        return 0
-    moved = clicklog.events_copy(from_visitor=from_visitor, to_visitor=to_visitor)
-    Interaction.objects.filter(visitor=from_visitor).update(visitor=to_visitor)
-    clicklog.events_drop(from_visitor)
-    for visitor in (from_visitor, to_visitor):
-        visitor_forget(visitor)  # the moved events sort before its watermark: replay the whole log
-    # Waiting in Redis, not only told through Kafka: the old visitor leaves the workers'
-    # graphs even if a notification is lost (the live sweep claims waiting visitors).
-    visitors_wait([from_visitor, to_visitor])
-    for visitor in (from_visitor, to_visitor):
-        stream.publish(visitor=visitor, payload={"visitor": visitor, "kind": "moved", "ts": _now()})
-    return len(moved)
+    try:
+        for click in clicklog.pending_adds_before(visitor, before=event.sort_key, movie_id=movie_id):
+            clicklog.event_cancel(click)  # refused: it was confirmed meanwhile, and its row is older than this
+        with transaction.atomic():
+            apply()
+        stream.publish(visitor=visitor, payload=event.as_dict())
+        confirmed = clicklog.event_confirm(event)
+    except Exception as exc:
+        log.exception("%s not recorded; compensating", subject)
+        _abandon(event, lambda: _rows_restore(taken), subject)
+        raise EventNotRecorded(NOT_RECORDED) from exc
+    if not confirmed:  # a history move into this visitor cancelled it
+        _abandon(event, lambda: _rows_restore(taken), subject)
+        raise EventNotRecorded(NOT_RECORDED)
+    return event
 
 
 def visitor_refresh(*, visitor: str) -> None:

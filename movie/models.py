@@ -118,6 +118,20 @@ class AccountVisitor(models.Model):
     visitor = models.CharField(max_length=64, unique=True)
 
 
+class VisitorForward(models.Model):
+    """Where an anonymous visitor id went when its session signed up or in (`movie.moves`): to
+    itself when a new account adopted it, else to the account its history moved to. One row per
+    id, so an id moves once and is never both adopted and moved; a click still in flight under
+    the old id finds the row when it confirms and follows its history. Kept
+    `moves.FORWARD_KEEP_S` (a day, far past any request or retry still carrying the old id);
+    `moves.forward_claim` deletes older rows whenever it writes one: one row per sign-up and
+    log-in of the last day."""
+
+    from_visitor = models.CharField(max_length=64, unique=True)
+    to_visitor = models.CharField(max_length=64)
+    created_at = models.DateTimeField(db_index=True)
+
+
 class PaperReview(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     title = models.CharField(max_length=200)
@@ -167,6 +181,9 @@ class Impression(models.Model):
     movie_ids = models.JSONField()  # in the order shown: position p is movie_ids[p - 1]
     size = models.PositiveSmallIntegerField()  # len(movie_ids): how many positions CTR@p counts
     created_at = models.DateTimeField()  # when the page was rendered
+    # The try that wrote this row (`movie.impressions`): every try of an impression writes the
+    # same log item, which names its own try; a try confirms the item only while both name it.
+    owner = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["page", "created_at"], name="impression_page_created")]

@@ -4,7 +4,8 @@ A visitor id is `v:` and 32 random hex digits. It names the visitor everywhere o
 web process (logs, Kafka keys, DynamoDB keys, Redis keys) and is not a credential: the
 session key, which is, never leaves the session store. An anonymous visitor's id lives in its
 session; an account's in `AccountVisitor`, which an account signing up takes over from its
-session, so its history needs no moving.
+session, so its history needs no moving. Either way the session's id is claimed once
+(`moves.forward_claim`) and leaves the session: it is the account's now, never moved again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import secrets
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
-from movie import events
+from movie import moves
 from movie.models import AccountVisitor
 from movie.ratelimit import client_address, limit
 
@@ -33,10 +34,14 @@ def visitor_new() -> str:
 
 
 def account_visitor(user, *, adopt: str | None = None) -> str:
-    """The account's visitor id, created on first use (taking over `adopt` if given)."""
+    """The account's visitor id, created on first use: `adopt` (an anonymous session's id) if
+    given and still unclaimed, so that a log-in racing this sign-up cannot move it elsewhere."""
     found = AccountVisitor.objects.filter(user=user).values_list("visitor", flat=True).first()
     if found:
         return found
+    if adopt and not moves.forward_claim(from_visitor=adopt, to_visitor=adopt):
+        log.warning("%s went to another account: the new account gets an id of its own", adopt)
+        adopt = None
     try:
         with transaction.atomic():
             return AccountVisitor.objects.create(user=user, visitor=adopt or visitor_new()).visitor
@@ -72,6 +77,15 @@ def session_visitor(request: HttpRequest) -> str | None:
     return request.session.get(SESSION_FIELD)
 
 
+def session_visitor_take(request: HttpRequest) -> str | None:
+    """The anonymous visitor id of this session, taken out of it: for a sign-up or a log-in,
+    which give it to the account. A signed-in session has none to give: an id it still
+    carries (one signed up before sign-up took it out) is the account's history, never to be
+    moved to another."""
+    visitor = request.session.pop(SESSION_FIELD, None)
+    return None if request.user.is_authenticated else visitor
+
+
 def history_move_finish(request: HttpRequest) -> None:
     """Move the history of the session's anonymous visitor id to the signed-in account; if
     the click pipeline is down, the session remembers and a later request tries again."""
@@ -80,7 +94,7 @@ def history_move_finish(request: HttpRequest) -> None:
         return
     to_visitor = account_visitor(request.user)
     try:
-        events.history_move(from_visitor=anonymous, to_visitor=to_visitor)
+        moves.history_move(from_visitor=anonymous, to_visitor=to_visitor)
     except Exception:
         # Signing in must not fail because the pipeline is down.
         log.exception("could not move history from %s to %s yet", anonymous, to_visitor)

@@ -17,8 +17,11 @@ from kafka import KafkaConsumer, TopicPartition
 from eventstore import clicklog, stream
 from eventstore.clicklog import Event
 from movie import events
-from movie.events import history_move, history_remove
+from movie.events import history_remove
+from movie.moves import history_move
 from movie.models import Interaction, Movie
+from predictors.live import history_after
+from tests.movie.held import Held
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +129,8 @@ def test_broker_down_is_503_and_leaves_nothing(movies, visitor_client, settings,
         stream._producer.cache_clear()
 
     assert response.status_code == 503
-    assert clicklog.events_for(_visitor(visitor_client)) == []
+    # Pending items too: a compensating delete that failed leaves a pending item behind.
+    assert clicklog.events_for(_visitor(visitor_client), pending=True) == []
     assert not Interaction.objects.exists()
 
 
@@ -137,7 +141,7 @@ def test_click_log_down_is_503_and_leaves_nothing(movies, visitor_client, settin
     settings.DYNAMODB_ENDPOINT = endpoint
 
     assert response.status_code == 503 and "try again" in response.json()["error"]
-    assert clicklog.events_for(_visitor(visitor_client)) == []
+    assert clicklog.events_for(_visitor(visitor_client), pending=True) == []
     assert not Interaction.objects.exists()
 
 
@@ -232,7 +236,129 @@ def test_the_browser_waits_longer_than_a_click_can_take_to_fail():
     """A page that says "not saved" must be right: the server's bounds end before the browser's."""
     script = (Path(__file__).resolve().parents[2] / "movie" / "static" / "movie" / "app.js").read_text()
     browser_s = int(re.search(r"EVENT_TIMEOUT_MS = (\d+);", script).group(1)) / 1000
-    database_s = 1.0  # an insert of one row, with margin
-    # The longest request: a retry that reads the item, deletes it, puts it again, sends to
-    # Kafka (a first try writes the item twice, the mirror row once, then sends).
+    database_s = 1.0  # an insert of one row and two reads by key, with margin
+    # The longest requests make three click-log calls and one Kafka send: a first try (the
+    # pending item, the look for a later removal, the confirm), a retry that re-keys (delete the
+    # old item, the new pending item, its confirm; or delete refused, read, send), a retry of a
+    # recent item (read, confirm). A click in flight while its visitor logs in makes three more
+    # when it lands (copy, look for removals, delete): not counted, it happens once per log-in.
     assert 3 * clicklog.WRITE_BUDGET_S + stream.SEND_TIMEOUT_S + database_s < browser_s
+
+
+# --- A 202 is final: a first try that stalls while its retry answers ---------------------------
+
+
+def _log(visitor: str) -> list[Event]:
+    return clicklog.events_for(visitor, pending=True)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("fails_at", ["kafka", "confirm"])
+def test_a_first_try_that_fails_after_its_retry_answered_undoes_nothing(movies, visitor_client, settings,
+                                                                       unused_tcp_port, fails_at):
+    """The first try commits its mirror row, then stalls past the browser's wait; the retry
+    confirms and answers 202; then the first try fails (Kafka gone, or its confirming write):
+    its rollback must leave the event, which is in the log once, confirmed, with its row."""
+    visitor, key = _visitor(visitor_client), str(uuid.uuid4())
+    click = dict(visitor=visitor, movie_id=2, kind="click", idempotency_key=key)
+    first = Held(settings, "mirror:2", events.event_record, **click)
+
+    retried = events.event_record(**click)  # the browser's retry
+    assert retried.event_id == key
+
+    saved = settings.KAFKA_BOOTSTRAP, settings.DYNAMODB_ENDPOINT
+    if fails_at == "kafka":
+        settings.KAFKA_BOOTSTRAP = f"127.0.0.1:{unused_tcp_port}"  # nothing listens there
+        stream._producer.cache_clear()
+    else:
+        settings.DYNAMODB_ENDPOINT = f"http://127.0.0.1:{unused_tcp_port}"
+    try:
+        outcome = first.release()
+    finally:
+        stream._producer.cache_clear()
+    settings.KAFKA_BOOTSTRAP, settings.DYNAMODB_ENDPOINT = saved
+
+    assert isinstance(outcome, events.EventNotRecorded)
+    [logged] = _log(visitor)
+    assert (logged.event_id, logged.pending, logged.ts) == (key, False, retried.ts)
+    assert Interaction.objects.get(event_id=key).created_at == events._at(retried.ts)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_retry_that_re_keys_a_stalled_first_try_leaves_one_confirmed_key(movies, visitor_client, settings,
+                                                                          monkeypatch):
+    """The mirror stalls past RETRY_SAME_KEY_S: the retry re-keys the event, and the first try,
+    going on, must not confirm its old key as well (the workers would apply both)."""
+    monkeypatch.setattr(events, "RETRY_SAME_KEY_S", 0)  # the 30 s have passed
+    visitor, key = _visitor(visitor_client), str(uuid.uuid4())
+    click = dict(visitor=visitor, movie_id=2, kind="click", idempotency_key=key)
+    first = Held(settings, "mirror:2", events.event_record, **click)
+    [pending] = _log(visitor)
+
+    retried = events.event_record(**click)
+    outcome = first.release()
+
+    assert isinstance(outcome, events.EventNotRecorded)
+    assert retried.ts > pending.ts
+    [logged] = _log(visitor)
+    assert (logged.event_id, logged.pending, logged.ts) == (key, False, retried.ts)
+    assert Interaction.objects.get(event_id=key).created_at == events._at(retried.ts)
+
+
+# --- A removal racing a click of the same movie ------------------------------------------------
+
+
+def _models_history(visitor: str) -> list[int]:
+    """What the live workers' replay of the log makes of the visitor's history."""
+    return history_after([], clicklog.events_for(visitor))
+
+
+def _mirror_history(visitor: str) -> list[int]:
+    return sorted(set(Interaction.objects.filter(visitor=visitor).values_list("movie_id", flat=True)))
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("held_at", ["clicklog", "mirror"])
+def test_a_click_in_flight_when_its_movie_is_removed_is_in_neither_history(movies, visitor_client, settings,
+                                                                          held_at):
+    """A click of movie 1 is pending (its row not written yet, or written) when the visitor
+    removes movie 1: the click sorts before the removal, so the workers drop it; the history
+    must not show it either. Old code: the row, committed after the removal's delete, stayed."""
+    assert _post(visitor_client, {"movie_id": 1, "kind": "click"}).status_code == 202
+    visitor = _visitor(visitor_client)
+    click = Held(settings, f"{held_at}:1", events.event_record, visitor=visitor, movie_id=1, kind="click")
+
+    removal = history_remove(visitor=visitor, movie_id=1)
+    outcome = click.release()
+
+    assert removal is not None and isinstance(outcome, events.EventNotRecorded)
+    assert _mirror_history(visitor) == _models_history(visitor) == []
+    assert [e.kind for e in _log(visitor)] == ["click", "remove"]  # the cancelled click is no one's
+
+
+def test_a_click_that_sorts_before_a_removal_of_its_movie_is_refused(movies, visitor_client):
+    """The removal's item is in the log before the click's: the click gives up before it
+    writes a row (the browser's retry gets a later timestamp)."""
+    visitor = _visitor(visitor_client)
+    later = events._ts(datetime.now(timezone.utc) + timedelta(seconds=5))
+    clicklog.event_put(Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=1, kind="remove", ts=later))
+
+    assert _post(visitor_client, {"movie_id": 1, "kind": "click"}).status_code == 503
+    assert _post(visitor_client, {"movie_id": 2, "kind": "click"}).status_code == 202  # another movie: fine
+    assert _mirror_history(visitor) == [2]
+    assert [(e.kind, e.movie_id) for e in _log(visitor)] == [("click", 2), ("remove", 1)]
+
+
+def test_a_removal_that_fails_gives_the_history_back(movies, visitor_client, settings, unused_tcp_port):
+    for movie_id in (1, 2):
+        assert _post(visitor_client, {"movie_id": movie_id, "kind": "click"}).status_code == 202
+    visitor = _visitor(visitor_client)
+    settings.KAFKA_BOOTSTRAP = f"127.0.0.1:{unused_tcp_port}"
+    try:
+        with pytest.raises(events.EventNotRecorded):
+            history_remove(visitor=visitor, movie_id=1)
+    finally:
+        stream._producer.cache_clear()
+
+    assert _mirror_history(visitor) == _models_history(visitor) == [1, 2]
+    assert [e.kind for e in _log(visitor)] == ["click", "click"]
