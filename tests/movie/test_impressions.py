@@ -20,9 +20,10 @@ from kafka import KafkaConsumer, TopicPartition
 from eventstore import clicklog, stream
 from movie import experiments
 from movie.experiments import arm_ctr, impression_token
-from movie.impressions import impressions_for
+from movie.impressions import ImpressionNotRecorded, impression_record, impressions_for
 from movie.models import Experiment, Impression, Interaction, Movie
 from movie.selectors import visitor_interactions
+from tests.movie.held import Held
 
 pytestmark = pytest.mark.django_db
 
@@ -278,3 +279,45 @@ def test_impressions_never_reach_training_data(movies, visitor_client):
     assert [m["event_id"] for m in _messages(settings.KAFKA_TOPIC, visitor)] == [click]
     assert settings.KAFKA_IMPRESSIONS_TOPIC != settings.KAFKA_TOPIC
     assert settings.DYNAMODB_IMPRESSIONS_TABLE != settings.DYNAMODB_TABLE
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_first_try_that_fails_after_its_retry_answered_undoes_nothing(movies, visitor_client, settings,
+                                                                       unused_tcp_port):
+    """The first try writes its row, then stalls past the browser's wait; the retry confirms
+    and answers 202; then the first try's Kafka send fails. Old code: its rollback deleted the
+    confirmed item and the row the 202 stood for."""
+    visitor = _visitor(visitor_client)
+    impression_id, token = _token(visitor_client)
+    first = Held(settings, f"impression-mirror:{impression_id}", impression_record, visitor=visitor, token=token)
+
+    assert _post_impression(visitor_client, {"token": token}, key=impression_id).status_code == 202  # the retry
+    live, settings.KAFKA_BOOTSTRAP = settings.KAFKA_BOOTSTRAP, f"127.0.0.1:{unused_tcp_port}"
+    stream._producer.cache_clear()
+    try:
+        outcome = first.release()
+    finally:
+        settings.KAFKA_BOOTSTRAP = live
+        stream._producer.cache_clear()
+
+    assert isinstance(outcome, ImpressionNotRecorded)
+    assert Impression.objects.filter(pk=impression_id).exists()
+    assert [(i["impression_id"], i.get("pending")) for i in impressions_for(visitor, pending=True)] == [
+        (impression_id, None)]
+
+
+def test_a_retry_finishes_a_rollback_that_could_not_delete_its_row(movies, visitor_client):
+    """A failed try deleted its item but not its row (the database went away): no try can
+    confirm that row any more. The retry deletes it and answers 503; the next try records the
+    impression once."""
+    visitor = _visitor(visitor_client)
+    impression_id, token = _token(visitor_client)
+    shown = experiments.impression_token_read(token, visitor=visitor)
+    Impression.objects.create(id=impression_id, visitor=visitor, model=shown.model, page=shown.page,
+                              movie_ids=shown.movie_ids, size=len(shown.movie_ids), created_at=shown.rendered_at,
+                              owner=uuid.uuid4().hex)
+
+    assert _post_impression(visitor_client, {"token": token}, key=impression_id).status_code == 503
+    assert not Impression.objects.exists() and impressions_for(visitor, pending=True) == []
+    assert _post_impression(visitor_client, {"token": token}, key=impression_id).status_code == 202
+    assert Impression.objects.count() == 1 and len(impressions_for(visitor)) == 1
