@@ -233,9 +233,13 @@ def refresh_due(visitor: str) -> bool:
 
 def visitor_forget(visitor: str) -> None:
     """Drop the visitor's live state: its next update replays its whole log, under a mark
-    that keeps the replayed clicks out of the latency timings."""
+    that keeps the replayed clicks out of the latency timings. A claim on the visitor is
+    revoked with it (its token and its lease), so a batch already running cannot write its
+    older state back over the replay (`claims_store` finds the token gone), and the visitor
+    can be claimed again at once."""
     pipe = client().pipeline(transaction=True)
-    pipe.delete(key(visitor))
+    pipe.delete(key(visitor), claim_key(visitor))
+    pipe.zrem(claimed_key(), visitor)
     pipe.set(replay_key(visitor), 1, ex=REPLAY_MARK_S)
     pipe.execute()
 

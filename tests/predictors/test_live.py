@@ -243,6 +243,25 @@ def test_a_claim_taken_over_while_its_writes_are_queued_writes_nothing(services)
     visitor_state.visitors_release(takeover[0])
 
 
+def test_forgetting_a_visitor_revokes_a_running_batchs_claim(services):
+    """A log-in moves a history and forgets the account's state while a batch may hold it: that
+    batch must not write its older state back over the replay, and the replay can start at once."""
+    visitor = _visitor()
+    visitor_state.visitors_wait([visitor])
+    running = visitor_state.visitors_claim(10)
+    assert running.visitors == [visitor]
+
+    visitor_state.visitor_forget(visitor)
+
+    assert visitor_state.claims_store(running, lambda pipe, held: None) == []  # fenced: writes nothing
+    visitor_state.visitors_wait([visitor])
+    replay = visitor_state.visitors_claim(10)
+    assert replay.visitors == [visitor]  # claimable again without waiting for the old lease
+    visitor_state.visitors_release(running)  # the old holder's release leaves the new claim alone
+    assert visitor_state.client().get(visitor_state.claim_key(visitor)) == replay.token.encode()
+    visitor_state.visitors_release(replay)
+
+
 def test_a_batch_slower_than_its_lease_loses_nothing_and_rolls_nothing_back(engine, trained_models, clicklog_table):
     """A worker's click-log read stalls past its lease; another worker claims the visitor,
     applies the old click and a newer one and stores them. The slow worker then finishes its
