@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from devstack import app, services
-from devstack.process import LOG_DIR, ROOT, VAR, StackError, dev_env, port_is_free, wait_until
+from devstack.process import LOG_DIR, ROOT, VAR, Process, StackError, dev_env, port_is_free, wait_until
 from devstack.supervisor import Stack
 from pytorch_models.recommenders import FINE_TUNED_LIVE, NAMES, POPULAR  # names only: no torch
 
@@ -69,14 +69,25 @@ def demo() -> None:
             print(f"  manage.py {' and '.join(' '.join(args) for args in quick.values())}, side by side ...", flush=True)
             timings["train " + " and ".join(args[-1] for args in quick.values())] = app.manage_together(env, quick)
         print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), flush=True)
-        start_app(stack, env, port=port, live_workers=int(os.environ.get("WORKERS") or 1))
+        slow = [m for m in missing if m in FINE_TUNED_LIVE]
+        # No scheduled retrain until every GNN has a first version: the retrain warm-starts from
+        # the live version, and with none it would train the model from scratch a second time,
+        # beside the trainer (a beat schedule kept in var/ from an earlier run fires at once).
+        beat = start_app(stack, env, port=port, live_workers=int(os.environ.get("WORKERS") or 1),
+                         beat_env={**env, "RETRAIN_EVERY": "0"} if slow else env)
         print(f"\n{stack.table()}\n\nUp in {time.monotonic() - started:.1f} s. "
               f"Open http://127.0.0.1:{port} — Ctrl-C stops everything", flush=True)
-        if slow := [m for m in missing if m in FINE_TUNED_LIVE]:
+        if slow:
             print(f"\nTraining {', '.join(slow)} in the background, one at a time (about 5 minutes in all): "
                   "the site serves popular and the graph filter meanwhile, and each model joins as it is "
                   f"published. Progress (also in {LOG_DIR.relative_to(ROOT)}/train.log):\n", flush=True)
-            stack.start(app.trainer(env), restart=True, wait=False, once=True, echo=sys.stdout.buffer)
+
+            def retrain_from_now_on():
+                beat.env_update({"RETRAIN_EVERY": env.get("RETRAIN_EVERY", "0")})
+                stack.relaunch(beat)
+
+            stack.start(app.trainer(env), restart=True, wait=False, once=True, then=retrain_from_now_on,
+                        echo=sys.stdout.buffer)
         stack.watch()
 
 
@@ -89,16 +100,18 @@ def models_without_version(model_dir: Path) -> list[str]:
     return sorted((m for m in NAMES if not published(model_dir / m)), key=lambda m: m != POPULAR)
 
 
-def start_app(stack: Stack, env: dict[str, str], *, port: int, live_workers: int) -> None:
-    """Live and retrain workers, beat, consumer and web, launched together, each restarted
-    when it dies; returns once all are ready."""
+def start_app(stack: Stack, env: dict[str, str], *, port: int, live_workers: int,
+              beat_env: dict[str, str] | None = None) -> Process:
+    """Live and retrain workers, beat (with `beat_env`, env unless given), consumer and web,
+    launched together, each restarted when it dies; returns beat once all are ready."""
     launched = [stack.start(app.celery_worker(env, index=i + 1), restart=True, wait=False) for i in range(live_workers)]
     launched.append(stack.start(app.celery_worker(env, queue="retrain"), restart=True, wait=False))
-    stack.start(app.celery_beat(env), restart=True, wait=False)
+    beat = stack.start(app.celery_beat(beat_env or env), restart=True, wait=False)
     launched.append(stack.start(app.click_consumer(env), restart=True, wait=False))
     launched.append(stack.start(app.web_server(env, port), restart=True, wait=False))
     for proc in launched:
         proc.wait_ready()
+    return beat
 
 
 def services_only() -> None:

@@ -116,6 +116,10 @@ class Process(Executor):
         """`log_rotate` on this process's log, which it may be writing to as we copy."""
         return log_rotate(self.log_path, max_bytes=max_bytes, keep=keep)
 
+    def env_update(self, values: Mapping[str, str]) -> None:
+        """Change the environment its next launch gets."""
+        self._envvars.update(values)  # mirakuru's: what `launch` passes to Popen, over os.environ
+
     def new_output(self, limit: int = 2**20) -> bytes:
         """What it wrote to its log since the last call (since its launch at first), at most
         `limit` bytes; from the start of the log again after a rotation truncated it."""

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import signal
 import time
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from devstack.process import ROOT, Process, StackError
 
@@ -35,7 +35,7 @@ class Stack:
         self.processes: list[Process] = []
         self.restarts: dict[Process, _Restarts] = {}
         self.external: list[tuple[str, str]] = []  # (name, address) used but not started
-        self.jobs: set[Process] = set()  # done once they exit with code 0 (`start(once=True)`)
+        self.jobs: dict[Process, Callable[[], None] | None] = {}  # done at exit 0, then this (`start(once=True)`)
         self.echoes: dict[Process, BinaryIO] = {}  # whose output is copied where (`start(echo=...)`)
         self.exits = contextlib.ExitStack()
 
@@ -54,18 +54,18 @@ class Stack:
         self.exits.close()
 
     def start(self, proc: Process, *, restart: bool = False, wait: bool = True, once: bool = False,
-              echo: BinaryIO | None = None) -> Process:
+              then: Callable[[], None] | None = None, echo: BinaryIO | None = None) -> Process:
         """Launch `proc` and, unless `wait` is false, wait until it is ready; with `restart`,
         `check` launches it again whenever it dies. With `once` it is a job: an exit with code 0
-        means its work is done and it leaves the stack. With `echo`, `check` copies what it
-        writes to its log there too (the terminal, for a job whose progress a person waits on)."""
+        means its work is done, it leaves the stack and `then` is called. With `echo`, `check`
+        copies what it writes to its log there too (the terminal, for a job a person waits on)."""
         self.processes.append(proc)
         self.exits.callback(proc.stop)
         proc.launch()
         if restart:
             self.restarts[proc] = _Restarts(started_at=time.monotonic())
         if once:
-            self.jobs.add(proc)
+            self.jobs[proc] = then
         if echo is not None:
             self.echoes[proc] = echo
         return proc.wait_ready() if wait else proc
@@ -128,10 +128,19 @@ class Stack:
         self.echo_output()
         proc.stop()  # reaped now, so the stack's exit has nothing of it to stop
         self.processes.remove(proc)
-        self.jobs.discard(proc)
+        then = self.jobs.pop(proc)
         self.restarts.pop(proc, None)
         self.echoes.pop(proc, None)
         log.info("%s finished", proc.name)
+        if then is not None:
+            then()
+
+    def relaunch(self, proc: Process) -> Process:
+        """Stop a running process of the stack and launch it again (with what changed in it)."""
+        proc.launch()  # stops the running one first
+        if proc in self.restarts:
+            self.restarts[proc] = _Restarts(started_at=time.monotonic())
+        return proc
 
     def table(self) -> str:
         rows = [("NAME", "PID", "ADDRESS", "LOG")]

@@ -72,18 +72,19 @@ def _check_until(running: Stack, done, timeout: float = 10.0) -> None:
 
 
 def test_a_job_that_finishes_leaves_the_stack_and_its_output_reaches_the_echo(tmp_path):
-    out = io.BytesIO()
+    out, then = io.BytesIO(), []
     with Stack() as running:
         running.start(_sleeper(tmp_path, 30), restart=True)
         job = running.start(_job(tmp_path, "import sys, time\nfor i in range(3):\n"
                                            "    sys.stdout.write(f'step {i}\\r'); sys.stdout.flush(); time.sleep(0.1)\n"
                                            "print('published')"),
-                            restart=True, wait=False, once=True, echo=out)
+                            restart=True, wait=False, once=True, then=lambda: then.append(job.pid), echo=out)
 
         _check_until(running, lambda: job not in running.processes)
 
         assert out.getvalue() == b"step 0\rstep 1\rstep 2\rpublished\n"  # all of it, none of the header
         assert job.pid is None and job not in running.jobs and job not in running.restarts
+        assert then == [None]  # called once, after the job was reaped
         running.check()  # nothing to restart, nothing to raise
         assert [p.name for p in running.processes] == ["sleeper"]
 
@@ -111,3 +112,19 @@ def test_new_output_starts_over_after_a_rotation_truncated_the_log(tmp_path):
         log_file.write(b"next\n")
     assert proc.new_output() == b"next\n"
     proc.stop()
+
+
+def test_a_relaunched_process_runs_with_its_changed_environment_and_keeps_its_restart(tmp_path):
+    code = "import os, time; print('X' + '=' + os.environ['X'], flush=True); time.sleep(30)"  # header: no X=
+    with Stack() as running:
+        proc = running.start(Process("envy", [sys.executable, "-c", code], env={"X": "before"}, log_dir=tmp_path,
+                                     check=lambda: "\nX=" in (tmp_path / "envy.log").read_text().rsplit("\n=== ", 1)[-1]),
+                             restart=True)
+        first = proc.pid
+
+        proc.env_update({"X": "after"})
+        running.relaunch(proc).wait_ready()
+
+        assert proc.pid != first and proc.poll() is None and proc in running.restarts
+        runs = (tmp_path / "envy.log").read_text().split("\n=== ")[1:]
+        assert ["\nX=before\n" in runs[0], "\nX=after\n" in runs[1]] == [True, True]
