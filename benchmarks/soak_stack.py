@@ -1,0 +1,225 @@
+"""The soak's own `make demo`: started as this process's child, its processes found in that
+child's tree (never elsewhere), faults injected into them, and what they hold measured.
+
+Faults are those the stack survives without a restart of the stack itself: a service paused
+(SIGSTOP, then SIGCONT), or an app process killed (SIGKILL), which the demo's supervisor (or
+granian, for its own workers) starts again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+SERVICES_ENV = VAR / "demo-services.env"
+WARM_UP_S = 15 * 60  # the soak compares each resource with its value at this point
+PAUSE_S = 3.0  # how long a paused service stays stopped: longer than a click's 1 s budgets
+
+# Which process of the demo's tree is which, by its command line.
+ROLES = (
+    ("kafka", "tansu"), ("dynamodb", "dynalite"), ("redis", "valkey-server"), ("mariadb", "mariadbd"),
+    ("live worker", "-Q live"), ("retrain worker", "-Q retrain"), ("beat", " beat"),
+    ("consumer", "workers.consumer"), ("web", "granian"), ("supervisor", "devstack"),
+)
+
+
+def role_of(process: psutil.Process) -> str | None:
+    try:
+        command = " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    return next((role for role, marker in ROLES if marker in command), None)
+
+
+class DemoStack:
+    """`python -m devstack demo` on `port` with `env` on top of the environment; a context manager."""
+
+    def __init__(self, *, port: int, env: dict[str, str], log_path: Path):
+        self.port, self.env, self.log_path = port, env, log_path
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> DemoStack:
+        SERVICES_ENV.unlink(missing_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "devstack", "demo"], cwd=ROOT,
+                                            env={**os.environ, **self.env, "PORT": str(self.port)},
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+        deadline = time.monotonic() + 1800  # a first run trains every model
+        while not self._answers():
+            if self.process.poll() is not None:
+                raise SystemExit(f"make demo exited with {self.process.returncode}: see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the demo did not answer within 30 minutes: see {self.log_path}")
+            time.sleep(1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # the supervisor stops its children in order
+            try:
+                self.process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def _answers(self) -> bool:
+        try:
+            urllib.request.urlopen(self.base + "/", timeout=5).read()
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+        return SERVICES_ENV.exists()
+
+    def services(self) -> dict[str, str]:
+        return dict(line.split("=", 1) for line in SERVICES_ENV.read_text().split())
+
+    def tree(self) -> dict[str, list[psutil.Process]]:
+        """The demo's processes by role (web has granian's main process and its workers)."""
+        found: dict[str, list[psutil.Process]] = {}
+        root = psutil.Process(self.process.pid)
+        for process in [root, *root.children(recursive=True)]:
+            role = role_of(process)
+            if role is not None:
+                found.setdefault(role, []).append(process)
+        return found
+
+    def rss_mb(self) -> dict[str, float]:
+        """Resident memory of each role's processes together, in MB."""
+        rss: dict[str, float] = {}
+        for role, processes in self.tree().items():
+            for process in processes:
+                try:
+                    rss[role] = rss.get(role, 0.0) + process.memory_info().rss / 2**20
+                except psutil.NoSuchProcess:
+                    pass
+        return rss
+
+    # --- faults: each returns what it did, in words ---------------------------------------
+
+    def _one(self, role: str) -> psutil.Process | None:
+        processes = self.tree().get(role, [])
+        return processes[-1] if processes else None
+
+    def _pause(self, role: str) -> str:
+        process = self._one(role)
+        if process is None:
+            return f"{role}: not started by the demo (an existing server), skipped"
+        process.send_signal(signal.SIGSTOP)
+        time.sleep(PAUSE_S)
+        process.send_signal(signal.SIGCONT)
+        return f"{role} pid {process.pid} paused {PAUSE_S:.0f} s"
+
+    def _kill(self, role: str) -> str:
+        process = self._one(role)
+        if process is None:
+            return f"{role}: none running, skipped"
+        process.send_signal(signal.SIGKILL)
+        return f"{role} pid {process.pid} killed"
+
+    def fault(self, name: str) -> str:
+        kind, role = name.split(":", 1)
+        return self._pause(role) if kind == "pause" else self._kill(role)
+
+
+FAULTS = ("pause:kafka", "kill:live worker", "pause:dynamodb", "kill:consumer", "pause:redis", "kill:web",
+          "kill:retrain worker")
+
+
+def folder_mb(path: Path) -> float:
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(folder, name))
+            except OSError:  # a version being pruned, a LevelDB file compacted away
+                pass
+    return total / 2**20
+
+
+def redis_used_mb(url: str) -> float | None:
+    try:
+        return redis.Redis.from_url(url, socket_timeout=5).info("memory")["used_memory"] / 2**20
+    except redis.RedisError:
+        return None
+
+
+def versions_kept(model_dir: Path) -> dict[str, int]:
+    if not model_dir.is_dir():
+        return {}
+    return {m.name: sum(1 for v in m.iterdir() if v.is_dir() and not v.name.startswith("."))
+            for m in sorted(model_dir.iterdir()) if m.is_dir()}
+
+
+def db_rows() -> dict[str, int]:
+    from django.contrib.sessions.models import Session
+
+    from movie.models import Impression, Interaction
+    return {"history rows": Interaction.objects.count(), "sessions": Session.objects.count(),
+            "impression rows": Impression.objects.count()}
+
+
+def sample(stack: DemoStack, at_s: float) -> dict:
+    services = stack.services()
+    row = {"t_min": round(at_s / 60, 1), "models MB": folder_mb(VAR / "models"),
+           "dynalite MB": folder_mb(VAR / "dynalite"),
+           "redis MB": redis_used_mb(services["REDIS_URL"]) or 0.0, **db_rows()}
+    broker = services.get("BROKER_REDIS_URL")
+    if broker and broker != services["REDIS_URL"]:
+        row["broker MB"] = redis_used_mb(broker) or 0.0
+    row.update({f"{role} RSS MB": mb for role, mb in sorted(stack.rss_mb().items())})
+    row["versions"] = versions_kept(VAR / "models")
+    return row
+
+
+def print_sample(row: dict) -> None:
+    cells = [f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()]
+    print("  ".join(cells), flush=True)
+
+
+def flatness(samples: list[dict]) -> dict[str, float]:
+    """Each numeric resource's growth from the sample nearest WARM_UP_S to the last one."""
+    base = min(samples, key=lambda s: abs(s["t_min"] * 60 - WARM_UP_S))
+    last = samples[-1]
+    return {k: round((last[k] - base[k]) / base[k], 3) for k, v in base.items()
+            if k != "t_min" and isinstance(v, (int, float)) and v and isinstance(last.get(k), (int, float))}
+
+
+def plot(samples: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = {"disk (MB)": ("models MB", "dynalite MB"), "Redis (MB)": ("redis MB", "broker MB"),
+              "rows": ("history rows", "sessions", "impression rows"),
+              "RSS (MB)": tuple(k for k in samples[-1] if k.endswith("RSS MB"))}
+    figure, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4))
+    minutes = [s["t_min"] for s in samples]
+    for axis, (title, keys) in zip(axes, groups.items()):
+        for k in keys:
+            if any(k in s for s in samples):
+                axis.plot(minutes, [s.get(k, float("nan")) for s in samples], marker="o", label=k)
+        axis.axvline(WARM_UP_S / 60, color="grey", linestyle=":")
+        axis.set_title(title)
+        axis.set_xlabel("minutes")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
