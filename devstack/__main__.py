@@ -106,6 +106,7 @@ def start_app(stack: Stack, env: dict[str, str], *, port: int, live_workers: int
     launched together, each restarted when it dies; returns beat once all are ready."""
     launched = [stack.start(app.celery_worker(env, index=i + 1), restart=True, wait=False) for i in range(live_workers)]
     launched.append(stack.start(app.celery_worker(env, queue="retrain"), restart=True, wait=False))
+    launched.append(stack.start(app.celery_worker(env, queue="upkeep"), restart=True, wait=False))
     beat = stack.start(app.celery_beat(beat_env or env), restart=True, wait=False)
     launched.append(stack.start(app.click_consumer(env), restart=True, wait=False))
     launched.append(stack.start(app.web_server(env, port), restart=True, wait=False))

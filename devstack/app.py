@@ -29,7 +29,7 @@ def celery_worker(env: Mapping[str, str], *, queue: str = "live", index: int = 1
     name = f"{queue}{index}"
     # A retrain trains for a minute or more on the cores the live path uses: at a lower
     # priority it takes what the live path leaves.
-    nice = ["nice", "-n", "10"] if queue == "retrain" else []
+    nice = ["nice", "-n", "10"] if queue in ("retrain", "upkeep") else []
     # Before `ready.` it imports torch and loads every published model: allow for a busy machine.
     worker = Process(f"worker-{name}", [*nice, sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queue,
                                         "-n", f"{name}@%h", "--pool", "solo", "-l", "info"],

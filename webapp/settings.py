@@ -185,7 +185,7 @@ KAFKA_IMPRESSIONS_TOPIC = _env("KAFKA_IMPRESSIONS_TOPIC", "impressions")
 # benchmark keeps 10 minutes).
 CLICKLOG_RETENTION_DAYS = float(_env("CLICKLOG_RETENTION_DAYS", "365"))
 IMPRESSIONS_RETENTION_DAYS = float(_env("IMPRESSIONS_RETENTION_DAYS", "90"))
-# The expiry sweep: every EXPIRY_SWEEP_S beat has the retrain worker read EXPIRY_SWEEP_ITEMS
+# The expiry sweep: every EXPIRY_SWEEP_S beat has the upkeep worker read EXPIRY_SWEEP_ITEMS
 # items of each table, where the last run stopped, and delete the expired ones: 5.8 million
 # items a day per table at these values, more than `make demo` writes (the soak benchmark's
 # 50 clicks/s is 4.3 million). On dynalite here a run read 20,000 items in 0.25 s, and with
@@ -283,8 +283,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 if RETRAIN_EVERY > 0:
     CELERY_BEAT_SCHEDULE["retrain"] = {"task": "workers.tasks.retrain_models", "schedule": RETRAIN_EVERY}
-# Upkeep on the retrain worker's queue (workers.tasks): expired sessions leave the database
-# once a day (Django's clearsessions); expired DynamoDB items where no TTL deletes them.
+# Upkeep on a queue and worker of its own (workers.tasks, `upkeep`): expired sessions leave the
+# database once a day (Django's clearsessions); expired history and impression rows, and expired
+# DynamoDB items where no TTL deletes them, every EXPIRY_SWEEP_S.
 CELERY_BEAT_SCHEDULE["clear-sessions"] = {"task": "workers.tasks.sessions_clear", "schedule": SESSIONS_CLEAR_S}
 CELERY_BEAT_SCHEDULE["expire-mirrors"] = {"task": "workers.tasks.mirrors_expire", "schedule": EXPIRY_SWEEP_S}
 if EXPIRY_SWEEP:

@@ -205,23 +205,28 @@ def reconcile_visitors(window_s: float = RECONCILE_WINDOW_S) -> int:
     return len(behind)
 
 
-# Upkeep, on the retrain worker's queue (beat, webapp/settings.py): seconds of work that should
-# never hold up a live worker's ticks.
-@shared_task(queue="retrain", acks_late=True)
+# Upkeep (beat, webapp/settings.py) has a queue and a worker of its own: seconds of work that
+# must hold up neither a live worker's ticks nor wait behind a retrain. On the retrain worker it
+# starved: under the soak's load a retrain took 20 minutes, and every upkeep task beat sent
+# meanwhile expired unstarted, so history rows, sessions and click-log items grew (benchmarks.soak).
+UPKEEP_QUEUE = "upkeep"
+
+
+@shared_task(queue=UPKEEP_QUEUE, acks_late=True)
 def sessions_clear() -> None:
     """Delete the expired sessions (Django's clearsessions, daily): the table then holds the
     sessions of the last SESSION_COOKIE_AGE (two weeks) only."""
     call_command("clearsessions")
 
 
-@shared_task(queue="retrain", acks_late=True)
+@shared_task(queue=UPKEEP_QUEUE, acks_late=True)
 def expired_items_delete() -> dict[str, list[int]]:
     """Delete click-log and impression items past their retention where no TTL does
     (eventstore.expiry): table -> [items read, deleted]."""
     return {table: list(counts) for table, counts in expiry.tables_sweep().items()}
 
 
-@shared_task(queue="retrain", acks_late=True)
+@shared_task(queue=UPKEEP_QUEUE, acks_late=True)
 def mirrors_expire() -> dict[str, int]:
     """Delete history rows past the click log's retention or past a visitor's history cap, and
     impression rows past theirs (movie.services): table -> rows deleted this run."""

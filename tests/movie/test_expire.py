@@ -73,5 +73,5 @@ def test_impressions_past_their_retention_go_and_their_clicks_stay(catalogue, in
 def test_beat_expires_the_mirrors_on_the_retrain_queue(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["expire-mirrors"]
     assert entry["task"] == "workers.tasks.mirrors_expire"
-    assert tasks.mirrors_expire.queue == "retrain"  # never in a live tick's way
+    assert tasks.mirrors_expire.queue == "upkeep"  # neither in a live tick's way nor behind a retrain
     assert tasks.mirrors_expire() == {"history": 0, "impressions": 0}

@@ -21,7 +21,8 @@ def test_beat_clears_sessions_daily_and_sweeps_expired_items_where_dynamodb_is_a
     assert schedule["clear-sessions"]["schedule"] == 24 * 3600
     assert settings.DYNAMODB_ENDPOINT and settings.EXPIRY_SWEEP  # dynalite: no TTL, so the sweep runs
     assert schedule["expired-items"]["task"] == "workers.tasks.expired_items_delete"
-    assert tasks.sessions_clear.queue == tasks.expired_items_delete.queue == "retrain"  # never in a live tick's way
+    # Never in a live tick's way, nor behind an hour-long retrain.
+    assert tasks.sessions_clear.queue == tasks.expired_items_delete.queue == "upkeep"
 
 
 @pytest.mark.django_db
