@@ -1,9 +1,9 @@
-"""Rate limits: fixed windows counted in Redis; a client over its limit gets a 429.
+"""Rate limits: sliding windows counted in Redis; a client over its limit gets a 429.
 
 `settings.RATE_LIMITS` maps an action to (count, window seconds). A client is its address as
 the deployment sees it (`client_address`: the trusted proxies' X-Forwarded-For, IPv6 by /64).
 Keys are keyed digests (HMAC with SECRET_KEY), so no address, visitor id or username is stored
-in clear, nor can be recovered by hashing every IPv4 address; each lives one window. If Redis is
+in clear, nor can be recovered by hashing every IPv4 address; each lives two windows. If Redis is
 unreachable the request goes through: losing the limiter must not take the site down with it.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+import math
 import secrets
 import time
 import unicodedata
@@ -38,21 +39,37 @@ def _client(url: str) -> redis.Redis:
 
 
 def limit(action: str, key: str) -> None:
-    """Count one `action` by `key`; raise RateLimited past the action's limit."""
+    """Count one `action` by `key`; raise RateLimited past the action's limit.
+
+    A sliding window: the current window's count plus the previous window's, weighted by how
+    much of it still overlaps the last `window` seconds. A fixed window alone lets a client send
+    twice its limit across a boundary (its last second and the next window's first)."""
     count, window = settings.RATE_LIMITS[action]
     now = time.time()
     digest = salted_hmac("movie.ratelimit.limit", key, algorithm="sha256").hexdigest()[:24]
-    name = f"rate:{action}:{digest}:{int(now // window)}"
+    index = int(now // window)
     try:
         pipe = _client(settings.BROKER_REDIS_URL).pipeline()
-        pipe.incr(name)
-        pipe.expire(name, window)
-        seen, _ = pipe.execute()
+        pipe.incr(f"rate:{action}:{digest}:{index}")
+        pipe.expire(f"rate:{action}:{digest}:{index}", 2 * window)
+        pipe.get(f"rate:{action}:{digest}:{index - 1}")
+        current, _, previous = pipe.execute()
     except redis.RedisError:
         log.warning("rate limiter unreachable: %s not limited", action)
         return
-    if seen > count:
-        raise RateLimited(retry_after=max(1, int(window - now % window)))
+    elapsed = now - index * window
+    previous = int(previous or 0)
+    if previous * (1 - elapsed / window) + current > count:
+        raise RateLimited(retry_after=_retry_after(previous, current, count, window, elapsed))
+
+
+def _retry_after(previous: int, current: int, count: int, window: int, elapsed: float) -> int:
+    """Seconds until one more request would pass, if the client sends nothing before it."""
+    if current < count and previous:  # in this window, once the previous one's weight fades
+        wait = (1 - (count - current - 1) / previous) * window - elapsed
+    else:  # in the next one, once this window's weight fades in turn
+        wait = (window - elapsed) + max(0.0, 1 - (count - 1) / current) * window
+    return max(1, math.ceil(wait))
 
 
 def client_address(request: HttpRequest) -> str:

@@ -6,6 +6,7 @@ X-Forwarded-For. Log-in and sign-up limits: test_ratelimit_login.py."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 import pytest
@@ -66,6 +67,26 @@ def test_a_visitor_clicking_too_fast_gets_429_and_the_refused_click_is_not_kept(
     assert int(statuses[-1]["Retry-After"]) >= 1 and "too many requests" in statuses[-1].json()["error"]
     assert Interaction.objects.count() == 3
     assert len(clicklog.events_for(client.session["visitor"])) == 3
+
+
+def test_a_window_boundary_does_not_double_the_limit(db, tight, monkeypatch):
+    """Two requests at a window's last second and two at the next one's first: four in two
+    seconds against a limit of two a minute: the third and fourth are refused, and the wait they
+    are told is the true one (the next boundary alone would not do: this window weighs on it)."""
+    start = (int(time.time()) // 60 + 1) * 60  # a boundary to come: no other test's counters
+    address = _address()
+
+    def at(moment: float) -> int:
+        monkeypatch.setattr("movie.ratelimit.time.time", lambda: moment)
+        return Client(REMOTE_ADDR=address).get("/api/recommendations/popular/?k=5")
+
+    before = [at(start - 1).status_code, at(start - 0.5).status_code]
+    after = [at(start + 0.5), at(start + 1)]
+
+    assert before + [r.status_code for r in after] == [200, 200, 429, 429]
+    wait = int(after[-1]["Retry-After"])
+    assert 60 < wait < 120
+    assert at(start + 1 + wait).status_code == 200
 
 
 def test_a_client_dropping_its_cookie_cannot_open_sessions_without_end(db, tight):
