@@ -1,11 +1,17 @@
 """`make demo`'s stores and their bounds: a cache Valkey that evicts past its maxmemory and a
-broker Valkey that never does, the click-log and impression tables ready for retention."""
+broker Valkey that never does, the click-log and impression tables ready for retention, a
+DynamoDB that closes what each read opens."""
 
 from __future__ import annotations
 
+import re
+import time
+
+import boto3
 import redis
 
-from devstack.services import BROKER_MAXMEMORY, CACHE_MAXMEMORY, Valkey, start_services
+from devstack.services import (BROKER_MAXMEMORY, CACHE_MAXMEMORY, DynamoDB, Valkey, ensure_clicklog_table,
+                               start_services)
 from devstack.supervisor import Stack
 
 VALUE = b"x" * 10_000
@@ -50,3 +56,24 @@ def test_the_demo_runs_a_bounded_cache_and_a_broker_that_never_evicts(tmp_path):
         assert int(broker.config_get("maxmemory")["maxmemory"]) == int(BROKER_MAXMEMORY.removesuffix("mb")) * 2**20
         cache.close()
         broker.close()
+
+
+def test_dynalite_closes_the_leveldb_iterator_of_every_query_and_scan(tmp_path, monkeypatch):
+    """Unpatched, dynalite 4 never closed one (abstract-level's iterators have no `return`): each
+    pinned memory and old LevelDB files, and under the soak the store grew by 400 MB a minute."""
+    monkeypatch.setenv("DYNALITE_MEMORY_LOG_S", "1")  # the guard's count of open iterators
+    with Stack() as stack:
+        dynamo = stack.start(DynamoDB(path=tmp_path / "db", log_dir=tmp_path))
+        ensure_clicklog_table(dynamo.endpoint)
+        client = boto3.client("dynamodb", endpoint_url=dynamo.endpoint, region_name="us-east-1",
+                              aws_access_key_id="local", aws_secret_access_key="local")
+        for n in range(20):
+            client.put_item(TableName="clicklog", Item={"visitor": {"S": "v"}, "sk": {"S": f"{n:04d}"}})
+        pages = [client.query(TableName="clicklog", KeyConditionExpression="visitor = :v",
+                              ExpressionAttributeValues={":v": {"S": "v"}}, Limit=limit)["Count"]
+                 for limit in (5, 50) * 50] + [client.scan(TableName="clicklog", Limit=3)["Count"] for _ in range(50)]
+        assert pages == [5, 20] * 50 + [3] * 50  # reads that stop early and reads that run to the end
+        time.sleep(2.5)  # a report written after the last read
+        reports = re.findall(r"iterators open (\d+);", dynamo.log_path.read_text())
+
+    assert reports and int(reports[-1]) == 0
