@@ -47,6 +47,8 @@ from benchmarks.faults import PAUSES_S, RETRY_S, TRY_TIMEOUT_S
 from benchmarks.pages import calibration_ms
 from benchmarks.soak_stack import FAULTS, VAR, WARM_UP_S, DemoStack, flatness, plot, print_sample, sample
 
+SENDERS = 64
+
 # The demo's clocks, scaled so an hour shows what months would: everything that expires or is
 # pruned does so within the run.
 SOAK_ENV = {
@@ -57,6 +59,7 @@ SOAK_ENV = {
     "RATE_LIMIT_LOGINS_PER_ADDRESS_PER_5_MINUTES": "30", "RATE_LIMIT_SIGNUPS_PER_HOUR": "20",
     "CLICKLOG_RETENTION_DAYS": "0.007", "IMPRESSIONS_RETENTION_DAYS": "0.007",  # 10 minutes
     "EXPIRY_SWEEP_S": "60",
+    "DYNALITE_MEMORY_LOG_S": "60",  # its log tells V8's heap from LevelDB's memory
     "SESSION_COOKIE_AGE": "600", "SESSIONS_CLEAR_S": "60",
 }
 FLAT = 0.10
@@ -296,12 +299,23 @@ def drive(stack: DemoStack, args: argparse.Namespace) -> dict:
     print_sample(samples[0])
     started, total = time.monotonic(), int(args.rate * args.minutes * 60)
     next_sample, next_fault = args.sample_every, args.fault_every
-    with ThreadPoolExecutor(64) as senders:
+    # At most SENDERS actions in flight: when the stack falls behind, the next action waits for
+    # a sender rather than joining a queue that outlives the run; the rate served is reported.
+    in_flight, crashed = threading.BoundedSemaphore(SENDERS), Counter()
+    senders = ThreadPoolExecutor(SENDERS)
+
+    def done(future) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            crashed[repr(future.exception())[:120]] += 1  # a defect of the soak: shown, not hidden
+        in_flight.release()
+    try:
         for n in tqdm(range(total), desc="honest actions", mininterval=10):
             delay = started + n / args.rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            senders.submit(act, visitors[n % len(visitors)], random.Random(rng.random()), pool, n)
+            in_flight.acquire()
+            senders.submit(act, visitors[n % len(visitors)], random.Random(rng.random()), pool, n
+                           ).add_done_callback(done)
             elapsed = time.monotonic() - started
             if not victims and (account := next((v.account for v in visitors if v.account), None)):
                 victims.append(account)
@@ -314,7 +328,12 @@ def drive(stack: DemoStack, args: argparse.Namespace) -> dict:
                 samples.append(sample(stack, elapsed))
                 print_sample(samples[-1])
                 next_sample += args.sample_every
-    stop.set()
+    finally:
+        stop.set()
+        senders.shutdown(wait=False, cancel_futures=True)
+    served_s = time.monotonic() - started
+    for _ in range(SENDERS):  # the actions in flight finish (each is bounded by its retries)
+        in_flight.acquire()
     time.sleep(Auditor.AUDIT_AFTER_S)  # the last clicks settle
     auditor.stop.set()
     auditor.join()
@@ -326,6 +345,7 @@ def drive(stack: DemoStack, args: argparse.Namespace) -> dict:
         honest.update(visitor.client.statuses)
     clicks = [c for v in visitors for c in v.clicks]
     return {
+        "actions_per_s": round(total / served_s, 1), "actions_crashed": dict(crashed),
         "accepted": sum(c.status == 202 for c in clicks), "refused": sum(c.status != 202 for c in clicks),
         "lost": len(auditor.lost), "double": auditor.double() + auditor.refused_applied,
         # A 503 is the documented answer while a part is down (the page retries it); any other
@@ -368,6 +388,8 @@ def main() -> None:
     plot(samples, args.out / "soak.png")
     print(f"\nfaults: {result['faults']}")
     print(f"growth from minute {WARM_UP_S // 60} to the end: " + ", ".join(f"{k} {v:+.0%}" for k, v in growth.items()))
+    print(f"honest actions served at {result['actions_per_s']}/s of {args.rate:g}/s offered; "
+          f"crashed in the soak itself: {result['actions_crashed'] or 'none'}")
     print(f"clicks accepted {result['accepted']}, refused {result['refused']}, lost {result['lost']}, double "
           f"{result['double']}; 429s honest {result['honest_429']}, hostile {result['hostile_429']} of "
           f"{result['hostile_requests']}; honest 503 {result['honest_503']} (during faults), other 5xx "
