@@ -231,8 +231,8 @@ def main() -> None:
     active = [v for v in visitors if v.events]
     served_stale = sum(
         1 for v in active for model in MODELS
-        if (lambda r: r["source"] != "fresh" or r["as_of_event"] != v.events[-1])(
-            v.get(f"/api/recommendations/{model}/?k=20"))
+        for r in (v.get(f"/api/recommendations/{model}/?k=20"),)
+        if r["source"] != "fresh" or r["as_of_event"] != v.events[-1]
     )
     accepted = {c.event_id for c in clicks}
     in_dynamodb = dynamodb_event_ids(services["DYNAMODB_ENDPOINT"], args.table, [v.key for v in active])

@@ -28,7 +28,12 @@ import torch
 from tqdm import tqdm
 
 from pytorch_models.checkpoint import load_checkpoint
-from pytorch_models.data import interactions_from_pairs, load_movielens, load_movielens_features, split_per_user
+from pytorch_models.data import (
+    interactions_from_pairs,
+    load_movielens,
+    load_movielens_features,
+    split_per_user,
+)
 from pytorch_models.fold_in import VisitorBatch, fold_in_for, fold_in_round, score_history
 from pytorch_models.graph import build_graph
 from pytorch_models.metrics import ranking_metrics

@@ -106,7 +106,7 @@ def main() -> None:
     print(f"\nlive worker memory over {args.visitors} visitors ({CLICKS} clicks each), evicted after {args.idle} s idle")
     print(f"{'point':<26}{'RSS MB':>8}{'in graph':>10}")
     print(f"{'models loaded':<26}{loaded:>8.1f}{0:>10}")
-    for label, (n, mb, live) in (("ready (after warm-up)", curve[0]), ("after the last batch", curve[-2]),
+    for label, (_, mb, live) in (("ready (after warm-up)", curve[0]), ("after the last batch", curve[-2]),
                                  ("after eviction", curve[-1])):
         print(f"{label:<26}{mb:>8.1f}{live:>10}")
     print(f"peak {peak:.1f} MB; growth after eviction {end - start:+.1f} MB (bar: within 100 MB)")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
@@ -158,7 +159,7 @@ async def _connection(host: str, port: int, request: bytes, deadline: float, sam
     while time.perf_counter() < deadline:
         closed = loop.create_future()
         try:
-            await loop.create_connection(lambda: _Connection(request, deadline, sample, closed), host, port)
+            await loop.create_connection(functools.partial(_Connection, request, deadline, sample, closed), host, port)
         except OSError as exc:
             sample.errors[type(exc).__name__] += 1
             await asyncio.sleep(0.05)
@@ -310,7 +311,7 @@ def main() -> None:
     cookies = visitor.cookie_header()
     requests = {name: request_bytes(parsed.netloc, path, cookies) for name, path in paths.items()}
 
-    for name, request in requests.items():  # warm-up: first loads (templates, models) are not timed
+    for request in requests.values():  # warm-up: first loads (templates, models) are not timed
         measure(host, port, request, 1, 0.3, [])
 
     server = server_pids(port)

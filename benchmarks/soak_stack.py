@@ -8,6 +8,7 @@ granian, for its own workers) starts again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -106,10 +107,8 @@ class DemoStack:
         rss: dict[str, float] = {}
         for role, processes in self.tree().items():
             for process in processes:
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     rss[role] = rss.get(role, 0.0) + process.memory_info().rss / 2**20
-                except psutil.NoSuchProcess:
-                    pass
         return rss
 
     # --- faults: each returns what it did, in words ---------------------------------------
@@ -147,10 +146,8 @@ def folder_mb(path: Path) -> float:
     total = 0
     for folder, _, files in os.walk(path):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):  # a version being pruned, a LevelDB file compacted away
                 total += os.path.getsize(os.path.join(folder, name))
-            except OSError:  # a version being pruned, a LevelDB file compacted away
-                pass
     return total / 2**20
 
 

@@ -18,8 +18,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from devstack import app, services
 from devstack.process import LOG_DIR, ROOT, VAR, Process, StackError, dev_env, port_is_free, wait_until

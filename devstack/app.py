@@ -8,8 +8,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from devstack.process import LOG_DIR, Process, StackError, dev_env
 from eventstore import CONSUMER_GROUP  # a name only: eventstore/__init__.py imports nothing

@@ -9,8 +9,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import mirakuru.base
 from dotenv import dotenv_values

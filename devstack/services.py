@@ -10,8 +10,8 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from devstack.process import LOG_DIR, ROOT, VAR, Process, StackError, free_port, wait_until
 from devstack.supervisor import Stack

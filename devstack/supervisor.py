@@ -7,7 +7,8 @@ import dataclasses
 import logging
 import signal
 import time
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 from devstack.process import ROOT, Process, StackError
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 from botocore.config import Config
@@ -33,7 +33,7 @@ def expires_at(ts: str, *, days: float) -> int:
     same item, a retry or a confirm, carries the same value)."""
     at = datetime.fromisoformat(ts)
     if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
+        at = at.replace(tzinfo=UTC)
     return int(at.timestamp() + days * DAY_S)
 
 

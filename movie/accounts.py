@@ -21,6 +21,7 @@ from movie.ratelimit import client_address, limit, login_limited
 from movie.services import user_signup
 from movie.visitors import MOVE_FIELD, account_visitor, history_move_finish, session_visitor_take
 
+
 class SignInView(LoginView):
     template_name = "registration/login.html"
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -59,7 +59,12 @@ from eventstore import clicklog, stream
 from eventstore.clicklog import CANCELLED, CONFIRMED, DELETED, PENDING, Event
 from movie import moves
 from movie.event_fields import (  # noqa: F401 (EventRejected and the validators: the service's names too)
-    MOVIE_ID_MAX, MOVIE_ID_MIN, PUBLIC_KINDS, EventRejected, attribution_validate, event_validate,
+    MOVIE_ID_MAX,
+    MOVIE_ID_MIN,
+    PUBLIC_KINDS,
+    EventRejected,
+    attribution_validate,
+    event_validate,
     idempotency_key_validate,
 )
 from movie.faults import stall_point
@@ -90,21 +95,21 @@ NOT_RECORDED = "the event could not be recorded, please try again"
 
 
 def _now() -> str:
-    return _ts(datetime.now(timezone.utc))
+    return _ts(datetime.now(UTC))
 
 
 def _at(ts: str) -> datetime:
-    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def _ts(at: datetime) -> str:
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _crash_point(stage: str, event: Event) -> None:
     """Fault tests only: end this process at `stage` for one movie's clicks and ratings, as a
     power cut would (settings.FAULT_CRASH = "<stage>:<movie id>"; empty in every deployment)."""
-    if settings.FAULT_CRASH == f"{stage}:{event.movie_id}" and event.kind in PUBLIC_KINDS:
+    if f"{stage}:{event.movie_id}" == settings.FAULT_CRASH and event.kind in PUBLIC_KINDS:
         log.error("fault injection: exiting at %s for event %s", stage, event.event_id)
         os._exit(70)
     if event.kind in PUBLIC_KINDS:
@@ -243,7 +248,7 @@ def _retry(prior: Interaction, *, visitor: str, movie_id: int, kind: str, value)
         event = Event(event_id=str(prior.event_id), visitor=prior.visitor, movie_id=movie_id, kind=kind,
                       ts=_ts(prior.created_at), value=value,
                       impression=str(prior.impression_id) if prior.impression_id else None, position=prior.position)
-        age = datetime.now(timezone.utc) - prior.created_at
+        age = datetime.now(UTC) - prior.created_at
         try:
             if age > timedelta(seconds=RETRY_SAME_KEY_S):
                 return _rekey(event)  # reads the item's state by trying to take it

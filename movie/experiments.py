@@ -25,7 +25,7 @@ import math
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core import signing
@@ -160,7 +160,7 @@ class ShownList:
 
     @property
     def rendered_at(self) -> datetime:
-        return datetime.strptime(self.at, TS_FORMAT).replace(tzinfo=timezone.utc)
+        return datetime.strptime(self.at, TS_FORMAT).replace(tzinfo=UTC)
 
 
 def impression_token(*, visitor: str, model: str, model_version: str | None, page: str,
@@ -172,7 +172,7 @@ def impression_token(*, visitor: str, model: str, model_version: str | None, pag
     impression_id = str(uuid.uuid4())
     payload = {"id": impression_id, "visitor": visitor, "model": model, "model_version": model_version,
                "page": page, "movie_ids": [int(m) for m in movie_ids],
-               "at": datetime.now(timezone.utc).strftime(TS_FORMAT)}
+               "at": datetime.now(UTC).strftime(TS_FORMAT)}
     return impression_id, signing.dumps(payload, salt=TOKEN_SALT)
 
 

@@ -29,7 +29,7 @@ reads the removals: whichever comes second sees the other.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 
@@ -50,14 +50,14 @@ FORWARD_FRESH_S = GRACE_S / 2
 
 
 def _at(ts: str) -> datetime:
-    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def forward_claim(*, from_visitor: str, to_visitor: str) -> bool:
     """Claim `from_visitor` for `to_visitor` (the same id: a new account adopts it). True when
     it is now, or was already, claimed for `to_visitor`; False when it went elsewhere or, for a
     move, when it is an account's own id."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     VisitorForward.objects.filter(created_at__lt=now - timedelta(seconds=FORWARD_KEEP_S)).delete()
     if from_visitor != to_visitor and AccountVisitor.objects.filter(visitor=from_visitor).exists():
         return False
@@ -103,7 +103,7 @@ def _notify(visitors: list[str], *, replay: bool) -> None:
     # Waiting in Redis, not only told through Kafka: the visitors are updated even if a
     # notification is lost (the live sweep claims waiting visitors).
     visitors_wait(visitors)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for visitor in visitors:
         stream.publish(visitor=visitor, payload={"visitor": visitor, "kind": "moved", "ts": now})
 
@@ -136,5 +136,5 @@ def event_forward(event: Event, *, to_visitor: str) -> None:
     Interaction.objects.filter(event_id=event.event_id, visitor=event.visitor).update(visitor=to_visitor)
     _settle_removals(to_visitor, [event])
     clicklog.events_delete(event.visitor, [event.sort_key])
-    age_s = (datetime.now(timezone.utc) - _at(event.ts)).total_seconds()
+    age_s = (datetime.now(UTC) - _at(event.ts)).total_seconds()
     _notify([to_visitor], replay=age_s > FORWARD_FRESH_S)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 import dgl
@@ -62,11 +62,11 @@ RECHECK_S = 0.05
 
 def _stamp(unix_s: float) -> str:
     """A unix time as the click log writes timestamps (sortable text)."""
-    return datetime.fromtimestamp(unix_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(unix_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _unix(stamp: str) -> float:
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
 
 
 def history_after(history: Sequence[int], events: Sequence[Event], *, limit: int | None = None) -> list[int]:
@@ -102,7 +102,7 @@ class LiveModel:
         return self.published.checkpoint.config["dim"]
 
     @classmethod
-    def load(cls, name: str, published: registry.Published) -> "LiveModel":
+    def load(cls, name: str, published: registry.Published) -> LiveModel:
         checkpoint = published.checkpoint
         live = cls(name, published, fold_in_for(checkpoint), checkpoint.visitors())
         if name == "pinsage":

@@ -19,7 +19,7 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +73,7 @@ VERSION_FORMAT = "%Y%m%dT%H%M%S%fZ"
 def version_time(version: str) -> datetime | None:
     """When a version was published (its name); None for a folder named by hand."""
     try:
-        return datetime.strptime(version, VERSION_FORMAT).replace(tzinfo=timezone.utc)
+        return datetime.strptime(version, VERSION_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -97,7 +97,7 @@ TMP_PREFIX, REMOVING_PREFIX = ".tmp-", ".removing-"
 def publishing(model: str):
     """Yield a temporary folder to write a checkpoint into; publish it on success, then prune
     the model's old versions (`versions_prune`)."""
-    version = datetime.now(timezone.utc).strftime(VERSION_FORMAT)
+    version = datetime.now(UTC).strftime(VERSION_FORMAT)
     tmp = model_dir() / model / f"{TMP_PREFIX}{version}"
     tmp.mkdir(parents=True)
     try:

@@ -26,7 +26,12 @@ import numpy as np
 
 from predictors import registry
 from predictors.training import (
-    CURVE_EVERY, SITE_OPTIONS, TrainingData, data_digest, ratings_digest, training_dataset,
+    CURVE_EVERY,
+    SITE_OPTIONS,
+    TrainingData,
+    data_digest,
+    ratings_digest,
+    training_dataset,
 )
 from predictors.visitor_state import visitor_digest
 from pytorch_models.recommenders import FINE_TUNED_LIVE, RECOMMENDERS

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from predictors import registry
-from pytorch_models.data import ItemFeatures, Interactions, interactions_from_pairs, movielens_item_features
+from pytorch_models.data import Interactions, ItemFeatures, interactions_from_pairs, movielens_item_features
 from pytorch_models.evaluate import checkpoint_metrics
 from pytorch_models.metrics import ranking_metrics
 from pytorch_models.scoring import checkpoint_scorer

@@ -172,7 +172,7 @@ class VisitorState:
         self.recent = sorted(k for k in {*self.recent, *keys} if k > since)
 
     @classmethod
-    def from_redis(cls, raw: dict[bytes, bytes]) -> "VisitorState":
+    def from_redis(cls, raw: dict[bytes, bytes]) -> VisitorState:
         fields = {k.decode(): v for k, v in raw.items()}
         state = cls(
             watermark=fields["watermark"].decode() if fields.get("watermark") else None,

@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pytorch_models.movielens import movie_tags, movies_read, rating_pairs, release_detect, tags_read, title_parse
+from pytorch_models.movielens import (
+    movie_tags,
+    movies_read,
+    rating_pairs,
+    release_detect,
+    tags_read,
+    title_parse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +102,7 @@ class ItemFeatures:
         }
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor], meta: dict) -> "ItemFeatures":
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], meta: dict) -> ItemFeatures:
         return cls(**tensors, **meta)
 
 

@@ -142,7 +142,7 @@ class EmbeddingFoldIn:
         self.n_items = item_final.shape[0]
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint) -> "EmbeddingFoldIn":
+    def from_checkpoint(cls, checkpoint: Checkpoint) -> EmbeddingFoldIn:
         model = build_model(checkpoint.model_name, checkpoint.config)
         model.load_state_dict(checkpoint.state_dict())
         model.eval()
@@ -213,7 +213,7 @@ class PinSageFoldIn:
         self.n_items = item_table.shape[0]
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint) -> "PinSageFoldIn":
+    def from_checkpoint(cls, checkpoint: Checkpoint) -> PinSageFoldIn:
         """The version's table, bias, margin and negative distribution (that of its training)."""
         power = checkpoint.config.get("negative_power", 0.0)
         weight = (checkpoint.extra["item_popularity"].double() + 1) ** power if power else None

@@ -16,7 +16,7 @@ import csv
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +152,7 @@ def rating_pairs(release: Release) -> np.ndarray:
 
 
 def _from_timestamp(stamp: str) -> datetime:
-    return datetime.fromtimestamp(int(float(stamp)), tz=timezone.utc)
+    return datetime.fromtimestamp(int(float(stamp)), tz=UTC)
 
 
 def _genres(names) -> tuple[str, ...]:

@@ -27,8 +27,16 @@ import pytest
 from devstack import app
 from devstack.process import StackError, free_port, quietly
 from devstack.services import (
-    DynamoDB, Kafka, MariaDB, Valkey, aws_kwargs, ensure_clicklog_table, ensure_impressions_table, ensure_kafka_topic,
-    mysql_ping, redis_ping,
+    DynamoDB,
+    Kafka,
+    MariaDB,
+    Valkey,
+    aws_kwargs,
+    ensure_clicklog_table,
+    ensure_impressions_table,
+    ensure_kafka_topic,
+    mysql_ping,
+    redis_ping,
 )
 from devstack.supervisor import Stack
 

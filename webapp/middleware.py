@@ -23,7 +23,7 @@ class QueryStringCheckMiddleware:
 
     def __call__(self, request):
         try:
-            request.GET  # parsed once and kept (a cached property) for every later layer
+            _ = request.GET  # parsed once and kept (a cached property) for every later layer
         except TooManyFieldsSent as exc:
             # Where Django logs what it refuses as suspicious, without the traceback of our code.
             logging.getLogger("django.security.TooManyFieldsSent").warning("%s %s", request.path, exc)

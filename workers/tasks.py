@@ -8,7 +8,7 @@ import functools
 import logging
 import math
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import redis
 import torch
@@ -20,8 +20,8 @@ from django.core.management import call_command
 
 from eventstore import expiry
 from eventstore.clicklog import events_for
-from movie.services import history_expire, impressions_expire
 from movie.selectors import training_snapshot, visitor_interactions, visitors_recent
+from movie.services import history_expire, impressions_expire
 from predictors.live import LiveEngine
 from predictors.recommend import MODELS
 from predictors.retrain import retrain
@@ -197,7 +197,7 @@ def reconcile_visitors(window_s: float = RECONCILE_WINDOW_S) -> int:
     """Mark waiting every visitor whose history (the mirror, last `window_s`) is ahead of its
     live state. What it repairs: a Redis that lost its queue and states (a restart) after the
     consumer had committed the clicks' offsets. Returns how many were behind."""
-    since = datetime.now(timezone.utc) - timedelta(seconds=window_s)
+    since = datetime.now(UTC) - timedelta(seconds=window_s)
     behind = visitors_behind(visitors_recent(since))
     if behind:
         visitors_wait(behind)

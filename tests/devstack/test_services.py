@@ -10,8 +10,14 @@ import time
 import boto3
 import redis
 
-from devstack.services import (BROKER_MAXMEMORY, CACHE_MAXMEMORY, DynamoDB, Valkey, ensure_clicklog_table,
-                               start_services)
+from devstack.services import (
+    BROKER_MAXMEMORY,
+    CACHE_MAXMEMORY,
+    DynamoDB,
+    Valkey,
+    ensure_clicklog_table,
+    start_services,
+)
 from devstack.supervisor import Stack
 
 VALUE = b"x" * 10_000

@@ -5,7 +5,7 @@ number of items per run."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -31,7 +31,7 @@ def test_a_click_log_item_expires_its_retention_after_the_event(services, clickl
     clicklog.event_put(Event(**{**event.__dict__, "pending": False}))  # the confirm: the same `expires`
 
     item = _table(services, clicklog_table).get_item(Key={"visitor": event.visitor, "sk": event.sort_key})["Item"]
-    assert int(item["expires"]) == int(datetime(2024, 1, 31, tzinfo=timezone.utc).timestamp())
+    assert int(item["expires"]) == int(datetime(2024, 1, 31, tzinfo=UTC).timestamp())
     assert clicklog.events_for("v:expiry")[0].event_id == event.event_id  # readers ignore the attribute
 
 
@@ -43,7 +43,7 @@ def test_an_impression_item_expires_its_retention_after_the_render(settings):
     shown = ShownList(impression_id="i-1", visitor="v:1", model="ngcf", model_version=None, page="home",
                       movie_ids=[1, 2], at="2024-03-01T12:00:00.000000Z")
     assert _item(shown, pending=True)["expires"] == _item(shown, pending=False)["expires"] == int(
-        datetime(2024, 5, 30, 12, tzinfo=timezone.utc).timestamp())
+        datetime(2024, 5, 30, 12, tzinfo=UTC).timestamp())
 
 
 def test_dynalite_has_no_ttl_so_the_sweep_is_what_deletes(services, clicklog_table):
@@ -53,7 +53,7 @@ def test_dynalite_has_no_ttl_so_the_sweep_is_what_deletes(services, clicklog_tab
 
 def test_the_sweep_walks_the_table_a_budget_at_a_time_and_deletes_only_the_expired(services, clicklog_table,
                                                                                    settings):
-    now = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    now = datetime(2025, 6, 1, tzinfo=UTC)
     settings.CLICKLOG_RETENTION_DAYS = 10
     old, recent = [], []
     for n in range(60):  # 30 visitors' items 11+ days old, 30 from yesterday, interleaved by key
@@ -85,7 +85,7 @@ def test_an_item_written_again_with_a_later_expiry_is_not_deleted(services, clic
     clicklog.event_put(event)
     client = boto3.client("dynamodb", endpoint_url=services["DYNAMODB_ENDPOINT"], **aws_kwargs())
     key = {"visitor": {"S": event.visitor}, "sk": {"S": event.sort_key}}
-    now = datetime(2024, 1, 3, tzinfo=timezone.utc).timestamp()
+    now = datetime(2024, 1, 3, tzinfo=UTC).timestamp()
     settings.CLICKLOG_RETENTION_DAYS = 365
     clicklog.event_put(event)  # now kept a year
     assert expiry._delete(client, clicklog_table, key, now) == 0
@@ -95,4 +95,4 @@ def test_an_item_written_again_with_a_later_expiry_is_not_deleted(services, clic
 @pytest.mark.parametrize("days", [1, 400])
 def test_expires_at_counts_days_from_the_items_own_time(days):
     assert expiry.expires_at("2024-02-28T23:59:59.999999Z", days=days) == int(
-        (datetime(2024, 2, 28, 23, 59, 59, tzinfo=timezone.utc) + timedelta(days=days)).timestamp())
+        (datetime(2024, 2, 28, 23, 59, 59, tzinfo=UTC) + timedelta(days=days)).timestamp())

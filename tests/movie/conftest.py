@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ def interaction_add(db):
 
     from movie.models import Interaction
 
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
 
     def add(visitor: str, movie_id: int, *, kind: str = "click", value=None, minute: int = 0):
         return Interaction.objects.create(

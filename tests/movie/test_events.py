@@ -6,7 +6,7 @@ import json
 import re
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,8 @@ from eventstore import clicklog, stream
 from eventstore.clicklog import Event
 from movie import events
 from movie.events import history_remove
-from movie.moves import history_move
 from movie.models import Interaction, Movie
+from movie.moves import history_move
 from predictors.live import history_after
 from tests.movie.held import Held
 
@@ -217,7 +217,7 @@ def test_a_retry_confirms_what_a_dead_request_left_pending(movies, visitor_clien
     timestamp) and notifies the workers; it is applied once."""
     visitor = _visitor(visitor_client)
     key = str(uuid.uuid4())
-    ts = events._ts(datetime.now(timezone.utc) - timedelta(seconds=age_s))
+    ts = events._ts(datetime.now(UTC) - timedelta(seconds=age_s))
     clicklog.event_put(Event(event_id=key, visitor=visitor, movie_id=2, kind="click", ts=ts, pending=True))
     Interaction.objects.create(visitor=visitor, movie_id=2, kind="click", event_id=key, created_at=events._at(ts))
     assert clicklog.events_for(visitor) == []
@@ -340,7 +340,7 @@ def test_a_click_that_sorts_before_a_removal_of_its_movie_is_refused(movies, vis
     """The removal's item is in the log before the click's: the click gives up before it
     writes a row (the browser's retry gets a later timestamp)."""
     visitor = _visitor(visitor_client)
-    later = events._ts(datetime.now(timezone.utc) + timedelta(seconds=5))
+    later = events._ts(datetime.now(UTC) + timedelta(seconds=5))
     clicklog.event_put(Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=1, kind="remove", ts=later))
 
     assert _post(visitor_client, {"movie_id": 1, "kind": "click"}).status_code == 503

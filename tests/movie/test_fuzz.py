@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-
 import json
+import uuid
 from urllib.parse import quote
 
 import pytest
@@ -39,7 +38,7 @@ event_bodies = st.one_of(
     json_values.map(json.dumps),
     st.binary(max_size=64),
     st.text(max_size=64),
-    huge_integers.map(lambda digits: '{"movie_id": 1, "kind": "rate", "value": %s}' % digits),
+    huge_integers.map(lambda digits: f'{{"movie_id": 1, "kind": "rate", "value": {digits}}}'),
     deep_nesting,
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.apps import apps
@@ -66,7 +66,7 @@ def migration_ids_ok(*ids: str) -> bool:
 
 def test_visitors_behind_their_history_are_found(db):
     Movie.objects.create(id=1, title="Movie 1")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     visitors = {name: f"v:{uuid.uuid4().hex}" for name in ("lost", "behind", "current", "old")}
     for name, minutes_ago in (("lost", 1), ("behind", 1), ("current", 1), ("old", 60)):
         Interaction.objects.create(visitor=visitors[name], movie_id=1, kind="click", event_id=uuid.uuid4(),

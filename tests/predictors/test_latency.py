@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -69,7 +69,7 @@ def engine(trained_models):
 
 
 def _click(visitor: str, movie_id: int, *, at: datetime | None = None) -> Event:
-    ts = (at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ts = (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     event = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=movie_id, kind="click", ts=ts)
     clicklog.event_put(event)
     return event
@@ -104,7 +104,7 @@ def test_a_live_update_records_each_applied_clicks_wait(engine, clicklog_table, 
 
 def test_a_replayed_log_is_not_timed_but_the_next_click_is(engine, clicklog_table, no_timings):
     visitor = f"v:{uuid.uuid4().hex}"
-    _click(visitor, 1, at=datetime(2024, 1, 1, tzinfo=timezone.utc))  # an old click, as a moved history has
+    _click(visitor, 1, at=datetime(2024, 1, 1, tzinfo=UTC))  # an old click, as a moved history has
     _update(engine, visitor)
     cache.client().delete(latency.KEY)
     visitor_state.visitor_forget(visitor)  # what a log-in does to the account's visitor

@@ -7,7 +7,7 @@ import functools
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,7 @@ from predictors.live import LiveEngine, history_after
 from predictors.recommend import GNN_MODELS, recommend
 
 CLICKED = [1, 260, 1196]  # Toy Story, Star Wars IV, Star Wars V
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _event(visitor: str, movie_id: int, seconds: float, kind: str = "click") -> Event:
@@ -343,7 +343,7 @@ def test_a_pending_item_is_applied_once_it_is_confirmed(engine, clicklog_table):
     """The notification can overtake the confirming write: the worker that finds the item
     still pending looks again, and applies it once confirmed, once."""
     visitor = _visitor()
-    ts = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     pending = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=260, kind="click", ts=ts, pending=True)
     clicklog.event_put(pending)
     confirm = threading.Timer(0.3, clicklog.event_put, args=[dataclasses.replace(pending, pending=False)])

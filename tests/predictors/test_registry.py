@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,7 +25,7 @@ def model_folder(settings, tmp_path):
 
 def _version(folder, published_at: float) -> str:
     """A version folder named for `published_at` (unix seconds), its files written then."""
-    name = datetime.fromtimestamp(published_at, timezone.utc).strftime(registry.VERSION_FORMAT)
+    name = datetime.fromtimestamp(published_at, UTC).strftime(registry.VERSION_FORMAT)
     (folder / name).mkdir()
     (folder / name / "meta.json").write_text("{}")
     os.utime(folder / name, (published_at, published_at))
@@ -108,11 +108,11 @@ def test_prune_counts_the_grace_from_when_the_next_version_was_written(model_fol
 def test_prune_removes_abandoned_temporary_folders(model_folder):
     now = time.time()
     live = _version(model_folder, now - 7200)
-    stamp = datetime.fromtimestamp(now - 2 * registry.ABANDONED_TMP_S, timezone.utc).strftime(registry.VERSION_FORMAT)
+    stamp = datetime.fromtimestamp(now - 2 * registry.ABANDONED_TMP_S, UTC).strftime(registry.VERSION_FORMAT)
     abandoned = model_folder / f"{registry.TMP_PREFIX}{stamp}"
     abandoned.mkdir()
     (abandoned / "weights.safetensors").write_bytes(b"half")
-    writing = model_folder / f"{registry.TMP_PREFIX}{datetime.now(timezone.utc).strftime(registry.VERSION_FORMAT)}"
+    writing = model_folder / f"{registry.TMP_PREFIX}{datetime.now(UTC).strftime(registry.VERSION_FORMAT)}"
     writing.mkdir()
 
     registry.versions_prune(MODEL, keep=1, grace_s=0, now=now)

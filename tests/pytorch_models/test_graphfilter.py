@@ -10,10 +10,17 @@ import pytest
 import torch
 
 from pytorch_models.checkpoint import load_checkpoint
-from pytorch_models.graphfilter import chebyshev
 from pytorch_models.fold_in import score_history
+from pytorch_models.graphfilter import chebyshev
 from pytorch_models.graphfilter.model import (
-    GraphFilterConfig, binary_matrix, filter_for, fit, from_checkpoint, normalize, parse_override, top_singular,
+    GraphFilterConfig,
+    binary_matrix,
+    filter_for,
+    fit,
+    from_checkpoint,
+    normalize,
+    parse_override,
+    top_singular,
 )
 from pytorch_models.scoring import checkpoint_scorer
 from pytorch_models.train import TrainOptions, publish, train_model

@@ -7,12 +7,18 @@ import numpy as np
 import pytest
 import torch
 
+from pytorch_models.bpr_sampler import PositiveSet
 from pytorch_models.graph import SymmetricAdjacency, build_graph
 from pytorch_models.lightgcn.model import LightGCN, LightGCNConfig
 from pytorch_models.ngcf.model import NGCF, NGCFConfig
 from pytorch_models.pinsage.model import ItemInput, PinSage, PinSageConfig
-from pytorch_models.pinsage.sampler import WalkConfig, full_hops, make_batch, neighbour_table, random_negatives
-from pytorch_models.bpr_sampler import PositiveSet
+from pytorch_models.pinsage.sampler import (
+    WalkConfig,
+    full_hops,
+    make_batch,
+    neighbour_table,
+    random_negatives,
+)
 
 
 @pytest.mark.parametrize("cls,config_cls,width", [(LightGCN, LightGCNConfig, 1), (NGCF, NGCFConfig, 4)])

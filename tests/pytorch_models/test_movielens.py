@@ -1,7 +1,7 @@
 """The one MovieLens reader (pytorch_models/movielens.py), on the tiny releases of
 tests/movie/fixtures that the importer's tests load too."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -83,7 +83,7 @@ def test_100k_movies_use_genre_flags_and_release_date():
 def test_ratings_rows():
     rows = list(ratings_read(release_detect(FIXTURES / "ml-100k-tiny")))
     assert rows[0].dataset_user == 196 and rows[0].movie_id == 1 and rows[0].rating == 3.0
-    assert rows[0].rated_at == datetime.fromtimestamp(881250949, tz=timezone.utc)
+    assert rows[0].rated_at == datetime.fromtimestamp(881250949, tz=UTC)
     assert len(list(ratings_read(release_detect(FIXTURES / "ml-1m-tiny")))) == 5
 
 

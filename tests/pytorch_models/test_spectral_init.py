@@ -9,7 +9,7 @@ from pytorch_models.architectures import build_model
 from pytorch_models.graph import normalized_adjacency
 from pytorch_models.lightgcn.model import LightGCN, LightGCNConfig
 from pytorch_models.spectral_init import spectral_initialiser, spectral_tables
-from pytorch_models.train import TrainOptions, _parser, _options, train_model
+from pytorch_models.train import TrainOptions, _options, _parser, train_model
 
 # 4 users × 5 items; item 4 has no training pair (a cold item must start at 0).
 PAIRS = np.array([[0, 0], [0, 1], [1, 1], [1, 2], [2, 0], [2, 2], [2, 3], [3, 3]])

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from pytorch_models.checkpoint import load_checkpoint
+from pytorch_models.fold_in import score_history
 from pytorch_models.metrics import ranking_metrics
 from pytorch_models.scoring import checkpoint_scorer
-from pytorch_models.fold_in import score_history
 from pytorch_models.train import TrainOptions, _options, _parser, publish, train_model
 from pytorch_models.training_loops import CosineDecay
 

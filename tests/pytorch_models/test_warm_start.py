@@ -2,8 +2,8 @@
 
 import torch
 
-from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.architectures import build_model
+from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.train import TrainOptions, publish, train_model
 from pytorch_models.warm_start import warm_start
 

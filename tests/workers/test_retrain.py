@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -19,8 +19,8 @@ from predictors import cache, registry
 from predictors.recommend import GNN_MODELS, MODELS, similar
 from predictors.visitor_state import visitor_digest
 from pytorch_models.checkpoint import META
-from workers.tasks import retrain_models
 from tests.workers.clicks import click, wait_until
+from workers.tasks import retrain_models
 
 pytestmark = pytest.mark.timeout(300)
 CLICKED = [1, 260, 1196]
@@ -76,7 +76,7 @@ def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
 
 def _clicks(visitor: str, movie_ids, *, client: str = "", start: datetime | None = None) -> None:
     """History rows as the click path mirrors them, the last movie newest."""
-    start = start or datetime.now(timezone.utc) - timedelta(hours=1)
+    start = start or datetime.now(UTC) - timedelta(hours=1)
     Interaction.objects.bulk_create(
         Interaction(visitor=visitor, movie_id=movie_id, kind="click", event_id=uuid.uuid4(),
                     created_at=start + timedelta(seconds=i), client=client)
@@ -94,7 +94,7 @@ def test_a_retrain_on_unchanged_data_publishes_nothing(catalogue_imported, train
     assert (again["published"], again["reason"], again["version"]) == (False, "unchanged", first["version"])
     assert registry.latest_version("popular") == first["version"]
 
-    _clicks("v:unchanged", [1196], start=datetime.now(timezone.utc))
+    _clicks("v:unchanged", [1196], start=datetime.now(UTC))
     changed = retrain_models(models=["popular"])["popular"]
     assert changed["published"] and changed["version"] > first["version"]
     meta = registry.version_meta("popular", changed["version"])

@@ -1,7 +1,13 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from movie.experiments import (EXPERIMENT_PAGE, SIGNIFICANCE, arm_comparisons, arm_ctr, experiment_get,
-                               experiment_names)
+from movie.experiments import (
+    EXPERIMENT_PAGE,
+    SIGNIFICANCE,
+    arm_comparisons,
+    arm_ctr,
+    experiment_get,
+    experiment_names,
+)
 
 
 class Command(BaseCommand):
