@@ -120,7 +120,7 @@ class Watcher(threading.Thread):
             for visitor, model in keys:
                 pipe.get(f"recs:{model}:{visitor}")
             now = time.perf_counter()
-            for (visitor, model), raw in zip(keys, pipe.execute()):
+            for (visitor, model), raw in zip(keys, pipe.execute(), strict=True):
                 found = AS_OF.search(raw or b"")
                 clicks = watched[visitor]
                 order = clicks[0].visitor.events
@@ -257,8 +257,9 @@ def main() -> None:
     }
     print(f"\n{args.visitors} visitors, {args.rate:.0f} clicks/s for {args.duration:.0f} s against {base}")
     print(f"{'':<28}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
-    print(f"{'POST /api/events (ms)':<28}{1000 * statistics.median(posts):>9.1f}{1000 * percentile(posts, .95):>9.1f}"
-          f"{1000 * percentile(posts, .99):>9.1f}{1000 * max(posts):>9.1f}")
+    print(f"{'POST /api/events (ms)':<28}{1000 * statistics.median(posts):>9.1f}"
+          f"{1000 * percentile(posts, .95):>9.1f}{1000 * percentile(posts, .99):>9.1f}"
+          f"{1000 * max(posts):>9.1f}")
     if fresh:
         print(f"{'202 -> all 3 models (s)':<28}{statistics.median(fresh):>9.3f}{percentile(fresh, .95):>9.3f}"
               f"{percentile(fresh, .99):>9.3f}{max(fresh):>9.3f}")

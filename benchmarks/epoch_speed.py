@@ -3,10 +3,11 @@
     python -m benchmarks.epoch_speed --data-dir ../shared/data/gowalla --epochs 3 \
         --models lightgcn ngcf pinsage
 
-Trains each model for a few epochs (batch 2048 unless --batch-size, dim 64, 3 layers; PinSage 2 layers) without
-evaluation and prints one JSON line per model with the median epoch time. It then times an
-epoch of the reference LightGCN-PyTorch code on the same data (benchmarks/reference_lightgcn.py)
-and prints the ratio reference / ours for LightGCN. `--threads` sets torch's thread count.
+Trains each model for a few epochs (batch 2048 unless --batch-size, dim 64, 3 layers; PinSage 2
+layers) without evaluation and prints one JSON line per model with the median epoch time. It then
+times an epoch of the reference LightGCN-PyTorch code on the same data
+(benchmarks/reference_lightgcn.py) and prints the ratio reference / ours for LightGCN. `--threads`
+sets torch's thread count.
 """
 
 import argparse
@@ -37,11 +38,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_gowalla(args.data_dir)
-    no_test = type(data)(data.n_users, data.n_items, data.train, np.zeros((0, 2), np.int64), data.item_ids, data.user_ids)
+    no_test = type(data)(data.n_users, data.n_items, data.train, np.zeros((0, 2), np.int64), data.item_ids,
+                         data.user_ids)
     ours = {}
     for name in args.models:
         layers = 2 if name == "pinsage" else 3
-        options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, dim=64, layers=layers, progress=True)
+        options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, dim=64, layers=layers,
+                               progress=True)
         result = train_model(name, no_test, options=options)
         ours[name] = result.seconds_per_epoch
         print(json.dumps({"model": name, "threads": torch.get_num_threads(), "batch_size": args.batch_size,

@@ -68,12 +68,14 @@ def model_costs(cache: Path, data: str, runs: int) -> dict[str, dict[str, float]
         history = [int(m) for m in rng.choice(published.movie_ids, HISTORY, replace=False)]
 
         def serve(published=published, history=history):
-            return _top_k(published, score_history(published.checkpoint, published.indices(history)), history, K)
+            return _top_k(published, score_history(published.checkpoint, published.indices(history)), history,
+                          K)
 
         items = [m for m, _ in serve()]
         out[name] = {
             "score_and_top_k_ms": _median_ms(serve, runs),
-            "because_ms": _median_ms(lambda p=published, h=history, i=items: because(p, history=h, items=i), runs),
+            "because_ms": _median_ms(lambda p=published, h=history, i=items: because(p, history=h, items=i),
+                                     runs),
         }
     return out
 
@@ -109,8 +111,8 @@ def main() -> None:
     for name in MODELS:
         print(f"{name:10} {models[name]['score_and_top_k_ms']:17.3f} {models[name]['because_ms']:11.3f}")
     page = template_cost(args.runs)
-    print(f"page template: {page['page_with_0_named_ms']:.3f} ms without, {page['page_with_2_named_ms']:.3f} ms "
-          f"with 2 named movies per poster")
+    print(f"page template: {page['page_with_0_named_ms']:.3f} ms without, "
+          f"{page['page_with_2_named_ms']:.3f} ms with 2 named movies per poster")
     print(json.dumps({"k": K, "history": HISTORY, "runs": args.runs, "models": models, "template": page}))
 
 

@@ -58,7 +58,8 @@ class Click:
     status: int | None = None  # the last answer (None: no answer)
     tries: int = 0
     retry: bool = True
-    answers: list[tuple[float, int | None]] = field(default_factory=list)  # (when sent, monotonic; answer) per try
+    # (when sent, monotonic; answer) per try
+    answers: list[tuple[float, int | None]] = field(default_factory=list)
 
 
 class Visitor:
@@ -74,7 +75,8 @@ class Visitor:
         return next(c.value for c in self.jar if c.name == "csrftoken")
 
     def _try(self, path: str, body: dict | None, key: str | None = None) -> tuple[int | None, dict]:
-        headers = {"X-CSRFToken": self._csrf(), "Referer": self.base + "/", "Content-Type": "application/json"}
+        headers = {"X-CSRFToken": self._csrf(), "Referer": self.base + "/",
+                   "Content-Type": "application/json"}
         if key:
             headers["Idempotency-Key"] = key
         data = json.dumps(body or {}).encode()
@@ -94,7 +96,8 @@ class Visitor:
         while True:
             click.tries += 1
             sent = time.monotonic()
-            click.status, answer = self._try("/api/events", {"movie_id": movie_id, "kind": "click"}, click.key)
+            click.status, answer = self._try("/api/events", {"movie_id": movie_id, "kind": "click"},
+                                             click.key)
             click.answers.append((sent, click.status))
             if click.status == 202:
                 self.id = answer["visitor"]
@@ -148,7 +151,7 @@ def drive(visitors: list[Visitor], movies: list[int], *, seconds: float, fault, 
         fault()
         window.end = time.monotonic()
 
-    threads = [threading.Thread(target=clicking, args=(v, p)) for v, p in zip(visitors, pools)]
+    threads = [threading.Thread(target=clicking, args=(v, p)) for v, p in zip(visitors, pools, strict=True)]
     threads.append(threading.Thread(target=injecting))
     for thread in threads:
         thread.start()
@@ -172,7 +175,8 @@ class Rig:
         self.web_port = free_port()
         self.env = app.app_env({
             **env,
-            "REDIS_URL": self.redis.url, "BROKER_REDIS_URL": self.redis.url, "KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            "REDIS_URL": self.redis.url, "BROKER_REDIS_URL": self.redis.url,
+            "KAFKA_BOOTSTRAP": self.kafka.bootstrap,
             "DYNAMODB_ENDPOINT": self.dynamodb.endpoint, "MODEL_DIR": str(model_dir),
             "LIVE_RECONCILE_S": "5", "RETRAIN_EVERY": "0",
             "RATE_LIMIT_SESSIONS_PER_MINUTE": "100000", "RATE_LIMIT_EVENTS_PER_MINUTE": "100000",
@@ -321,7 +325,8 @@ def check(name: str, visitors: list[Visitor], *, read_log, mirrored, live_state,
     outcome.retried = sum(c.tries > 1 for c in clicks)
     if window is not None:
         outcome.fault_s = round(window.seconds, 1)
-        outcome.unavailable = sum(window.start - TRY_TIMEOUT_S <= sent <= window.end and (status is None or status >= 500)
+        outcome.unavailable = sum(window.start - TRY_TIMEOUT_S <= sent <= window.end
+                                  and (status is None or status >= 500)
                                   for c in clicks for sent, status in c.answers)
     logs = {v.id: read_log(v.id) for v in visitors if v.id}
     logged = {e.event_id for events in logs.values() for e in events}
@@ -337,7 +342,8 @@ def check(name: str, visitors: list[Visitor], *, read_log, mirrored, live_state,
     deadline = time.monotonic() + settle_s
     while True:
         behind = [v for v in visitors if v.id and logs[v.id]
-                  and not (fresh(v.id, logs[v.id][-1].event_id) and live_state(v.id)["applied"] >= len(logs[v.id]))]
+                  and not (fresh(v.id, logs[v.id][-1].event_id)
+                           and live_state(v.id)["applied"] >= len(logs[v.id]))]
         if not behind or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -351,9 +357,11 @@ def check(name: str, visitors: list[Visitor], *, read_log, mirrored, live_state,
         state, want = live_state(visitor.id), expected(visitor, logs[visitor.id])
         if state["applied"] > want["applied"]:
             doubled.add(visitor.id)
-            outcome.problems.append(f"{visitor.id}: {state['applied']} events applied, {want['applied']} logged")
+            outcome.problems.append(f"{visitor.id}: {state['applied']} events applied, "
+                                    f"{want['applied']} logged")
         if state["history"] != want["history"]:
-            outcome.problems.append(f"{visitor.id}: model history {state['history']} != log {want['history']}")
+            outcome.problems.append(f"{visitor.id}: model history {state['history']} "
+                                    f"!= log {want['history']}")
     outcome.lost = len(missing | unsettled)
     outcome.double = len(doubled) + len(refused_kept & logged)
     return outcome
@@ -367,8 +375,8 @@ def main() -> None:
     selection = " or ".join(args.faults)
     env = {**os.environ, "FAULTS_REPORT": str(report)}
     env.setdefault("DATABASE_URL", "mysql://root@127.0.0.1:3306/cinegraph")
-    code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_faults.py",
-                            "-k", selection], cwd=ROOT, env=env)
+    code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            "tests/test_faults.py", "-k", selection], cwd=ROOT, env=env)
     rows = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
     print(f"\n{'fault':<24}{'accepted':>9}{'retried':>9}{'5xx in fault':>13}{'refused':>9}{'in history':>11}"
           f"{'lost':>6}{'double':>8}{'settled s':>11}")
@@ -376,9 +384,9 @@ def main() -> None:
         settled = "-" if row["settled_s"] is None else f"{row['settled_s']:.1f}"
         print(f"{row['fault']:<24}{row['accepted']:>9}{row['retried']:>9}{row['unavailable']:>13}{row['refused']:>9}"
               f"{row['in_history_only']:>11}{row['lost']:>6}{row['double']:>8}{settled:>11}")
-    print(json.dumps({"faults": {r["fault"]: {k: r[k] for k in ("accepted", "retried", "unavailable", "refused",
-                                                                "in_history_only", "lost", "double", "settled_s",
-                                                                "felt")}
+    print(json.dumps({"faults": {r["fault"]: {k: r[k] for k in ("accepted", "retried", "unavailable",
+                                                                "refused", "in_history_only", "lost",
+                                                                "double", "settled_s", "felt")}
                                  for r in rows},
                       "lost": sum(r["lost"] for r in rows), "double": sum(r["double"] for r in rows),
                       "tests_exit": code}))

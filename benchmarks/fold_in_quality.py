@@ -54,7 +54,8 @@ def split_users(data, seed: int):
     external = np.stack([pairs[~is_held, 0], data.item_ids[pairs[~is_held, 1]]], axis=1)
     trained = interactions_from_pairs(trained_users, data.item_ids, external, test_fraction=0.2, seed=seed)
     local = np.searchsorted(held, pairs[is_held, 0])
-    visitor_train, visitor_test = split_per_user(np.stack([local, pairs[is_held, 1]], 1), len(held), 0.2, seed)
+    visitor_train, visitor_test = split_per_user(np.stack([local, pairs[is_held, 1]], 1), len(held), 0.2,
+                                                 seed)
     return trained, visitor_train, visitor_test, len(held)
 
 
@@ -83,7 +84,8 @@ def fold_in_replay(checkpoint, histories: list[list[int]], seed: int) -> torch.T
         offsets[who], _, _ = fold_in_round(fold_in, rows, offsets[who], graph=graph, base=base, now=float(r),
                                            generator=generator)
     batch = VisitorBatch.from_histories(histories)
-    visits = None if graph is None else graph.visits(base, [graph.node_of[str(v)] for v in range(len(histories))])
+    visits = None if graph is None else graph.visits(base, [graph.node_of[str(v)]
+                                                            for v in range(len(histories))])
     return fold_in.scores(offsets, batch, visits)
 
 
@@ -98,7 +100,8 @@ def measure_seed(name: str, data, features, seed: int, cache: Path) -> dict[str,
     for user, item in visitor_train:
         histories[user].append(int(item))
     checkpoint = trained_checkpoint(name, trained, features, cache, seed)
-    live = measure(fold_in_replay(checkpoint, histories, seed), visitor_train, visitor_test, n_held, data.n_items)
+    live = measure(fold_in_replay(checkpoint, histories, seed), visitor_train, visitor_test, n_held,
+                   data.n_items)
     baseline = measure(torch.stack([score_history(checkpoint, h) for h in histories]), visitor_train,
                        visitor_test, n_held, data.n_items)
     return {"trained": checkpoint.meta["metrics"], "live": live, "baseline": baseline}
@@ -107,7 +110,7 @@ def measure_seed(name: str, data, features, seed: int, cache: Path) -> dict[str,
 def pooled(runs: list[dict], row: str, metric: str) -> float:
     """The metric over all seeds' users together (each seed's mean weighted by its users)."""
     users = [run[row]["n_users_evaluated"] for run in runs]
-    return sum(run[row][metric] * n for run, n in zip(runs, users)) / sum(users)
+    return sum(run[row][metric] * n for run, n in zip(runs, users, strict=True)) / sum(users)
 
 
 def main() -> None:
@@ -131,11 +134,12 @@ def main() -> None:
     print(f"{'model':<9} {'rows':<15} {'recall':>7} {'ndcg':>7} {'users':>6}   per seed (recall / ndcg)")
     summary = {}
     for name, seeds in runs.items():
-        for row, label in (("trained", "trained users"), ("live", "live fold-in"), ("baseline", "baseline: mean")):
+        for row, label in (("trained", "trained users"), ("live", "live fold-in"),
+                           ("baseline", "baseline: mean")):
             users = sum(run[row]["n_users_evaluated"] for run in seeds)
             per_seed = "  ".join(f"{run[row][recall]:.4f}/{run[row][ndcg]:.4f}" for run in seeds)
-            print(f"{name:<9} {label:<15} {pooled(seeds, row, recall):>7.4f} {pooled(seeds, row, ndcg):>7.4f} "
-                  f"{users:>6}   {per_seed}")
+            print(f"{name:<9} {label:<15} {pooled(seeds, row, recall):>7.4f} "
+                  f"{pooled(seeds, row, ndcg):>7.4f} {users:>6}   {per_seed}")
         live = {m: pooled(seeds, "live", m) for m in (recall, ndcg)}
         base = {m: pooled(seeds, "baseline", m) for m in (recall, ndcg)}
         summary[name] = {

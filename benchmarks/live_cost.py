@@ -39,9 +39,11 @@ def checkpoints(dataset: str, data_dir: str, cache: Path) -> dict:
         folder = cache / f"{dataset}-{name}"
         if not (folder / "meta.json").exists():
             if data is None:
-                data = load_gowalla(data_dir) if dataset == "gowalla" else load_movielens(data_dir, test_fraction=0.0)
+                data = (load_gowalla(data_dir) if dataset == "gowalla"
+                        else load_movielens(data_dir, test_fraction=0.0))
                 data.test = np.zeros((0, 2), dtype=np.int64)  # no evaluation: only the tables matter
-                features = load_movielens_features(data_dir, data.item_ids) if dataset == "movielens" else None
+                features = (load_movielens_features(data_dir, data.item_ids) if dataset == "movielens"
+                            else None)
             result = train_model(name, data, features, TrainOptions(epochs=0, progress=False, num_workers=0))
             publish(result, data, folder, item_features=features)
         out[name] = load_checkpoint(folder)
@@ -55,7 +57,8 @@ def update_seconds(checkpoint, n_visitors: int, runs: int, seed: int = 0) -> flo
     base = graph = None
     if checkpoint.model_name == "pinsage":
         snapshot = checkpoint.graph()
-        base, graph = build_graph(snapshot.n_users, snapshot.n_items, snapshot.train_edges), VisitorGraph(n_items)
+        base, graph = (build_graph(snapshot.n_users, snapshot.n_items, snapshot.train_edges),
+                       VisitorGraph(n_items))
     generator = torch.Generator().manual_seed(seed)
     dim = checkpoint.config["dim"]
     times = []
@@ -64,8 +67,8 @@ def update_seconds(checkpoint, n_visitors: int, runs: int, seed: int = 0) -> flo
                      for _ in range(n_visitors)]
         started = time.perf_counter()
         rows = {f"{run}-{v}": h for v, h in enumerate(histories)}
-        offsets, batch, visits = fold_in_round(fold_in, rows, torch.zeros(n_visitors, dim), graph=graph, base=base,
-                                               now=float(run), generator=generator)
+        offsets, batch, visits = fold_in_round(fold_in, rows, torch.zeros(n_visitors, dim), graph=graph,
+                                               base=base, now=float(run), generator=generator)
         top_unseen(fold_in.scores(offsets, batch, visits), batch, 100)
         if run:
             times.append((time.perf_counter() - started) / n_visitors)
@@ -87,20 +90,24 @@ def main() -> None:
           for d, cks in sets.items() for m, ck in cks.items() for n in (1, BATCH)}
 
     print(f"\nper-visitor update ({CLICKS} clicks, new visitor), median of {args.runs}, 1 thread, ms")
-    print(f"{'model':<9} {'ml alone':>9} {'gowalla alone':>14} {'ratio':>6} {'ml in 32':>9} {'gowalla in 32':>14} {'ratio':>6}")
+    print(f"{'model':<9} {'ml alone':>9} {'gowalla alone':>14} {'ratio':>6} "
+          f"{'ml in 32':>9} {'gowalla in 32':>14} {'ratio':>6}")
     summary = {}
     for m in MODELS:
         alone = ms["gowalla", m, 1] / ms["movielens", m, 1]
         batched = ms["gowalla", m, BATCH] / ms["movielens", m, BATCH]
         print(f"{m:<9} {ms['movielens', m, 1]:>9.1f} {ms['gowalla', m, 1]:>14.1f} {alone:>6.2f} "
               f"{ms['movielens', m, BATCH]:>9.2f} {ms['gowalla', m, BATCH]:>14.2f} {batched:>6.2f}")
-        summary[m] = {"movielens_ms": round(ms["movielens", m, 1], 2), "gowalla_ms": round(ms["gowalla", m, 1], 2),
+        summary[m] = {"movielens_ms": round(ms["movielens", m, 1], 2),
+                      "gowalla_ms": round(ms["gowalla", m, 1], 2),
                       "ratio": round(alone, 2), "movielens_batched_ms": round(ms["movielens", m, BATCH], 3),
-                      "gowalla_batched_ms": round(ms["gowalla", m, BATCH], 3), "batched_ratio": round(batched, 2)}
+                      "gowalla_batched_ms": round(ms["gowalla", m, BATCH], 3),
+                      "batched_ratio": round(batched, 2)}
     all_ml = sum(ms["movielens", m, 1] for m in MODELS)
     all_gw = sum(ms["gowalla", m, 1] for m in MODELS)
     print(f"{'all three':<9} {all_ml:>9.1f} {all_gw:>14.1f} {all_gw / all_ml:>6.2f}")
-    summary["all"] = {"movielens_ms": round(all_ml, 2), "gowalla_ms": round(all_gw, 2), "ratio": round(all_gw / all_ml, 2)}
+    summary["all"] = {"movielens_ms": round(all_ml, 2), "gowalla_ms": round(all_gw, 2),
+                      "ratio": round(all_gw / all_ml, 2)}
     print(json.dumps(summary))
 
 

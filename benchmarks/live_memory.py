@@ -66,7 +66,8 @@ def main() -> None:
     torch.set_num_threads(1)
     published = registry.published("popular")
     if any(registry.published(m) is None for m in ("popular", "lightgcn", "ngcf", "pinsage")):
-        raise SystemExit(f"no published models under {settings.MODEL_DIR}: run `make demo` once (it trains them)")
+        raise SystemExit(f"no published models under {settings.MODEL_DIR}: "
+                         f"run `make demo` once (it trains them)")
     popular = published.movie_ids[np.argsort(-published.checkpoint.extra["item_popularity"].numpy())[:500]]
 
     valkey = Valkey(log_dir=Path("var/log")).start()
@@ -86,7 +87,8 @@ def main() -> None:
             for visitor in batch:
                 movies = rng.choice(popular, CLICKS, replace=False)
                 events[visitor] = [SyntheticEvent(str(uuid.uuid4()), int(m), "click",
-                                                  f"2026-01-01T00:00:0{i}.000000Z#{i}") for i, m in enumerate(movies)]
+                                                  f"2026-01-01T00:00:0{i}.000000Z#{i}")
+                                   for i, m in enumerate(movies)]
             visitor_state.visitors_wait(batch)
             claim = visitor_state.visitors_claim(len(batch))
             engine.update(claim, read)
@@ -103,7 +105,8 @@ def main() -> None:
     finally:
         valkey.stop()
 
-    print(f"\nlive worker memory over {args.visitors} visitors ({CLICKS} clicks each), evicted after {args.idle} s idle")
+    print(f"\nlive worker memory over {args.visitors} visitors ({CLICKS} clicks each), "
+          f"evicted after {args.idle} s idle")
     print(f"{'point':<26}{'RSS MB':>8}{'in graph':>10}")
     print(f"{'models loaded':<26}{loaded:>8.1f}{0:>10}")
     for label, (_, mb, live) in (("ready (after warm-up)", curve[0]), ("after the last batch", curve[-2]),

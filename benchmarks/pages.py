@@ -159,7 +159,8 @@ async def _connection(host: str, port: int, request: bytes, deadline: float, sam
     while time.perf_counter() < deadline:
         closed = loop.create_future()
         try:
-            await loop.create_connection(functools.partial(_Connection, request, deadline, sample, closed), host, port)
+            await loop.create_connection(functools.partial(_Connection, request, deadline, sample, closed),
+                                         host, port)
         except OSError as exc:
             sample.errors[type(exc).__name__] += 1
             await asyncio.sleep(0.05)
@@ -167,10 +168,12 @@ async def _connection(host: str, port: int, request: bytes, deadline: float, sam
         await closed
 
 
-async def _drive(host: str, port: int, request: bytes, connections: int, seconds: float) -> tuple[Sample, float]:
+async def _drive(host: str, port: int, request: bytes, connections: int,
+                 seconds: float) -> tuple[Sample, float]:
     sample = Sample()
     started = time.perf_counter()
-    await asyncio.gather(*(_connection(host, port, request, started + seconds, sample) for _ in range(connections)))
+    await asyncio.gather(*(_connection(host, port, request, started + seconds, sample)
+                           for _ in range(connections)))
     return sample, time.perf_counter() - started
 
 
@@ -194,7 +197,8 @@ def server_pids(port: int) -> list[int]:
             continue
         if not any(b"granian" in a or b"gunicorn" in a for a in argv):
             continue
-        if any(a.endswith(f":{port}".encode()) for a in argv) or b"--port" in argv and argv[argv.index(b"--port") + 1] == str(port).encode():
+        if (any(a.endswith(f":{port}".encode()) for a in argv)
+                or b"--port" in argv and argv[argv.index(b"--port") + 1] == str(port).encode()):
             found.append(int(entry))
     return found
 
@@ -296,7 +300,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="of load per page and run")
     parser.add_argument("--runs", type=int, default=3, help="passes over every page; the table shows medians")
     parser.add_argument("--query", default="star", help="the catalogue search")
-    parser.add_argument("--fresh-timeout", type=float, default=30.0, help="seconds to wait for the live lists")
+    parser.add_argument("--fresh-timeout", type=float, default=30.0,
+                        help="seconds to wait for the live lists")
     args = parser.parse_args()
     base = args.url.rstrip("/")
     parsed = urllib.parse.urlsplit(base)
@@ -325,8 +330,8 @@ def main() -> None:
                 progress.update()
 
     idle = (idle + background_cpu()) / 2
-    print(f"\n{args.connections} connections, {args.seconds:g} s per page, median of {args.runs} runs, against "
-          f"{base}; the visitor clicked {len(events)} movies; live lists: "
+    print(f"\n{args.connections} connections, {args.seconds:g} s per page, median of {args.runs} runs, "
+          f"against {base}; the visitor clicked {len(events)} movies; live lists: "
           f"{', '.join(f'{m} {s}' for m, s in sources.items())}")
     print(f"calibration: a fixed pure-Python loop took {speed:.1f} ms of CPU before the runs")
     result = {"connections": args.connections, "seconds": args.seconds, "runs": args.runs,
@@ -342,8 +347,8 @@ def report(paths: dict[str, str], runs: dict[str, list[Run]], idle: float) -> di
     pages = {}
     for name, path in paths.items():
         row = {attr: round(statistics.median(getattr(r, attr) for r in runs[name]), 2 if "cpu" in attr else 1)
-               for attr in ("p50_ms", "p95_ms", "p99_ms", "rps", "server_cpu_ms", "client_cpu_ms", "client_cpu",
-                            "machine_cpu")}
+               for attr in ("p50_ms", "p95_ms", "p99_ms", "rps", "server_cpu_ms", "client_cpu_ms",
+                            "client_cpu", "machine_cpu")}
         errors = sum((r.errors for r in runs[name]), Counter())
         rps_goal = API_RPS if name.startswith("api") else PAGE_RPS
         row.update(path=path, requests=sum(r.requests for r in runs[name]), errors=sum(errors.values()),
@@ -355,15 +360,16 @@ def report(paths: dict[str, str], runs: dict[str, list[Run]], idle: float) -> di
               f"{'yes' if row['goal_met'] else 'NO':>6}")
     goals = {
         f"p95_le_{PAGE_P95_MS:g}ms": all(r["p95_ms"] <= PAGE_P95_MS for r in pages.values()),
-        f"pages_ge_{PAGE_RPS:g}_rps": all(r["rps"] >= PAGE_RPS for n, r in pages.items() if not n.startswith("api")),
+        f"pages_ge_{PAGE_RPS:g}_rps": all(r["rps"] >= PAGE_RPS for n, r in pages.items()
+                                          if not n.startswith("api")),
         f"api_ge_{API_RPS:g}_rps": all(r["rps"] >= API_RPS for n, r in pages.items() if n.startswith("api")),
         "no_errors": all(r["errors"] == 0 for r in pages.values()),
     }
     client = statistics.median(r["client_cpu"] for r in pages.values())
     machine = statistics.median(r["machine_cpu"] for r in pages.values())
-    print(f"server / client: CPU ms per request of the web server's processes / of this load generator. Under load "
-          f"the machine's {N_CORES} cores were {machine:.2f} busy, {client:.2f} of them this generator "
-          f"(medians over pages); with no load sent, {idle:.2f} were busy (other work).")
+    print(f"server / client: CPU ms per request of the web server's processes / of this load generator. "
+          f"Under load the machine's {N_CORES} cores were {machine:.2f} busy, {client:.2f} of them this "
+          f"generator (medians over pages); with no load sent, {idle:.2f} were busy (other work).")
     print("goals (every page p95 <= {:g} ms and >= {:g} req/s, the API >= {:g} req/s): {}".format(
         PAGE_P95_MS, PAGE_RPS, API_RPS, ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in goals.items())))
     return {"pages": pages, "goals": goals, "all_goals_met": all(goals.values()),

@@ -58,7 +58,8 @@ def points(log: Path) -> list[tuple[float, str, dict]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("logs", nargs="+", type=Path, help="training logs; the stem before the first '-' names the panel (model)")
+    parser.add_argument("logs", nargs="+", type=Path,
+                        help="training logs; the stem before the first '-' names the panel (model)")
     parser.add_argument("--metric", default="recall@20")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -67,18 +68,20 @@ def main() -> None:
     for log in args.logs:  # "lightgcn-constant-lr.log" joins the "lightgcn" panel
         panels.setdefault(log.stem.split("-")[0], []).append(log)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
-    for ax, (model, logs) in zip(axes[0], panels.items()):
+    for ax, (model, logs) in zip(axes[0], panels.items(), strict=True):
         for log in logs:
             series = points(log)
             minutes = [s / 60 for s, _, _ in series]
             ax.plot(minutes, [m[args.metric] for _, _, m in series], marker="o", markersize=3, label=log.stem)
             for seconds, epoch, metrics in series:
-                print(f"{log.stem}\t{epoch}\t{seconds / 60:.1f} min\t{args.metric} {metrics[args.metric]:.4f}")
+                print(f"{log.stem}\t{epoch}\t{seconds / 60:.1f} min\t"
+                      f"{args.metric} {metrics[args.metric]:.4f}")
         if model in PUBLISHED:
             label, value, _ = PUBLISHED[model]
             ax.axhline(value, linestyle="--", linewidth=1, color="grey", label=f"{label} {value:.3f}")
         if model in BARS and args.metric == "recall@20":
-            ax.axhline(BARS[model], linestyle=":", linewidth=1.2, color="tab:red", label=f"60-min bar {BARS[model]:.3f}")
+            ax.axhline(BARS[model], linestyle=":", linewidth=1.2, color="tab:red",
+                       label=f"60-min bar {BARS[model]:.3f}")
         ax.axvline(60, linewidth=0.8, color="black", alpha=0.3)
         ax.set_title(model)
         ax.set_xlabel("wall-clock minutes (evaluations included)")

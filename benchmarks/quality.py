@@ -52,13 +52,13 @@ from predictors.training import SITE_OPTIONS  # noqa: E402
 SETTINGS = {
     "graphfilter": [],  # the paper's Gowalla settings are GraphFilterConfig's defaults
     "graphfilter-blend": [],
-    "lightgcn": ["--batch-size", "8192", "--dim", "64", "--layers", "3", "--lr", "1e-2", "--lr-schedule", "cosine",
-                 "--init", "spectral"],
+    "lightgcn": ["--batch-size", "8192", "--dim", "64", "--layers", "3", "--lr", "1e-2",
+                 "--lr-schedule", "cosine", "--init", "spectral"],
     "ngcf": ["--batch-size", "8192", "--dim", "64", "--layers", "3", "--lr", "5e-3", "--l2", "1e-3",
              "--lr-schedule", "cosine", "--init", "spectral", "--negative-candidates", "16"],
-    "pinsage": ["--batch-size", "8192", "--dim", "64", "--layers", "2", "--lr", "1e-2", "--lr-schedule", "cosine",
-                "--neighbourhoods", "cached", "--shared-negatives", "500", "--negative-power", "0", "--workers", "1",
-                "--init", "spectral"],
+    "pinsage": ["--batch-size", "8192", "--dim", "64", "--layers", "2", "--lr", "1e-2",
+                "--lr-schedule", "cosine", "--neighbourhoods", "cached", "--shared-negatives", "500",
+                "--negative-power", "0", "--workers", "1", "--init", "spectral"],
     # LightGCN's best figure within the hour comes with 256-wide embeddings (the paper's at 64).
     "lightgcn-256": ["--batch-size", "8192", "--dim", "256", "--layers", "3", "--lr", "1e-2", "--l2", "3e-3",
                      "--lr-schedule", "cosine", "--init", "spectral", "--negative-candidates", "16"],
@@ -73,7 +73,8 @@ MARGIN_S = {"lightgcn": 30.0, "lightgcn-256": 420.0, "ngcf": 180.0, "pinsage": 1
 # the hour were measured (PinSage: an epoch on two threads takes 40 s against 56 s on one).
 BOTH_CORES = {"pinsage"}
 # Runs that are a model with other options: run name -> (model, options on every dataset).
-VARIANTS = {"graphfilter-blend": ("graphfilter", ["--filter", "cheby_weight=0.5"]), "lightgcn-256": ("lightgcn", [])}
+VARIANTS = {"graphfilter-blend": ("graphfilter", ["--filter", "cheby_weight=0.5"]),
+            "lightgcn-256": ("lightgcn", [])}
 # Blends of finished runs: name -> (runs, weights). Equal weights, fixed before any test figure.
 BLENDS = {"graphfilter+lightgcn": (("graphfilter-blend", "lightgcn"), (0.5, 0.5))}
 # The blend's evaluation: scoring every user with both models, on both cores (~5 min on Gowalla).
@@ -85,13 +86,15 @@ DEFAULT_MODELS = "graphfilter,graphfilter-blend,lightgcn,ngcf,pinsage,lightgcn-2
 
 def command(run: str, args: argparse.Namespace, out: Path) -> list[str]:
     model, options = VARIANTS.get(run, (run, []))
-    cmd = [sys.executable, "-m", "pytorch_models.train", "--dataset", args.dataset, "--data-dir", args.data_dir,
-           "--model", model, "--no-progress", "--out", str(out / run), *options]
+    cmd = [sys.executable, "-m", "pytorch_models.train", "--dataset", args.dataset,
+           "--data-dir", args.data_dir, "--model", model, "--no-progress", "--out", str(out / run), *options]
     if args.dataset == "movielens":  # the site's data and settings, evaluated every epoch
-        return [*cmd, "--eval-every", "1", *(f"--filter={k}={v}" for k, v in SITE_OPTIONS.get(model, {}).items())]
+        return [*cmd, "--eval-every", "1",
+                *(f"--filter={k}={v}" for k, v in SITE_OPTIONS.get(model, {}).items())]
     cmd += SETTINGS[run]
     if run in EPOCH_S:
-        budget = args.budget_minutes * 60 - (BLEND_EVAL_S if any(run in BLENDS[b][0] for b in args.blends) else 0)
+        budget = args.budget_minutes * 60 - (BLEND_EVAL_S if any(run in BLENDS[b][0] for b in args.blends)
+                                             else 0)
         every = max(1, round(budget / 10 / EPOCH_S[run]))
         cmd += ["--epochs", "100000", "--time-budget", str(max(budget - MARGIN_S[run], 1.0)),
                 "--eval-every", str(every)]
@@ -119,8 +122,8 @@ def run_all(models: list[str], args: argparse.Namespace, out: Path) -> dict[str,
         for model in group:
             log = (out / f"{model}.log").open("w")
             print(f"started {model} ({threads} thread(s)): log {out / f'{model}.log'}", flush=True)
-            running.append((model, log, subprocess.Popen(command(model, args, out), env=env, stdout=subprocess.PIPE,
-                                                         stderr=log, text=True)))
+            running.append((model, log, subprocess.Popen(command(model, args, out), env=env,
+                                                         stdout=subprocess.PIPE, stderr=log, text=True)))
         for model, log, proc in running:
             stdout, _ = proc.communicate()
             log.close()
@@ -133,8 +136,9 @@ def run_all(models: list[str], args: argparse.Namespace, out: Path) -> dict[str,
 def evaluate_blend(blend: str, args: argparse.Namespace, out: Path) -> tuple[dict, float]:
     """(final JSON, seconds) of `python -m pytorch_models.evaluate` on the blend's checkpoints."""
     runs, weights = BLENDS[blend]
-    cmd = [sys.executable, "-m", "pytorch_models.evaluate", "--dataset", args.dataset, "--data-dir", args.data_dir,
-           *(arg for run in runs for arg in ("--checkpoint", str(out / run))), "--weights", *map(str, weights)]
+    cmd = [sys.executable, "-m", "pytorch_models.evaluate", "--dataset", args.dataset,
+           "--data-dir", args.data_dir, *(arg for run in runs for arg in ("--checkpoint", str(out / run))),
+           "--weights", *map(str, weights)]
     print(f"evaluating {blend}: {' + '.join(runs)}", flush=True)
     started = time.monotonic()
     with (out / f"{blend}.log").open("w") as log:
@@ -149,14 +153,16 @@ def table(rows: list[dict], dataset: str) -> str:
     lines = ["| model | recall@20 | ndcg@20 | wall-clock min | epochs | published (or goal) recall / ndcg |",
              "|---|---|---|---|---|---|"]
     for r in rows:
-        name, recall, ndcg = PUBLISHED.get(r["model"], ("", None, None)) if dataset == "gowalla" else ("", None, None)
+        name, recall, ndcg = (PUBLISHED.get(r["model"], ("", None, None)) if dataset == "gowalla"
+                              else ("", None, None))
         published = f"{recall:.4f} / {ndcg:.4f} ({name})" if recall else ""
         lines.append(f"| {r['model']} | {r['recall@20']:.4f} | {r['ndcg@20']:.4f} | {r['minutes']:.2f} | "
                      f"{r['epochs']} | {published} |")
     return "\n".join(lines)
 
 
-def plot(curves: dict[str, list[tuple[float, float]]], budget_minutes: float, path: Path, dataset: str) -> None:
+def plot(curves: dict[str, list[tuple[float, float]]], budget_minutes: float, path: Path,
+         dataset: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, (model, series) in enumerate(curves.items()):
         colour = f"C{i}"
@@ -165,7 +171,8 @@ def plot(curves: dict[str, list[tuple[float, float]]], budget_minutes: float, pa
                 markersize=12 if one_point else 3, color=colour, label=model)
         if model in PUBLISHED and dataset == "gowalla":
             name, recall, _ = PUBLISHED[model]
-            ax.axhline(recall, linestyle="--", linewidth=1, color=colour, alpha=0.7, label=f"{name} {recall:.4f}")
+            ax.axhline(recall, linestyle="--", linewidth=1, color=colour, alpha=0.7,
+                       label=f"{name} {recall:.4f}")
     if dataset == "gowalla":  # on movielens the models run to their default epochs, not a budget
         ax.axvline(budget_minutes, linewidth=0.8, color="black", alpha=0.3)
     ax.set_xlabel("wall-clock minutes (data loading, SVD and evaluations included)")
@@ -186,8 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parallel", type=int, default=2, help="GNN runs at once, one torch thread each")
     parser.add_argument("--out", default="var/quality")
     args = parser.parse_args(argv)
-    args.data_dir = args.data_dir or ("../shared/data/gowalla" if args.dataset == "gowalla" else "data/ml-latest-small")
-    models = args.models or (DEFAULT_MODELS if args.dataset == "gowalla" else DEFAULT_MODELS.replace("lightgcn-256,", ""))
+    args.data_dir = args.data_dir or ("../shared/data/gowalla" if args.dataset == "gowalla"
+                                      else "data/ml-latest-small")
+    models = args.models or (DEFAULT_MODELS if args.dataset == "gowalla"
+                             else DEFAULT_MODELS.replace("lightgcn-256,", ""))
     requested = [m.strip() for m in models.split(",") if m.strip()]
     unknown = sorted(set(requested) - set(SETTINGS) - set(BLENDS))
     if unknown:
@@ -205,8 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     for model in models:
         series = points(out / f"{model}.log")  # (seconds since the log's first line, epoch, metrics)
         curves[model] = [(seconds / 60, m["recall@20"]) for seconds, _, m in series]
-        rows.append({"model": model, "recall@20": finals[model]["recall@20"], "ndcg@20": finals[model]["ndcg@20"],
-                     "minutes": series[-1][0] / 60 if series else float("nan"), "epochs": finals[model]["epochs_run"]})
+        rows.append({"model": model, "recall@20": finals[model]["recall@20"],
+                     "ndcg@20": finals[model]["ndcg@20"],
+                     "minutes": series[-1][0] / 60 if series else float("nan"),
+                     "epochs": finals[model]["epochs_run"]})
     for blend in args.blends:
         final, seconds = evaluate_blend(blend, args, out)
         parts = [row["minutes"] for row in rows if row["model"] in BLENDS[blend][0]]
@@ -218,8 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     (out / "quality.md").write_text(text + "\n")
     plot(curves, args.budget_minutes, out / "quality.png", args.dataset)
     print(text)
-    print(f"table {out / 'quality.md'}, plot {out / 'quality.png'}, {(time.monotonic() - started) / 60:.1f} min in all")
-    print(json.dumps({"dataset": args.dataset, "budget_minutes": args.budget_minutes, "parallel": args.parallel,
+    print(f"table {out / 'quality.md'}, plot {out / 'quality.png'}, "
+          f"{(time.monotonic() - started) / 60:.1f} min in all")
+    print(json.dumps({"dataset": args.dataset, "budget_minutes": args.budget_minutes,
+                      "parallel": args.parallel,
                       "models": {r["model"]: {k: v for k, v in r.items() if k != "model"} for r in rows},
                       "curves": curves}))
 

@@ -187,7 +187,8 @@ def plot(rows, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     models = [r.model for r in rows]
     ax.bar(models, [r.ctr for r in rows], color="#4c72b0")
-    ax.errorbar(models, [r.ctr for r in rows], yerr=[[r.ctr - r.low for r in rows], [r.high - r.ctr for r in rows]],
+    ax.errorbar(models, [r.ctr for r in rows],
+                yerr=[[r.ctr - r.low for r in rows], [r.high - r.ctr for r in rows]],
                 fmt="none", ecolor="black", capsize=5)
     ax.set_ylabel("CTR of the home row")
     ax.set_title("Simulated visitors, one arm per model (95% Wilson intervals)")
@@ -201,11 +202,13 @@ def report(experiment: Experiment, tally: Tally, args) -> dict:
     tests = {c.model: c for c in arm_comparisons(rows)}
     print(f"\n{experiment.name}: {args.minutes} min, {args.visitors} visitors at a time, "
           f"p_hit {args.p_hit}, p_miss {args.p_miss}, {args.rounds} rounds each")
-    print(f"{'arm':10} {'impressions':>11} {'clicked':>8} {'CTR':>7} {'95% interval':>17} {'held-out hits':>13}  vs best")
+    print(f"{'arm':10} {'impressions':>11} {'clicked':>8} {'CTR':>7} {'95% interval':>17} "
+          f"{'held-out hits':>13}  vs best")
     for r in rows:
         test = tests.get(r.model)
         verdict = "best" if test is None else (
-            "no data" if test.p is None else f"z {test.z:.2f}, p {test.p:.3g}{' *' if test.significant else ''}")
+            "no data" if test.p is None
+            else f"z {test.z:.2f}, p {test.p:.3g}{' *' if test.significant else ''}")
         print(f"{r.model:10} {r.impressions:11d} {r.clicks:8d} {r.ctr:7.3f}   [{r.low:.3f}, {r.high:.3f}] "
               f"{tally.hits[r.model]:13d}  {verdict}")
     if tally.refused:
@@ -216,7 +219,8 @@ def report(experiment: Experiment, tally: Tally, args) -> dict:
         "experiment": experiment.name, "minutes": args.minutes, "visitors": args.visitors,
         "p_hit": args.p_hit, "p_miss": args.p_miss, "rounds": args.rounds,
         "arms": {r.model: {"impressions": r.impressions, "clicks": r.clicks, "ctr": round(r.ctr, 4),
-                           "low": round(r.low, 4), "high": round(r.high, 4), "held_out_hits": tally.hits[r.model],
+                           "low": round(r.low, 4), "high": round(r.high, 4),
+                           "held_out_hits": tally.hits[r.model],
                            "p_vs_best": None if r.model not in tests else tests[r.model].p}
                  for r in rows},
         "refused": dict(tally.refused),

@@ -103,8 +103,10 @@ class Client:
         """GET a form page for its CSRF token, then POST the fields (redirects followed)."""
         _, page = self.request(path)
         token = CSRF_FIELD.search(page.decode(errors="replace"))
-        body = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": token.group(1) if token else ""}).encode()
-        status, _ = self.request(path, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        body = urllib.parse.urlencode({**fields,
+                                       "csrfmiddlewaretoken": token.group(1) if token else ""}).encode()
+        status, _ = self.request(path, data=body,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
         return status
 
 
@@ -131,7 +133,8 @@ class Visitor:
         """A click or rating as app.js sends it: one key, retried on 5xx or no answer for RETRY_S."""
         click = Click(str(uuid.uuid4()), movie_id)
         self.clicks.append(click)
-        body = json.dumps({"movie_id": movie_id, "kind": kind, **({"value": value} if value else {})}).encode()
+        body = json.dumps({"movie_id": movie_id, "kind": kind,
+                           **({"value": value} if value else {})}).encode()
         deadline = time.monotonic() + RETRY_S
         while True:
             click.tries += 1
@@ -152,7 +155,8 @@ class Visitor:
         shown = TOKEN.search(page.decode(errors="replace")) if status == 200 else None
         if shown:  # keyed by the list's impression id, as app.js sends it
             self.client.request("/api/impressions", data=json.dumps({"token": shown.group(2)}).encode(),
-                                headers={"Content-Type": "application/json", "Idempotency-Key": shown.group(1)})
+                                headers={"Content-Type": "application/json",
+                                         "Idempotency-Key": shown.group(1)})
 
 
 def honest_address(i: int) -> str:
@@ -181,10 +185,11 @@ def act(visitor: Visitor, rng: random.Random, pool: list[int], n: int) -> None:
             username, password = visitor.account
             visitor.client.form("/accounts/login/", {"username": username, "password": password})
             visitor.signed_in = True
-        elif roll < 0.08 and (accepted := {c.movie_id for c in visitor.clicks if c.status == 202} - visitor.removed):
+        elif roll < 0.08 and (accepted := {c.movie_id for c in visitor.clicks
+                                           if c.status == 202} - visitor.removed):
             movie_id = rng.choice(sorted(accepted))
-            status, _ = visitor.client.request(f"/history/{movie_id}/remove", data=b"next=/history/", headers={
-                "Content-Type": "application/x-www-form-urlencoded"})
+            status, _ = visitor.client.request(f"/history/{movie_id}/remove", data=b"next=/history/",
+                                               headers={"Content-Type": "application/x-www-form-urlencoded"})
             if status == 200:
                 visitor.removed.add(movie_id)
         elif roll < 0.12:
@@ -231,7 +236,8 @@ class Auditor(threading.Thread):
         due = time.monotonic() - (0 if final else self.AUDIT_AFTER_S)
         for visitor in self.visitors:
             with visitor.lock:
-                clicks = [c for c in visitor.clicks if c.done_at and c.done_at < due and c.key not in self.audited]
+                clicks = [c for c in visitor.clicks
+                          if c.done_at and c.done_at < due and c.key not in self.audited]
                 ids = set(visitor.ids) | set(_account_id(visitor))
             if clicks:
                 self._audit(visitor, clicks, ids, final=final)
@@ -281,7 +287,8 @@ def _account_id(visitor: Visitor) -> list[str]:
 
     if visitor.account is None:
         return []
-    return list(AccountVisitor.objects.filter(user__username=visitor.account[0]).values_list("visitor", flat=True))
+    return list(AccountVisitor.objects.filter(user__username=visitor.account[0])
+                .values_list("visitor", flat=True))
 
 
 def drive(stack: DemoStack, args: argparse.Namespace) -> dict:
@@ -322,7 +329,8 @@ def drive(stack: DemoStack, args: argparse.Namespace) -> dict:
             if elapsed >= next_fault:
                 name = FAULTS[len(faults) % len(FAULTS)]
                 faults.append([round(elapsed / 60, 1), name, "..."])
-                threading.Thread(target=lambda row=faults[-1]: row.__setitem__(2, stack.fault(row[1]))).start()
+                threading.Thread(
+                    target=lambda row=faults[-1]: row.__setitem__(2, stack.fault(row[1]))).start()
                 next_fault += args.fault_every
             if elapsed >= next_sample:
                 samples.append(sample(stack, elapsed))
@@ -362,7 +370,8 @@ def drive(stack: DemoStack, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60)
-    parser.add_argument("--rate", type=float, default=50, help="honest actions per second, all visitors together")
+    parser.add_argument("--rate", type=float, default=50,
+                        help="honest actions per second, all visitors together")
     parser.add_argument("--visitors", type=int, default=500)
     parser.add_argument("--fault-every", type=float, default=300)
     parser.add_argument("--sample-every", type=float, default=300)
@@ -380,14 +389,16 @@ def main() -> None:
         result = drive(stack, args)
     samples = result.pop("samples")
     growth = flatness(samples)
-    result.update(minutes=args.minutes, rate=args.rate, visitors=args.visitors, calibration_ms=round(speed, 1),
-                  growth_after_warm_up=growth, last_sample=samples[-1])
-    result["goal_met"] = (result["lost"] == result["double"] == result["honest_429"] == result["honest_5xx"] == 0
+    result.update(minutes=args.minutes, rate=args.rate, visitors=args.visitors,
+                  calibration_ms=round(speed, 1), growth_after_warm_up=growth, last_sample=samples[-1])
+    result["goal_met"] = (result["lost"] == result["double"] == result["honest_429"]
+                          == result["honest_5xx"] == 0
                           and all(g <= FLAT for g in growth.values()))
     (args.out / "samples.json").write_text(json.dumps(samples, indent=1))
     plot(samples, args.out / "soak.png")
     print(f"\nfaults: {result['faults']}")
-    print(f"growth from minute {WARM_UP_S // 60} to the end: " + ", ".join(f"{k} {v:+.0%}" for k, v in growth.items()))
+    print(f"growth from minute {WARM_UP_S // 60} to the end: "
+          + ", ".join(f"{k} {v:+.0%}" for k, v in growth.items()))
     print(f"honest actions served at {result['actions_per_s']}/s of {args.rate:g}/s offered; "
           f"crashed in the soak itself: {result['actions_crashed'] or 'none'}")
     print(f"clicks accepted {result['accepted']}, refused {result['refused']}, lost {result['lost']}, double "

@@ -30,8 +30,8 @@ PAUSE_S = 3.0  # how long a paused service stays stopped: longer than a click's 
 # Which process of the demo's tree is which, by its command line.
 ROLES = (
     ("kafka", "tansu"), ("dynamodb", "dynalite"), ("redis", "valkey-server"), ("mariadb", "mariadbd"),
-    ("live worker", "-Q live"), ("retrain worker", "-Q retrain"), ("upkeep worker", "-Q upkeep"), ("beat", " beat"),
-    ("consumer", "workers.consumer"), ("web", "granian"), ("supervisor", "devstack"),
+    ("live worker", "-Q live"), ("retrain worker", "-Q retrain"), ("upkeep worker", "-Q upkeep"),
+    ("beat", " beat"), ("consumer", "workers.consumer"), ("web", "granian"), ("supervisor", "devstack"),
 )
 
 
@@ -210,7 +210,7 @@ def plot(samples: list[dict], path: Path) -> None:
               "RSS (MB)": tuple(k for k in samples[-1] if k.endswith("RSS MB"))}
     figure, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4))
     minutes = [s["t_min"] for s in samples]
-    for axis, (title, keys) in zip(axes, groups.items()):
+    for axis, (title, keys) in zip(axes, groups.items(), strict=True):
         for k in keys:
             if any(k in s for s in samples):
                 axis.plot(minutes, [s.get(k, float("nan")) for s in samples], marker="o", label=k)

@@ -66,8 +66,10 @@ def demo() -> None:
             print(f"  manage.py {' '.join(args)} ...", flush=True)
             timings[name] = app.manage(env, *args)
         if quick := {f"train-{m}": ("train", "--model", m) for m in missing if m not in FINE_TUNED_LIVE}:
-            print(f"  manage.py {' and '.join(' '.join(args) for args in quick.values())}, side by side ...", flush=True)
-            timings["train " + " and ".join(args[-1] for args in quick.values())] = app.manage_together(env, quick)
+            print(f"  manage.py {' and '.join(' '.join(args) for args in quick.values())}, side by side ...",
+                  flush=True)
+            timings["train " + " and ".join(args[-1] for args in quick.values())] = app.manage_together(
+                env, quick)
         print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), flush=True)
         slow = [m for m in missing if m in FINE_TUNED_LIVE]
         # No scheduled retrain until every GNN has a first version: the retrain warm-starts from
@@ -104,7 +106,8 @@ def start_app(stack: Stack, env: dict[str, str], *, port: int, live_workers: int
               beat_env: dict[str, str] | None = None) -> Process:
     """Live and retrain workers, beat (with `beat_env`, env unless given), consumer and web,
     launched together, each restarted when it dies; returns beat once all are ready."""
-    launched = [stack.start(app.celery_worker(env, index=i + 1), restart=True, wait=False) for i in range(live_workers)]
+    launched = [stack.start(app.celery_worker(env, index=i + 1), restart=True, wait=False)
+                for i in range(live_workers)]
     launched.append(stack.start(app.celery_worker(env, queue="retrain"), restart=True, wait=False))
     launched.append(stack.start(app.celery_worker(env, queue="upkeep"), restart=True, wait=False))
     beat = stack.start(app.celery_beat(beat_env or env), restart=True, wait=False)
@@ -133,7 +136,8 @@ def prepare() -> None:
     services.ensure_kafka_topic(bootstrap, env.get("KAFKA_TOPIC") or "clicks")
     services.ensure_kafka_topic(bootstrap, env.get("KAFKA_IMPRESSIONS_TOPIC") or "impressions")
     table = env.get("DYNAMODB_TABLE") or "clicklog"
-    wait_until(lambda: services.ensure_clicklog_table(endpoint, table) in (True, False), timeout=120, what="dynamodb")
+    wait_until(lambda: services.ensure_clicklog_table(endpoint, table) in (True, False), timeout=120,
+               what="dynamodb")
     services.ensure_impressions_table(endpoint, env.get("DYNAMODB_IMPRESSIONS_TABLE") or "impressions")
 
 

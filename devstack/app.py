@@ -23,7 +23,8 @@ def app_env(services: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def celery_worker(env: Mapping[str, str], *, queue: str = "live", index: int = 1, log_dir: Path = LOG_DIR) -> Process:
+def celery_worker(env: Mapping[str, str], *, queue: str = "live", index: int = 1,
+                  log_dir: Path = LOG_DIR) -> Process:
     """One Celery worker process on `queue` (solo pool: one task at a time, torch owns
     the process); start several for more throughput, here or on other machines."""
     name = f"{queue}{index}"
@@ -31,8 +32,8 @@ def celery_worker(env: Mapping[str, str], *, queue: str = "live", index: int = 1
     # priority it takes what the live path leaves.
     nice = ["nice", "-n", "10"] if queue in ("retrain", "upkeep") else []
     # Before `ready.` it imports torch and loads every published model: allow for a busy machine.
-    worker = Process(f"worker-{name}", [*nice, sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queue,
-                                        "-n", f"{name}@%h", "--pool", "solo", "-l", "info"],
+    worker = Process(f"worker-{name}", [*nice, sys.executable, "-m", "celery", "-A", "webapp", "worker",
+                                        "-Q", queue, "-n", f"{name}@%h", "--pool", "solo", "-l", "info"],
                      env=env, check=lambda: celery_ready(worker), ready_s=120, log_dir=log_dir)
     return worker
 
@@ -40,7 +41,8 @@ def celery_worker(env: Mapping[str, str], *, queue: str = "live", index: int = 1
 def celery_beat(env: Mapping[str, str], *, log_dir: Path = LOG_DIR) -> Process:
     """The scheduler: the periodic sweep of waiting visitors and the scheduled retrain."""
     schedule = Path(log_dir).parent / "celerybeat-schedule"
-    return Process("beat", [sys.executable, "-m", "celery", "-A", "webapp", "beat", "-s", str(schedule), "-l", "info"],
+    return Process("beat", [sys.executable, "-m", "celery", "-A", "webapp", "beat", "-s", str(schedule),
+                            "-l", "info"],
                    env=env, log_dir=log_dir)
 
 
@@ -70,13 +72,15 @@ WEB_PROCESSES = max(2, os.cpu_count() or 2)
 WEB_THREADS = 4
 
 
-def web_server(env: Mapping[str, str], port: int, *, processes: int = WEB_PROCESSES, log_dir: Path = LOG_DIR) -> Process:
+def web_server(env: Mapping[str, str], port: int, *, processes: int = WEB_PROCESSES,
+               log_dir: Path = LOG_DIR) -> Process:
     """granian on 127.0.0.1:`port`, ready once `/` answers."""
     return Process("web", [sys.executable, "-m", "granian", "--interface", "wsgi", "webapp.wsgi:application",
                            "--host", "127.0.0.1", "--port", str(port), "--workers", str(processes),
                            "--blocking-threads", str(WEB_THREADS), "--respawn-failed-workers",
                            "--respawn-interval", "0.5"],
-                   env=env, port=port, check=lambda: http_ready(f"http://127.0.0.1:{port}/"), ready_s=60, log_dir=log_dir)
+                   env=env, port=port, check=lambda: http_ready(f"http://127.0.0.1:{port}/"), ready_s=60,
+                   log_dir=log_dir)
 
 
 def trainer(env: Mapping[str, str], *, log_dir: Path = LOG_DIR) -> Process:
@@ -126,7 +130,8 @@ def manage(env: Mapping[str, str], *args: str, log_dir: Path = LOG_DIR) -> float
     return time.monotonic() - start
 
 
-def manage_together(env: Mapping[str, str], commands: Mapping[str, Sequence[str]], *, log_dir: Path = LOG_DIR) -> float:
+def manage_together(env: Mapping[str, str], commands: Mapping[str, Sequence[str]], *,
+                    log_dir: Path = LOG_DIR) -> float:
     """Run manage.py commands side by side to completion, each `name: args` with its output in
     var/log/<name>.log; seconds taken. Raises once all have ended if any failed."""
     procs = {name: Process(name, [sys.executable, "manage.py", *args], env=env, log_dir=log_dir)

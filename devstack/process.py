@@ -95,7 +95,8 @@ class Process(Executor):
         except ProcessExitedWithError as exc:
             raise StackError(f"{self.name}: exited with code {exc.exit_code}\n{self.log_tail()}") from None
         except TimeoutExpired:
-            raise StackError(f"{self.name}: not ready after {self.ready_s:.0f} s\n{self.log_tail()}") from None
+            raise StackError(f"{self.name}: not ready after {self.ready_s:.0f} s\n"
+                             f"{self.log_tail()}") from None
         return self
 
     def start(self) -> Process:

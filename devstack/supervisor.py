@@ -36,7 +36,8 @@ class Stack:
         self.processes: list[Process] = []
         self.restarts: dict[Process, _Restarts] = {}
         self.external: list[tuple[str, str]] = []  # (name, address) used but not started
-        self.jobs: dict[Process, Callable[[], None] | None] = {}  # done at exit 0, then this (`start(once=True)`)
+        # done at exit 0, then this (`start(once=True)`)
+        self.jobs: dict[Process, Callable[[], None] | None] = {}
         self.echoes: dict[Process, BinaryIO] = {}  # whose output is copied where (`start(echo=...)`)
         self.exits = contextlib.ExitStack()
 
@@ -85,7 +86,8 @@ class Stack:
 
     def rotate_logs(self) -> int:
         """Rotate every log past its size (`Process.rotate_log`); how many were."""
-        rotated = [p for p in self.processes if p.rotate_log(max_bytes=self.log_max_bytes, keep=self.log_keep)]
+        rotated = [p for p in self.processes
+                   if p.rotate_log(max_bytes=self.log_max_bytes, keep=self.log_keep)]
         for proc in rotated:
             log.info("rotated %s", proc.log_path)
         return len(rotated)
@@ -113,7 +115,8 @@ class Stack:
                                      f"{self.fast_failure_s:.0f} s of starting; giving up\n{proc.log_tail()}")
                 delay = min(self.backoff_s * 2 ** max(restarts.fast_failures - 1, 0), self.max_backoff_s)
                 restarts.due_at = now + delay
-                log.warning("%s (pid %s) exited with code %s; restarting in %.0f s", proc.name, proc.pid, code, delay)
+                log.warning("%s (pid %s) exited with code %s; restarting in %.0f s", proc.name, proc.pid,
+                            code, delay)
             elif now >= restarts.due_at:
                 proc.launch()
                 restarts.started_at, restarts.due_at = time.monotonic(), None
@@ -150,7 +153,8 @@ class Stack:
                   str(p.log_path.relative_to(ROOT) if p.log_path.is_relative_to(ROOT) else p.log_path))
                  for p in self.processes]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+                         for row in rows)
 
 
 def _raise_interrupt(signum, frame):

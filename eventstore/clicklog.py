@@ -191,8 +191,9 @@ def item_confirm(table, key: dict, *, owner: str | None = None) -> bool:
     or (`owner`) another try's: whoever took it decides the event's fate, and this request must
     not answer 2xx."""
     condition, names, values = _owned("attribute_exists(sk) AND attribute_not_exists(#cancelled)", owner)
-    return _conditional(table.update_item, Key=key, UpdateExpression="REMOVE #pending", ConditionExpression=condition,
-                        ExpressionAttributeNames=names, **({"ExpressionAttributeValues": values} if values else {}))
+    return _conditional(table.update_item, Key=key, UpdateExpression="REMOVE #pending",
+                        ConditionExpression=condition, ExpressionAttributeNames=names,
+                        **({"ExpressionAttributeValues": values} if values else {}))
 
 
 def item_abandon(table, key: dict, *, owner: str | None = None) -> str | None:
@@ -342,7 +343,8 @@ def events_copy(*, from_visitor: str, to_visitor: str) -> list[Event]:
 def events_drop(visitor: str) -> None:
     """Delete every item of a visitor's log, pending and cancelled ones included."""
     query = {"TableName": settings.DYNAMODB_TABLE, "KeyConditionExpression": "visitor = :v",
-             "ExpressionAttributeValues": {":v": {"S": visitor}}, "ProjectionExpression": "sk", "ConsistentRead": True}
+             "ExpressionAttributeValues": {":v": {"S": visitor}}, "ProjectionExpression": "sk",
+             "ConsistentRead": True}
     dynamodb = _client(settings.DYNAMODB_ENDPOINT, settings.AWS_REGION)
     while True:
         page = dynamodb.query(**query)

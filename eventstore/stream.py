@@ -35,5 +35,6 @@ def _producer(bootstrap: str) -> KafkaProducer:
 def publish(*, visitor: str, payload: dict, topic: str | None = None) -> None:
     """Send to `topic` (the clicks topic unless told) and wait for the broker's acknowledgement
     (acks=all); raises KafkaError."""
-    future = _producer(settings.KAFKA_BOOTSTRAP).send(topic or settings.KAFKA_TOPIC, key=visitor, value=payload)
+    future = _producer(settings.KAFKA_BOOTSTRAP).send(topic or settings.KAFKA_TOPIC, key=visitor,
+                                                      value=payload)
     future.get(timeout=SEND_TIMEOUT_S)

@@ -18,9 +18,11 @@ class ExperimentForm(forms.ModelForm):
         model = Experiment
         fields = ["name", "arms", "started_at", "stopped_at"]
         help_texts = {
-            "arms": 'A list of arms, e.g. [{"model": "lightgcn", "weight": 1}, {"model": "ngcf", "weight": 1}]. '
+            "arms": 'A list of arms, e.g. [{"model": "lightgcn", "weight": 1}, '
+                    '{"model": "ngcf", "weight": 1}]. '
                     "A visitor lands in an arm with probability weight / total weight.",
-            "stopped_at": "Empty: runs until stopped. While several run, the newest started assigns visitors.",
+            "stopped_at": "Empty: runs until stopped. While several run, "
+                          "the newest started assigns visitors.",
         }
 
     def clean_arms(self):

@@ -21,7 +21,8 @@ SIZE_IN, DPI = (6.4, 3.0), 100  # 640 x 300 px: two charts side by side on a wid
 
 
 def _figure(columns: int = 1) -> tuple[Figure, list]:
-    figure = Figure(figsize=(SIZE_IN[0] * columns, SIZE_IN[1]), dpi=DPI, facecolor=PANEL, layout="constrained")
+    figure = Figure(figsize=(SIZE_IN[0] * columns, SIZE_IN[1]), dpi=DPI, facecolor=PANEL,
+                    layout="constrained")
     axes = [figure.add_subplot(1, columns, i + 1) for i in range(columns)]
     for ax in axes:
         ax.set_facecolor(PANEL)
@@ -76,7 +77,7 @@ def training_curves(history: Sequence[dict], *, metric: str = "recall@20") -> by
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     evaluated = [(e["epoch"], e[metric]) for e in history if e.get(metric) is not None]
     if evaluated:
-        metric_ax.plot(*zip(*evaluated), color=SECOND, marker=".")
+        metric_ax.plot(*zip(*evaluated, strict=True), color=SECOND, marker=".")
     else:
         _empty(metric_ax, "not evaluated during training")
     return _png(figure)
@@ -88,8 +89,9 @@ def metrics_by_version(labels: Sequence[str], series: dict[str, Sequence[float |
     if not labels:
         return _empty_png(figure, ax, "no version published")
     positions = range(len(labels))
-    for colour, (name, values) in zip(SERIES, series.items()):
-        ax.plot(positions, [float("nan") if v is None else v for v in values], color=colour, marker="o", label=name)
+    for colour, (name, values) in zip(SERIES, series.items(), strict=False):
+        ax.plot(positions, [float("nan") if v is None else v for v in values], color=colour, marker="o",
+                label=name)
     ax.set_xticks(list(positions), labels, rotation=20, ha="right", fontsize=8)
     ax.set_ylim(bottom=0)
     ax.legend(facecolor=PANEL, edgecolor="#333846", labelcolor=TEXT, fontsize=8)
@@ -103,9 +105,10 @@ def ctr_per_arm(models: Sequence[str], ctr: Sequence[float], low: Sequence[float
     if not models:
         return _empty_png(figure, ax, "no arms")
     rows = range(len(models))
-    errors = [[c - lo for c, lo in zip(ctr, low)], [hi - c for c, hi in zip(ctr, high)]]
+    errors = [[c - lo for c, lo in zip(ctr, low, strict=True)],
+              [hi - c for c, hi in zip(ctr, high, strict=True)]]
     ax.errorbar(ctr, rows, xerr=errors, fmt="o", color=ACCENT, ecolor=MUTED, capsize=4)
-    for row, (c, n) in enumerate(zip(ctr, impressions)):
+    for row, (c, n) in enumerate(zip(ctr, impressions, strict=True)):
         ax.annotate(f"{c:.1%} of {n:,}", (c, row), textcoords="offset points", xytext=(0, 8), ha="center",
                     color=TEXT, fontsize=8)
     ax.set_yticks(list(rows), models)
@@ -124,8 +127,8 @@ def latency(minutes_ago: Sequence[float], seconds: Sequence[float], *, p50: floa
     ax.scatter(minutes_ago, seconds, s=6, color=SECOND, alpha=0.6)
     for value, name, style in ((p50, "p50", "-"), (p95, "p95", "--")):
         ax.axhline(value, color=ACCENT, linestyle=style, linewidth=1)
-        ax.annotate(f"{name} {value:.2f} s", (60, value), xytext=(4, 3), textcoords="offset points", color=TEXT,
-                    fontsize=8)
+        ax.annotate(f"{name} {value:.2f} s", (60, value), xytext=(4, 3), textcoords="offset points",
+                    color=TEXT, fontsize=8)
     ax.set_xlim(60.5, -0.5)  # now on the right
     ax.set_ylim(bottom=min(0.0, *seconds))  # below 0: a worker's clock behind the web's
     ax.set_xlabel("minutes ago")

@@ -18,7 +18,8 @@ PAGES = ("catalogue", "history", "paper-list", "login", "logout", "signup", "das
 @functools.lru_cache(maxsize=4)
 def _links(script_prefix: str) -> dict:
     links = {name.replace("-", "_"): reverse(name) for name in PAGES}
-    links["recommendations"] = {m: reverse("recommendations", args=[m]) for m in settings.RECOMMENDATION_MODELS}
+    links["recommendations"] = {m: reverse("recommendations", args=[m])
+                                for m in settings.RECOMMENDATION_MODELS}
     # The header's and the recommendation page's tabs, in the registry's order.
     links["models"] = [
         {"name": r.name, "label": r.label, "url": links["recommendations"][r.name]}

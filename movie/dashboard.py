@@ -171,7 +171,8 @@ def _version_chart(folder: str, model: str, version: str, name: str) -> bytes:
     from movie import charts  # matplotlib takes ~1 s to import: only processes that draw pay it
 
     if name == "curves":
-        return charts.training_curves(registry.version_meta(model, version).get("history", []), metric=CURVE_METRIC)
+        return charts.training_curves(registry.version_meta(model, version).get("history", []),
+                                      metric=CURVE_METRIC)
     # The versions up to this one: what the chart shows while this one is live, and after.
     shown = _kept_metas(model, [v for v in registry.versions(model) if v <= version])
     metas = [meta.get("metrics", {}) for meta in shown.values()]

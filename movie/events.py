@@ -151,7 +151,8 @@ def _forward(event: Event) -> Event:
         if target:
             moves.event_forward(event, to_visitor=target)
     except Exception:
-        log.exception("event %s confirmed under %s, not forwarded to its account", event.event_id, event.visitor)
+        log.exception("event %s confirmed under %s, not forwarded to its account", event.event_id,
+                      event.visitor)
     return event
 
 
@@ -174,7 +175,8 @@ def _record(event: Event, apply, undo) -> Event:
         raise EventNotRecorded(NOT_RECORDED) from exc
     if overtaken:
         _abandon(event, lambda: None, subject)
-        log.warning("event %s not recorded: a removal of movie %s sorts after it", event.event_id, event.movie_id)
+        log.warning("event %s not recorded: a removal of movie %s sorts after it", event.event_id,
+                    event.movie_id)
         raise EventNotRecorded(NOT_RECORDED)
     _crash_point("clicklog", event)
     try:
@@ -218,8 +220,8 @@ def _rekey(event: Event) -> Event:
         started = clicklog.event_start(fresh)
     except Exception:
         started = False
-    if not started or not Interaction.objects.filter(event_id=event.event_id, created_at=_at(event.ts)).update(
-            created_at=_at(fresh.ts)):
+    if not started or not (Interaction.objects.filter(event_id=event.event_id, created_at=_at(event.ts))
+                           .update(created_at=_at(fresh.ts))):
         # Nothing of the event is confirmed, and no try can confirm its old key: nothing is kept.
         if started:
             _abandon(fresh, lambda: None, subject)
@@ -247,7 +249,8 @@ def _retry(prior: Interaction, *, visitor: str, movie_id: int, kind: str, value)
     for _look in range(3):  # a row that moves while it is looked at (a log-in, a re-key) is read again
         event = Event(event_id=str(prior.event_id), visitor=prior.visitor, movie_id=movie_id, kind=kind,
                       ts=_ts(prior.created_at), value=value,
-                      impression=str(prior.impression_id) if prior.impression_id else None, position=prior.position)
+                      impression=str(prior.impression_id) if prior.impression_id else None,
+                      position=prior.position)
         age = datetime.now(UTC) - prior.created_at
         try:
             if age > timedelta(seconds=RETRY_SAME_KEY_S):
@@ -294,8 +297,8 @@ def event_record(*, visitor: str, movie_id, kind, value=None, idempotency_key=No
     if prior is None:
         impression, position = click_attribution(visitor=visitor, movie_id=movie_id, impression=impression,
                                                  position=position)
-        event = Event(event_id=event_id, visitor=visitor, movie_id=movie_id, kind=kind, ts=_now(), value=value,
-                      impression=impression, position=position)
+        event = Event(event_id=event_id, visitor=visitor, movie_id=movie_id, kind=kind, ts=_now(),
+                      value=value, impression=impression, position=position)
 
         def mirror():
             Interaction.objects.create(visitor=visitor, movie_id=movie_id, kind=kind, value=value,
@@ -347,13 +350,15 @@ def history_remove(*, visitor: str, movie_id: int) -> Event | None:
 
     def apply():
         rows = Interaction.objects.filter(visitor=visitor, movie_id=movie_id)
-        rows = [r for r in rows if _sort_key(r) < event.sort_key]  # a later click stays, as in the workers' replay
+        # A later click stays, as in the workers' replay.
+        rows = [r for r in rows if _sort_key(r) < event.sort_key]
         Interaction.objects.filter(pk__in=[r.pk for r in rows]).delete()
         taken[:] = rows
 
     try:
         for click in clicklog.pending_adds_before(visitor, before=event.sort_key, movie_id=movie_id):
-            clicklog.event_cancel(click)  # refused: it was confirmed meanwhile, and its row is older than this
+            # If refused, it was confirmed meanwhile, and its row is older than this.
+            clicklog.event_cancel(click)
         with transaction.atomic():
             apply()
         stream.publish(visitor=visitor, payload=event.as_dict())

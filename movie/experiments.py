@@ -77,11 +77,15 @@ def arms_validate(raw) -> list[Arm]:
         model, weight = arm["model"], arm["weight"]
         if model not in settings.RECOMMENDATION_MODELS:
             raise ValidationError(
-                f"Arm {number}: unknown model {model!r}; choose from {', '.join(settings.RECOMMENDATION_MODELS)}."
+                f"Arm {number}: unknown model {model!r}; "
+                f"choose from {', '.join(settings.RECOMMENDATION_MODELS)}."
             )
         if any(a.model == model for a in arms):
-            raise ValidationError(f"Arm {number}: model {model!r} is already an arm; each model may appear once.")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+            raise ValidationError(
+                f"Arm {number}: model {model!r} is already an arm; each model may appear once."
+            )
+        if (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight)
+                or weight <= 0):
             raise ValidationError(f"Arm {number} ({model}): the weight must be a positive number.")
         arms.append(Arm(model, float(weight)))
     return arms
@@ -207,7 +211,8 @@ def wilson_interval(clicks: int, impressions: int, z: float = Z_95) -> tuple[flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def two_proportion_test(clicks_a: int, impressions_a: int, clicks_b: int, impressions_b: int) -> tuple[float, float]:
+def two_proportion_test(clicks_a: int, impressions_a: int, clicks_b: int,
+                        impressions_b: int) -> tuple[float, float]:
     """Pooled two-proportion z-test of CTR a = CTR b: (z, two-sided p). Equal to a chi-square
     test of the 2x2 table without continuity correction. Identical all-0 or all-1 samples show
     no difference: (0, 1). Needs impressions on both sides."""
@@ -270,7 +275,8 @@ def _ctr(clicks: int, impressions: int) -> tuple[float, float, float]:
 def experiment_impressions(experiment: Experiment):
     """The experiment's impressions: its page, its arms' models, rendered while it ran."""
     models = [arm.model for arm in arms_validate(experiment.arms)]
-    shown = Impression.objects.filter(page=EXPERIMENT_PAGE, model__in=models, created_at__gte=experiment.started_at)
+    shown = Impression.objects.filter(page=EXPERIMENT_PAGE, model__in=models,
+                                      created_at__gte=experiment.started_at)
     if experiment.stopped_at is not None:
         shown = shown.filter(created_at__lt=experiment.stopped_at)
     return shown
@@ -279,7 +285,8 @@ def experiment_impressions(experiment: Experiment):
 def _counts(experiment: Experiment, *fields: str) -> tuple[dict, dict]:
     """(impressions, clicked impressions) grouped by `fields` of Impression."""
     shown = experiment_impressions(experiment)
-    totals = {tuple(row[f] for f in fields): row["n"] for row in shown.values(*fields).annotate(n=Count("id"))}
+    totals = {tuple(row[f] for f in fields): row["n"]
+              for row in shown.values(*fields).annotate(n=Count("id"))}
     clicked = (shown.filter(clicks__kind=Interaction.Kind.CLICK).values(*fields)
                .annotate(n=Count("id", distinct=True)))
     return totals, {tuple(row[f] for f in fields): row["n"] for row in clicked}

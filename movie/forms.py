@@ -3,7 +3,8 @@ from django.contrib.auth.forms import UserCreationForm
 
 
 class CatalogueQueryForm(forms.Form):
-    SORTS = [("popular", "Most popular"), ("newest", "Newest"), ("rated", "Highest rated"), ("title", "Title")]
+    SORTS = [("popular", "Most popular"), ("newest", "Newest"), ("rated", "Highest rated"),
+             ("title", "Title")]
 
     genre = forms.CharField(required=False, max_length=64)
     q = forms.CharField(required=False, max_length=200, strip=True)
@@ -12,7 +13,8 @@ class CatalogueQueryForm(forms.Form):
 
     def selector_kwargs(self) -> dict:
         data = self.cleaned_data
-        return {"genre": data["genre"], "query": data["q"], "page": data["page"] or 1, "sort": data["sort"] or "popular"}
+        return {"genre": data["genre"], "query": data["q"], "page": data["page"] or 1,
+                "sort": data["sort"] or "popular"}
 
     def is_home(self) -> bool:
         """The catalogue's first page as it opens: where the home row goes."""

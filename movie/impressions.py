@@ -209,7 +209,8 @@ def click_attribution(*, visitor: str, movie_id: int, impression: str | None,
     must not lose it because the list's impression was lost, late, or another visitor's."""
     if impression is None:
         return None, None
-    shown = Impression.objects.filter(pk=impression, visitor=visitor).values_list("movie_ids", flat=True).first()
+    shown = (Impression.objects.filter(pk=impression, visitor=visitor).values_list("movie_ids", flat=True)
+             .first())
     if shown is None or movie_id not in shown:
         return None, None
     found = shown.index(movie_id) + 1

@@ -66,7 +66,8 @@ def forward_claim(*, from_visitor: str, to_visitor: str) -> bool:
             VisitorForward.objects.create(from_visitor=from_visitor, to_visitor=to_visitor, created_at=now)
         return True
     except IntegrityError:
-        claimed = VisitorForward.objects.filter(from_visitor=from_visitor).values_list("to_visitor", flat=True)
+        claimed = (VisitorForward.objects.filter(from_visitor=from_visitor)
+                   .values_list("to_visitor", flat=True))
         return claimed.first() == to_visitor
 
 
@@ -86,12 +87,14 @@ def _settle_removals(visitor: str, events: list[Event]) -> None:
         return
     latest: dict[int, str] = {}
     for removal in clicklog.removals(visitor, after=min(e.sort_key for e in adds)):
-        if removal.pending and (clicklog.event_cancel(removal) or clicklog.event_state(removal) != clicklog.CONFIRMED):
+        if removal.pending and (clicklog.event_cancel(removal)
+                                or clicklog.event_state(removal) != clicklog.CONFIRMED):
             continue
         latest[removal.movie_id] = max(latest.get(removal.movie_id, ""), removal.sort_key)
     for event in adds:
         if latest.get(event.movie_id, "") > event.sort_key:
-            Interaction.objects.filter(event_id=event.event_id, visitor=visitor, created_at=_at(event.ts)).delete()
+            Interaction.objects.filter(event_id=event.event_id, visitor=visitor,
+                                       created_at=_at(event.ts)).delete()
 
 
 def _notify(visitors: list[str], *, replay: bool) -> None:

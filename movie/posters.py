@@ -56,7 +56,8 @@ def poster_svg(*, title: str, year: int | None, genres: list[str]) -> str:
     size = 30 if len(lines) <= 3 else 24
     first_y = 150 - (len(lines) - 1) * size * 0.6
     tspans = "".join(
-        f'<tspan x="24" y="{first_y + i * size * 1.2:.0f}">{escape(line)}</tspan>' for i, line in enumerate(lines)
+        f'<tspan x="24" y="{first_y + i * size * 1.2:.0f}">{escape(line)}</tspan>'
+        for i, line in enumerate(lines)
     )
     year_text = escape(str(year)) if year else ""
     genre_text = escape(" · ".join(genres[:3]))

@@ -52,7 +52,8 @@ def _explained(
     return items, {m: [movies[h] for h in explaining if h in movies] for m, explaining in because.items()}
 
 
-def recommendations_for(*, visitor: str, model: str, k: int = 20, seen: list[int] | None = None) -> MovieRecommendations:
+def recommendations_for(*, visitor: str, model: str, k: int = 20,
+                        seen: list[int] | None = None) -> MovieRecommendations:
     """Top-k movies for `visitor` from `model`, never one the visitor has clicked or rated
     (`seen`: those movie ids, when the caller has read them already)."""
     history = visitor_movie_ids(visitor) if seen is None else seen

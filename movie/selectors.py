@@ -156,9 +156,11 @@ def catalogue_page(*, genre: str = "", query: str = "", page: int = 1, sort: str
     paginator.count = cache.get_or_set("catalogue-count:" + key, movies.count, PAGE_DATA_S)
     number = paginator.validate_number(page)
     start = (number - 1) * CATALOGUE_PAGE_SIZE
-    ids = cache.get_or_set(f"catalogue-ids:{key}:{sort}:{number}",
-                           lambda: list(movies.values_list("id", flat=True)[start:start + CATALOGUE_PAGE_SIZE]),
-                           PAGE_DATA_S)
+    ids = cache.get_or_set(
+        f"catalogue-ids:{key}:{sort}:{number}",
+        lambda: list(movies.values_list("id", flat=True)[start:start + CATALOGUE_PAGE_SIZE]),
+        PAGE_DATA_S,
+    )
     return Page(movies_by_ids(ids), number, paginator)
 
 
@@ -258,7 +260,8 @@ def visitor_history_read(visitor: str) -> VisitorHistory:
 RETRAIN_VISITOR_CHUNK = 100
 
 
-def visitor_interactions(*, per_visitor: int | None = None, per_client: int | None = None) -> list[tuple[str, int]]:
+def visitor_interactions(*, per_visitor: int | None = None,
+                         per_client: int | None = None) -> list[tuple[str, int]]:
     """What a retrain adds to the ratings: (visitor, movie id) pairs of the visitors' histories,
     with what one visitor and one client can weigh bounded.
 
@@ -335,5 +338,5 @@ def paper_review_get(slug: str) -> PaperReview | None:
 def paper_review_for_model(model_name: str) -> PaperReview | None:
     """Every recommendation page links its model's review; reviews change only by a data
     migration or the admin, so a process may show an edit up to a minute late."""
-    return cache.get_or_set(f"review:{model_name}", lambda: PaperReview.objects.filter(model_name=model_name).first(),
-                            PAGE_DATA_S)
+    return cache.get_or_set(f"review:{model_name}",
+                            lambda: PaperReview.objects.filter(model_name=model_name).first(), PAGE_DATA_S)

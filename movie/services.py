@@ -79,8 +79,8 @@ def movielens_import(*, path: Path | str, progress: bool = True) -> ImportResult
         movie_stats_write()
         tags_stored = _movie_tags_sync(release, {m.movie_id for m in movies})
     result = ImportResult(
-        release.format, movies_created, movies_updated, genres_created, ratings_before, ratings_after, skipped,
-        tags_stored,
+        release.format, movies_created, movies_updated, genres_created, ratings_before, ratings_after,
+        skipped, tags_stored,
     )
     log.info("MovieLens import done: %s", result)
     return result
@@ -123,9 +123,9 @@ def _movies_upsert(movies: list[MovieRow], *, progress: bool) -> tuple[int, int]
     for row in movies:
         values = (row.title, row.year, row.imdb_id, row.tmdb_id)
         if row.movie_id not in existing:
-            to_create.append(Movie(id=row.movie_id, **dict(zip(MOVIE_FIELDS, values))))
+            to_create.append(Movie(id=row.movie_id, **dict(zip(MOVIE_FIELDS, values, strict=True))))
         elif existing[row.movie_id] != values:
-            to_update.append(Movie(id=row.movie_id, **dict(zip(MOVIE_FIELDS, values))))
+            to_update.append(Movie(id=row.movie_id, **dict(zip(MOVIE_FIELDS, values, strict=True))))
     with tqdm(total=len(movies), desc="movies", unit=" movies", disable=not progress) as bar:
         for batch in _batches(to_create):
             Movie.objects.bulk_create(batch)
@@ -270,7 +270,8 @@ def history_expire(*, retention_days: float, per_visitor: int, budget: int = EXP
     reads any more (settings.VISITOR_HISTORY_MAX). At most `budget` rows of each kind a call;
     returns how many rows went."""
     cutoff = timezone.now() - timedelta(days=retention_days)
-    deleted = _delete_in_batches(Interaction.objects.filter(created_at__lt=cutoff).order_by("created_at"), budget)
+    deleted = _delete_in_batches(Interaction.objects.filter(created_at__lt=cutoff).order_by("created_at"),
+                                 budget)
     crowded = (Interaction.objects.values("visitor").annotate(rows=Count("id")).filter(rows__gt=per_visitor)
                .values_list("visitor", flat=True)[:EXPIRE_CROWDED_VISITORS])
     trimmed = 0

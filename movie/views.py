@@ -63,14 +63,15 @@ def _grid(movies: Iterable[Movie], because: Iterable[list[Movie]] | None = None)
     posters = [_poster_html(prefix, m.id, m.title, m.year, m.poster_url) for m in movies]
     lines = [_because_html(prefix, tuple((m.id, m.title) for m in explaining)) if explaining else ""
              for explaining in because] if because is not None else [""] * len(posters)
-    return mark_safe("".join(f"<li>{poster}{line}</li>" for poster, line in zip(posters, lines)))
+    return mark_safe("".join(f"<li>{poster}{line}</li>" for poster, line in zip(posters, lines, strict=True)))
 
 
 @functools.lru_cache(maxsize=256)
 def _genre_options(genres: tuple[str, ...], selected: str) -> str:
     """The genre menu's options: as a template loop, 0.5 ms of every catalogue page."""
     return format_html_join("", '<option value="{}"{}>{}</option>',
-                            ((name, mark_safe(" selected") if name == selected else "", name) for name in genres))
+                            ((name, mark_safe(" selected") if name == selected else "", name)
+                             for name in genres))
 
 
 def _history_rows(history: list[Interaction]) -> list[tuple[Interaction, str, str]]:
@@ -112,7 +113,8 @@ def _movie_or_404(movie_id: int):
 def catalogue(request: HttpRequest) -> HttpResponse:
     form = CatalogueQueryForm(request.GET)
     genres = tuple(g.name for g in selectors.genre_list())
-    context = {"form": form, "genre_options": _genre_options(genres, request.GET.get("genre", "")), "sorts": form.SORTS}
+    context = {"form": form, "genre_options": _genre_options(genres, request.GET.get("genre", "")),
+               "sorts": form.SORTS}
     if not form.is_valid():
         return render(request, "movie/catalogue.html", context, status=400)
     try:
@@ -163,7 +165,8 @@ def recommendations(request: HttpRequest, model: str) -> HttpResponse:
         raise Http404(f"No recommender called {model!r}.")
     visitor = visitor_key(request)
     read = selectors.visitor_history_read(visitor)
-    recs = recommendations_for(visitor=visitor, model=model, k=settings.RECOMMENDATIONS_K, seen=read.movie_ids)
+    recs = recommendations_for(visitor=visitor, model=model, k=settings.RECOMMENDATIONS_K,
+                               seen=read.movie_ids)
     movies = [m for m, _ in recs.items]
     context = {
         "model": model,
@@ -184,7 +187,8 @@ def recommendations(request: HttpRequest, model: str) -> HttpResponse:
 @ensure_csrf_cookie
 def history(request: HttpRequest) -> HttpResponse:
     read = selectors.visitor_history_read(visitor_key(request))
-    return render(request, "movie/history.html", {"history": read.entries, "history_rows": _history_rows(read.entries),
+    return render(request, "movie/history.html", {"history": read.entries,
+                                                  "history_rows": _history_rows(read.entries),
                                                   "history_cap": read.cap})
 
 

@@ -40,7 +40,8 @@ def recommendations_get(model: str, visitor: str) -> dict | None:
 
 
 def recommendations_set(
-    model: str, visitor: str, *, model_version: str, items: list[tuple[int, float]], as_of_event: str, redis=None
+    model: str, visitor: str, *, model_version: str, items: list[tuple[int, float]], as_of_event: str,
+    redis=None,
 ) -> None:
     """Store a visitor's list; `redis`: a pipeline to queue the write on (default: now)."""
     value = {

@@ -37,6 +37,6 @@ def because(published: Published, *, history: Sequence[int], items: Sequence[int
     values, rows = explain_history(published.checkpoint, history_rows, published.indices(item_ids), top)
     movie_ids = published.movie_ids
     return {
-        item: [int(movie_ids[r]) for r, v in zip(item_rows, item_values) if v > 0]
-        for item, item_rows, item_values in zip(item_ids, rows.tolist(), values.tolist())
+        item: [int(movie_ids[r]) for r, v in zip(item_rows, item_values, strict=True) if v > 0]
+        for item, item_rows, item_values in zip(item_ids, rows.tolist(), values.tolist(), strict=True)
     }

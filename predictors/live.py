@@ -179,11 +179,13 @@ class LiveEngine:
         visitors = claim.visitors
         report = BatchReport(visitors=len(visitors))
         states = visitor_state.states_get(visitors)
-        logs = dict(zip(visitors, self.pool.map(lambda v: read_events(v, states[v].since()), visitors)))
+        logs = dict(zip(visitors, self.pool.map(lambda v: read_events(v, states[v].since()), visitors),
+                        strict=True))
         report.seconds["read"] = time.perf_counter() - started
         changed: dict[str, VisitorState] = {}
         applied: dict[str, int] = {}
-        created: dict[str, list[str]] = {}  # timestamps of the applied events that are clicks waiting for a list
+        # The timestamps of the applied events that are clicks waiting for a list.
+        created: dict[str, list[str]] = {}
         recheck = []
         young = _stamp(time.time() - PENDING_YOUNG_S)
         for visitor in visitors:
@@ -214,8 +216,9 @@ class LiveEngine:
                     if items is None:
                         cache.recommendations_forget(visitor, [name], redis=pipe)
                     else:
-                        cache.recommendations_set(name, visitor, model_version=live.published.version, items=items,
-                                                  as_of_event=changed[visitor].last_event, redis=pipe)
+                        cache.recommendations_set(name, visitor, model_version=live.published.version,
+                                                  items=items, as_of_event=changed[visitor].last_event,
+                                                  redis=pipe)
             visitor_state.states_put(pipe, {v: changed[v] for v in held if v in changed})
 
         held = set(visitor_state.claims_store(claim, write))
@@ -259,7 +262,8 @@ class LiveEngine:
             scratch = None if live.graph is None else VisitorGraph(live.graph.n_items)
             self._fold(live, scratch, rows, torch.zeros(len(rows), live.dim), [-1] * len(rows))
 
-    def _fold_in(self, live: LiveModel, states: dict[str, VisitorState]) -> dict[str, list[tuple[int, float]] | None]:
+    def _fold_in(self, live: LiveModel,
+                 states: dict[str, VisitorState]) -> dict[str, list[tuple[int, float]] | None]:
         """Fine-tune the visitors' parameters for `live` (in `states`); returns each visitor's
         list, None for a visitor with no movie the version knows (its list is dropped)."""
         rows = {v: live.published.indices(s.history) for v, s in states.items()}
@@ -278,5 +282,6 @@ class LiveEngine:
             state = states[visitor]
             state.params[key] = offsets[i]
             state.rounds[key] = state.rounds.get(key, 0) + 1
-            lists[visitor] = [(int(movie_ids[r]), float(s)) for r, s in zip(top[i].tolist(), values[i].tolist())]
+            lists[visitor] = [(int(movie_ids[r]), float(s))
+                              for r, s in zip(top[i].tolist(), values[i].tolist(), strict=True)]
         return lists

@@ -64,7 +64,8 @@ def _top_k(published: registry.Published, scores: torch.Tensor, exclude: Sequenc
         scores[seen] = float("-inf")
     k = min(k, scores.numel() - len(seen))
     values, rows = torch.topk(scores, k)
-    return [(int(published.movie_ids[r]), float(v)) for r, v in zip(rows.tolist(), values.tolist())]
+    return [(int(published.movie_ids[r]), float(v))
+            for r, v in zip(rows.tolist(), values.tolist(), strict=True)]
 
 
 def popular(*, k: int, exclude: Sequence[int] = ()) -> tuple[str | None, list[tuple[int, float]]]:
@@ -100,8 +101,8 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
         items = [(int(m), float(s)) for m, s in cached["items"] if int(m) not in seen]
         if len(items) >= k:
             return Recommendations(
-                model, cached["model_version"], False, None, items[:k], source="fresh", as_of_event=cached["as_of_event"],
-                because=_because(published, history, items[:k]),
+                model, cached["model_version"], False, None, items[:k], source="fresh",
+                as_of_event=cached["as_of_event"], because=_because(published, history, items[:k]),
             )
 
     scores = score_history(published.checkpoint, published.indices(history))
@@ -141,7 +142,8 @@ def _entry_bytes(key: tuple, held: tuple[list, dict]) -> int:
     size = sys.getsizeof(key) + sum(sys.getsizeof(part) for part in key) + _SLOT_BYTES
     size += sys.getsizeof(items) + sum(sys.getsizeof(pair) + sum(map(sys.getsizeof, pair)) for pair in items)
     size += sys.getsizeof(explained) + sum(
-        sys.getsizeof(movie) + sys.getsizeof(movies) + sum(map(sys.getsizeof, movies)) for movie, movies in explained.items()
+        sys.getsizeof(movie) + sys.getsizeof(movies) + sum(map(sys.getsizeof, movies))
+        for movie, movies in explained.items()
     )
     return size
 

@@ -145,7 +145,7 @@ def versions_prune(model: str, *, keep: int | None = None, grace_s: float | None
         return []
     found = versions(model)
     removed = []
-    for older, newer in zip(found[:-keep], found[1:]):
+    for older, newer in zip(found[:-keep], found[1:], strict=False):
         try:
             superseded_for = now - _published_at(folder / newer)
         except FileNotFoundError:  # another process pruned it meanwhile

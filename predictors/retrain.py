@@ -78,7 +78,8 @@ def gate_reference(meta: dict, version: str) -> dict:
             "ratings_digest": meta.get("data", {}).get("ratings_digest")}
 
 
-def publish_gate(*, recall: float | None, split: str, reference: dict | None) -> tuple[str | None, dict | None]:
+def publish_gate(*, recall: float | None, split: str,
+                 reference: dict | None) -> tuple[str | None, dict | None]:
     """(why the new version is not published, or None; the reference it carries, None: itself).
 
     The reference is the recall@20 of the model's last full training (`manage.py train`), or of
@@ -88,7 +89,8 @@ def publish_gate(*, recall: float | None, split: str, reference: dict | None) ->
     end. Not the best figure so far: a ratchet turns one lucky run (the run-to-run spread of
     recall on ml-latest-small is of the order of the tolerance) into a bar that can stop every
     later retrain."""
-    if reference is None or reference.get("recall@20") is None or reference.get("ratings_digest") not in (None, split):
+    if (reference is None or reference.get("recall@20") is None
+            or reference.get("ratings_digest") not in (None, split)):
         return None, None
     carried = {**reference, "ratings_digest": split}
     if recall is None:
@@ -127,7 +129,8 @@ def retrain(*, model: str, training_data: TrainingData, visitor_pairs: Sequence[
         old_keys = [old_digest.get(row, str(int(u))) for row, u in enumerate(old.graph().user_ids)]
 
         def initialise(new_model):
-            carried = warm_start(new_model, old, item_ids=interactions.item_ids, checkpoint_user_keys=old_keys,
+            carried = warm_start(new_model, old, item_ids=interactions.item_ids,
+                                 checkpoint_user_keys=old_keys,
                                  user_keys=_keys(interactions.user_ids, digest_of_id))
             log.info("%s warm start from %s: %s", model, live.version, carried)
 
@@ -143,9 +146,11 @@ def retrain(*, model: str, training_data: TrainingData, visitor_pairs: Sequence[
         registry.versions_prune_logged(model)
         return RetrainResult(model, False, live.version, recall, live_recall, refused, reference["recall@20"])
 
-    visitors = {visitor: int(np.searchsorted(interactions.user_ids, user_id)) for visitor, user_id in user_of.items()}
+    visitors = {visitor: int(np.searchsorted(interactions.user_ids, user_id))
+                for visitor, user_id in user_of.items()}
     with registry.publishing(model) as folder:
-        gate = carried or {"recall@20": recall, "version": registry.version_of(folder), "ratings_digest": split}
+        gate = carried or {"recall@20": recall, "version": registry.version_of(folder),
+                           "ratings_digest": split}
         publish(
             result, interactions, folder, item_features=features, visitors=visitors,
             dataset={"source": "catalogue+visitors", "n_visitors": len(visitors),

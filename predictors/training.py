@@ -99,7 +99,8 @@ def train_and_publish(
         reference = {"recall@20": result.metrics.get("recall@20"), "version": registry.version_of(folder),
                      "ratings_digest": split}
         publish(result, interactions, folder, item_features=features,
-                dataset={"source": "catalogue", "digest": data_digest(training_data), "ratings_digest": split},
+                dataset={"source": "catalogue", "digest": data_digest(training_data),
+                         "ratings_digest": split},
                 extra_meta={"gate": reference})
     return registry.version_of(folder), result.metrics
 

@@ -83,7 +83,8 @@ for _, v in ipairs(expired) do
   redis.call('ZADD', KEYS[1], 'NX', ARGV[1], v)
 end
 local out = {}
-for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 4 * tonumber(ARGV[3]))) do
+for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],
+                              'LIMIT', 0, 4 * tonumber(ARGV[3]))) do
   if #out >= tonumber(ARGV[3]) then break end
   if not redis.call('ZSCORE', KEYS[2], v) then
     redis.call('ZREM', KEYS[1], v)
@@ -207,7 +208,7 @@ def states_get(visitors: Sequence[str]) -> dict[str, VisitorState]:
         pipe.exists(replay_key(visitor))
     answers = pipe.execute()
     states = {}
-    for visitor, raw, replay in zip(visitors, answers[::2], answers[1::2]):
+    for visitor, raw, replay in zip(visitors, answers[::2], answers[1::2], strict=True):
         states[visitor] = VisitorState.from_redis(raw)
         states[visitor].replay = bool(replay)
     return states
@@ -261,7 +262,7 @@ def visitors_behind(newest: dict[str, str]) -> list[str]:
     for visitor in visitors:
         pipe.hget(key(visitor), "watermark")
     behind = []
-    for visitor, watermark in zip(visitors, pipe.execute()):
+    for visitor, watermark in zip(visitors, pipe.execute(), strict=True):
         if not watermark or watermark.decode().split("#", 1)[0] < newest[visitor]:
             behind.append(visitor)
     return behind
@@ -297,7 +298,8 @@ def claims_store(claim: Claim, write: Callable[[object, list[str]], None]) -> li
                 held = []
                 if keys:
                     pipe.watch(*keys)
-                    held = [v for v, token in zip(claim.visitors, pipe.mget(keys)) if token == mine]
+                    held = [v for v, token in zip(claim.visitors, pipe.mget(keys), strict=True)
+                            if token == mine]
                 pipe.multi()
                 write(pipe, held)
                 pipe.execute()

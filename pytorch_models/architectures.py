@@ -15,7 +15,8 @@ from pytorch_models.pinsage.model import PinSage, PinSageConfig
 from pytorch_models.recommenders import NAMES
 
 MODEL_NAMES = NAMES
-CONFIGS = {"lightgcn": LightGCNConfig, "ngcf": NGCFConfig, "pinsage": PinSageConfig, "graphfilter": GraphFilterConfig}
+CONFIGS = {"lightgcn": LightGCNConfig, "ngcf": NGCFConfig, "pinsage": PinSageConfig,
+           "graphfilter": GraphFilterConfig}
 CLASSES = {"lightgcn": LightGCN, "ngcf": NGCF, "pinsage": PinSage}
 
 

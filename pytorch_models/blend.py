@@ -42,7 +42,7 @@ def blended_scorer(scorers: Sequence[Scorer], weights: Sequence[float], train_pa
         seen = torch.zeros(len(users), n_items, dtype=torch.bool)
         seen[_rows(crow, items, users)] = True
         total = torch.zeros(len(users), n_items)
-        for scorer, weight in zip(scorers, weights):
+        for scorer, weight in zip(scorers, weights, strict=True):
             total += weight * standardised(scorer(users).float(), seen)
         return total
 

@@ -28,7 +28,8 @@ from safetensors.torch import load_file, save_file
 
 from pytorch_models.data import ItemFeatures
 
-WEIGHTS, ITEMS, GRAPH, META = "weights.safetensors", "item_embeddings.safetensors", "graph.safetensors", "meta.json"
+WEIGHTS, ITEMS = "weights.safetensors", "item_embeddings.safetensors"
+GRAPH, META = "graph.safetensors", "meta.json"
 VISITORS = "visitors.json"
 
 
@@ -59,7 +60,8 @@ def save_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     item_ids_t = torch.as_tensor(np.asarray(item_ids, dtype=np.int64))
     save_file(_contiguous(state_dict) or {"empty": torch.zeros(0)}, out / WEIGHTS)
-    save_file(_contiguous({"item_embeddings": item_embeddings, "item_ids": item_ids_t, **extra_tensors}), out / ITEMS)
+    save_file(_contiguous({"item_embeddings": item_embeddings, "item_ids": item_ids_t, **extra_tensors}),
+              out / ITEMS)
     graph = {
         "train_edges": torch.as_tensor(np.asarray(train_edges, dtype=np.int64)).reshape(-1, 2),
         "n_users": torch.tensor(n_users, dtype=torch.int64),
@@ -95,7 +97,8 @@ class GraphSnapshot:
 
     def trained_on(self, pairs: np.ndarray) -> bool:
         """Whether `pairs` (E, 2) are this snapshot's train edges, as a set of (user, item) rows."""
-        return np.array_equal(np.unique(self.train_edges, axis=0), np.unique(np.asarray(pairs).reshape(-1, 2), axis=0))
+        return np.array_equal(np.unique(self.train_edges, axis=0),
+                              np.unique(np.asarray(pairs).reshape(-1, 2), axis=0))
 
 
 @dataclass
@@ -138,7 +141,8 @@ class Checkpoint:
             n_items=int(tensors["n_items"]),
             item_ids=tensors["item_ids"].numpy(),
             user_ids=tensors["user_ids"].numpy(),
-            item_features=ItemFeatures.from_tensors(features, self.meta["item_features"]) if features else None,
+            item_features=(ItemFeatures.from_tensors(features, self.meta["item_features"]) if features
+                           else None),
         )
 
 

@@ -302,7 +302,8 @@ def movielens_item_features(
     if len(tags) != n:
         raise ValueError(f"{len(tags)} tag lists for {n} items")
     tag_ids = _tag_ids(tags, n_tag_buckets, max_tags, min_tag_movies)
-    return ItemFeatures(multi_hot, year, bucket, words, names, n_title_buckets, N_YEAR_BUCKETS, tag_ids, n_tag_buckets)
+    return ItemFeatures(multi_hot, year, bucket, words, names, n_title_buckets, N_YEAR_BUCKETS, tag_ids,
+                        n_tag_buckets)
 
 
 def load_movielens_features(data_dir: str | Path, item_ids: np.ndarray) -> ItemFeatures:

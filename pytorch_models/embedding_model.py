@@ -53,7 +53,8 @@ class EmbeddingPropagation(nn.Module):
         final = self.propagate(adjacency, self.ego_embeddings())
         return final[: self.config.n_users], final[self.config.n_users :]
 
-    def loss(self, adjacency: torch.Tensor, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    def loss(self, adjacency: torch.Tensor, users: torch.Tensor, pos: torch.Tensor,
+             neg: torch.Tensor) -> torch.Tensor:
         """users, pos: (B,) rows; neg: (B,) negatives, or (B, M) candidates of which each row's
         highest-scoring one under the current embeddings is its negative (dynamic negative
         sampling, Zhang et al., SIGIR 2013). BPR on the final embeddings plus
@@ -70,7 +71,8 @@ class EmbeddingPropagation(nn.Module):
         ranking = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
         return ranking + self.config.l2 * ego[rows].pow(2).sum() / (2 * len(users))
 
-    def _hardest(self, layers: list[torch.Tensor], users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    def _hardest(self, layers: list[torch.Tensor], users: torch.Tensor,
+                 candidates: torch.Tensor) -> torch.Tensor:
         """(B,) the candidate of each row of `candidates` (B, M) that scores highest for its user."""
         with torch.no_grad():
             n_users = self.config.n_users

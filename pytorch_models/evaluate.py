@@ -44,7 +44,7 @@ def blend_metrics(checkpoint_dirs, weights, dataset: str, data_dir, *, k: int = 
     data, _ = load_dataset(
         dataset, data_dir, test_fraction=splits[0].get("test_fraction", 0.2), seed=splits[0].get("seed", 0)
     )
-    for folder, checkpoint in zip(checkpoint_dirs, checkpoints):
+    for folder, checkpoint in zip(checkpoint_dirs, checkpoints, strict=True):
         if not checkpoint.graph().trained_on(data.train):
             raise ValueError(f"the data set's train split differs from {folder}'s training snapshot")
     started = time.perf_counter()

@@ -28,8 +28,8 @@ from pytorch_models.graphfilter.model import GraphFilter, filter_for
 EXPLAINED_MODELS = ("pinsage", "lightgcn", "ngcf", "graphfilter")
 
 
-def contributions(item_table: torch.Tensor, history_rows: torch.Tensor, item_rows: torch.Tensor, top: int = 2, *,
-                  unit_history: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def contributions(item_table: torch.Tensor, history_rows: torch.Tensor, item_rows: torch.Tensor,
+                  top: int = 2, *, unit_history: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The `top` largest per-history-item terms <h, e_i> / n of each item's score.
 
     item_table: (I, d); history_rows: (n,) the visitor's rows, n > 0; item_rows: (k,) the items

@@ -194,7 +194,8 @@ class EmbeddingFoldIn:
             optimiser.step()
         return offset.detach()
 
-    def scores(self, offset: torch.Tensor, batch: VisitorBatch, visits: torch.Tensor | None = None) -> torch.Tensor:
+    def scores(self, offset: torch.Tensor, batch: VisitorBatch,
+               visits: torch.Tensor | None = None) -> torch.Tensor:
         """(V, I) scores of every item for each visitor."""
         with torch.no_grad():
             return self.user_final(self.initial(batch) + offset, batch) @ self.item_final.T
@@ -252,9 +253,11 @@ class PinSageFoldIn:
         offset = offset.clone().requires_grad_(True)
         optimiser = torch.optim.Adam([offset], lr=PINSAGE_LR)
         for _ in range(steps):
-            neg = _random_negatives(owners, PINSAGE_NEGATIVES, seen, self.n_items, generator, self.negative_weight)
+            neg = _random_negatives(owners, PINSAGE_NEGATIVES, seen, self.n_items, generator,
+                                    self.negative_weight)
             if band is not None and PINSAGE_HARD:
-                neg = torch.cat([neg, sample_band(band, owners, PINSAGE_HARD, self.n_items, generator)], dim=1)
+                neg = torch.cat([neg, sample_band(band, owners, PINSAGE_HARD, self.n_items, generator)],
+                                dim=1)
             q = (base + offset)[owners]
             loss = max_margin_loss(self._score(q, pos), self._score(q, neg), self.margin, weight)
             optimiser.zero_grad()
@@ -262,7 +265,8 @@ class PinSageFoldIn:
             optimiser.step()
         return offset.detach()
 
-    def scores(self, offset: torch.Tensor, batch: VisitorBatch, visits: torch.Tensor | None = None) -> torch.Tensor:
+    def scores(self, offset: torch.Tensor, batch: VisitorBatch,
+               visits: torch.Tensor | None = None) -> torch.Tensor:
         """(V, I) scores of every item for each visitor."""
         return (self.initial(batch, visits) + offset) @ self.item_table.T + self.item_bias
 

@@ -29,7 +29,8 @@ def _rows(crow: torch.Tensor, items: torch.Tensor, users: torch.Tensor) -> tuple
     """(batch row, item) coordinates of the listed users' items."""
     counts = crow[users + 1] - crow[users]
     batch_row = torch.repeat_interleave(torch.arange(len(users)), counts)
-    offsets = torch.arange(int(counts.sum())) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    offsets = (torch.arange(int(counts.sum()))
+               - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts))
     return batch_row, items[crow[users][batch_row] + offsets]
 
 

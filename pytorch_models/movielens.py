@@ -85,13 +85,15 @@ def release_detect(path: Path | str) -> Release:
     """Find the files of the MovieLens release in `path`, or raise MovieLensFormatError."""
     path = Path(path)
     if not path.is_dir():
-        raise MovieLensFormatError(f"{path} is not a folder; pass the folder of an unpacked MovieLens release.")
+        raise MovieLensFormatError(
+            f"{path} is not a folder; pass the folder of an unpacked MovieLens release."
+        )
     if (path / "movies.csv").is_file() and (path / "ratings.csv").is_file():
         return Release("csv", path / "movies.csv", path / "ratings.csv", _optional(path / "links.csv"),
                        tags=_optional(path / "tags.csv"))
     if (path / "movies.dat").is_file() and (path / "ratings.dat").is_file():
-        return Release("dat", path / "movies.dat", path / "ratings.dat", encoding=_dat_encoding(path / "movies.dat"),
-                       tags=_optional(path / "tags.dat"))
+        return Release("dat", path / "movies.dat", path / "ratings.dat",
+                       encoding=_dat_encoding(path / "movies.dat"), tags=_optional(path / "tags.dat"))
     if (path / "u.item").is_file() and (path / "u.data").is_file():
         return Release("100k", path / "u.item", path / "u.data", encoding="latin-1")
     raise MovieLensFormatError(
@@ -136,7 +138,9 @@ def ratings_read(release: Release) -> Iterator[RatingRow]:
                 user, movie, rating, stamp = row[:4]
                 yield RatingRow(int(user), int(movie), float(rating), _from_timestamp(stamp))
             except (ValueError, IndexError) as exc:
-                raise MovieLensFormatError(f"{release.ratings.name} line {number} is not a rating: {row!r}") from exc
+                raise MovieLensFormatError(
+                    f"{release.ratings.name} line {number} is not a rating: {row!r}"
+                ) from exc
 
 
 def rating_pairs(release: Release) -> np.ndarray:
@@ -147,7 +151,9 @@ def rating_pairs(release: Release) -> np.ndarray:
         frame = pd.read_csv(release.ratings, sep=separator, header=0 if header else None, usecols=[0, 1],
                             dtype=np.int64, engine="python" if len(separator) > 1 else "c")
     except ValueError as exc:
-        raise MovieLensFormatError(f"{release.ratings.name} holds a line that is not a rating: {exc}") from exc
+        raise MovieLensFormatError(
+            f"{release.ratings.name} holds a line that is not a rating: {exc}"
+        ) from exc
     return frame.to_numpy()
 
 
@@ -204,7 +210,7 @@ def _movies_100k(release: Release) -> Iterator[MovieRow]:
             if year is None and fields[2]:
                 year = _release_year(fields[2])
             flags = fields[5 : 5 + len(ML100K_GENRES)]
-            names = [name for name, flag in zip(ML100K_GENRES, flags) if flag == "1"]
+            names = [name for name, flag in zip(ML100K_GENRES, flags, strict=True) if flag == "1"]
             yield MovieRow(int(fields[0]), title, year, _genres(names))
 
 
@@ -227,7 +233,8 @@ def tags_read(release: Release) -> list[tuple[int, int, str]]:
         return []
     if release.format == "csv":
         frame = pd.read_csv(release.tags, usecols=["userId", "movieId", "tag"],
-                            dtype={"userId": np.int64, "movieId": np.int64, "tag": str}, keep_default_na=False)
+                            dtype={"userId": np.int64, "movieId": np.int64, "tag": str},
+                            keep_default_na=False)
     else:
         frame = pd.read_csv(release.tags, sep="::", engine="python", header=None, usecols=[0, 1, 2],
                             names=["userId", "movieId", "tag"], dtype={"tag": str}, keep_default_na=False,

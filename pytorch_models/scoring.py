@@ -47,7 +47,8 @@ def checkpoint_scorer(checkpoint, train_pairs: np.ndarray, n_users: int):
         return popularity_scorer(checkpoint.extra["item_popularity"])
     if name == "pinsage":
         table = checkpoint.item_embeddings.float()
-        return dot_scorer(pinsage_user_vectors(table, train_pairs, n_users), table, checkpoint.extra["item_bias"])
+        return dot_scorer(pinsage_user_vectors(table, train_pairs, n_users), table,
+                          checkpoint.extra["item_bias"])
     if name == "graphfilter":
         return user_scorer(from_checkpoint(checkpoint), train_pairs, n_users)
     model = build_model(name, checkpoint.config)

@@ -58,13 +58,13 @@ def spectral_initialiser(train_pairs: np.ndarray, n_users: int, n_items: int):
     rms its random init gave."""
 
     def initialise(model: nn.Module) -> None:
-        tables = ([model.user_embedding.weight, model.item_embedding.weight] if hasattr(model, "user_embedding")
-                  else [model.input.id_embedding.weight])
+        tables = ([model.user_embedding.weight, model.item_embedding.weight]
+                  if hasattr(model, "user_embedding") else [model.input.id_embedding.weight])
         users, items = spectral_tables(train_pairs, n_users, n_items, model.config.dim)
         spectral = [users, items] if len(tables) == 2 else [items]
         with torch.no_grad():
             scale = _rms(torch.cat(tables)) / _rms(torch.cat(spectral)).clamp_min(1e-12)
-            for table, values in zip(tables, spectral):
+            for table, values in zip(tables, spectral, strict=True):
                 table.copy_(values * scale)
 
     return initialise

@@ -82,7 +82,8 @@ def train_model(
     np.random.seed(options.seed)
     generator = torch.Generator().manual_seed(options.seed)
     started = time.perf_counter()
-    counts = torch.bincount(torch.from_numpy(interactions.train[:, 1]), minlength=interactions.n_items).float()
+    counts = torch.bincount(torch.from_numpy(interactions.train[:, 1]),
+                            minlength=interactions.n_items).float()
     fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts)
     train_seconds = time.perf_counter() - started
     metrics = held_out_metrics(fit.scorer, interactions, options.k)
@@ -100,11 +101,13 @@ def train_model(
     )
 
 
-def _fit(model_name, interactions, item_features, options: TrainOptions, generator, initialise, counts) -> ModelFit:
+def _fit(model_name, interactions, item_features, options: TrainOptions, generator, initialise,
+         counts) -> ModelFit:
     if model_name == "popular":
         return ModelFit(None, {}, counts.clone().unsqueeze(1), {}, popularity_scorer(counts), [])
     if model_name == "graphfilter":
-        return train_graphfilter(interactions, config_overrides=options.config_overrides, progress=options.progress)
+        return train_graphfilter(interactions, config_overrides=options.config_overrides,
+                                 progress=options.progress)
     if options.init == "spectral":
         spectral = spectral_initialiser(interactions.train, interactions.n_users, interactions.n_items)
         initialise = _then(spectral, initialise)
@@ -198,12 +201,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="evaluate on the held-out split every N epochs: the recall curve in meta.json's "
                              "history. Off by default: on Gowalla one evaluation takes ~11 s against a "
                              "LightGCN epoch of ~25 s (docs/benchmarks.md)")
-    parser.add_argument("--time-budget", type=float, help="stop after the epoch that passes this many seconds")
+    parser.add_argument("--time-budget", type=float,
+                        help="stop after the epoch that passes this many seconds")
     parser.add_argument("--workers", type=int, default=1, help="PinSage sampling processes")
-    parser.add_argument("--hard-negatives", type=int, default=MAX_HARD_NEGATIVES, help="PinSage curriculum cap")
+    parser.add_argument("--hard-negatives", type=int, default=MAX_HARD_NEGATIVES,
+                        help="PinSage curriculum cap")
     parser.add_argument("--neighbourhoods", choices=("sampled", "cached"),
-                        help="PinSage blocks: random walks per batch, or a neighbour table refreshed per epoch "
-                             "(default: cached)")
+                        help="PinSage blocks: random walks per batch, or a neighbour table refreshed "
+                             "per epoch (default: cached)")
     parser.add_argument("--shared-negatives", type=int, default=0, help="PinSage negatives shared by a batch")
     parser.add_argument("--negative-power", type=float,
                         help="PinSage random negatives ∝ (degree + 1) ** this; 0 uniform (default 0.5)")
@@ -217,7 +222,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--node-dropout", type=float, help="NGCF: edge dropout rate of the Laplacian")
     parser.add_argument("--message-dropout", type=float, help="NGCF: dropout on each layer's output")
     parser.add_argument("--filter", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
-                        help="graphfilter config field (factor_dim, idl_beta, T_b, K_b, T_s, K_s, solver, cheby_weight, ...); repeatable")
+                        help="graphfilter config field (factor_dim, idl_beta, T_b, K_b, T_s, K_s, solver, "
+                             "cheby_weight, ...); repeatable")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", help="checkpoint folder to write")
     return parser
@@ -233,13 +239,15 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
     if unknown:
         parser.error(f"--{'/--'.join(unknown).replace('_', '-')} does not apply to {args.model}")
     if args.negative_candidates < 1 or (args.negative_candidates > 1 and args.model not in BPR_MODELS):
-        parser.error("--negative-candidates takes a count ≥ 1, and more than 1 applies to lightgcn and ngcf only")
+        parser.error("--negative-candidates takes a count ≥ 1, "
+                     "and more than 1 applies to lightgcn and ngcf only")
     if args.init == "spectral" and args.model not in ("lightgcn", "ngcf", "pinsage"):
         parser.error(f"--init {args.init} applies to lightgcn, ngcf and pinsage, not {args.model}")
     return TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, dim=args.dim, layers=args.layers, lr=args.lr,
-        lr_schedule=args.lr_schedule, seed=args.seed, progress=not args.no_progress, time_budget_s=args.time_budget,
-        eval_every=args.eval_every, init=args.init, config_overrides=overrides, num_workers=args.workers,
+        lr_schedule=args.lr_schedule, seed=args.seed, progress=not args.no_progress,
+        time_budget_s=args.time_budget, eval_every=args.eval_every, init=args.init,
+        config_overrides=overrides, num_workers=args.workers,
         hard_negatives=args.hard_negatives, neighbourhoods=args.neighbourhoods,
         shared_negatives=args.shared_negatives, negative_power=args.negative_power,
         negative_candidates=args.negative_candidates,
@@ -251,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     options = _options(args, parser)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    data, features = load_dataset(args.dataset, args.data_dir, test_fraction=args.test_fraction, seed=args.seed)
+    data, features = load_dataset(args.dataset, args.data_dir, test_fraction=args.test_fraction,
+                                  seed=args.seed)
     result = train_model(args.model, data, features, options)
     if args.out:
         publish(result, data, args.out, item_features=features,

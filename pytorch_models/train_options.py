@@ -88,7 +88,8 @@ class TrainOptions:
     def for_model(self, model_name: str) -> TrainOptions:
         """These options with the model's defaults in place of the fields left unset."""
         defaults = {**GENERAL_DEFAULTS, **DEFAULTS[model_name]}
-        unset = [name for name in _PER_MODEL if getattr(self, name) is None or (name == "layers" and not self.layers)]
+        unset = [name for name in _PER_MODEL
+                 if getattr(self, name) is None or (name == "layers" and not self.layers)]
         return dataclasses.replace(self, **{name: defaults[name] for name in unset})
 
     def hyper(self, model_name: str) -> dict:
@@ -96,6 +97,7 @@ class TrainOptions:
         pinsage = {"neighbourhoods": self.neighbourhoods, "shared_negatives": self.shared_negatives,
                    "negative_power": self.negative_power}
         bpr = {"negative_candidates": self.negative_candidates}
-        return {"epochs": self.epochs, "lr": self.lr, "lr_schedule": self.lr_schedule, "batch_size": self.batch_size,
-                "seed": self.seed, "hard_negatives": self.hard_negatives, "init": self.init,
+        return {"epochs": self.epochs, "lr": self.lr, "lr_schedule": self.lr_schedule,
+                "batch_size": self.batch_size, "seed": self.seed, "hard_negatives": self.hard_negatives,
+                "init": self.init,
                 **(pinsage if model_name == "pinsage" else bpr if model_name in BPR_MODELS else {})}

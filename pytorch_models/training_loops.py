@@ -53,8 +53,10 @@ class CosineDecay:
     """Sets the learning rate from `lr` down to `floor`·lr along half a cosine of the run's
     progress: the share of the time budget spent when there is one, else of the epochs."""
 
-    def __init__(self, optimiser, lr: float, *, epochs: int, time_budget_s: float | None, floor: float = 0.05):
-        self.optimiser, self.lr, self.epochs, self.time_budget_s, self.floor = optimiser, lr, epochs, time_budget_s, floor
+    def __init__(self, optimiser, lr: float, *, epochs: int, time_budget_s: float | None,
+                 floor: float = 0.05):
+        self.optimiser, self.lr, self.epochs = optimiser, lr, epochs
+        self.time_budget_s, self.floor = time_budget_s, floor
         self.started = time.perf_counter()
 
     def step(self, epoch: int, batch: int, n_batches: int) -> None:
@@ -81,8 +83,9 @@ def optimiser_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> floa
     return float(loss)
 
 
-def batch_loop(batches: Iterable, loss_of: Callable[[object], torch.Tensor], optimiser, schedule: CosineDecay | None,
-               *, epoch: int, n_batches: int, progress: bool, desc: str) -> float:
+def batch_loop(batches: Iterable, loss_of: Callable[[object], torch.Tensor], optimiser,
+               schedule: CosineDecay | None, *, epoch: int, n_batches: int, progress: bool,
+               desc: str) -> float:
     """One epoch: per batch the scheduled learning rate, then one step on `loss_of(batch)`.
     Returns the mean loss over `n_batches`."""
     total = 0.0
@@ -93,7 +96,8 @@ def batch_loop(batches: Iterable, loss_of: Callable[[object], torch.Tensor], opt
     return total / n_batches
 
 
-def epochs_run(run_epoch: Callable[[int], float], held_out: Callable[[], dict], options: TrainOptions) -> list[dict]:
+def epochs_run(run_epoch: Callable[[int], float], held_out: Callable[[], dict],
+               options: TrainOptions) -> list[dict]:
     """`run_epoch` for each epoch: the run's history (see `ModelFit.history`), with the
     `held_out` metrics every `eval_every` epochs, and the time budget, which counts the
     evaluations too."""
@@ -159,7 +163,8 @@ def fit_embedding_model(name: str, data: Interactions, options: TrainOptions, ge
     score, items = scorer()
     # What fold-in needs frozen: every layer's item rows and the item degrees.
     layers, degree = item_layers(model, data.train)
-    return ModelFit(model, asdict(config), items, {"item_layers": layers, "item_degree": degree}, score, history)
+    return ModelFit(model, asdict(config), items, {"item_layers": layers, "item_degree": degree}, score,
+                    history)
 
 
 def pinsage_config(data: Interactions, features: ItemFeatures | None, options: TrainOptions) -> PinSageConfig:
@@ -197,7 +202,8 @@ def fit_pinsage(data: Interactions, features: ItemFeatures | None, options: Trai
         model.train()
         # "cached": one importance-neighbour table per epoch (the one inference uses) instead
         # of fresh walks per batch; the blocks then cost an index lookup.
-        table = neighbour_table(g, torch.arange(data.n_items), walks) if options.neighbourhoods == "cached" else None
+        table = (neighbour_table(g, torch.arange(data.n_items), walks) if options.neighbourhoods == "cached"
+                 else None)
         loader = batch_loader(
             g, config.layers, walks, batch_size=options.batch_size, n_batches=n_batches,
             n_hard=min(epoch, options.hard_negatives), seed=options.seed * 10_000 + epoch,

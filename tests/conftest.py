@@ -67,7 +67,8 @@ def redis_url(service_stack, log_dir, request) -> str:
         redis.Redis.from_url(TEST_REDIS_URL).flushdb()
         return TEST_REDIS_URL
     server = service_stack.start(Valkey(log_dir=log_dir))
-    _note(request, f"redis: nothing answered at {TEST_REDIS_URL}; the tests used their own on {server.address}")
+    _note(request, f"redis: nothing answered at {TEST_REDIS_URL}; "
+                   f"the tests used their own on {server.address}")
     return server.url
 
 
@@ -222,7 +223,8 @@ def _empty_table(endpoint: str, table: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, service_stack, log_dir, request):
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, service_stack, log_dir,
+                                 request):
     """A SQLite test database is a file, not memory, so the worker subprocess sees it. A MySQL
     one on this machine that does not answer (a bare machine) is a private MariaDB instead."""
     from django.conf import settings
@@ -231,12 +233,13 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, s
     if db["ENGINE"] == "django.db.backends.sqlite3":
         db.setdefault("TEST", {})
         db["TEST"].setdefault("NAME", str(Path(settings.VAR_DIR) / "test-db.sqlite3"))
-    elif db["ENGINE"] == "django.db.backends.mysql" and db["HOST"] in LOOPBACK and not quietly(lambda: mysql_ping(
-            host=db["HOST"] or "localhost", port=int(db["PORT"] or 3306), user=db["USER"] or "root",
-            password=db["PASSWORD"] or "")):
+    elif db["ENGINE"] == "django.db.backends.mysql" and db["HOST"] in LOOPBACK and not quietly(
+            lambda: mysql_ping(host=db["HOST"] or "localhost", port=int(db["PORT"] or 3306),
+                               user=db["USER"] or "root", password=db["PASSWORD"] or "")):
         server = _private_mariadb(service_stack, log_dir)
         _note(request, f"database: no MariaDB let {db['USER'] or 'root'} in at {db['HOST'] or 'localhost'}:"
-                       f"{db['PORT'] or 3306}; the tests used their own on {server.address} ({server.path}, removed)")
+                       f"{db['PORT'] or 3306}; the tests used their own on {server.address} "
+                       f"({server.path}, removed)")
         # The same dict Django's connection reads: it connects to the private server from now on.
         db.update(HOST="127.0.0.1", PORT=server.port, USER="root", PASSWORD="")
 
@@ -378,7 +381,8 @@ def catalogue_imported(transactional_db):
 def chromium_executable() -> str:
     """Chromium from apt (`/usr/bin/chromium`); Playwright's own download is not used."""
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does), or set CHROMIUM_PATH")
+        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does), "
+                    "or set CHROMIUM_PATH")
     return CHROMIUM
 
 

@@ -126,14 +126,15 @@ def _settings_in(cwd: Path, env: dict[str, str], *names: str) -> subprocess.Comp
     code = ("import json; from django.conf import settings; "
             f"print(json.dumps({{n: str(getattr(settings, n)) for n in {list(names)!r}}}))")
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={"PATH": str(Path(sys.executable).parent), "DJANGO_SETTINGS_MODULE": "webapp.settings",
-                               "PYTHONPATH": str(cwd), **env})
+                          env={"PATH": str(Path(sys.executable).parent),
+                               "DJANGO_SETTINGS_MODULE": "webapp.settings", "PYTHONPATH": str(cwd), **env})
 
 
 def test_the_demo_runs_with_debug_off_on_plain_http_and_debug_is_opt_in(tmp_path):
     from devstack.app import app_env
 
-    demo = {k: v for k, v in app_env({}).items() if k != "DJANGO_SECRET_KEY"} | {"CINEGRAPH_VAR_DIR": str(tmp_path)}
+    demo = ({k: v for k, v in app_env({}).items() if k != "DJANGO_SECRET_KEY"}
+            | {"CINEGRAPH_VAR_DIR": str(tmp_path)})
     names = ("DEBUG", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "SECURE_HSTS_SECONDS")
     off = _settings_in(ROOT, demo, *names)
     on = _settings_in(ROOT, {**demo, "DJANGO_DEBUG": "1"}, "DEBUG")

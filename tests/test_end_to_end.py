@@ -36,7 +36,8 @@ def _visitor_of(session_key: str) -> str:
 
 
 def _shown(page) -> list[int]:
-    return [int(i) for i in page.locator("#recommendations .poster").evaluate_all("els => els.map(e => e.dataset.movieId)")]
+    ids = page.locator("#recommendations .poster").evaluate_all("els => els.map(e => e.dataset.movieId)")
+    return [int(i) for i in ids]
 
 
 def test_three_clicks_change_pinsage_and_ngcf(
@@ -44,7 +45,8 @@ def test_three_clicks_change_pinsage_and_ngcf(
     click_consumer, chromium_executable,
 ):
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium_executable, headless=True,
+                                             args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto(f"{live_server.url}/recommendations/pinsage/")
         assert "haven't clicked or rated anything yet" in page.content()
@@ -77,9 +79,11 @@ def test_three_clicks_change_pinsage_and_ngcf(
             while True:
                 page.goto(f"{live_server.url}/recommendations/{model}/")
                 shown = page.locator("#recommendations")
-                if shown.get_attribute("data-source") == "fresh" and shown.get_attribute("data-as-of-event") == last_event:
+                if (shown.get_attribute("data-source") == "fresh"
+                        and shown.get_attribute("data-as-of-event") == last_event):
                     break
-                assert time.monotonic() - last_click < FRESH_WITHIN_S, f"{model} not fresh within {FRESH_WITHIN_S} s"
+                assert time.monotonic() - last_click < FRESH_WITHIN_S, (
+                    f"{model} not fresh within {FRESH_WITHIN_S} s")
                 time.sleep(0.2)
             shown = _shown(page)
             assert len(shown) == 20

@@ -54,7 +54,8 @@ def _readers():
         return all(c is not None and c["as_of_event"] == event_id for c in lists)
 
     def mirrored(keys: list[str]) -> set[str]:
-        return {str(k) for k in Interaction.objects.filter(event_id__in=keys).values_list("event_id", flat=True)}
+        event_ids = Interaction.objects.filter(event_id__in=keys).values_list("event_id", flat=True)
+        return {str(k) for k in event_ids}
 
     return {"read_log": clicklog.events_for, "mirrored": mirrored, "live_state": live_state, "fresh": fresh}
 
@@ -83,15 +84,15 @@ def _felt(fault: str, outcome) -> bool:
     raise AssertionError(f"no observable effect named for {fault}")
 
 
-@pytest.mark.parametrize("fault", ["kafka_pause", "kafka_restart", "worker_kill", "consumer_kill", "redis_restart",
-                                   "dynamodb_stop"])
+@pytest.mark.parametrize("fault", ["kafka_pause", "kafka_restart", "worker_kill", "consumer_kill",
+                                   "redis_restart", "dynamodb_stop"])
 def test_a_failing_part_loses_and_doubles_nothing(catalogue_imported, rig_clients, fault):
     rig = rig_clients
     visitors = [Visitor(rig.base) for _ in range(faults.VISITORS)]
     rig.felt = {}
     window = drive(visitors, _movies(), seconds=CLICK_S, fault=getattr(rig, fault))
-    outcome = check(fault, visitors, settle_s=SETTLE_S.get(fault, 20), started=time.monotonic(), window=window,
-                    **_readers())
+    outcome = check(fault, visitors, settle_s=SETTLE_S.get(fault, 20), started=time.monotonic(),
+                    window=window, **_readers())
     outcome.felt = dict(rig.felt)
     outcome_record(outcome)
 
@@ -100,7 +101,8 @@ def test_a_failing_part_loses_and_doubles_nothing(catalogue_imported, rig_client
     assert outcome.problems == [] and outcome.lost == outcome.double == 0
 
 
-@pytest.mark.parametrize("stage", ["clicklog", "mirror"], ids=["web_crash_after_log", "web_crash_after_mirror"])
+@pytest.mark.parametrize("stage", ["clicklog", "mirror"],
+                         ids=["web_crash_after_log", "web_crash_after_mirror"])
 def test_a_web_process_dying_mid_click_leaves_it_out_or_removable(catalogue_imported, rig_clients, stage):
     """The process dies after the click-log write (`clicklog`) or after the mirror's commit
     (`mirror`), before the Kafka send. The browser gives up on that click (no retry): it must
@@ -116,8 +118,8 @@ def test_a_web_process_dying_mid_click_leaves_it_out_or_removable(catalogue_impo
                        fault=lambda: crash.setdefault("click", victim.click(faults.CRASH_MOVIE, retry=False)))
         assert crash["click"].status is None  # the process died before it answered
         readers = _readers()
-        outcome = check(f"web_crash_after_{'log' if stage == 'clicklog' else 'mirror'}", visitors, settle_s=20,
-                        started=time.monotonic(), web_died=True, window=window, **readers)
+        outcome = check(f"web_crash_after_{'log' if stage == 'clicklog' else 'mirror'}", visitors,
+                        settle_s=20, started=time.monotonic(), web_died=True, window=window, **readers)
         outcome_record(outcome)
         assert outcome.problems == [] and outcome.lost == outcome.double == 0
 

@@ -45,9 +45,11 @@ VAR_DIR = Path(_env("CINEGRAPH_VAR_DIR", str(BASE_DIR / "var")))
 # A dev checkout (one with .env.dev: `make demo`, manage.py, the tests) that sets no
 # DJANGO_SECRET_KEY signs with a secret generated once into var/secret-key, so no secret is in
 # the repository. The image has no .env.dev: production must set DJANGO_SECRET_KEY.
-SECRET_KEY = _env("DJANGO_SECRET_KEY") or (_local_secret_key(VAR_DIR / "secret-key") if DEV_ENV_FILE.exists() else "")
+SECRET_KEY = _env("DJANGO_SECRET_KEY") or (_local_secret_key(VAR_DIR / "secret-key") if DEV_ENV_FILE.exists()
+                                           else "")
 if not SECRET_KEY:
-    raise RuntimeError("DJANGO_SECRET_KEY is not set: 50 random characters or more (docker-compose.yml says how)")
+    raise RuntimeError("DJANGO_SECRET_KEY is not set: 50 random characters or more "
+                       "(docker-compose.yml says how)")
 # Debugging is opt-in everywhere, `make demo` included (DJANGO_DEBUG=1 make demo): the debug
 # page shows settings and tracebacks to whoever reaches the site.
 DEBUG = _env("DJANGO_DEBUG", "0") == "1"
@@ -279,17 +281,20 @@ CELERY_TASK_ROUTES = {"workers.tasks.retrain_models": {"queue": "retrain"}}
 # Visitors whose live state is behind their history (Redis restarted) are found every 30 s too.
 CELERY_BEAT_SCHEDULE = {
     "live-sweep": {"task": "workers.tasks.update_waiting_visitors", "schedule": 30.0},
-    "live-reconcile": {"task": "workers.tasks.reconcile_visitors", "schedule": float(_env("LIVE_RECONCILE_S", "30"))},
+    "live-reconcile": {"task": "workers.tasks.reconcile_visitors",
+                       "schedule": float(_env("LIVE_RECONCILE_S", "30"))},
 }
 if RETRAIN_EVERY > 0:
     CELERY_BEAT_SCHEDULE["retrain"] = {"task": "workers.tasks.retrain_models", "schedule": RETRAIN_EVERY}
 # Upkeep on a queue and worker of its own (workers.tasks, `upkeep`): expired sessions leave the
 # database once a day (Django's clearsessions); expired history and impression rows, and expired
 # DynamoDB items where no TTL deletes them, every EXPIRY_SWEEP_S.
-CELERY_BEAT_SCHEDULE["clear-sessions"] = {"task": "workers.tasks.sessions_clear", "schedule": SESSIONS_CLEAR_S}
+CELERY_BEAT_SCHEDULE["clear-sessions"] = {"task": "workers.tasks.sessions_clear",
+                                          "schedule": SESSIONS_CLEAR_S}
 CELERY_BEAT_SCHEDULE["expire-mirrors"] = {"task": "workers.tasks.mirrors_expire", "schedule": EXPIRY_SWEEP_S}
 if EXPIRY_SWEEP:
-    CELERY_BEAT_SCHEDULE["expired-items"] = {"task": "workers.tasks.expired_items_delete", "schedule": EXPIRY_SWEEP_S}
+    CELERY_BEAT_SCHEDULE["expired-items"] = {"task": "workers.tasks.expired_items_delete",
+                                             "schedule": EXPIRY_SWEEP_S}
 # Each scheduled task expires unstarted when the next one is due: while no worker takes a queue
 # (or all are busy) beat's messages wait in the broker, and a worker that comes back drops the
 # stale ones unrun instead of running the backlog one after another. Ticks the app sends

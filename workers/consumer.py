@@ -1,11 +1,11 @@
 """The clickstream consumer: Kafka `clicks` → visitors waiting in Redis → Celery `live` ticks.
 
-Each polled batch marks its visitors as waiting (a burst from one visitor becomes one
-entry) and enqueues a tick unless enough wait already; a live worker that takes a tick claims every waiting visitor it
-can and folds them in as one micro-batch. At-least-once: offsets are committed only after
-the visitors are marked and the tick enqueued, so a crash can mark a visitor twice (updates
-are idempotent by event id) but never drops one. SIGTERM sets a flag; the loop finishes its
-batch, commits and closes.
+Each polled batch marks its visitors as waiting (a burst from one visitor becomes one entry)
+and enqueues a tick unless enough wait already; a live worker that takes a tick claims every
+waiting visitor it can and folds them in as one micro-batch. At-least-once: offsets are
+committed only after the visitors are marked and the tick enqueued, so a crash can mark a
+visitor twice (updates are idempotent by event id) but never drops one. SIGTERM sets a flag;
+the loop finishes its batch, commits and closes.
 
 Run: `python -m workers.consumer`.
 """

@@ -184,8 +184,9 @@ def retrain_models(epochs: int | None = None, models: list[str] | None = None) -
     """Retrain each model (default: every one) on the ratings plus the visitors' clicks, capped
     per visitor and per client; publish those whose data changed and that pass the gate."""
     training_data, visitor_pairs = training_snapshot(), visitor_interactions()
-    return {model: dataclasses.asdict(retrain(model=model, training_data=training_data, visitor_pairs=visitor_pairs,
-                                              epochs=epochs)) for model in (models or MODELS)}
+    return {model: dataclasses.asdict(retrain(model=model, training_data=training_data,
+                                              visitor_pairs=visitor_pairs, epochs=epochs))
+            for model in (models or MODELS)}
 
 
 # How far back the sweep looks for visitors whose live state is behind their history.

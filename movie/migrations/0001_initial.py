@@ -15,7 +15,8 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Genre',
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                           verbose_name='ID')),
                 ('name', models.CharField(max_length=64, unique=True)),
             ],
             options={
@@ -25,7 +26,8 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='PaperReview',
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                           verbose_name='ID')),
                 ('slug', models.SlugField(max_length=64, unique=True)),
                 ('title', models.CharField(max_length=200)),
                 ('paper_title', models.CharField(max_length=300)),
@@ -57,23 +59,27 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Interaction',
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                           verbose_name='ID')),
                 ('visitor', models.CharField(db_index=True, max_length=64)),
                 ('kind', models.CharField(choices=[('click', 'Click'), ('rate', 'Rate')], max_length=8)),
                 ('value', models.FloatField(blank=True, null=True)),
                 ('event_id', models.UUIDField(unique=True)),
                 ('created_at', models.DateTimeField()),
-                ('movie', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='interactions', to='movie.movie')),
+                ('movie', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE,
+                                            related_name='interactions', to='movie.movie')),
             ],
         ),
         migrations.CreateModel(
             name='DatasetRating',
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                           verbose_name='ID')),
                 ('dataset_user', models.PositiveIntegerField()),
                 ('rating', models.FloatField()),
                 ('rated_at', models.DateTimeField()),
-                ('movie', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dataset_ratings', to='movie.movie')),
+                ('movie', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE,
+                                            related_name='dataset_ratings', to='movie.movie')),
             ],
         ),
         migrations.AddIndex(
@@ -86,6 +92,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='datasetrating',
-            constraint=models.UniqueConstraint(fields=('dataset_user', 'movie'), name='dataset_rating_user_movie'),
+            constraint=models.UniqueConstraint(fields=('dataset_user', 'movie'),
+                                               name='dataset_rating_user_movie'),
         ),
     ]

@@ -108,7 +108,8 @@ REVIEWS = [
         "slug": "pinsage",
         "title": "PinSage",
         "paper_title": "Graph Convolutional Neural Networks for Web-Scale Recommender Systems",
-        "authors": "Rex Ying, Ruining He, Kaifeng Chen, Pong Eksombatchai, William L. Hamilton, Jure Leskovec",
+        "authors": "Rex Ying, Ruining He, Kaifeng Chen, Pong Eksombatchai, "
+                   "William L. Hamilton, Jure Leskovec",
         "venue": "KDD 2018",
         "url": "https://arxiv.org/abs/1806.01973",
         "body": PINSAGE.strip(),

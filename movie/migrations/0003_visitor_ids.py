@@ -30,7 +30,8 @@ def visitor_ids_assign(apps, schema_editor) -> dict[str, str]:
     AccountVisitor = apps.get_model("movie", "AccountVisitor")
     User = apps.get_model(*settings.AUTH_USER_MODEL.split("."))
     moves = {}
-    for old in Interaction.objects.exclude(visitor__startswith="v:").values_list("visitor", flat=True).distinct():
+    for old in (Interaction.objects.exclude(visitor__startswith="v:").values_list("visitor", flat=True)
+                .distinct()):
         kind, _, rest = old.partition(":")
         if kind == "u" and rest.isdigit() and User.objects.filter(pk=int(rest)).exists():
             moves[old] = AccountVisitor.objects.get_or_create(
@@ -73,7 +74,8 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="AccountVisitor",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                           verbose_name="ID")),
                 ("visitor", models.CharField(max_length=64, unique=True)),
                 (
                     "user",

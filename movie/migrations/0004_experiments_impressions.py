@@ -16,7 +16,8 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Experiment',
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                           verbose_name='ID')),
                 ('name', models.CharField(max_length=64, unique=True)),
                 ('arms', models.JSONField()),
                 ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
@@ -50,6 +51,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='interaction',
             name='impression',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='clicks', to='movie.impression'),
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL,
+                                    related_name='clicks', to='movie.impression'),
         ),
     ]

@@ -14,10 +14,14 @@ class Migration(migrations.Migration):
     dependencies = [("movie", "0004_experiments_impressions")]
 
     operations = [
-        migrations.AddField(model_name="movie", name="ratings_count", field=models.PositiveIntegerField(default=0)),
+        migrations.AddField(model_name="movie", name="ratings_count",
+                            field=models.PositiveIntegerField(default=0)),
         migrations.AddField(model_name="movie", name="rating_score", field=models.FloatField(default=0.0)),
-        migrations.AddIndex(model_name="movie", index=models.Index(fields=["-ratings_count", "id"], name="movie_popular_idx")),
-        migrations.AddIndex(model_name="movie", index=models.Index(fields=["-rating_score", "id"], name="movie_rated_idx")),
-        migrations.AddIndex(model_name="movie", index=models.Index(fields=["-year", "id"], name="movie_newest_idx")),
+        migrations.AddIndex(model_name="movie",
+                            index=models.Index(fields=["-ratings_count", "id"], name="movie_popular_idx")),
+        migrations.AddIndex(model_name="movie",
+                            index=models.Index(fields=["-rating_score", "id"], name="movie_rated_idx")),
+        migrations.AddIndex(model_name="movie",
+                            index=models.Index(fields=["-year", "id"], name="movie_newest_idx")),
         migrations.RunPython(stats_write, migrations.RunPython.noop),
     ]

@@ -11,7 +11,8 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="MovieTag",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                           verbose_name="ID")),
                 ("name", models.CharField(max_length=255)),
                 ("users", models.PositiveIntegerField()),
                 ("movie", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="tags",

@@ -16,7 +16,8 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='VisitorForward',
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                           verbose_name='ID')),
                 ('from_visitor', models.CharField(max_length=64, unique=True)),
                 ('to_visitor', models.CharField(max_length=64)),
                 ('created_at', models.DateTimeField(db_index=True)),

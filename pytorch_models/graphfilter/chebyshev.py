@@ -20,7 +20,8 @@ import torch
 def plateau(order: int, flatness: float) -> torch.Tensor:
     """(order + 1,) values of the plateau response at x_i = cos((order - i) π / order)."""
     x = torch.cos((order - torch.arange(order + 1, dtype=torch.float64)) / order * math.pi).round(decimals=3)
-    values = torch.where(x < 0, 0.5 + 0.5 * (-x).clamp(min=0) ** flatness, 0.5 - 0.5 * x.clamp(min=0) ** flatness)
+    values = torch.where(x < 0, 0.5 + 0.5 * (-x).clamp(min=0) ** flatness,
+                         0.5 - 0.5 * x.clamp(min=0) ** flatness)
     return values.round(decimals=3)
 
 

@@ -135,7 +135,8 @@ def integrate(derivative: Callable, y0: torch.Tensor, end: float, steps: int, so
 def binary_matrix(train_pairs: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
     """R (n_users, n_items) float32 CSR with a 1 per distinct (user, item) pair."""
     pairs = np.asarray(train_pairs, dtype=np.int64).reshape(-1, 2)
-    matrix = sp.csr_matrix((np.ones(len(pairs), np.float32), (pairs[:, 0], pairs[:, 1])), shape=(n_users, n_items))
+    matrix = sp.csr_matrix((np.ones(len(pairs), np.float32), (pairs[:, 0], pairs[:, 1])),
+                           shape=(n_users, n_items))
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
     return matrix
@@ -193,8 +194,8 @@ class GraphFilter:
     mean row norm (only used when both are blended).
     """
 
-    def __init__(self, config: GraphFilterConfig, normalized: sp.csr_matrix, scale: float, item_degree, item_factors,
-                 blend_scale: tuple[float, float] = (1.0, 1.0)):
+    def __init__(self, config: GraphFilterConfig, normalized: sp.csr_matrix, scale: float, item_degree,
+                 item_factors, blend_scale: tuple[float, float] = (1.0, 1.0)):
         self.config = config
         normalized = (normalized / scale).astype(np.float32)
         self.matrix = torch_csr(normalized)  # (U, I)
@@ -202,14 +203,17 @@ class GraphFilter:
         self.scale = float(scale)
         self.item_degree = torch.as_tensor(np.asarray(item_degree), dtype=torch.float32)
         # D_I^2b: the ideal low-pass r D_I^-b V Vᵀ D_I^b is r E Eᵀ D_I^2b.
-        self.item_weight = torch.as_tensor(degree_power(item_degree, 2 * config.item_exponent), dtype=torch.float32)
+        self.item_weight = torch.as_tensor(degree_power(item_degree, 2 * config.item_exponent),
+                                           dtype=torch.float32)
         self.item_factors = torch.as_tensor(np.asarray(item_factors), dtype=torch.float32)
         self.n_items = normalized.shape[1]
         self.blend_scale = tuple(float(x) for x in blend_scale)
         if config.cheby_weight > 0:
             self.cheby_coefficients = chebyshev.coefficients(config.cheby_order, config.cheby_flatness)
-            self.cheby_pre = torch.as_tensor(degree_power(item_degree, -config.cheby_power), dtype=torch.float32)
-            self.cheby_post = torch.as_tensor(degree_power(item_degree, config.cheby_power), dtype=torch.float32)
+            self.cheby_pre = torch.as_tensor(degree_power(item_degree, -config.cheby_power),
+                                             dtype=torch.float32)
+            self.cheby_post = torch.as_tensor(degree_power(item_degree, config.cheby_power),
+                                              dtype=torch.float32)
             # V_c = D_I^b E (0 where the degree is 0), the paper's ideal pass.
             b = torch.as_tensor(degree_power(item_degree, config.item_exponent), dtype=torch.float32)
             self.cheby_vectors = b.unsqueeze(1) * self.item_factors[:, : config.cheby_dim]
@@ -295,7 +299,9 @@ class GraphFilter:
             return out
 
         with torch.no_grad():
-            return self._blend(bspm, lambda: self.cheby_pre.unsqueeze(1) * self._cheby_core(self.cheby_post.unsqueeze(1) * x))
+            return self._blend(
+                bspm, lambda: self.cheby_pre.unsqueeze(1) * self._cheby_core(self.cheby_post.unsqueeze(1) * x)
+            )
 
     def score_items(self, items: Sequence[int]) -> torch.Tensor:
         """(I,) scores of a visitor with item rows `items`: the closed-form fold-in, the same
@@ -332,8 +338,8 @@ def fit(train_pairs: np.ndarray, n_users: int, n_items: int, config: GraphFilter
     k = config.singular_vectors
     values, vectors = top_singular(normalized, max(k, 1))  # σ1 even with no low-pass
     vectors = vectors[:, :k]
-    log.info("graphfilter: %d singular vectors, largest %.4f, smallest kept %.4f", vectors.shape[1], values[0],
-             values[vectors.shape[1] - 1] if vectors.shape[1] else 0.0)
+    log.info("graphfilter: %d singular vectors, largest %.4f, smallest kept %.4f", vectors.shape[1],
+             values[0], values[vectors.shape[1] - 1] if vectors.shape[1] else 0.0)
     item_factors = degree_power(item_degree, -config.item_exponent)[:, None] * vectors  # E = D_I^-b V
     graph_filter = GraphFilter(config, normalized, values[0], item_degree, item_factors)
     if 0 < config.cheby_weight < 1:
@@ -382,8 +388,8 @@ def from_checkpoint(checkpoint) -> GraphFilter:
     normalized, _ = normalize(binary, config.user_exponent, config.item_exponent)
     # Versions published before the blend existed carry no scales (and need none: BSPM alone).
     blend_scale = checkpoint.extra.get("blend_scale", torch.ones(2)).tolist()
-    return GraphFilter(config, normalized, float(checkpoint.extra["scale"][0]), checkpoint.extra["item_degree"],
-                       checkpoint.item_embeddings, blend_scale)
+    return GraphFilter(config, normalized, float(checkpoint.extra["scale"][0]),
+                       checkpoint.extra["item_degree"], checkpoint.item_embeddings, blend_scale)
 
 
 _FILTERS: dict[int, GraphFilter] = {}

@@ -78,7 +78,7 @@ class NGCF(EmbeddingPropagation):
         """[E^(0), ..., E^(K)] of rows whose neighbour sums (L E^(k)) are `sides`, through each
         layer's `combine` (no dropout): each layer mixes the row's own previous layer in."""
         layers = [ego]
-        for conv, side in zip(self.convs, sides):
+        for conv, side in zip(self.convs, sides, strict=True):
             layers.append(conv.combine(side, layers[-1]))
         return layers
 

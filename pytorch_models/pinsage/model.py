@@ -148,11 +148,12 @@ class PinSage(nn.Module):
         """hops: one per layer, outermost first -> (n_dst of the last hop, dim) embeddings."""
         h0 = self.input(hops[0].src_nodes, features)  # (S_0, d)
         h = h0
-        for conv, hop in zip(self.convs, hops):
+        for conv, hop in zip(self.convs, hops, strict=True):
             h = conv(h, hop)
         return h0[: hops[-1].n_dst] + h
 
-    def score(self, queries: torch.Tensor, candidates: torch.Tensor, candidate_items: torch.Tensor) -> torch.Tensor:
+    def score(self, queries: torch.Tensor, candidates: torch.Tensor,
+              candidate_items: torch.Tensor) -> torch.Tensor:
         """queries (B, d), candidates (B, M, d) or (B, d), candidate_items matching rows -> scores."""
         q = F.normalize(queries, dim=-1)
         if candidates.dim() == 3:

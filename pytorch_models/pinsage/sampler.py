@@ -81,7 +81,8 @@ def neighbour_table(
     return table, weights
 
 
-def hops_from_table(table: torch.Tensor, weights: torch.Tensor, seeds: torch.Tensor, layers: int) -> list[Hop]:
+def hops_from_table(table: torch.Tensor, weights: torch.Tensor, seeds: torch.Tensor,
+                    layers: int) -> list[Hop]:
     """Blocks for `seeds` from a cached (n_items, T) neighbour table, outermost first."""
     n_items, width = table.shape
     hops = []
@@ -94,7 +95,8 @@ def hops_from_table(table: torch.Tensor, weights: torch.Tensor, seeds: torch.Ten
         src_nodes = torch.cat([seeds, fresh])
         keep = weights[seeds].flatten() > 0
         dst = torch.arange(len(seeds)).repeat_interleave(width)[keep]
-        hops.insert(0, Hop(src_nodes, len(seeds), local[nbrs.flatten()[keep]], dst, weights[seeds].flatten()[keep]))
+        hops.insert(0, Hop(src_nodes, len(seeds), local[nbrs.flatten()[keep]], dst,
+                           weights[seeds].flatten()[keep]))
         seeds = src_nodes
     return hops
 
@@ -186,7 +188,8 @@ class _Batches(IterableDataset):
         dgl.seed(self.seed * 1000 + worker)
         for _ in range(worker, self.n_batches, n_workers):
             yield make_batch(
-                self.g, self.layers, self.walks, self.batch_size, self.n_hard, generator, self.table, self.n_shared
+                self.g, self.layers, self.walks, self.batch_size, self.n_hard, generator, self.table,
+                self.n_shared,
             )
 
 

@@ -31,7 +31,8 @@ def test_on_an_empty_folder_popular_comes_first_and_the_gnns_are_left_for_after(
 
 def test_commands_side_by_side_all_run_to_the_end_and_a_failure_names_its_command(tmp_path):
     with pytest.raises(StackError, match=r"manage.py nosuchcommand failed \(exit 1\)"):
-        app.manage_together(app.app_env({}), {"fine": ("check",), "broken": ("nosuchcommand",)}, log_dir=tmp_path)
+        app.manage_together(app.app_env({}), {"fine": ("check",), "broken": ("nosuchcommand",)},
+                            log_dir=tmp_path)
 
     assert "System check identified no issues" in (tmp_path / "fine.log").read_text()
     assert "Unknown command: 'nosuchcommand'" in (tmp_path / "broken.log").read_text()

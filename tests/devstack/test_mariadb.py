@@ -58,8 +58,8 @@ def test_the_suite_starts_its_own_mariadb_and_valkey_where_none_answers(tmp_path
     env = {**outer, "DATABASE_URL": f"mysql://root@127.0.0.1:{silent_db}/cinegraph",
            "TEST_REDIS_URL": f"redis://127.0.0.1:{silent_redis}/0", "SILENT_DB_PORT": str(silent_db)}
 
-    inner = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:logging", "-q",
-                              "--basetemp", str(tmp_path / "inner"), "tests/devstack/bare_machine.py"],
+    inner = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:logging",
+                              "-q", "--basetemp", str(tmp_path / "inner"), "tests/devstack/bare_machine.py"],
                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         stdout, _ = inner.communicate(timeout=200)

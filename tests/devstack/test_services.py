@@ -43,10 +43,12 @@ def test_the_cache_evicts_past_its_maxmemory_and_the_broker_refuses_instead(tmp_
 
         assert _fill(cache_client, 800) == 0  # every write taken ...
         assert cache_client.info("memory")["used_memory"] <= 2 * 2**20
-        assert cache_client.info("stats")["evicted_keys"] > 0 and cache_client.exists("k:799")  # ... the oldest gone
+        assert (cache_client.info("stats")["evicted_keys"] > 0
+                and cache_client.exists("k:799"))  # ... the oldest gone
 
         assert _fill(broker_client, 800) > 0  # past its bound a write fails ...
-        assert broker_client.info("stats")["evicted_keys"] == 0 and broker_client.exists("k:0")  # ... nothing evicted
+        assert (broker_client.info("stats")["evicted_keys"] == 0
+                and broker_client.exists("k:0"))  # ... nothing evicted
         cache_client.close()
         broker_client.close()
 
@@ -55,11 +57,14 @@ def test_the_demo_runs_a_bounded_cache_and_a_broker_that_never_evicts(tmp_path):
     with Stack() as stack:
         found = start_services(stack, dynalite_path=tmp_path / "dynalite", log_dir=tmp_path)
         assert found["REDIS_URL"] != found["BROKER_REDIS_URL"]
-        cache, broker = redis.Redis.from_url(found["REDIS_URL"]), redis.Redis.from_url(found["BROKER_REDIS_URL"])
+        cache = redis.Redis.from_url(found["REDIS_URL"])
+        broker = redis.Redis.from_url(found["BROKER_REDIS_URL"])
         assert cache.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
         assert broker.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
-        assert int(cache.config_get("maxmemory")["maxmemory"]) == int(CACHE_MAXMEMORY.removesuffix("mb")) * 2**20
-        assert int(broker.config_get("maxmemory")["maxmemory"]) == int(BROKER_MAXMEMORY.removesuffix("mb")) * 2**20
+        assert (int(cache.config_get("maxmemory")["maxmemory"])
+                == int(CACHE_MAXMEMORY.removesuffix("mb")) * 2**20)
+        assert (int(broker.config_get("maxmemory")["maxmemory"])
+                == int(BROKER_MAXMEMORY.removesuffix("mb")) * 2**20)
         cache.close()
         broker.close()
 
@@ -77,7 +82,8 @@ def test_dynalite_closes_the_leveldb_iterator_of_every_query_and_scan(tmp_path, 
             client.put_item(TableName="clicklog", Item={"visitor": {"S": "v"}, "sk": {"S": f"{n:04d}"}})
         pages = [client.query(TableName="clicklog", KeyConditionExpression="visitor = :v",
                               ExpressionAttributeValues={":v": {"S": "v"}}, Limit=limit)["Count"]
-                 for limit in (5, 50) * 50] + [client.scan(TableName="clicklog", Limit=3)["Count"] for _ in range(50)]
+                 for limit in (5, 50) * 50] + [client.scan(TableName="clicklog", Limit=3)["Count"]
+                                               for _ in range(50)]
         assert pages == [5, 20] * 50 + [3] * 50  # reads that stop early and reads that run to the end
         time.sleep(2.5)  # a report written after the last read
         reports = re.findall(r"iterators open (\d+);", dynamo.log_path.read_text())

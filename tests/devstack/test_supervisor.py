@@ -76,7 +76,8 @@ def test_a_job_that_finishes_leaves_the_stack_and_its_output_reaches_the_echo(tm
     with Stack() as running:
         running.start(_sleeper(tmp_path, 30), restart=True)
         job = running.start(_job(tmp_path, "import sys, time\nfor i in range(3):\n"
-                                           "    sys.stdout.write(f'step {i}\\r'); sys.stdout.flush(); time.sleep(0.1)\n"
+                                           "    sys.stdout.write(f'step {i}\\r'); sys.stdout.flush(); "
+                                           "time.sleep(0.1)\n"
                                            "print('published')"),
                             restart=True, wait=False, once=True, then=lambda: then.append(job.pid), echo=out)
 
@@ -116,9 +117,11 @@ def test_new_output_starts_over_after_a_rotation_truncated_the_log(tmp_path):
 
 def test_a_relaunched_process_runs_with_its_changed_environment_and_keeps_its_restart(tmp_path):
     code = "import os, time; print('X' + '=' + os.environ['X'], flush=True); time.sleep(30)"  # header: no X=
+    log = tmp_path / "envy.log"
     with Stack() as running:
-        proc = running.start(Process("envy", [sys.executable, "-c", code], env={"X": "before"}, log_dir=tmp_path,
-                                     check=lambda: "\nX=" in (tmp_path / "envy.log").read_text().rsplit("\n=== ", 1)[-1]),
+        proc = running.start(Process("envy", [sys.executable, "-c", code], env={"X": "before"},
+                                     log_dir=tmp_path,
+                                     check=lambda: "\nX=" in log.read_text().rsplit("\n=== ", 1)[-1]),
                              restart=True)
         first = proc.pid
 

@@ -30,7 +30,8 @@ def test_a_click_log_item_expires_its_retention_after_the_event(services, clickl
     clicklog.event_put(event)
     clicklog.event_put(Event(**{**event.__dict__, "pending": False}))  # the confirm: the same `expires`
 
-    item = _table(services, clicklog_table).get_item(Key={"visitor": event.visitor, "sk": event.sort_key})["Item"]
+    key = {"visitor": event.visitor, "sk": event.sort_key}
+    item = _table(services, clicklog_table).get_item(Key=key)["Item"]
     assert int(item["expires"]) == int(datetime(2024, 1, 31, tzinfo=UTC).timestamp())
     assert clicklog.events_for("v:expiry")[0].event_id == event.event_id  # readers ignore the attribute
 
@@ -58,7 +59,8 @@ def test_the_sweep_walks_the_table_a_budget_at_a_time_and_deletes_only_the_expir
     old, recent = [], []
     for n in range(60):  # 30 visitors' items 11+ days old, 30 from yesterday, interleaved by key
         at = now - timedelta(days=11 + n % 3) if n % 2 else now - timedelta(days=1)
-        event = Event(event_id=str(uuid.uuid4()), visitor=f"v:sweep{n:02d}", movie_id=n + 1, kind="click", ts=_ts(at))
+        event = Event(event_id=str(uuid.uuid4()), visitor=f"v:sweep{n:02d}", movie_id=n + 1, kind="click",
+                      ts=_ts(at))
         clicklog.event_put(event)
         (old if n % 2 else recent).append(event)
     client = boto3.client("dynamodb", endpoint_url=services["DYNAMODB_ENDPOINT"], **aws_kwargs())
@@ -81,7 +83,8 @@ def test_the_sweep_walks_the_table_a_budget_at_a_time_and_deletes_only_the_expir
 def test_an_item_written_again_with_a_later_expiry_is_not_deleted(services, clicklog_table, settings):
     """The delete is conditional on `expires` at delete time, not at scan time."""
     settings.CLICKLOG_RETENTION_DAYS = 1
-    event = Event(event_id=str(uuid.uuid4()), visitor="v:kept", movie_id=1, kind="click", ts="2024-01-01T00:00:00.000000Z")
+    event = Event(event_id=str(uuid.uuid4()), visitor="v:kept", movie_id=1, kind="click",
+                  ts="2024-01-01T00:00:00.000000Z")
     clicklog.event_put(event)
     client = boto3.client("dynamodb", endpoint_url=services["DYNAMODB_ENDPOINT"], **aws_kwargs())
     key = {"visitor": {"S": event.visitor}, "sk": {"S": event.sort_key}}

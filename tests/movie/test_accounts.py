@@ -45,7 +45,8 @@ def test_signup_logs_in_and_the_account_takes_over_the_session_history(client, c
 
 
 def test_signup_rejects_mismatched_passwords(client, db):
-    response = client.post(reverse("signup"), {"username": "bob", "password1": PASSWORD, "password2": "other"})
+    response = client.post(reverse("signup"),
+                           {"username": "bob", "password1": PASSWORD, "password2": "other"})
     assert response.status_code == 200 and response.context["form"].errors
     assert not get_user_model().objects.filter(username="bob").exists()
 
@@ -174,7 +175,8 @@ def test_an_anonymous_history_moves_once(client, catalogue, clicklog_table):
 def test_an_id_is_claimed_once_by_sign_up_or_log_in(catalogue, clicklog_table):
     """A sign-up and a log-in racing in one session both want its id: whichever claims it first
     has it; an adopted id is never moved, and a moved one is never adopted."""
-    adopter, mover = (get_user_model().objects.create_user(username=n, password=PASSWORD) for n in ("ed", "flo"))
+    adopter, mover = (get_user_model().objects.create_user(username=n, password=PASSWORD)
+                      for n in ("ed", "flo"))
     adopted, moved = "v:" + "a" * 32, "v:" + "b" * 32
     events.event_record(visitor=adopted, movie_id=11, kind="click")
     events.event_record(visitor=moved, movie_id=1, kind="click")
@@ -218,12 +220,13 @@ def test_a_retry_after_a_log_in_finishes_the_click_on_the_account(client, catalo
     key = str(uuid.uuid4())
     ts = events._now()
     clicklog.event_put(Event(event_id=key, visitor=anonymous, movie_id=11, kind="click", ts=ts, pending=True))
-    Interaction.objects.create(visitor=anonymous, movie_id=11, kind="click", event_id=key, created_at=events._at(ts))
+    Interaction.objects.create(visitor=anonymous, movie_id=11, kind="click", event_id=key,
+                               created_at=events._at(ts))
     client.post(reverse("login"), {"username": "ida", "password": PASSWORD})
     account = AccountVisitor.objects.get(user=user).visitor
 
-    response = client.post("/api/events", data={"movie_id": 11, "kind": "click"}, content_type="application/json",
-                           HTTP_IDEMPOTENCY_KEY=key)
+    response = client.post("/api/events", data={"movie_id": 11, "kind": "click"},
+                           content_type="application/json", HTTP_IDEMPOTENCY_KEY=key)
 
     assert response.status_code == 202 and response.json()["event_id"] == key
     assert _history(account) == [1, 11]

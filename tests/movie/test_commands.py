@@ -28,7 +28,8 @@ def test_train_publishes_a_safetensors_version_with_metrics(catalogue, model_dir
     assert not list((model_dir_of_this_test / "lightgcn").glob(".tmp-*"))
 
 
-def test_train_missing_trains_only_the_models_without_a_version_untrained_first(catalogue, model_dir_of_this_test):
+def test_train_missing_trains_only_the_models_without_a_version_untrained_first(catalogue,
+                                                                                model_dir_of_this_test):
     for model in ("pinsage", "ngcf", "lightgcn"):
         call_command("train", model=model, epochs=1, verbosity=0, stdout=StringIO())
     before = {m: registry.latest_version(m) for m in ("pinsage", "ngcf", "lightgcn")}
@@ -73,7 +74,8 @@ def test_evaluate_a_checkpoint_on_gowalla_files(tmp_path):
                 "--out", str(checkpoint)])
     out = StringIO()
 
-    call_command("evaluate", checkpoint=str(checkpoint), dataset="gowalla", data_dir=str(data), k=2, stdout=out)
+    call_command("evaluate", checkpoint=str(checkpoint), dataset="gowalla", data_dir=str(data), k=2,
+                 stdout=out)
 
     header, _, row = out.getvalue().splitlines()
     assert header.split("|")[2:7] == [" recall@2 ", " ndcg@2 ", " hit@2 ", " precision@2 ", " mrr@2 "]

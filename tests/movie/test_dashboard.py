@@ -32,7 +32,8 @@ OLD_VERSION = "20200101T000000000000Z"  # published before meta.json kept a trai
 @pytest.fixture
 def staff(django_user_model) -> Client:
     client = Client()
-    client.force_login(django_user_model.objects.create_user(username="ops", password="x" * 12, is_staff=True))
+    client.force_login(django_user_model.objects.create_user(username="ops", password="x" * 12,
+                                                             is_staff=True))
     return client
 
 
@@ -60,7 +61,8 @@ def trained(catalogue, model_dir_of_this_test) -> dict[str, str]:
 
 def _chart_urls(model: str = "lightgcn", version: str = OLD_VERSION) -> list[str]:
     return ["/dashboard/charts/ctr.png", "/dashboard/charts/latency.png",
-            f"/dashboard/charts/{model}/{version}/curves.png", f"/dashboard/charts/{model}/{version}/metrics.png"]
+            f"/dashboard/charts/{model}/{version}/curves.png",
+            f"/dashboard/charts/{model}/{version}/metrics.png"]
 
 
 def _section(html: str, section_id: str) -> str:
@@ -173,14 +175,16 @@ def _arm_row(staff: Client, model: str) -> tuple[int, int, str]:
 
 
 def test_ctr_panel_follows_an_impression_and_an_attributed_click(staff, movies, visitor):
-    Experiment.objects.create(name="home-row", arms=[{"model": "lightgcn", "weight": 1}, {"model": "ngcf", "weight": 1}],
+    Experiment.objects.create(name="home-row",
+                              arms=[{"model": "lightgcn", "weight": 1}, {"model": "ngcf", "weight": 1}],
                               started_at=timezone.now() - timedelta(hours=1))
     visitor_id = visitor.session["visitor"]
     arm = visitor_arm(visitor_id)
     other = ({"lightgcn", "ngcf"} - {arm}).pop()
     impression_id, token = impression_token(visitor=visitor_id, model=arm, model_version="20240101T000000Z",
                                             page="home", movie_ids=[3, 1, 4])
-    assert "Experiment <strong>home-row</strong>, running" in _section(staff.get("/dashboard/").content.decode(), "ctr")
+    assert ("Experiment <strong>home-row</strong>, running"
+            in _section(staff.get("/dashboard/").content.decode(), "ctr"))
     assert _arm_row(staff, arm) == (0, 0, "0.0000")
 
     assert visitor.post("/api/impressions", data=json.dumps({"token": token}),
@@ -188,7 +192,8 @@ def test_ctr_panel_follows_an_impression_and_an_attributed_click(staff, movies, 
     assert _arm_row(staff, arm) == (1, 0, "0.0000")
 
     click = {"movie_id": 1, "kind": "click", "impression": impression_id, "position": 2}
-    assert visitor.post("/api/events", data=json.dumps(click), content_type="application/json").status_code == 202
+    assert visitor.post("/api/events", data=json.dumps(click),
+                        content_type="application/json").status_code == 202
     assert _arm_row(staff, arm) == (1, 1, "1.0000")
     assert _arm_row(staff, other) == (0, 0, "0.0000")
     assert _png_size(staff.get("/dashboard/charts/ctr.png")) == (640, 300)

@@ -49,7 +49,8 @@ def _post(client: Client, body, **extra):
 
 def _messages_for(visitor: str, expected: int) -> list[dict]:
     """Messages on the topic keyed by `visitor` (waits up to 10 s for `expected` of them)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest")
+    consumer = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP, group_id=None,
+                             auto_offset_reset="earliest")
     try:
         topic = settings.KAFKA_TOPIC
         consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
@@ -185,7 +186,8 @@ def test_a_retry_with_the_same_idempotency_key_stores_nothing_new(movies, visito
 )
 def test_a_misused_idempotency_key_is_refused(movies, visitor_client, body, key, status):
     used = str(uuid.uuid4())
-    assert _post(visitor_client, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=used).status_code == 202
+    assert _post(visitor_client, {"movie_id": 2, "kind": "click"},
+                 HTTP_IDEMPOTENCY_KEY=used).status_code == 202
     response = _post(visitor_client, body, HTTP_IDEMPOTENCY_KEY=used if key == "same" else key)
     assert response.status_code == status and "idempotency key" in response.json()["error"]
     assert [e.event_id for e in clicklog.events_for(_visitor(visitor_client), pending=True)] == [used]
@@ -194,7 +196,8 @@ def test_a_misused_idempotency_key_is_refused(movies, visitor_client, body, key,
 
 def test_another_visitors_key_is_refused(movies, visitor_client):
     key = str(uuid.uuid4())
-    assert _post(visitor_client, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key).status_code == 202
+    assert _post(visitor_client, {"movie_id": 2, "kind": "click"},
+                 HTTP_IDEMPOTENCY_KEY=key).status_code == 202
     intruder = Client()
     intruder.get("/history/")
     assert _post(intruder, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key).status_code == 422
@@ -219,7 +222,8 @@ def test_a_retry_confirms_what_a_dead_request_left_pending(movies, visitor_clien
     key = str(uuid.uuid4())
     ts = events._ts(datetime.now(UTC) - timedelta(seconds=age_s))
     clicklog.event_put(Event(event_id=key, visitor=visitor, movie_id=2, kind="click", ts=ts, pending=True))
-    Interaction.objects.create(visitor=visitor, movie_id=2, kind="click", event_id=key, created_at=events._at(ts))
+    Interaction.objects.create(visitor=visitor, movie_id=2, kind="click", event_id=key,
+                               created_at=events._at(ts))
     assert clicklog.events_for(visitor) == []
 
     response = _post(visitor_client, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key)
@@ -341,7 +345,8 @@ def test_a_click_that_sorts_before_a_removal_of_its_movie_is_refused(movies, vis
     writes a row (the browser's retry gets a later timestamp)."""
     visitor = _visitor(visitor_client)
     later = events._ts(datetime.now(UTC) + timedelta(seconds=5))
-    clicklog.event_put(Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=1, kind="remove", ts=later))
+    clicklog.event_put(Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=1, kind="remove",
+                             ts=later))
 
     assert _post(visitor_client, {"movie_id": 1, "kind": "click"}).status_code == 503
     assert _post(visitor_client, {"movie_id": 2, "kind": "click"}).status_code == 202  # another movie: fine

@@ -48,8 +48,8 @@ def _visitor_ids(n: int, seed: int = 9) -> list[str]:
 
 def _experiment(name: str = "home-row", weights: dict = WEIGHTS, **fields) -> Experiment:
     arms = [{"model": model, "weight": weight} for model, weight in weights.items()]
-    return Experiment(name=name, arms=arms, started_at=fields.pop("started_at", timezone.now() - timedelta(hours=1)),
-                      **fields)
+    return Experiment(name=name, arms=arms,
+                      started_at=fields.pop("started_at", timezone.now() - timedelta(hours=1)), **fields)
 
 
 # --- assignment -----------------------------------------------------------------------
@@ -67,7 +67,8 @@ def test_an_arm_is_stable_for_a_visitor_across_processes():
         "print(' '.join(arm_for(v, e) for v in sys.argv[3:]))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345", "DJANGO_SETTINGS_MODULE": "webapp.settings"}
-    there = subprocess.run([sys.executable, "-c", code, experiment.name, json.dumps(experiment.arms), *visitors],
+    there = subprocess.run([sys.executable, "-c", code, experiment.name, json.dumps(experiment.arms),
+                            *visitors],
                            cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.split()
     assert there == here
 
@@ -134,7 +135,8 @@ def test_the_arm_survives_sign_up(client, db):
 # --- statistics -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("clicks", "impressions"), [(0, 10), (1, 10), (30, 200), (12, 180), (50, 50), (1, 1)])
+@pytest.mark.parametrize(("clicks", "impressions"),
+                         [(0, 10), (1, 10), (30, 200), (12, 180), (50, 50), (1, 1)])
 def test_the_wilson_interval_matches_scipy(clicks, impressions):
     expected = stats.binomtest(clicks, impressions).proportion_ci(0.95, method="wilson")
     assert wilson_interval(clicks, impressions) == pytest.approx((expected.low, expected.high), abs=1e-12)
@@ -167,7 +169,8 @@ def test_each_arm_is_compared_with_the_best():
     rows = [ArmCTR("ngcf", 180, 12, 12 / 180, 0, 1), ArmCTR("lightgcn", 200, 30, 0.15, 0, 1),
             ArmCTR("pinsage", 190, 25, 25 / 190, 0, 1), ArmCTR("popular", 0, 0, 0.0, 0, 1)]
     by_model = {c.model: c for c in arm_comparisons(rows)}
-    assert {c.best for c in by_model.values()} == {"lightgcn"} and set(by_model) == {"ngcf", "pinsage", "popular"}
+    assert ({c.best for c in by_model.values()} == {"lightgcn"}
+            and set(by_model) == {"ngcf", "pinsage", "popular"})
     assert by_model["ngcf"].significant and by_model["ngcf"].p == pytest.approx(0.00968, abs=1e-4)
     assert not by_model["pinsage"].significant
     assert by_model["popular"].p is None and not by_model["popular"].significant
@@ -181,8 +184,8 @@ def movies(db):
     return [Movie.objects.create(id=i, title=f"Movie {i}") for i in range(1, 6)]
 
 
-def _shown(experiment: Experiment, model: str, n: int, *, clicked_at: list[int | None] = (), page: str = "home",
-           version: str = "v1", size: int = 5, visitor: str = "v:" + "a" * 32) -> None:
+def _shown(experiment: Experiment, model: str, n: int, *, clicked_at: list[int | None] = (),
+           page: str = "home", version: str = "v1", size: int = 5, visitor: str = "v:" + "a" * 32) -> None:
     """`n` lists shown (as the mirror holds them); the i-th clicked at position clicked_at[i]."""
     at = experiment.started_at + timedelta(minutes=1)
     shown = Impression.objects.bulk_create(
@@ -191,7 +194,7 @@ def _shown(experiment: Experiment, model: str, n: int, *, clicked_at: list[int |
     Interaction.objects.bulk_create(
         Interaction(visitor=visitor, movie_id=position, kind="click", event_id=uuid.uuid4(), created_at=at,
                     impression=impression, position=position)
-        for impression, position in zip(shown, clicked_at) if position is not None)
+        for impression, position in zip(shown, clicked_at, strict=False) if position is not None)
 
 
 def test_arm_ctr_counts_clicked_lists_of_the_experiment_only(movies):
@@ -203,7 +206,8 @@ def test_arm_ctr_counts_clicked_lists_of_the_experiment_only(movies):
     _shown(experiment, "lightgcn", 7, clicked_at=[1] * 7, page="recommendations")
     _shown(experiment, "popular", 3, clicked_at=[1])
     Impression.objects.create(id=uuid.uuid4(), visitor="v:" + "b" * 32, model="ngcf", page="home",
-                                      movie_ids=[1], size=1, created_at=experiment.started_at - timedelta(seconds=1))
+                              movie_ids=[1], size=1,
+                              created_at=experiment.started_at - timedelta(seconds=1))
     # Two clicks on one list count once: CTR is the share of lists clicked.
     first = Impression.objects.filter(model="lightgcn", page="home", clicks__position=1).get()
     Interaction.objects.create(visitor=first.visitor, movie_id=1, kind="click", event_id=uuid.uuid4(),
@@ -211,7 +215,8 @@ def test_arm_ctr_counts_clicked_lists_of_the_experiment_only(movies):
 
     rows = arm_ctr(experiment)
 
-    assert [(r.model, r.impressions, r.clicks) for r in rows] == [("lightgcn", 10, 3), ("ngcf", 4, 1), ("pinsage", 0, 0)]
+    assert [(r.model, r.impressions, r.clicks) for r in rows] == [
+        ("lightgcn", 10, 3), ("ngcf", 4, 1), ("pinsage", 0, 0)]
     assert rows[0].ctr == 0.3 and (rows[0].low, rows[0].high) == pytest.approx(wilson_interval(3, 10))
     assert (rows[2].ctr, rows[2].low, rows[2].high) == (0.0, 0.0, 1.0)
 
@@ -260,8 +265,9 @@ def test_the_admin_form_refuses_a_stop_before_the_start_and_new_arms_once_starte
     assert "stop after it starts" in str(stopped_first.errors["stopped_at"])
     running = _experiment()
     running.save()
-    form = ExperimentForm(instance=running, data={"name": running.name, "arms": '[{"model": "ngcf", "weight": 1}]',
-                                                  "started_at": "2020-01-01 00:00:00"})
+    form = ExperimentForm(instance=running,
+                          data={"name": running.name, "arms": '[{"model": "ngcf", "weight": 1}]',
+                                "started_at": "2020-01-01 00:00:00"})
     assert not form.is_valid() and "cannot change" in str(form.errors["arms"])
 
 
@@ -293,9 +299,11 @@ def test_the_report_prints_each_arm_and_the_tests_against_the_best(movies):
     assert "popular              0       0   0.00%  [0.00%, 100.00%]" in lines
     assert "Best arm: lightgcn (highest CTR)" in lines
     ngcf = stats.chi2_contingency([[30, 170], [12, 168]], correction=False)
-    assert f"ngcf vs lightgcn: z = {ngcf.statistic ** 0.5:.2f}, p = {ngcf.pvalue:.4f}, significant at 0.05" in lines
+    assert (f"ngcf vs lightgcn: z = {ngcf.statistic ** 0.5:.2f}, p = {ngcf.pvalue:.4f}, "
+            "significant at 0.05") in lines
     pinsage = stats.chi2_contingency([[30, 170], [25, 165]], correction=False)
-    assert f"pinsage vs lightgcn: z = {pinsage.statistic ** 0.5:.2f}, p = {pinsage.pvalue:.4f}, not significant at 0.05" in lines
+    assert (f"pinsage vs lightgcn: z = {pinsage.statistic ** 0.5:.2f}, p = {pinsage.pvalue:.4f}, "
+            "not significant at 0.05") in lines
     assert "popular vs lightgcn: no test yet, an arm has no impressions" in lines
 
 

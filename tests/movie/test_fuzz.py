@@ -30,11 +30,13 @@ unicode_digits = st.text(alphabet=st.characters(categories=("Nd", "No")), min_si
 huge_integers = st.integers(min_value=4000, max_value=6000).map(lambda n: "1" + "0" * n)
 deep_nesting = st.integers(min_value=1000, max_value=200_000).map(lambda n: "[" * n + "]" * n)
 event_bodies = st.one_of(
-    st.fixed_dictionaries({"movie_id": anything | st.sampled_from([1, 2, 3]),
-                           "kind": st.sampled_from(["click", "rate", "remove", ""]) | st.text(max_size=8)},
-                          optional={"value": anything | st.sampled_from([0.5, 3, 5.0]),
-                                    "impression": anything | st.uuids().map(str),
-                                    "position": anything | st.integers(min_value=-2, max_value=102)}).map(json.dumps),
+    st.fixed_dictionaries(
+        {"movie_id": anything | st.sampled_from([1, 2, 3]),
+         "kind": st.sampled_from(["click", "rate", "remove", ""]) | st.text(max_size=8)},
+        optional={"value": anything | st.sampled_from([0.5, 3, 5.0]),
+                  "impression": anything | st.uuids().map(str),
+                  "position": anything | st.integers(min_value=-2, max_value=102)},
+    ).map(json.dumps),
     json_values.map(json.dumps),
     st.binary(max_size=64),
     st.text(max_size=64),
@@ -92,7 +94,8 @@ def _is_uuid(text: str) -> bool:
 
 @FUZZ
 @given(model=st.sampled_from(["lightgcn", "ngcf", "pinsage", "popular"]) | st.text(min_size=1, max_size=12),
-       k=st.text(max_size=8) | unicode_digits, extra=st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=2))
+       k=st.text(max_size=8) | unicode_digits,
+       extra=st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=2))
 def test_recommendation_api_never_fails(client, model, k, extra):
     response = client.get(f"/api/recommendations/{quote(model, safe='')}/", {**extra, "k": k})
     assert response.status_code < 500, (model, k, response.content[:200])

@@ -63,7 +63,8 @@ def test_the_genre_menu_keeps_the_chosen_genre_and_escapes_what_it_is_given(clie
     assert body.count(" selected>") == 2  # the genre and the default sort
 
     hostile = client.get(reverse("catalogue"), {"genre": '"><script>x</script>'}).content.decode()
-    assert "<script>x</script>" not in hostile and " selected>" not in hostile.split('name="genre"')[1].split("</select>")[0]
+    assert ("<script>x</script>" not in hostile
+            and " selected>" not in hostile.split('name="genre"')[1].split("</select>")[0])
 
 
 def test_a_search_or_a_later_page_has_no_home_row(client, catalogue):
@@ -114,7 +115,8 @@ def ngcf_arm(db):
                                      started_at=timezone.now())
 
 
-def test_a_visitor_with_history_sees_its_arms_list_with_reasons(client, with_models, interaction_add, ngcf_arm):
+def test_a_visitor_with_history_sees_its_arms_list_with_reasons(client, with_models, interaction_add,
+                                                                ngcf_arm):
     client.get(reverse("history"))
     for minute, movie_id in enumerate(HISTORY):
         interaction_add(client.session["visitor"], movie_id, minute=minute)

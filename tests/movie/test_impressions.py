@@ -57,8 +57,8 @@ def _visitor(client: Client) -> str:
 
 def _token(client: Client, *, model="lightgcn", page="home", movie_ids=SHOWN) -> tuple[str, str]:
     """What a page rendering a list for this client's visitor puts on the list's <ul>."""
-    return impression_token(visitor=_visitor(client), model=model, model_version="20240101T000000Z", page=page,
-                            movie_ids=movie_ids)
+    return impression_token(visitor=_visitor(client), model=model, model_version="20240101T000000Z",
+                            page=page, movie_ids=movie_ids)
 
 
 def _post_impression(client: Client, body, key: str | None = None):
@@ -75,11 +75,13 @@ def _click(client: Client, movie_id: int, **fields):
 def _messages(topic: str, visitor: str) -> list[dict]:
     """Every message on `topic` keyed by `visitor`, read up to the end of each partition (a
     202 means the broker had acknowledged it, so the end offsets include it)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest")
+    consumer = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP, group_id=None,
+                             auto_offset_reset="earliest")
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
-        left = {p: end for p, end in consumer.end_offsets(partitions).items() if end > 0}  # offsets to read up to
+        # offsets to read up to
+        left = {p: end for p, end in consumer.end_offsets(partitions).items() if end > 0}
         found: list[dict] = []
         deadline = time.monotonic() + 10
         while left and time.monotonic() < deadline:
@@ -124,7 +126,8 @@ def test_a_posted_token_records_one_impression_however_often_it_is_sent(movies, 
     assert item["impression_id"] == impression_id and not item.get("pending")
     assert [int(m) for m in item["movie_ids"]] == SHOWN
     [message] = _messages(settings.KAFKA_IMPRESSIONS_TOPIC, visitor)
-    assert (message["kind"], message["impression_id"], message["movie_ids"]) == ("impression", impression_id, SHOWN)
+    assert ((message["kind"], message["impression_id"], message["movie_ids"])
+            == ("impression", impression_id, SHOWN))
 
 
 def _tampered(token: str) -> str:
@@ -172,7 +175,8 @@ def test_an_expired_token_or_a_wrong_key_is_400(movies, visitor_client):
 
 def test_broker_down_is_503_and_leaves_nothing(movies, visitor_client, settings, unused_tcp_port):
     impression_id, token = _token(visitor_client)
-    live, settings.KAFKA_BOOTSTRAP = settings.KAFKA_BOOTSTRAP, f"127.0.0.1:{unused_tcp_port}"  # nothing listens there
+    # nothing listens there
+    live, settings.KAFKA_BOOTSTRAP = settings.KAFKA_BOOTSTRAP, f"127.0.0.1:{unused_tcp_port}"
     try:
         response = _post_impression(visitor_client, {"token": token}, key=impression_id)
     finally:
@@ -181,7 +185,8 @@ def test_broker_down_is_503_and_leaves_nothing(movies, visitor_client, settings,
 
     assert response.status_code == 503 and "try again" in response.json()["error"]
     assert not Impression.objects.exists() and impressions_for(_visitor(visitor_client), pending=True) == []
-    assert _post_impression(visitor_client, {"token": token}, key=impression_id).status_code == 202  # the retry
+    # the retry
+    assert _post_impression(visitor_client, {"token": token}, key=impression_id).status_code == 202
     assert Impression.objects.count() == 1
 
 
@@ -210,8 +215,8 @@ def test_a_click_carrying_the_impression_is_credited_to_it(movies, visitor_clien
         (4, {"impression": "other's", "position": 3}),  # another visitor's list
     ],
 )
-def test_a_click_no_list_earned_is_still_a_click_without_credit(movies, visitor_client, other_client, movie_id,
-                                                                  fields):
+def test_a_click_no_list_earned_is_still_a_click_without_credit(movies, visitor_client, other_client,
+                                                                movie_id, fields):
     shown_id, token = _token(visitor_client)
     others_id, others = _token(other_client)
     assert _post_impression(visitor_client, {"token": token}).status_code == 202
@@ -223,8 +228,8 @@ def test_a_click_no_list_earned_is_still_a_click_without_credit(movies, visitor_
 
     assert response.status_code == 202
     row = Interaction.objects.get(event_id=response.json()["event_id"])
-    assert (row.visitor, row.movie_id, row.impression_id, row.position) == (_visitor(visitor_client), movie_id,
-                                                                            None, None)
+    assert ((row.visitor, row.movie_id, row.impression_id, row.position)
+            == (_visitor(visitor_client), movie_id, None, None))
 
 
 @pytest.mark.parametrize(
@@ -237,14 +242,16 @@ def test_a_click_no_list_earned_is_still_a_click_without_credit(movies, visitor_
         ({"movie_id": 4, "kind": "click", "impression": str(uuid.uuid4()), "position": 101}, "'position'"),
         ({"movie_id": 4, "kind": "click", "impression": str(uuid.uuid4()), "position": True}, "'position'"),
         ({"movie_id": 4, "kind": "click", "position": 1}, "needs the 'impression'"),
-        ({"movie_id": 4, "kind": "rate", "value": 4, "impression": str(uuid.uuid4())}, "only allowed with kind"),
+        ({"movie_id": 4, "kind": "rate", "value": 4, "impression": str(uuid.uuid4())},
+         "only allowed with kind"),
     ],
 )
 def test_malformed_list_fields_are_400_and_store_nothing(movies, visitor_client, body, message):
     response = visitor_client.post("/api/events", data=json.dumps(body), content_type="application/json")
 
     assert response.status_code == 400 and message in response.json()["error"]
-    assert not Interaction.objects.exists() and clicklog.events_for(_visitor(visitor_client), pending=True) == []
+    assert (not Interaction.objects.exists()
+            and clicklog.events_for(_visitor(visitor_client), pending=True) == [])
 
 
 def test_arm_ctr_follows_impressions_and_credited_clicks(movies, visitor_client):
@@ -260,7 +267,8 @@ def test_arm_ctr_follows_impressions_and_credited_clicks(movies, visitor_client)
         assert _post_impression(visitor_client, body).status_code == 202
     assert [(r.model, r.impressions, r.clicks) for r in arm_ctr(experiment)] == [("lightgcn", 1, 0)]
     assert _click(visitor_client, 1, impression=impression_id, position=2).status_code == 202
-    assert [(r.model, r.impressions, r.clicks, r.ctr) for r in arm_ctr(experiment)] == [("lightgcn", 1, 1, 1.0)]
+    assert ([(r.model, r.impressions, r.clicks, r.ctr) for r in arm_ctr(experiment)]
+            == [("lightgcn", 1, 1, 1.0)])
 
 
 def test_impressions_never_reach_training_data(movies, visitor_client):
@@ -289,9 +297,11 @@ def test_a_first_try_that_fails_after_its_retry_answered_undoes_nothing(movies, 
     confirmed item and the row the 202 stood for."""
     visitor = _visitor(visitor_client)
     impression_id, token = _token(visitor_client)
-    first = Held(settings, f"impression-mirror:{impression_id}", impression_record, visitor=visitor, token=token)
+    first = Held(settings, f"impression-mirror:{impression_id}", impression_record, visitor=visitor,
+                 token=token)
 
-    assert _post_impression(visitor_client, {"token": token}, key=impression_id).status_code == 202  # the retry
+    # the retry
+    assert _post_impression(visitor_client, {"token": token}, key=impression_id).status_code == 202
     live, settings.KAFKA_BOOTSTRAP = settings.KAFKA_BOOTSTRAP, f"127.0.0.1:{unused_tcp_port}"
     stream._producer.cache_clear()
     try:
@@ -314,8 +324,8 @@ def test_a_retry_finishes_a_rollback_that_could_not_delete_its_row(movies, visit
     impression_id, token = _token(visitor_client)
     shown = experiments.impression_token_read(token, visitor=visitor)
     Impression.objects.create(id=impression_id, visitor=visitor, model=shown.model, page=shown.page,
-                              movie_ids=shown.movie_ids, size=len(shown.movie_ids), created_at=shown.rendered_at,
-                              owner=uuid.uuid4().hex)
+                              movie_ids=shown.movie_ids, size=len(shown.movie_ids),
+                              created_at=shown.rendered_at, owner=uuid.uuid4().hex)
 
     assert _post_impression(visitor_client, {"token": token}, key=impression_id).status_code == 503
     assert not Impression.objects.exists() and impressions_for(visitor, pending=True) == []

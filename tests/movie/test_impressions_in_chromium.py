@@ -46,12 +46,13 @@ def test_the_script_reports_a_list_once_and_credits_its_clicks(
 ):
     Movie.objects.bulk_create(Movie(id=i, title=f"Movie {i}") for i in range(1, 6))
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium_executable, headless=True,
+                                             args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto(f"{live_server.url}/history/")  # a session (the visitor id) and the CSRF cookie
         session = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")
-        impression_id, token = impression_token(visitor=_visitor_of(session), model="lightgcn", model_version="v1",
-                                                page="home", movie_ids=SHOWN)
+        impression_id, token = impression_token(visitor=_visitor_of(session), model="lightgcn",
+                                                model_version="v1", page="home", movie_ids=SHOWN)
         page.route(f"{live_server.url}/list/", lambda route: route.fulfill(
             status=200, content_type="text/html", body=_list_page(impression_id, token)))
 
@@ -65,5 +66,6 @@ def test_the_script_reports_a_list_once_and_credits_its_clicks(
 
     shown = _in_thread(lambda: list(Impression.objects.values_list("id", "movie_ids")))
     assert shown == [(uuid.UUID(impression_id), SHOWN)]
-    clicks = _in_thread(lambda: list(Interaction.objects.values_list("movie_id", "impression_id", "position")))
+    clicks = _in_thread(
+        lambda: list(Interaction.objects.values_list("movie_id", "impression_id", "position")))
     assert clicks == [(SHOWN[2], uuid.UUID(impression_id), 3)]

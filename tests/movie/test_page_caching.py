@@ -42,7 +42,8 @@ def test_movie_rows_are_read_once_a_minute_and_dropped_when_saved(catalogue, mon
 
     movie = Movie.objects.get(pk=11)
     movie.save()  # a save drops that row at once
-    assert [m.title for m in selectors.movies_by_ids([1, 11])] == [titles[1], "changed behind the cache's back"]
+    assert ([m.title for m in selectors.movies_by_ids([1, 11])]
+            == [titles[1], "changed behind the cache's back"])
     assert selectors.movie_get(11).genres.count() == 3
     movie.genres.clear()  # and so does a change of its genres
     assert list(selectors.movie_get(11).genres.all()) == []

@@ -16,7 +16,8 @@ def test_poster_is_valid_svg_with_escaped_title():
 
 
 def test_long_titles_wrap_and_stop():
-    lines = title_lines("The Lord of the Rings: The Return of the King, extended edition with appendices and more")
+    lines = title_lines("The Lord of the Rings: The Return of the King, "
+                        "extended edition with appendices and more")
     assert 1 < len(lines) <= 6 and all(len(line) <= 16 for line in lines) and lines[-1].endswith("…")
 
 

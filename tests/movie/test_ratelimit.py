@@ -24,7 +24,8 @@ PROXY = "10.255.0.1"
 def tight(settings):
     settings.RATE_LIMITS = {
         "event": (3, 60), "event_address": (100, 60), "session": (2, 60), "signup": (100, 3600),
-        "login": (2, 300), "login_address": (100, 300), "login_username": (100, 300), "login_device": (2, 300),
+        "login": (2, 300), "login_address": (100, 300), "login_username": (100, 300),
+        "login_device": (2, 300),
     }
 
 
@@ -91,7 +92,8 @@ def test_a_window_boundary_does_not_double_the_limit(db, tight, monkeypatch):
 
 def test_a_client_dropping_its_cookie_cannot_open_sessions_without_end(db, tight):
     address = _address()
-    statuses = [Client(REMOTE_ADDR=address).get("/api/recommendations/popular/?k=5").status_code for _ in range(3)]
+    statuses = [Client(REMOTE_ADDR=address).get("/api/recommendations/popular/?k=5").status_code
+                for _ in range(3)]
 
     assert statuses == [200, 200, 429]
     assert Client(REMOTE_ADDR=_address()).get("/api/recommendations/popular/?k=5").status_code == 200
@@ -109,7 +111,8 @@ def test_log_in_tries_are_limited_per_address_and_username(db, tight):
 def test_requests_go_through_when_the_limiter_is_unreachable(db, tight, settings, unused_tcp_port):
     settings.BROKER_REDIS_URL = f"redis://127.0.0.1:{unused_tcp_port}/0"
     address = _address()
-    statuses = [Client(REMOTE_ADDR=address).get("/api/recommendations/popular/?k=5").status_code for _ in range(3)]
+    statuses = [Client(REMOTE_ADDR=address).get("/api/recommendations/popular/?k=5").status_code
+                for _ in range(3)]
     assert statuses == [200, 200, 200]
 
 
@@ -144,8 +147,8 @@ def test_clients_behind_one_proxy_have_their_own_session_limits(db, tight, behin
 
 def test_a_forged_forwarded_address_left_of_the_proxys_entry_does_not_help(db, tight, behind_proxy):
     address = _client_ip()
-    statuses = [_through_proxy(address, forged=_client_ip()).get("/api/recommendations/popular/?k=5").status_code
-                for _ in range(3)]
+    statuses = [_through_proxy(address, forged=_client_ip())
+                .get("/api/recommendations/popular/?k=5").status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
 
 
@@ -162,7 +165,8 @@ def _click(client: Client, body: str = '{"movie_id": 1, "kind": "click"}'):
     return client.post("/api/events", body, content_type="application/json")
 
 
-def test_clicks_are_limited_per_address_across_its_sessions(db, clicklog_table, tight, settings, behind_proxy):
+def test_clicks_are_limited_per_address_across_its_sessions(db, clicklog_table, tight, settings,
+                                                            behind_proxy):
     """A client that opens a session per click is held by its address, not its visitors'."""
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "event_address": (3, 60), "session": (100, 60)}
     Movie.objects.create(id=1, title="Movie 1")

@@ -43,7 +43,8 @@ def _browser(address: str | None = None) -> Client:
     return Client(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=address)
 
 
-def _log_in(browser: Client, username: str, password: str = "wrong", *, path: str = "/accounts/login/") -> int:
+def _log_in(browser: Client, username: str, password: str = "wrong", *,
+            path: str = "/accounts/login/") -> int:
     return browser.post(path, {"username": username, "password": password}).status_code
 
 
@@ -71,10 +72,12 @@ def test_an_attackers_guesses_from_one_address_do_not_lock_the_owner_out(db, lim
 
 
 def test_the_admin_log_in_is_limited_and_shares_the_counters(db, limits, django_user_model):
-    django_user_model.objects.create_user(username="root", password=PASSWORD, is_staff=True, is_superuser=True)
+    django_user_model.objects.create_user(username="root", password=PASSWORD, is_staff=True,
+                                          is_superuser=True)
     browser = _browser()
     statuses = [_log_in(browser, "root", path="/admin/login/"), _log_in(browser, "ROOT"),
-                _log_in(browser, " root", path="/admin/login/"), _log_in(browser, "root", PASSWORD, path="/admin/login/")]
+                _log_in(browser, " root", path="/admin/login/"),
+                _log_in(browser, "root", PASSWORD, path="/admin/login/")]
 
     assert statuses == [200, 200, 200, 429]
     assert _log_in(_browser(), "root", PASSWORD, path="/admin/login/") == 302

@@ -69,7 +69,8 @@ def test_removing_a_movie_from_the_history_removes_it_from_the_explanations(clie
     assert any(REMOVED in {m.id for m in explaining} for explaining in before.because_per_item)
 
     page = client.post(
-        reverse("history-remove", args=[REMOVED]), {"next": reverse("recommendations", args=["lightgcn"])}, follow=True
+        reverse("history-remove", args=[REMOVED]), {"next": reverse("recommendations", args=["lightgcn"])},
+        follow=True,
     )
 
     named = {m.id for explaining in page.context["recs"].because_per_item for m in explaining}
@@ -106,7 +107,8 @@ def test_the_graph_filter_page_reflects_a_click_at_once_in_closed_form(client, v
     assert not set(before) & set(HISTORY)
 
     interaction_add(visitor, before[0], minute=len(HISTORY))
-    after = [m.id for m, _ in client.get(reverse("recommendations", args=["graphfilter"])).context["recs"].items]
+    page = client.get(reverse("recommendations", args=["graphfilter"]))
+    after = [m.id for m, _ in page.context["recs"].items]
 
     assert before[0] not in after and after[:19] != before[1:]  # scores moved: not the old list shifted up
     assert client.get(reverse("paper-review", args=["bspm"])).status_code == 200

@@ -74,8 +74,8 @@ def test_histories_are_read_up_to_the_cap_newest_first(catalogue, interaction_ad
 
 
 @pytest.mark.parametrize("page", ["recommendations", "history"])
-def test_a_history_past_the_cap_is_said_and_its_newest_movies_excluded(client, catalogue, interaction_add, settings,
-                                                                       page):
+def test_a_history_past_the_cap_is_said_and_its_newest_movies_excluded(client, catalogue, interaction_add,
+                                                                       settings, page):
     from django.urls import reverse
 
     url = reverse("recommendations", args=["popular"]) if page == "recommendations" else reverse("history")
@@ -97,7 +97,8 @@ def test_a_history_past_the_cap_is_said_and_its_newest_movies_excluded(client, c
 
 
 def test_catalogue_page_filters_and_searches(catalogue):
-    assert [m.id for m in selectors.catalogue_page(genre="Comedy", sort="title").object_list] == [11, 27008, 1]
+    assert ([m.id for m in selectors.catalogue_page(genre="Comedy", sort="title").object_list]
+            == [11, 27008, 1])
     assert [m.id for m in selectors.catalogue_page(query="BABYLON").object_list] == [40697]
     assert [m.id for m in selectors.catalogue_page(genre="Sci-Fi", query="toy").object_list] == []
     assert selectors.catalogue_page(genre="No Such Genre").paginator.count == 0

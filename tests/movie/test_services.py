@@ -28,7 +28,8 @@ def test_import_is_idempotent(folder, movies, ratings, skipped):
 
     second = movielens_import(path=FIXTURES / folder, progress=False)
 
-    assert (second.movies_created, second.movies_updated, second.genres_created, second.ratings_created) == (0, 0, 0, 0)
+    assert (second.movies_created, second.movies_updated, second.genres_created,
+            second.ratings_created) == (0, 0, 0, 0)
     assert _state() == before
     assert Movie.objects.count() == movies and DatasetRating.objects.count() == ratings
 
@@ -38,7 +39,8 @@ def test_import_stores_parsed_fields():
     movielens_import(path=FIXTURES / "ml-latest-tiny", progress=False)
     toy = Movie.objects.get(pk=1)
     assert (toy.title, toy.year, toy.imdb_id, toy.tmdb_id) == ("Toy Story", 1995, "0114709", 862)
-    assert sorted(toy.genres.values_list("name", flat=True)) == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
+    assert sorted(toy.genres.values_list("name", flat=True)) == [
+        "Adventure", "Animation", "Children", "Comedy", "Fantasy"]
     assert Movie.objects.get(pk=40697).year is None
     assert not Genre.objects.filter(name="(no genres listed)").exists()
     assert DatasetRating.objects.get(dataset_user=1, movie_id=11).rating == 3.5
@@ -51,7 +53,8 @@ def test_import_stores_normalised_tags_with_their_users():
     result = movielens_import(path=FIXTURES / "ml-latest-tiny", progress=False)
 
     assert sorted(MovieTag.objects.values_list("movie_id", "name", "users")) == [
-        (1, "pixar", 2), (11, "pixar", 1), (11, "politics", 1), (27008, "vampires", 1), (40697, "space opera", 1)
+        (1, "pixar", 2), (11, "pixar", 1), (11, "politics", 1), (27008, "vampires", 1),
+        (40697, "space opera", 1),
     ]
     assert result.tags_stored == 5
 

@@ -108,7 +108,8 @@ def test_history_remove_calls_events_and_redirects(client, catalogue, interactio
     visitor = client.session["visitor"]
     interaction_add(visitor, 11)
 
-    response = client.post(reverse("history-remove", args=[11]), {"next": reverse("recommendations", args=["ngcf"])})
+    response = client.post(reverse("history-remove", args=[11]),
+                           {"next": reverse("recommendations", args=["ngcf"])})
 
     assert response.status_code == 302 and response["Location"] == reverse("recommendations", args=["ngcf"])
     assert not Interaction.objects.filter(visitor=visitor).exists()
@@ -141,7 +142,8 @@ def test_paper_pages(client, db):
 def test_paper_page_shows_measured_metrics_beside_popular(client, catalogue, model_dir_of_this_test):
     for model in ("popular", "ngcf"):
         call_command("train", model=model, epochs=1, verbosity=0, stdout=StringIO())
-    recall = json.loads(next((model_dir_of_this_test / "ngcf").glob("*/meta.json")).read_text())["metrics"]["recall@20"]
+    meta = json.loads(next((model_dir_of_this_test / "ngcf").glob("*/meta.json")).read_text())
+    recall = meta["metrics"]["recall@20"]
 
     body = client.get(reverse("paper-review", args=["ngcf"])).content.decode()
 

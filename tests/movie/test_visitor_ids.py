@@ -28,7 +28,8 @@ def _session_store():
 
 
 def _old_click(visitor: str, movie_id: int) -> Event:
-    event = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=movie_id, kind="click", ts=events._now())
+    event = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=movie_id, kind="click",
+                  ts=events._now())
     clicklog.event_put(event)
     Interaction.objects.create(visitor=visitor, movie_id=movie_id, kind="click", event_id=event.event_id,
                                created_at=events._at(event.ts))
@@ -56,7 +57,8 @@ def test_the_migration_moves_old_keys_everywhere_and_can_run_again(clicklog_tabl
         assert dict(Interaction.objects.values_list("visitor", "movie_id")) == {account: 1, anonymous: 2}
         assert [e.movie_id for e in clicklog.events_for(account)] == [1]
         assert [e.movie_id for e in clicklog.events_for(anonymous)] == [2]
-        assert clicklog.events_for(old_account, pending=True) == clicklog.events_for(old_session, pending=True) == []
+        assert (clicklog.events_for(old_account, pending=True)
+                == clicklog.events_for(old_session, pending=True) == [])
         assert not visitor_state.client().exists(visitor_state.key(old_session))
 
 
@@ -74,7 +76,8 @@ def test_visitors_behind_their_history_are_found(db):
     recent = visitors_recent(now - timedelta(minutes=15))
     assert set(recent) == {visitors[n] for n in ("lost", "behind", "current")}
     redis = visitor_state.client()
-    redis.hset(visitor_state.key(visitors["behind"]), "watermark", events._ts(now - timedelta(minutes=2)) + "#a")
+    redis.hset(visitor_state.key(visitors["behind"]), "watermark",
+               events._ts(now - timedelta(minutes=2)) + "#a")
     redis.hset(visitor_state.key(visitors["current"]), "watermark", recent[visitors["current"]] + "#b")
 
     assert sorted(visitor_state.visitors_behind(recent)) == sorted([visitors["lost"], visitors["behind"]])

@@ -41,7 +41,8 @@ def test_a_fresh_list_is_explained_from_the_current_history(trained_models, mode
     """A worker's list may predate a removal; its explanation uses the history as it is now."""
     visitor, published = _visitor(), registry.published(model)
     worker_list = recommend(visitor=_visitor(), model=model, k=40, history=HISTORY).items
-    cache.recommendations_set(model, visitor, model_version=published.version, items=worker_list, as_of_event="e1")
+    cache.recommendations_set(model, visitor, model_version=published.version, items=worker_list,
+                              as_of_event="e1")
     history = [m for m in HISTORY if m != 260]
 
     recs = recommend(visitor=visitor, model=model, k=20, history=history)

@@ -16,7 +16,8 @@ from predictors import cache, latency, visitor_state
 from predictors.live import LiveEngine
 
 
-@pytest.mark.parametrize("values", [[3.0], [1.0, 2.0], [5.0, 1.0, 4.0, 2.0, 3.0], [0.1, 0.1, 7.5, 0.2, 0.9, 1.3]])
+@pytest.mark.parametrize("values", [[3.0], [1.0, 2.0], [5.0, 1.0, 4.0, 2.0, 3.0],
+                                    [0.1, 0.1, 7.5, 0.2, 0.9, 1.3]])
 @pytest.mark.parametrize("q", [0, 50, 95, 100])
 def test_percentile_interpolates_like_numpy(values, q):
     assert latency.percentile(values, q) == pytest.approx(float(np.percentile(values, q)))

@@ -262,7 +262,8 @@ def test_forgetting_a_visitor_revokes_a_running_batchs_claim(services):
     visitor_state.visitors_release(replay)
 
 
-def test_a_batch_slower_than_its_lease_loses_nothing_and_rolls_nothing_back(engine, trained_models, clicklog_table):
+def test_a_batch_slower_than_its_lease_loses_nothing_and_rolls_nothing_back(engine, trained_models,
+                                                                            clicklog_table):
     """A worker's click-log read stalls past its lease; another worker claims the visitor,
     applies the old click and a newer one and stores them. The slow worker then finishes its
     batch from the older log: it writes nothing, and every click counts once."""
@@ -344,7 +345,8 @@ def test_a_pending_item_is_applied_once_it_is_confirmed(engine, clicklog_table):
     still pending looks again, and applies it once confirmed, once."""
     visitor = _visitor()
     ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    pending = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=260, kind="click", ts=ts, pending=True)
+    pending = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=260, kind="click", ts=ts,
+                    pending=True)
     clicklog.event_put(pending)
     confirm = threading.Timer(0.3, clicklog.event_put, args=[dataclasses.replace(pending, pending=False)])
     confirm.start()

@@ -24,7 +24,8 @@ def test_the_graph_filter_scores_a_history_once_per_version(trained_models, monk
 
     scored = []
     real = serving.score_history
-    monkeypatch.setattr(serving, "score_history", lambda checkpoint, rows: scored.append(rows) or real(checkpoint, rows))
+    monkeypatch.setattr(serving, "score_history",
+                        lambda checkpoint, rows: scored.append(rows) or real(checkpoint, rows))
     serving.closed_form_clear()
 
     first = recommend(visitor="v:filter", model="graphfilter", k=20, history=CLICKED)

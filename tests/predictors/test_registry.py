@@ -157,7 +157,8 @@ def test_two_slightly_worse_retrains_cannot_walk_the_figure_down():
     first = _published(0.2000, None, "v1")
     step = 1 - RECALL_TOLERANCE * 0.75  # each retrain loses 1.5%: within the tolerance of the one before
 
-    refused, carried = publish_gate(recall=0.2000 * step, split="split", reference=gate_reference(first, "v1"))
+    refused, carried = publish_gate(recall=0.2000 * step, split="split",
+                                    reference=gate_reference(first, "v1"))
     assert refused is None and carried["recall@20"] == 0.2000 and carried["version"] == "v1"
     second = _published(0.2000 * step, carried, "v2")
 
@@ -171,8 +172,8 @@ def test_two_slightly_worse_retrains_cannot_walk_the_figure_down():
 
 def test_a_better_retrain_does_not_raise_the_bar():
     """The reference is the full training's figure, not a ratchet on the best run."""
-    refused, carried = publish_gate(recall=0.2100, split="split", reference=gate_reference(_published(0.2, None, "v1"),
-                                                                                            "v1"))
+    refused, carried = publish_gate(recall=0.2100, split="split",
+                                    reference=gate_reference(_published(0.2, None, "v1"), "v1"))
     assert refused is None and carried["recall@20"] == 0.2
     refused, _ = publish_gate(recall=0.1990, split="split", reference=carried)
     assert refused is None

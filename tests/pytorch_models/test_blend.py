@@ -17,7 +17,8 @@ def test_z_scores_leave_the_seen_items_out_of_the_mean_and_spread():
     seen = torch.tensor([[False, False, False, True]])
     # Unseen 1, 2, 3: mean 2, spread sqrt(2/3); the seen 10 is scaled the same way.
     spread = (2 / 3) ** 0.5
-    assert torch.allclose(standardised(scores, seen), torch.tensor([[-1 / spread, 0.0, 1 / spread, 8 / spread]]))
+    assert torch.allclose(standardised(scores, seen),
+                          torch.tensor([[-1 / spread, 0.0, 1 / spread, 8 / spread]]))
 
 
 def test_a_blend_is_the_weighted_sum_of_each_models_z_scores():
@@ -50,8 +51,8 @@ def test_evaluate_ranks_with_the_blend_of_two_checkpoints(tmp_path, capsys):
     (data / "test.txt").write_text("".join(f"{u} {u % 30} {(u + 7) % 30}\n" for u in range(20)))
     common = ["--dataset", "gowalla", "--data-dir", str(data), "--no-progress"]
     train_main([*common, "--model", "popular", "--out", str(tmp_path / "popular")])
-    train_main([*common, "--model", "lightgcn", "--epochs", "3", "--dim", "8", "--batch-size", "32", "--lr", "0.05",
-                "--out", str(tmp_path / "lightgcn")])
+    train_main([*common, "--model", "lightgcn", "--epochs", "3", "--dim", "8", "--batch-size", "32",
+                "--lr", "0.05", "--out", str(tmp_path / "lightgcn")])
     capsys.readouterr()
 
     def evaluate(*args):

@@ -49,7 +49,8 @@ def test_a_tag_is_a_feature_only_on_two_movies_or_more():
     assert (features.tags != 0).sum(1).tolist() == [1, 1, 0]
     assert features.tags[0, 0] == features.tags[1, 0] and (features.tags < features.n_tag_buckets).all()
     assert movielens_item_features(titles, genres, years).tags is None
-    capped = movielens_item_features(titles, genres, years, [[f"t{i}" for i in range(40)]] * 2 + [[]], max_tags=16)
+    capped = movielens_item_features(titles, genres, years, [[f"t{i}" for i in range(40)]] * 2 + [[]],
+                                     max_tags=16)
     assert capped.tags.shape == (3, 16) and (capped.tags[:2] != 0).all()
 
 
@@ -59,7 +60,9 @@ def test_load_movielens_items_users_and_features(tmp_path):
         'movieId,title,genres\n1,"Heat, The (1995)",Action|Crime\n2,Alien (1979),Horror\n'
         "3,Stranger Things (2016- ),Drama\n"
     )
-    (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,1\n1,2,3.0,2\n2,1,5,3\n2,9,5,3\n")
+    (tmp_path / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,1,4.0,1\n1,2,3.0,2\n2,1,5,3\n2,9,5,3\n"
+    )
     data = load_movielens(tmp_path, test_fraction=0.0)
     assert data.item_ids.tolist() == [1, 2, 3, 9]  # the unrated movie and the unlisted rated one are items
     assert data.user_ids.tolist() == [1, 2] and len(data.train) == 4 and len(data.test) == 0

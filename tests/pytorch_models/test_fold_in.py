@@ -35,7 +35,8 @@ def checkpoints(tmp_path_factory):
     out = {}
     for name in ("lightgcn", "ngcf", "pinsage"):
         result = train_model(name, data, features,
-                             TrainOptions(epochs=10, batch_size=64, dim=16, lr=0.01, progress=False, num_workers=0))
+                             TrainOptions(epochs=10, batch_size=64, dim=16, lr=0.01, progress=False,
+                                          num_workers=0))
         folder = publish(result, data, tmp_path_factory.mktemp(name), item_features=features)
         out[name] = load_checkpoint(folder)
     return data, out
@@ -74,7 +75,7 @@ def test_fine_tune_moves_only_the_visitors_parameters(checkpoints, name):
 
     assert offsets.shape == (2, 16) and offsets.abs().sum(1).min() > 0
     assert all(torch.equal(v, frozen[k]) for k, v in fold_in.model.state_dict().items())
-    assert all(torch.equal(a, b) for a, b in zip(tables, fold_in.item_layers))
+    assert all(torch.equal(a, b) for a, b in zip(tables, fold_in.item_layers, strict=True))
 
 
 @pytest.mark.parametrize("name", ["lightgcn", "ngcf", "pinsage"])
@@ -84,7 +85,8 @@ def test_fine_tune_raises_the_visitors_items_and_keeps_its_community_first(check
     history = [0, 1, 2, 3, 4]
     batch = VisitorBatch.from_histories([history])
     before = fold_in.scores(torch.zeros(1, 16), batch)[0]
-    offsets = fold_in.fine_tune(torch.zeros(1, 16), batch, steps=20, generator=torch.Generator().manual_seed(0))
+    offsets = fold_in.fine_tune(torch.zeros(1, 16), batch, steps=20,
+                                generator=torch.Generator().manual_seed(0))
     after = fold_in.scores(offsets, batch)[0]
     own_community, other = torch.arange(5, 75), torch.arange(75, 150)
 
@@ -146,13 +148,15 @@ def test_a_version_published_without_layer_tables_folds_in_the_same(checkpoints,
                           fold_in_for(checkpoint).scores(torch.zeros(2, 16), batch), atol=1e-5)
 
 
-def test_pinsage_fold_in_draws_negatives_as_its_version_was_trained(tmp_path, communities, community_features):
+def test_pinsage_fold_in_draws_negatives_as_its_version_was_trained(tmp_path, communities,
+                                                                    community_features):
     """A version trained with popularity-weighted negatives is fine-tuned with them too; with a
     weight on one unseen item only, every negative is that item."""
     result = train_model("pinsage", communities, community_features,
                          TrainOptions(epochs=1, batch_size=64, dim=8, negative_power=0.5, progress=False,
                                       num_workers=0))
-    checkpoint = load_checkpoint(publish(result, communities, tmp_path / "pinsage", item_features=community_features))
+    checkpoint = load_checkpoint(publish(result, communities, tmp_path / "pinsage",
+                                         item_features=community_features))
     fold_in = PinSageFoldIn.from_checkpoint(checkpoint)
     counts = checkpoint.extra["item_popularity"].double()
     assert torch.allclose(fold_in.negative_weight, (counts + 1) ** 0.5)

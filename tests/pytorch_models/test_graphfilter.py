@@ -118,7 +118,8 @@ def test_the_checkpoint_round_trips_through_safetensors(tmp_path, communities, c
 
 def test_checkpoint_scorer_and_score_history_use_the_published_filter(tmp_path, communities):
     data = communities
-    result = train_model("graphfilter", data, options=TrainOptions(config_overrides={"factor_dim": 3}, progress=False))
+    result = train_model("graphfilter", data,
+                         options=TrainOptions(config_overrides={"factor_dim": 3}, progress=False))
     checkpoint = load_checkpoint(publish(result, data, tmp_path / "graphfilter"))
     scorer = checkpoint_scorer(checkpoint, data.train, data.n_users)
     user = 3
@@ -133,7 +134,8 @@ def test_checkpoint_scorer_and_score_history_use_the_published_filter(tmp_path, 
 
 def test_a_short_run_beats_popular(communities):
     popular = train_model("popular", communities, options=TrainOptions(progress=False))
-    graph_filter = train_model("graphfilter", communities, options=TrainOptions(progress=False))  # the paper's defaults
+    graph_filter = train_model("graphfilter", communities,
+                               options=TrainOptions(progress=False))  # the paper's defaults
 
     assert graph_filter.metrics["recall@20"] > popular.metrics["recall@20"]
     assert graph_filter.metrics["ndcg@20"] > popular.metrics["ndcg@20"]
@@ -149,10 +151,12 @@ def test_cli_overrides_are_typed_by_the_config_fields():
         GraphFilterConfig(solver="heun")
 
 
-@pytest.mark.parametrize("config", [GraphFilterConfig(factor_dim=3), GraphFilterConfig(factor_dim=2, K_b=2, T_b=0.7,
-                                                                                          K_s=2, solver="euler"),
-                                    GraphFilterConfig(factor_dim=3, cheby_weight=1.0, cheby_dim=4),
-                                    GraphFilterConfig(factor_dim=3, cheby_weight=0.4, cheby_dim=2, cheby_order=5)])
+@pytest.mark.parametrize("config", [
+    GraphFilterConfig(factor_dim=3),
+    GraphFilterConfig(factor_dim=2, K_b=2, T_b=0.7, K_s=2, solver="euler"),
+    GraphFilterConfig(factor_dim=3, cheby_weight=1.0, cheby_dim=4),
+    GraphFilterConfig(factor_dim=3, cheby_weight=0.4, cheby_dim=2, cheby_order=5),
+])
 def test_columns_are_the_scores_of_one_item_histories(communities, config):
     data = communities
     graph_filter = fit(data.train, data.n_users, data.n_items, config)
@@ -167,7 +171,8 @@ def test_chebyshev_coefficients_are_the_papers():
     """ChebyCF's Gowalla setting (order 8, flatness 1.5): the coefficients its code computes,
     and the interpolant passes through the plateau's values at the interpolation nodes."""
     c = chebyshev.coefficients(8, 1.5)
-    assert torch.allclose(c, torch.tensor([0.5, -0.492679, 0, -0.0323315, 0, 0.0211155, 0, -0.00110683, 0]), atol=1e-6)
+    assert torch.allclose(c, torch.tensor([0.5, -0.492679, 0, -0.0323315, 0, 0.0211155, 0, -0.00110683, 0]),
+                          atol=1e-6)
     nodes = torch.cos((9.5 - torch.arange(1, 10, dtype=torch.float64)) / 9 * np.pi)
     interpolated = (chebyshev.chebyshev_terms(nodes, 8) * c.double().unsqueeze(1)).sum(0)
     assert torch.allclose(interpolated.float(), chebyshev.plateau(8, 1.5).float(), atol=1e-5)
@@ -178,7 +183,8 @@ def reference_cheby(r: np.ndarray, c: GraphFilterConfig) -> np.ndarray:
     the ideal pass from a full SVD, the degree power before and after."""
     d_u, d_i = r.sum(1), r.sum(0)
     with np.errstate(divide="ignore"):
-        normalized = np.diag(np.where(d_u > 0, d_u, 1) ** -0.5) @ r @ np.diag(np.where(d_i > 0, d_i, 1) ** -0.5)
+        normalized = (np.diag(np.where(d_u > 0, d_u, 1) ** -0.5) @ r
+                      @ np.diag(np.where(d_i > 0, d_i, 1) ** -0.5))
     normalized[:, d_i == 0] = 0
     laplacian = np.eye(r.shape[1]) - 2 * normalized.T @ normalized
     terms = [np.eye(r.shape[1]), laplacian]
@@ -186,7 +192,7 @@ def reference_cheby(r: np.ndarray, c: GraphFilterConfig) -> np.ndarray:
         terms.append(2 * laplacian @ terms[-1] - terms[-2])
     coefficients = chebyshev.coefficients(c.cheby_order, c.cheby_flatness).double().numpy()
     v = np.linalg.svd(normalized)[2][: c.cheby_dim].T
-    core = sum(k * t for k, t in zip(coefficients, terms)) + c.cheby_ideal * v @ v.T
+    core = sum(k * t for k, t in zip(coefficients, terms, strict=True)) + c.cheby_ideal * v @ v.T
     power = np.where(d_i > 0, np.where(d_i > 0, d_i, 1.0) ** c.cheby_power, 0.0)
     with np.errstate(divide="ignore"):
         inverse = np.where(d_i > 0, 1 / np.where(d_i > 0, power, 1.0), 0.0)
@@ -213,11 +219,14 @@ def test_chebycf_and_the_blend_equal_a_dense_computation():
 def test_a_blended_checkpoint_scores_as_the_fitted_filter(tmp_path, communities):
     data = communities
     overrides = {"factor_dim": 3, "cheby_weight": 0.5, "cheby_dim": 4}
-    result = train_model("graphfilter", data, options=TrainOptions(config_overrides=overrides, progress=False))
+    result = train_model("graphfilter", data,
+                         options=TrainOptions(config_overrides=overrides, progress=False))
     checkpoint = load_checkpoint(publish(result, data, tmp_path / "graphfilter"))
     fitted = fit(data.train, data.n_users, data.n_items, GraphFilterConfig(**overrides))
 
-    assert checkpoint.item_embeddings.shape == (data.n_items, 4)  # BSPM's 3 vectors are the first of ChebyCF's 4
-    assert torch.allclose(checkpoint.extra["blend_scale"], torch.tensor(fitted.blend_scale, dtype=torch.float64))
+    # BSPM's 3 vectors are the first of ChebyCF's 4
+    assert checkpoint.item_embeddings.shape == (data.n_items, 4)
+    assert torch.allclose(checkpoint.extra["blend_scale"],
+                          torch.tensor(fitted.blend_scale, dtype=torch.float64))
     history = torch.from_numpy(binary_matrix(data.train, data.n_users, data.n_items).toarray())
     assert torch.allclose(from_checkpoint(checkpoint).scores(history), fitted.scores(history), atol=1e-6)

@@ -205,7 +205,8 @@ def test_pinsage_loss_is_the_hinge_of_normalised_query_scores_through_one_convol
     #   z_2: n = [0, 0.5]; ReLU([1, -1] + [0.5, -0.5]) = [1.5, 0] -> [1, 0]; z_2 = [2, -1]
     # Query 0 (unit [1, 0]): s(0, 1) = 0.3162 + 0.5 = 0.8162, s(0, 2) = 2 - 0.5 = 1.5
     #   hinge max(0, 1.5 - 0.8162 + 1) = 1.6838 (active)
-    # Query 1 (unit z_1/1.9742): s(1, 0) = 0.6325/1.9742 = 0.3204, s(1, 2) = (0.6325 - 1.9487)/1.9742 - 0.5 = -1.1667
+    # Query 1 (unit z_1/1.9742): s(1, 0) = 0.6325/1.9742 = 0.3204,
+    #   s(1, 2) = (0.6325 - 1.9487)/1.9742 - 0.5 = -1.1667
     #   hinge max(0, -1.1667 - 0.3204 + 1) = 0 (inactive)
     # Loss = (1.6838 + 0) / 2 = 0.8419. A flipped sign gives 1.4014, no clamp 0.5984, no
     # margin 0.3419; swapping the neighbour and self halves of W, or dropping the item bias or

@@ -71,7 +71,8 @@ def test_pinsage_shapes_and_loss_falls(communities, community_features):
     optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
     losses = []
     for _ in range(30):
-        loss = model.loss(batch.hops, features.tensors(), batch.queries, batch.pos, batch.neg, batch.shared_neg)
+        loss = model.loss(batch.hops, features.tensors(), batch.queries, batch.pos, batch.neg,
+                          batch.shared_neg)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -105,7 +106,8 @@ def test_pinsage_input_adds_the_tags(community_features):
         alike["tags"][0] = 0  # no tags
         untagged = item_input(torch.tensor([0]), alike)
         without = ItemInput(dataclasses.replace(config, n_tag_buckets=0))
-        without.load_state_dict({k: v for k, v in item_input.state_dict().items() if not k.startswith("tags.")})
+        without.load_state_dict({k: v for k, v in item_input.state_dict().items()
+                                 if not k.startswith("tags.")})
         no_feature = without(torch.tensor([0]), alike)
 
     assert not torch.allclose(inputs[0], inputs[1])
@@ -146,7 +148,8 @@ def test_pinsage_batches_from_the_cached_table_match_whole_table_inference(commu
 
 
 @pytest.mark.parametrize("cls,config_cls", [(LightGCN, LightGCNConfig), (NGCF, NGCFConfig)])
-def test_candidate_negatives_train_on_the_one_the_propagated_embeddings_score_highest(communities, cls, config_cls):
+def test_candidate_negatives_train_on_the_one_the_propagated_embeddings_score_highest(communities, cls,
+                                                                                      config_cls):
     """Dynamic negative sampling: with (B, M) candidates the loss is the loss of each row's
     highest-scoring candidate under the final (propagated) embeddings, not the lowest, nor the
     ego rows' favourite."""
@@ -161,9 +164,11 @@ def test_candidate_negatives_train_on_the_one_the_propagated_embeddings_score_hi
         ego_users, ego_items = model.user_embedding.weight, model.item_embedding.weight
 
         def pick(u, i, choose):
-            return candidates.gather(1, choose((u[users, None] * i[candidates]).sum(-1), 1, keepdim=True)).squeeze(1)
+            scores = (u[users, None] * i[candidates]).sum(-1)
+            return candidates.gather(1, choose(scores, 1, keepdim=True)).squeeze(1)
 
-        hardest, easiest = pick(final_users, final_items, torch.argmax), pick(final_users, final_items, torch.argmin)
+        hardest = pick(final_users, final_items, torch.argmax)
+        easiest = pick(final_users, final_items, torch.argmin)
         ego_hardest = pick(ego_users, ego_items, torch.argmax)
         assert not torch.equal(hardest, easiest) and not torch.equal(hardest, ego_hardest)
         got = float(model.loss(adjacency, users, pos, candidates))

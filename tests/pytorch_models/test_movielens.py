@@ -25,7 +25,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "movie" / "fixtures"
     ("raw", "title", "year"),
     [
         ("Toy Story (1995)", "Toy Story", 1995),
-        ("From Dusk Till Dawn 2: Texas Blood Money (1999) ", "From Dusk Till Dawn 2: Texas Blood Money", 1999),
+        ("From Dusk Till Dawn 2: Texas Blood Money (1999) ", "From Dusk Till Dawn 2: Texas Blood Money",
+         1999),
         ("Babylon 5", "Babylon 5", None),
         ("Ready Player One", "Ready Player One", None),
         ("American President, The (1995)", "American President, The", 1995),

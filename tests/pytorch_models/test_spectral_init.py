@@ -58,7 +58,8 @@ def test_lightgcn_from_the_spectral_tables_scores_the_low_pass_filter_before_any
 def test_a_spectral_start_ranks_well_before_training_and_trains(communities):
     common = dict(epochs=0, batch_size=64, dim=8, progress=False, k=5)
     random_start = train_model("lightgcn", communities, options=TrainOptions(**common, init="random"))
-    spectral_start = train_model("lightgcn", communities, options=TrainOptions(**common))  # LightGCN's default
+    spectral_start = train_model("lightgcn", communities,
+                                 options=TrainOptions(**common))  # LightGCN's default
     # Two communities: their split is the top non-trivial singular vector, so the start
     # already ranks each user's own community first: 0.55 against 0.34 from random numbers.
     assert spectral_start.metrics["recall@5"] > max(0.5, random_start.metrics["recall@5"] + 0.15)
@@ -66,7 +67,8 @@ def test_a_spectral_start_ranks_well_before_training_and_trains(communities):
 
     # NGCF scores its ego rows first: the same start lifts it too, and training goes on from it.
     ngcf = {init: train_model("ngcf", communities, options=TrainOptions(
-        epochs=4, batch_size=64, dim=8, lr=0.01, progress=False, k=5, init=init)) for init in ("random", "spectral")}
+        epochs=4, batch_size=64, dim=8, lr=0.01, progress=False, k=5, init=init))
+        for init in ("random", "spectral")}
     assert ngcf["spectral"].losses[-1] < ngcf["spectral"].losses[0]
     assert ngcf["spectral"].metrics["recall@5"] > ngcf["random"].metrics["recall@5"]
 
@@ -82,7 +84,8 @@ def test_pinsage_starts_its_id_table_from_the_item_side(communities):
     assert torch.allclose(table, items * scale, atol=1e-6)
     # Ids only here (no features): the start alone ranks by the communities, random numbers do not.
     common = dict(epochs=0, batch_size=64, dim=8, progress=False, k=5, num_workers=0)
-    recall = {init: train_model("pinsage", communities, options=TrainOptions(**common, init=init)).metrics["recall@5"]
+    recall = {init: train_model("pinsage", communities,
+                                options=TrainOptions(**common, init=init)).metrics["recall@5"]
               for init in ("random", "spectral")}
     # Spectral 0.352 alone, 0.344 after this file's other tests (the figure moves with what
     # ran before it in the process), against 0.212 from random numbers.
@@ -91,8 +94,10 @@ def test_pinsage_starts_its_id_table_from_the_item_side(communities):
 
 def test_the_command_line_refuses_a_spectral_start_where_nothing_is_learnt():
     parser = _parser()
-    args = parser.parse_args(["--dataset", "movielens", "--data-dir", "x", "--model", "graphfilter", "--init", "spectral"])
+    args = parser.parse_args(["--dataset", "movielens", "--data-dir", "x", "--model", "graphfilter",
+                              "--init", "spectral"])
     with pytest.raises(SystemExit):
         _options(args, parser)
-    args = parser.parse_args(["--dataset", "movielens", "--data-dir", "x", "--model", "pinsage", "--init", "spectral"])
+    args = parser.parse_args(["--dataset", "movielens", "--data-dir", "x", "--model", "pinsage",
+                              "--init", "spectral"])
     assert _options(args, parser).init == "spectral"

@@ -35,7 +35,8 @@ def test_train_publish_load(tmp_path, communities, community_features, name):
     assert snapshot.item_features.genres.shape == community_features.genres.shape
     assert torch.equal(snapshot.item_features.tags, community_features.tags)
     scorer = checkpoint_scorer(checkpoint, communities.train, communities.n_users)
-    again = ranking_metrics(scorer, communities.train, communities.test, communities.n_users, communities.n_items)
+    again = ranking_metrics(scorer, communities.train, communities.test, communities.n_users,
+                            communities.n_items)
     assert again["recall@20"] == pytest.approx(result.metrics["recall@20"], abs=1e-6)
     scores = score_history(checkpoint, [0, 1])
     assert scores.shape == (communities.n_items,) and torch.isfinite(scores).all()
@@ -113,7 +114,8 @@ def test_epochs_not_evaluated_have_no_recall(communities, community_features):
 # bar, and the floor of 0.4 is what fails a loss of the wrong sign: trained on one, the
 # models reach 0.26 (LightGCN), 0.16 (NGCF) and 0.23 (PinSage), all above popular.
 # From random numbers: the spectral start alone already ranks well here (test_spectral_init).
-SHORT_RUNS = {"lightgcn": {"epochs": 20, "lr": 0.05, "init": "random"}, "ngcf": {"epochs": 10, "lr": 0.01, "init": "random"},
+SHORT_RUNS = {"lightgcn": {"epochs": 20, "lr": 0.05, "init": "random"},
+              "ngcf": {"epochs": 10, "lr": 0.01, "init": "random"},
               "pinsage": {"epochs": 5, "lr": 0.01, "init": "random"}}
 
 

@@ -8,7 +8,7 @@ from pytorch_models.visitor_graph import VisitorGraph
 
 def _edges(graph: VisitorGraph) -> set[tuple[int, int]]:
     users, items = graph.graph.edges(etype=WATCHED)
-    return set(zip(users.tolist(), items.tolist()))
+    return set(zip(users.tolist(), items.tolist(), strict=True))
 
 
 def test_update_adds_and_removes_edges_in_one_batch():

@@ -21,7 +21,9 @@ BASH = "/bin/bash"
 STUBS = {
     "dpkg-query": """
         pkg="${@: -1}"
-        while read -r line; do [ "$line" = "$pkg" ] && { printf 'install ok installed'; exit 0; }; done < "$FAKE_INSTALLED"
+        while read -r line; do
+          [ "$line" = "$pkg" ] && { printf 'install ok installed'; exit 0; }
+        done < "$FAKE_INSTALLED"
         exit 1
     """,
     "id": 'echo "${FAKE_UID:-1000}"',
@@ -47,7 +49,8 @@ STUBS = {
         done
     """,
     # Debian's python3.11 has no ensurepip until python3.11-venv is installed.
-    "fake-python": 'while read -r line; do [ "$line" = python3.11-venv ] && exit 0; done < "$FAKE_INSTALLED"; exit 1',
+    "fake-python": ('while read -r line; do [ "$line" = python3.11-venv ] && exit 0; '
+                    'done < "$FAKE_INSTALLED"; exit 1'),
     "true": "exit 0",
 }
 
@@ -71,7 +74,8 @@ class FakeMachine:
                     "APT_LOG": str(self.apt_log), "FAKE_UID": str(uid), "FAKE_SUDO_N": "1" if sudo_n else "0"}
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([BASH, str(SCRIPT), *args], env=self.env, capture_output=True, text=True, timeout=30)
+        return subprocess.run([BASH, str(SCRIPT), *args], env=self.env, capture_output=True, text=True,
+                              timeout=30)
 
     def shell(self, command: str) -> subprocess.CompletedProcess:
         return subprocess.run([BASH, "-c", command], env=self.env, capture_output=True, text=True, timeout=30)
@@ -87,7 +91,8 @@ def _installed_by(call: list[str]) -> set[str]:
 
 
 def test_this_machine_lacks_nothing_for_the_tests():
-    result = subprocess.run([BASH, str(SCRIPT), "--check", "test"], env={**os.environ, "PYTHON": sys.executable},
+    result = subprocess.run([BASH, str(SCRIPT), "--check", "test"],
+                            env={**os.environ, "PYTHON": sys.executable},
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "nothing missing" in result.stdout
@@ -97,8 +102,8 @@ def test_this_machine_lacks_nothing_for_the_tests():
     ("purpose", "installed", "commands", "expected"),
     [
         ("test", ["make", "chromium"], (),
-         {"pkg-config", "libmariadb-dev", "nodejs", "npm", "python3.11", "python3.11-venv", "mariadb-server-core",
-          "mariadb-client-core"}),
+         {"pkg-config", "libmariadb-dev", "nodejs", "npm", "python3.11", "python3.11-venv",
+          "mariadb-server-core", "mariadb-client-core"}),
         # Node from another repository (no Debian package) counts; the demo needs no browser and no
         # MariaDB server (its database is SQLite).
         ("demo", ["make", "pkg-config", "python3.11"], ("node", "npm", "python3.11"),
@@ -144,6 +149,7 @@ def test_as_root_or_with_passwordless_sudo_it_installs_what_is_missing(tmp_path,
 
 def test_nothing_missing_costs_no_apt_run(tmp_path):
     machine = FakeMachine(tmp_path, ["make", "pkg-config", "libmariadb-dev", "chromium", "python3.11-venv",
-                                     "mariadb-server-core", "mariadb-client-core"], commands=("node", "npm", "python3.11"))
+                                     "mariadb-server-core", "mariadb-client-core"],
+                          commands=("node", "npm", "python3.11"))
     assert machine.run("test").returncode == 0
     assert machine.apt_calls() == []

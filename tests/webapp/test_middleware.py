@@ -44,11 +44,13 @@ def test_a_form_with_too_many_fields_is_a_400(client, path):
 def test_a_body_past_the_upload_limit_is_a_400(client):
     body = json.dumps({"movie_id": 1, "kind": "click", "pad": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
     assert client.post("/api/events", body, content_type="application/json").status_code == 400
-    assert client.post("/accounts/login/", {"username": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE}).status_code == 400
+    form = {"username": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
+    assert client.post("/accounts/login/", form).status_code == 400
 
 
 def test_a_form_with_too_many_files_is_a_400(client):
-    files = {f"f{i}": SimpleUploadedFile(f"{i}.txt", b"x") for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FILES + 1)}
+    files = {f"f{i}": SimpleUploadedFile(f"{i}.txt", b"x")
+             for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FILES + 1)}
     assert client.post("/accounts/signup/", files).status_code == 400
 
 

@@ -12,7 +12,8 @@ from django.test import Client
 
 def click(client: Client, movie_id: int) -> str:
     """POST a click as `client`'s visitor; returns the event id of the 202."""
-    response = client.post("/api/events", {"movie_id": movie_id, "kind": "click"}, content_type="application/json")
+    response = client.post("/api/events", {"movie_id": movie_id, "kind": "click"},
+                           content_type="application/json")
     assert response.status_code == 202, response.content
     return response.json()["event_id"]
 

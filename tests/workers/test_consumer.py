@@ -22,7 +22,8 @@ def _poll_until_visitors(consumer: ClickConsumer, expected: set[str], timeout: f
 
 def test_a_burst_becomes_one_task_per_visitor_and_is_committed(services, ticks):
     topic, group = f"clicks-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
-    producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP, acks="all", key_serializer=str.encode)
+    producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP, acks="all",
+                             key_serializer=str.encode)
     for visitor in ["s:a"] * 5 + ["s:b"] * 2:
         producer.send(topic, key=visitor, value=b"{}")
     producer.flush()

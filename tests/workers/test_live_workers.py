@@ -82,7 +82,8 @@ def test_two_workers_apply_every_click_once_and_no_list_goes_back(
             for visitor in list(clicks):
                 for model in GNN_MODELS:
                     cached = cache.recommendations_get(model, visitor)
-                    if cached and (not seen.get((visitor, model)) or seen[visitor, model][-1] != cached["as_of_event"]):
+                    if cached and (not seen.get((visitor, model))
+                                   or seen[visitor, model][-1] != cached["as_of_event"]):
                         seen.setdefault((visitor, model), []).append(cached["as_of_event"])
             if last:
                 return

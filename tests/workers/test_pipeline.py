@@ -31,7 +31,8 @@ def test_clicks_reach_fresh_recommendations(
     clicked = [1, 260, 1196]
     event_ids = []
     for movie_id in clicked:
-        response = client.post("/api/events", {"movie_id": movie_id, "kind": "click"}, content_type="application/json")
+        response = client.post("/api/events", {"movie_id": movie_id, "kind": "click"},
+                               content_type="application/json")
         assert response.status_code == 202
         event_ids.append(response.json()["event_id"])
 

@@ -52,7 +52,8 @@ def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
     for model in GNN_MODELS:
         result = retrained[model]
         assert result["published"], result["reason"]
-        assert result["version"] != trained_models[model] == registry.published(model).checkpoint.meta["warm_start"]
+        assert (result["version"] != trained_models[model]
+                == registry.published(model).checkpoint.meta["warm_start"])
         checkpoint = registry.published(model).checkpoint
         row = checkpoint.visitors()[visitor_digest(visitor)]
         assert "visitors" not in json.loads((checkpoint.path / META).read_text())  # O(1) in visitors
@@ -66,7 +67,8 @@ def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
     assert page["model_version"] == retrained["ngcf"]["version"]
     # ... which the running worker re-derives on the new version, without a click.
     wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("model_version")
-                            == retrained[m]["version"] for m in GNN_MODELS), 60, "the worker on the new versions")
+                            == retrained[m]["version"]
+                            for m in GNN_MODELS), 60, "the worker on the new versions")
     after = click(client, 2571)
     wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("as_of_event") == after
                             for m in GNN_MODELS), 30, "a new click on the new versions")
@@ -104,7 +106,8 @@ def test_a_retrain_on_unchanged_data_publishes_nothing(catalogue_imported, train
 def test_visitor_pairs_are_capped_per_visitor_and_per_client(db, settings):
     """Each visitor's newest movies; a client's pairs spread over its visitors, one movie each
     in turn; rows without a client count as one client per visitor."""
-    Movie.objects.bulk_create(Movie(id=movie_id, title=f"movie {movie_id}") for movie_id in (1, 2, 3, 10, 20, 30, 40))
+    Movie.objects.bulk_create(Movie(id=movie_id, title=f"movie {movie_id}")
+                              for movie_id in (1, 2, 3, 10, 20, 30, 40))
     _clicks("v:heavy", [10, 20, 30, 20, 40])  # 20 clicked twice: its latest click counts
     for visitor in ("v:farm-a", "v:farm-b", "v:farm-c"):
         _clicks(visitor, [1, 2, 3], client="farm")
@@ -119,7 +122,8 @@ def test_visitor_pairs_are_capped_per_visitor_and_per_client(db, settings):
     assert sorted(visitor_interactions(per_visitor=3, per_client=1)) == [
         ("v:farm-a", 3), ("v:heavy", 40), ("v:light", 1)]
     settings.RETRAIN_VISITOR_MAX, settings.RETRAIN_CLIENT_MAX = 1, 2
-    assert sorted(visitor_interactions()) == [("v:farm-a", 3), ("v:farm-b", 3), ("v:heavy", 40), ("v:light", 1)]
+    assert sorted(visitor_interactions()) == [
+        ("v:farm-a", 3), ("v:farm-b", 3), ("v:heavy", 40), ("v:light", 1)]
 
 
 # A click farm: many visitors behind one address, each clicking the target and the farmed movie.
@@ -135,12 +139,13 @@ def _similar_after_retrain(settings, client_cap: int) -> list[int]:
     result = retrain_models(epochs=1, models=["pinsage"])["pinsage"]
     assert result["published"], result["reason"]
     found = [movie for movie, _ in similar(movie_id=TARGET, k=FAR)]
-    shutil.rmtree(registry.model_dir() / "pinsage" / result["version"])  # both start from the same live version
+    # both start from the same live version
+    shutil.rmtree(registry.model_dir() / "pinsage" / result["version"])
     return found
 
 
-def test_a_click_farm_behind_one_address_does_not_move_more_like_this(catalogue_imported, trained_models, retrained,
-                                                                      settings):
+def test_a_click_farm_behind_one_address_does_not_move_more_like_this(catalogue_imported, trained_models,
+                                                                      retrained, settings):
     assert FARMED not in [movie for movie, _ in similar(movie_id=TARGET, k=FAR)]
     for i in range(FARM_VISITORS):
         _clicks(f"v:farm-{i:03d}", [TARGET, FARMED], client="one-address")

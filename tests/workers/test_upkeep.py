@@ -28,8 +28,10 @@ def test_beat_clears_sessions_daily_and_sweeps_expired_items_where_dynamodb_is_a
 @pytest.mark.django_db
 def test_clear_sessions_deletes_the_expired_only():
     now = timezone.now()
-    Session.objects.create(session_key="expired" + "x" * 25, session_data="", expire_date=now - timedelta(seconds=1))
-    Session.objects.create(session_key="current" + "x" * 25, session_data="", expire_date=now + timedelta(days=1))
+    Session.objects.create(session_key="expired" + "x" * 25, session_data="",
+                           expire_date=now - timedelta(seconds=1))
+    Session.objects.create(session_key="current" + "x" * 25, session_data="",
+                           expire_date=now + timedelta(days=1))
 
     tasks.sessions_clear()
 

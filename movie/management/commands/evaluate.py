@@ -16,7 +16,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--model", action="append", choices=MODELS, help="repeatable; default: all")
-        parser.add_argument("--checkpoint", help="a checkpoint folder written by `pytorch_models.train --out`")
+        parser.add_argument("--checkpoint",
+                            help="a checkpoint folder written by `pytorch_models.train --out`")
         parser.add_argument("--dataset", choices=("gowalla", "movielens"), help="with --checkpoint")
         parser.add_argument("--data-dir", help="with --checkpoint: the data set's folder")
         parser.add_argument("--k", type=int, default=20)

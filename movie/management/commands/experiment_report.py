@@ -41,4 +41,5 @@ class Command(BaseCommand):
                 self.stdout.write(f"{c.model} vs {c.best}: no test yet, an arm has no impressions")
                 continue
             verdict = "significant" if c.significant else "not significant"
-            self.stdout.write(f"{c.model} vs {c.best}: z = {c.z:.2f}, p = {c.p:.4f}, {verdict} at {SIGNIFICANCE}")
+            self.stdout.write(f"{c.model} vs {c.best}: z = {c.z:.2f}, p = {c.p:.4f}, "
+                              f"{verdict} at {SIGNIFICANCE}")
