@@ -19,8 +19,9 @@ import torch
 
 import pytorch_models  # noqa: F401
 from benchmarks import reference_lightgcn
-from pytorch_models.data import load_gowalla
-from pytorch_models.train import TrainOptions, train_model
+from pytorch_models.data.interactions import load_gowalla
+from pytorch_models.training.options import TrainOptions
+from pytorch_models.training.train_model import train_model
 
 
 def main() -> None:

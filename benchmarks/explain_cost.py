@@ -41,7 +41,7 @@ from movie.views import _grid  # noqa: E402
 from predictors.explain import because  # noqa: E402
 from predictors.recommend import _top_k  # noqa: E402
 from predictors.registry import Published  # noqa: E402
-from pytorch_models.fold_in import score_history  # noqa: E402
+from pytorch_models.serving.fold_in import score_history  # noqa: E402
 
 K, HISTORY = 20, 50
 

@@ -5,7 +5,7 @@
 For each seed, each model trains on ml-latest-small without 10% of its users, with the site's
 usual 80/20 split for the rest ("trained users"). Each held-out user then replays 80% of its
 history as clicks, one click per round, all held-out users in one micro-batch per round,
-through the same fold-in the live workers run (`pytorch_models.fold_in`, with PinSage's walks
+through the same fold-in the live workers run (`pytorch_models.serving.fold_in`, with PinSage's walks
 on a `VisitorGraph`); recall and ndcg@20 are measured on the other 20%. The baseline scores
 held-out users by the plain mean of their items' published embeddings, with no fine-tune.
 Each seed holds out only 61 users, so the seeds' users are pooled for the ratios and the
@@ -28,17 +28,18 @@ import torch
 from tqdm import tqdm
 
 from pytorch_models.checkpoint import load_checkpoint
-from pytorch_models.data import (
+from pytorch_models.data.graph import build_graph
+from pytorch_models.data.interactions import (
     interactions_from_pairs,
     load_movielens,
     load_movielens_features,
     split_per_user,
 )
-from pytorch_models.fold_in import VisitorBatch, fold_in_for, fold_in_round, score_history
-from pytorch_models.graph import build_graph
-from pytorch_models.metrics import ranking_metrics
-from pytorch_models.train import TrainOptions, publish, train_model
-from pytorch_models.visitor_graph import VisitorGraph
+from pytorch_models.evaluation.metrics import ranking_metrics
+from pytorch_models.serving.fold_in import VisitorBatch, fold_in_for, fold_in_round, score_history
+from pytorch_models.serving.visitor_graph import VisitorGraph
+from pytorch_models.training.options import TrainOptions
+from pytorch_models.training.train_model import publish, train_model
 
 K = 20
 HELD_OUT_USERS = 0.1

@@ -21,11 +21,12 @@ import numpy as np
 import torch
 
 from pytorch_models.checkpoint import load_checkpoint
-from pytorch_models.data import load_gowalla, load_movielens, load_movielens_features
-from pytorch_models.fold_in import fold_in_for, fold_in_round, top_unseen
-from pytorch_models.graph import build_graph
-from pytorch_models.train import TrainOptions, publish, train_model
-from pytorch_models.visitor_graph import VisitorGraph
+from pytorch_models.data.graph import build_graph
+from pytorch_models.data.interactions import load_gowalla, load_movielens, load_movielens_features
+from pytorch_models.serving.fold_in import fold_in_for, fold_in_round, top_unseen
+from pytorch_models.serving.visitor_graph import VisitorGraph
+from pytorch_models.training.options import TrainOptions
+from pytorch_models.training.train_model import publish, train_model
 
 MODELS = ("lightgcn", "ngcf", "pinsage")
 CLICKS = 5

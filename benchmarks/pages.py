@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from benchmarks import click_load
-from pytorch_models.recommenders import FINE_TUNED_LIVE, NAMES
+from pytorch_models.models.names import FINE_TUNED_LIVE, NAMES
 
 GNN_MODELS = FINE_TUNED_LIVE
 CLICKS = 5

@@ -13,7 +13,7 @@ negatives (`--negative-candidates 16`). On Gowalla the default list takes about 
 and a quarter: the filter, then three hour-long stages (the blend's parts side by side, NGCF
 beside LightGCN at 256, then PinSage alone on both cores).
 `graphfilter+lightgcn` trains nothing of its own: it ranks with the z-scores of those two
-checkpoints, half each (`pytorch_models.blend`). Its two parts run side by side, one core each,
+checkpoints, half each (`pytorch_models.evaluation.blend`). Its two parts run side by side, one core each,
 LightGCN's budget cut by BLEND_EVAL_S so that the parts and the blend's evaluation fit in the
 budget; its minutes are the longer part's plus the evaluation's.
 The other graph filter runs first, alone, with both cores (it needs minutes, not an hour);

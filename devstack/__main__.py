@@ -24,7 +24,7 @@ from pathlib import Path
 from devstack import app, services
 from devstack.process import LOG_DIR, ROOT, VAR, Process, StackError, dev_env, port_is_free, wait_until
 from devstack.supervisor import Stack
-from pytorch_models.recommenders import FINE_TUNED_LIVE, NAMES, POPULAR  # names only: no torch
+from pytorch_models.models.names import FINE_TUNED_LIVE, NAMES, POPULAR  # names only: no torch
 
 SERVICES_ENV = VAR / "demo-services.env"  # the running demo's service addresses
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import get_script_prefix, reverse
 
-from pytorch_models.recommenders import RECOMMENDERS
+from pytorch_models.models.names import RECOMMENDERS
 
 PAGES = ("catalogue", "history", "paper-list", "login", "logout", "signup", "dashboard")
 

@@ -50,8 +50,9 @@ class Movie(models.Model):
 
 
 class MovieTag(models.Model):
-    """A tag of the imported MovieLens data on a movie (normalised by `pytorch_models.data.tag_normalise`),
-    with how many dataset users applied it: PinSage reads them as an item feature."""
+    """A tag of the imported MovieLens data on a movie (normalised by
+    `pytorch_models.data.movielens.tag_normalise`), with how many dataset users applied it:
+    PinSage reads them as an item feature."""
 
     movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="tags")
     name = models.CharField(max_length=255)
@@ -140,7 +141,7 @@ class PaperReview(models.Model):
     venue = models.CharField(max_length=100)
     url = models.URLField(max_length=300)
     body = models.TextField(help_text="Trusted HTML written by the site's editors.")
-    # The recommender this paper describes: a name in pytorch_models.recommenders.
+    # The recommender this paper describes: a name in pytorch_models.models.names.
     model_name = models.CharField(max_length=32, db_index=True)
 
     class Meta:

@@ -36,7 +36,7 @@ def training_snapshot() -> TrainingData:
     ):
         genres[movie_id].append(name)
     # Sorted here, not by the database's collation, so the order (most applied first, then
-    # name) is the one `pytorch_models.data.movie_tags` gives the same files.
+    # name) is the one `pytorch_models.data.movielens.movie_tags` gives the same files.
     tags: dict[int, list[str]] = defaultdict(list)
     for movie_id, _, name in sorted((m, -users, name) for m, name, users in
                                     MovieTag.objects.values_list("movie_id", "name", "users")):

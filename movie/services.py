@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from movie.models import DatasetRating, Genre, Impression, Interaction, Movie, MovieTag
 from movie.selectors import visitor_movie_ids
-from pytorch_models.movielens import (
+from pytorch_models.data.movielens import (
     MovieLensFormatError,
     MovieRow,
     RatingRow,

@@ -1,7 +1,7 @@
 """Serving "because you watched …": movie ids in, movie ids out.
 
 Every personalised list is explained with the item table of the version it was served from
-(`registry.published`), split as in `pytorch_models.explain`:
+(`registry.published`), split as in `pytorch_models.serving.explain`:
 
 - "published" lists were scored from that table by `score_history`, so the split is exact.
 - "fresh" lists come from the live workers, which fold the visitor in against the same frozen
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from predictors.registry import Published
-from pytorch_models.explain import EXPLAINED_MODELS, explain_history
+from pytorch_models.serving.explain import EXPLAINED_MODELS, explain_history
 
 TOP = 2  # "Because you watched A and B": more names stop being read
 

@@ -2,7 +2,7 @@
 
 A worker claims every waiting visitor it can (up to MAX_BATCH), reads each one's state from
 Redis and only the events after its watermark from the click log, and for each model folds
-the whole batch in at once against the version's frozen item tables (`pytorch_models.fold_in`).
+the whole batch in at once against the version's frozen item tables (`pytorch_models.serving.fold_in`).
 The visitors' new parameters, watermarks and top-k lists land in Redis in one transaction
 that commits only for the visitors the worker still holds (`visitor_state.claims_store`: a
 batch slower than its lease writes nothing for a visitor another worker took over, which reads
@@ -30,9 +30,15 @@ from redis.exceptions import RedisError
 from predictors import cache, latency, registry, visitor_state
 from predictors.recommend import GNN_MODELS
 from predictors.visitor_state import Claim, VisitorState, visitor_digest
-from pytorch_models.fold_in import EmbeddingFoldIn, PinSageFoldIn, fold_in_for, fold_in_round, top_unseen
-from pytorch_models.graph import build_graph
-from pytorch_models.visitor_graph import VisitorGraph
+from pytorch_models.data.graph import build_graph
+from pytorch_models.serving.fold_in import (
+    EmbeddingFoldIn,
+    PinSageFoldIn,
+    fold_in_for,
+    fold_in_round,
+    top_unseen,
+)
+from pytorch_models.serving.visitor_graph import VisitorGraph
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ import torch
 
 from predictors import cache, registry
 from predictors.explain import because
-from pytorch_models.fold_in import score_history
-from pytorch_models.recommenders import FINE_TUNED_LIVE, NAMES, POPULAR
+from pytorch_models.models.names import FINE_TUNED_LIVE, NAMES, POPULAR
+from pytorch_models.serving.fold_in import score_history
 
 log = logging.getLogger(__name__)
 

@@ -34,14 +34,15 @@ from predictors.training import (
     training_dataset,
 )
 from predictors.visitor_state import visitor_digest
-from pytorch_models.recommenders import FINE_TUNED_LIVE, RECOMMENDERS
-from pytorch_models.train import TrainOptions, publish, train_model
-from pytorch_models.warm_start import warm_start
+from pytorch_models.models.names import FINE_TUNED_LIVE, RECOMMENDERS
+from pytorch_models.training.options import TrainOptions
+from pytorch_models.training.train_model import publish, train_model
+from pytorch_models.training.warm_start import warm_start
 
 log = logging.getLogger(__name__)
 
 RECALL_TOLERANCE = 0.02  # publish when recall@20 >= (1 - this) x the reference (publish_gate)
-# Warm-started runs need a fraction of a cold start's epochs (DEFAULTS in pytorch_models.train_options).
+# Warm-started runs need a fraction of a cold start's epochs (DEFAULTS in pytorch_models.training.options).
 RETRAIN_EPOCHS = {r.name: r.retrain_epochs for r in RECOMMENDERS}
 
 

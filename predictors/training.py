@@ -15,11 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from predictors import registry
-from pytorch_models.data import Interactions, ItemFeatures, interactions_from_pairs, movielens_item_features
-from pytorch_models.evaluate import checkpoint_metrics
-from pytorch_models.metrics import ranking_metrics
-from pytorch_models.scoring import checkpoint_scorer
-from pytorch_models.train import TrainOptions, publish, train_model
+from pytorch_models.data.interactions import (
+    Interactions,
+    ItemFeatures,
+    interactions_from_pairs,
+    movielens_item_features,
+)
+from pytorch_models.evaluation.checkpoint_metrics import checkpoint_metrics
+from pytorch_models.evaluation.metrics import ranking_metrics
+from pytorch_models.serving.scoring import checkpoint_scorer
+from pytorch_models.training.options import TrainOptions
+from pytorch_models.training.train_model import publish, train_model
 
 TEST_FRACTION = 0.2
 SEED = 0

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from pytorch_models.data import ItemFeatures
+from pytorch_models.data.interactions import ItemFeatures
 
 WEIGHTS, ITEMS = "weights.safetensors", "item_embeddings.safetensors"
 GRAPH, META = "graph.safetensors", "meta.json"

@@ -1,11 +1,12 @@
-"""Full training of LightGCN, NGCF, PinSage, the graph filter and the popular baseline, and publishing.
+"""The command line of a full training run (`training.train_model`): train LightGCN, NGCF,
+PinSage, the graph filter or the popular baseline and save a checkpoint.
 
     python -m pytorch_models.train --dataset movielens --data-dir data/ml-latest-small \
         --model lightgcn --out var/models/lightgcn/dev
 
 The last stdout line is one JSON object (seconds_per_epoch, recall@20, ndcg@20, ...). What to
-train with is a `TrainOptions` (pytorch_models/train_options.py); the epoch loops are in
-pytorch_models/training_loops.py.
+train with is a `TrainOptions` (pytorch_models/training/options.py); the epoch loops are in
+pytorch_models/training/loops.py.
 """
 
 from __future__ import annotations
@@ -13,173 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
-import time
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import fields
 
-import numpy as np
-import torch
-from torch import nn
-
-from pytorch_models.architectures import CONFIGS, MODEL_NAMES
-from pytorch_models.checkpoint import save_checkpoint
-from pytorch_models.data import Interactions, ItemFeatures, load_dataset
-from pytorch_models.graphfilter.model import parse_override
-from pytorch_models.graphfilter.train import train_graphfilter
-from pytorch_models.metrics import held_out_metrics
-from pytorch_models.scoring import popularity_scorer
-from pytorch_models.spectral_init import spectral_initialiser
-from pytorch_models.train_options import BPR_MODELS, MAX_HARD_NEGATIVES, TrainOptions
-from pytorch_models.training_loops import ModelFit, fit_embedding_model, fit_pinsage
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainResult:
-    model_name: str
-    config: dict
-    model: nn.Module | None
-    item_embeddings: torch.Tensor  # (n_items, d)
-    extra_tensors: dict[str, torch.Tensor]
-    metrics: dict = field(default_factory=dict)
-    # One entry per epoch (`ModelFit.history`): {epoch, loss, seconds, recall@k, eval_seconds}.
-    history: list[dict] = field(default_factory=list)
-    train_seconds: float = 0.0
-    hyper: dict = field(default_factory=dict)
-
-    @property
-    def epoch_seconds(self) -> list[float]:
-        return [entry["seconds"] for entry in self.history]
-
-    @property
-    def losses(self) -> list[float]:
-        return [entry["loss"] for entry in self.history]
-
-    @property
-    def seconds_per_epoch(self) -> float | None:
-        return statistics.median(self.epoch_seconds) if self.epoch_seconds else None
-
-
-def train_model(
-    model_name: str,
-    interactions: Interactions,
-    item_features: ItemFeatures | None = None,
-    options: TrainOptions | None = None,
-    *,
-    initialise=None,
-) -> TrainResult:
-    """Train `model_name` on `interactions.train` and evaluate on `interactions.test` (if any).
-
-    options: how (None: every default); its unset fields take the model's defaults.
-    initialise: called with the new model before training (a warm start, see `warm_start`).
-    """
-    if model_name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {model_name!r}; expected one of {MODEL_NAMES}")
-    options = (options or TrainOptions()).for_model(model_name)
-    torch.manual_seed(options.seed)
-    np.random.seed(options.seed)
-    generator = torch.Generator().manual_seed(options.seed)
-    started = time.perf_counter()
-    counts = torch.bincount(torch.from_numpy(interactions.train[:, 1]),
-                            minlength=interactions.n_items).float()
-    fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts)
-    train_seconds = time.perf_counter() - started
-    metrics = held_out_metrics(fit.scorer, interactions, options.k)
-    log.info("%s trained in %.1fs: %s", model_name, train_seconds, metrics)
-    return TrainResult(
-        model_name=model_name,
-        config=fit.config,
-        model=fit.model,
-        item_embeddings=fit.item_embeddings.detach(),
-        extra_tensors={**fit.extra_tensors, "item_popularity": counts},
-        metrics=metrics,
-        history=fit.history,
-        train_seconds=train_seconds,
-        hyper=options.hyper(model_name),
-    )
-
-
-def _fit(model_name, interactions, item_features, options: TrainOptions, generator, initialise,
-         counts) -> ModelFit:
-    if model_name == "popular":
-        return ModelFit(None, {}, counts.clone().unsqueeze(1), {}, popularity_scorer(counts), [])
-    if model_name == "graphfilter":
-        return train_graphfilter(interactions, config_overrides=options.config_overrides,
-                                 progress=options.progress)
-    if options.init == "spectral":
-        spectral = spectral_initialiser(interactions.train, interactions.n_users, interactions.n_items)
-        initialise = _then(spectral, initialise)
-    if model_name == "pinsage":
-        import dgl
-
-        dgl.seed(options.seed)
-        return fit_pinsage(interactions, item_features, options, initialise)
-    return fit_embedding_model(model_name, interactions, options, generator, initialise)
-
-
-def _then(first, second):
-    """An `initialise` hook that runs `first`, then `second` when there is one."""
-    if second is None:
-        return first
-
-    def both(model):
-        first(model)
-        second(model)
-
-    return both
-
-
-def publish(
-    result: TrainResult,
-    interactions: Interactions,
-    out_dir: str | Path,
-    *,
-    item_features: ItemFeatures | None = None,
-    dataset: dict | None = None,
-    extra_meta: dict | None = None,
-    visitors: dict[str, int] | None = None,
-) -> Path:
-    """Save `result` as a checkpoint folder with the data snapshot fold-in needs.
-
-    visitors: visitor digest -> user row (`Checkpoint.visitors`), kept out of meta.json."""
-    meta = {
-        "metrics": result.metrics,
-        "hyper": result.hyper,
-        "data": {
-            **(dataset or {}),
-            "split": interactions.split,
-            "n_users": interactions.n_users,
-            "n_items": interactions.n_items,
-            "n_train": int(len(interactions.train)),
-            "n_test": int(len(interactions.test)),
-        },
-        "timings": {
-            "train_seconds": result.train_seconds,
-            "seconds_per_epoch": result.seconds_per_epoch,
-            "epoch_seconds": result.epoch_seconds,
-            "eval_seconds": sum(entry["eval_seconds"] for entry in result.history),
-        },
-        "losses": result.losses,
-        "history": result.history,
-        **(extra_meta or {}),
-    }
-    return save_checkpoint(
-        out_dir,
-        model_name=result.model_name,
-        config=result.config,
-        state_dict=result.model.state_dict() if result.model is not None else {},
-        item_embeddings=result.item_embeddings,
-        extra_tensors=result.extra_tensors,
-        meta=meta,
-        train_edges=interactions.train,
-        n_users=interactions.n_users,
-        item_ids=interactions.item_ids,
-        user_ids=interactions.user_ids,
-        item_features=item_features,
-        visitors=visitors,
-    )
+from pytorch_models.data.interactions import load_dataset
+from pytorch_models.models.architectures import CONFIGS, MODEL_NAMES
+from pytorch_models.models.graphfilter.model import parse_override
+from pytorch_models.training.options import BPR_MODELS, MAX_HARD_NEGATIVES, TrainOptions
+from pytorch_models.training.train_model import publish, train_model
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -348,7 +348,7 @@ def trained_models(model_dir):
 
     from predictors import registry
     from predictors.training import TrainingData, train_and_publish
-    from pytorch_models.movielens import movie_tags, movies_read, rating_pairs, release_detect, tags_read
+    from pytorch_models.data.movielens import movie_tags, movies_read, rating_pairs, release_detect, tags_read
 
     release = release_detect(MOVIELENS)
     movies = list(movies_read(release))

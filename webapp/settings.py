@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from dotenv import load_dotenv
 
-from pytorch_models import recommenders
+from pytorch_models.models import names as recommenders
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_ENV_FILE = BASE_DIR / ".env.dev"

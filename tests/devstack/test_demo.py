@@ -7,7 +7,7 @@ import pytest
 from devstack import app
 from devstack.__main__ import models_without_version
 from devstack.process import StackError
-from pytorch_models.recommenders import FINE_TUNED_LIVE, NAMES
+from pytorch_models.models.names import FINE_TUNED_LIVE, NAMES
 
 
 def test_a_model_counts_as_published_only_with_a_finished_version_folder(tmp_path):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from movie.experiments import arm_ctr, impression_token_read
 from movie.models import Experiment, Movie
-from pytorch_models.movielens import movies_read, release_detect
+from pytorch_models.data.movielens import movies_read, release_detect
 from tests.conftest import MOVIELENS
 
 # ml-latest-tiny: movie 1 has 3 ratings (4.0, 2.5, 0.5), the other four one each (3.5, 1.0,

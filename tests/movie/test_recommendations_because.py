@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from movie.models import Movie
 from movie.recommendations import recommendations_for
-from pytorch_models.movielens import movies_read, release_detect
+from pytorch_models.data.movielens import movies_read, release_detect
 from tests.conftest import MOVIELENS
 
 HISTORY = [1, 260, 1196, 2571]  # Toy Story, Star Wars IV and V, The Matrix

@@ -20,7 +20,7 @@ def test_training_snapshot(catalogue):
 def test_training_snapshot_features_match_the_release_files(catalogue):
     """The site's tag feature (tags from the database) is the one the CLI builds from tags.csv."""
     from predictors.training import training_dataset
-    from pytorch_models.data import load_movielens_features
+    from pytorch_models.data.interactions import load_movielens_features
 
     from .conftest import FIXTURES
 

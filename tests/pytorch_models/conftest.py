@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import pytorch_models  # noqa: F401  (sets DGLBACKEND before dgl loads)
-from pytorch_models.data import Interactions, movielens_item_features
+from pytorch_models.data.interactions import Interactions, movielens_item_features
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ def test_trained_on_compares_edges_as_rows_not_columns():
 
 def test_features_saved_before_tags_load_without_them(community_features):
     """A version published before the tag feature has no `tags` table nor `n_tag_buckets`."""
-    from pytorch_models.data import ItemFeatures
+    from pytorch_models.data.interactions import ItemFeatures
 
     tables = {k: v for k, v in community_features.tensors().items() if k != "tags"}
     meta = {k: v for k, v in community_features.meta().items() if k != "n_tag_buckets"}

@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from pytorch_models.checkpoint import load_checkpoint
-from pytorch_models.fold_in import score_history
-from pytorch_models.metrics import ranking_metrics
-from pytorch_models.scoring import checkpoint_scorer
-from pytorch_models.train import TrainOptions, _options, _parser, publish, train_model
-from pytorch_models.training_loops import CosineDecay
+from pytorch_models.evaluation.metrics import ranking_metrics
+from pytorch_models.serving.fold_in import score_history
+from pytorch_models.serving.scoring import checkpoint_scorer
+from pytorch_models.train import _options, _parser
+from pytorch_models.training.loops import CosineDecay
+from pytorch_models.training.options import TrainOptions
+from pytorch_models.training.train_model import publish, train_model
 
 
 @pytest.mark.parametrize("name", ["popular", "lightgcn", "ngcf", "pinsage"])

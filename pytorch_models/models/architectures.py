@@ -1,0 +1,24 @@
+"""The architecture behind each model name: its config dataclass and `nn.Module` class.
+
+The list of recommenders itself is `pytorch_models.models.names`; popular has no class and
+the graph filter no module (nothing is learnt), so neither is in CLASSES.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from pytorch_models.models.graphfilter.model import GraphFilterConfig
+from pytorch_models.models.lightgcn import LightGCN, LightGCNConfig
+from pytorch_models.models.names import NAMES
+from pytorch_models.models.ngcf import NGCF, NGCFConfig
+from pytorch_models.models.pinsage.model import PinSage, PinSageConfig
+
+MODEL_NAMES = NAMES
+CONFIGS = {"lightgcn": LightGCNConfig, "ngcf": NGCFConfig, "pinsage": PinSageConfig,
+           "graphfilter": GraphFilterConfig}
+CLASSES = {"lightgcn": LightGCN, "ngcf": NGCF, "pinsage": PinSage}
+
+
+def build_model(model_name: str, config: dict) -> nn.Module:
+    return CLASSES[model_name](CONFIGS[model_name](**config))

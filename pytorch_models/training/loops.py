@@ -1,0 +1,227 @@
+"""The epoch loops of the trained recommenders, and what they share.
+
+LightGCN and NGCF learn with BPR on (user, positive, negative) triples of the train pairs
+(`fit_embedding_model`); PinSage with a max-margin loss on its random-walk sampler's batches
+(`fit_pinsage`). Both run `batch_loop` (the learning-rate schedule, `optimiser_step`, the
+mean loss) inside `epochs_run` (the per-epoch history, the evaluations, the time budget), and
+hand `train_model` a `ModelFit`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pytorch_models.data.graph import SymmetricAdjacency, build_graph
+from pytorch_models.data.interactions import Interactions, ItemFeatures
+from pytorch_models.evaluation.metrics import held_out_metrics
+from pytorch_models.models.architectures import CONFIGS, build_model
+from pytorch_models.models.embedding import item_layers
+from pytorch_models.models.pinsage.model import PinSageConfig
+from pytorch_models.models.pinsage.sampler import WalkConfig, batch_loader, full_hops, neighbour_table
+from pytorch_models.serving.scoring import dot_scorer, pinsage_user_vectors
+from pytorch_models.training.bpr_sampler import PositiveSet, bpr_batches
+from pytorch_models.training.options import TrainOptions
+
+log = logging.getLogger(__name__)
+
+Scorer = Callable[[torch.Tensor], torch.Tensor]  # user rows (B,) -> scores (B, n_items)
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """One model after training, as `train_model` receives it."""
+
+    model: nn.Module | None  # None: nothing learnt (popular, the graph filter)
+    config: dict
+    item_embeddings: torch.Tensor  # (n_items, d): the published item table
+    extra_tensors: dict[str, torch.Tensor]
+    scorer: Scorer  # for the final held-out evaluation
+    # One entry per epoch: {epoch (from 1), loss, seconds (training only), recall@k (None
+    # when that epoch was not evaluated), eval_seconds}; what the dashboard's curves draw.
+    history: list[dict]
+
+
+class CosineDecay:
+    """Sets the learning rate from `lr` down to `floor`·lr along half a cosine of the run's
+    progress: the share of the time budget spent when there is one, else of the epochs."""
+
+    def __init__(self, optimiser, lr: float, *, epochs: int, time_budget_s: float | None,
+                 floor: float = 0.05):
+        self.optimiser, self.lr, self.epochs = optimiser, lr, epochs
+        self.time_budget_s, self.floor = time_budget_s, floor
+        self.started = time.perf_counter()
+
+    def step(self, epoch: int, batch: int, n_batches: int) -> None:
+        if self.time_budget_s:
+            progress = (time.perf_counter() - self.started) / self.time_budget_s
+        else:
+            progress = (epoch + batch / n_batches) / self.epochs
+        factor = self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        for group in self.optimiser.param_groups:
+            group["lr"] = self.lr * factor
+
+
+def learning_rate_schedule(options: TrainOptions, optimiser) -> CosineDecay | None:
+    if options.lr_schedule != "cosine":
+        return None
+    return CosineDecay(optimiser, options.lr, epochs=options.epochs, time_budget_s=options.time_budget_s)
+
+
+def optimiser_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    """One gradient step on `loss`; returns the loss as a number."""
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return float(loss)
+
+
+def batch_loop(batches: Iterable, loss_of: Callable[[object], torch.Tensor], optimiser,
+               schedule: CosineDecay | None, *, epoch: int, n_batches: int, progress: bool,
+               desc: str) -> float:
+    """One epoch: per batch the scheduled learning rate, then one step on `loss_of(batch)`.
+    Returns the mean loss over `n_batches`."""
+    total = 0.0
+    for i, batch in enumerate(tqdm(batches, total=n_batches, disable=not progress, desc=desc)):
+        if schedule:
+            schedule.step(epoch, i, n_batches)
+        total += optimiser_step(optimiser, loss_of(batch))
+    return total / n_batches
+
+
+def epochs_run(run_epoch: Callable[[int], float], held_out: Callable[[], dict],
+               options: TrainOptions) -> list[dict]:
+    """`run_epoch` for each epoch: the run's history (see `ModelFit.history`), with the
+    `held_out` metrics every `eval_every` epochs, and the time budget, which counts the
+    evaluations too."""
+    k = options.k
+    history, started = [], time.perf_counter()
+    for epoch in range(options.epochs):
+        t0 = time.perf_counter()
+        loss = run_epoch(epoch)
+        entry = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - t0, f"recall@{k}": None,
+                 "eval_seconds": 0.0}
+        log.info("epoch %d loss %.4f (%.2fs)", epoch, loss, entry["seconds"])
+        if options.eval_every and (epoch + 1) % options.eval_every == 0:
+            t1 = time.perf_counter()
+            metrics = held_out()
+            entry[f"recall@{k}"], entry["eval_seconds"] = metrics.get(f"recall@{k}"), time.perf_counter() - t1
+            log.info("epoch %d metrics %s (%.2fs)", epoch, metrics, entry["eval_seconds"])
+        history.append(entry)
+        if options.time_budget_s is not None and time.perf_counter() - started > options.time_budget_s:
+            log.info("time budget of %.0fs reached after %d epochs", options.time_budget_s, epoch + 1)
+            break
+    return history
+
+
+def _built(name: str, config, initialise: Callable[[nn.Module], None] | None) -> nn.Module:
+    model = build_model(name, asdict(config))
+    if initialise:
+        initialise(model)
+    return model
+
+
+def fit_embedding_model(name: str, data: Interactions, options: TrainOptions, generator: torch.Generator,
+                        initialise: Callable[[nn.Module], None] | None = None) -> ModelFit:
+    """LightGCN or NGCF: BPR with one negative per train pair, in shuffled batches; uniform, or
+    the hardest of `options.negative_candidates` uniform ones."""
+    config = CONFIGS[name](n_users=data.n_users, n_items=data.n_items, dim=options.dim, layers=options.layers,
+                           **options.config_overrides)
+    model = _built(name, config, initialise)
+    adjacency = SymmetricAdjacency(data.n_users, data.n_items, data.train)
+    positives = PositiveSet(data.train, data.n_items)
+    pairs = torch.from_numpy(data.train)
+    optimiser = torch.optim.Adam(model.parameters(), lr=options.lr)
+    n_batches = math.ceil(len(pairs) / options.batch_size)
+    schedule = learning_rate_schedule(options, optimiser)
+
+    def loss_of(batch):
+        users, pos, neg = batch
+        matrix = adjacency.dropped(config.node_dropout, generator) if name == "ngcf" else adjacency.matrix
+        return model.loss(matrix, users, pos, neg)
+
+    def run_epoch(epoch: int) -> float:
+        model.train()
+        batches = bpr_batches(pairs, positives, options.batch_size, generator, options.negative_candidates)
+        return batch_loop(batches, loss_of, optimiser, schedule, epoch=epoch, n_batches=n_batches,
+                          progress=options.progress, desc=f"{name} {epoch}")
+
+    def scorer():
+        model.eval()
+        with torch.no_grad():
+            users, items = model.embeddings(adjacency.matrix)
+        return dot_scorer(users, items), items
+
+    history = epochs_run(run_epoch, lambda: held_out_metrics(scorer()[0], data, options.k), options)
+    score, items = scorer()
+    # What fold-in needs frozen: every layer's item rows and the item degrees.
+    layers, degree = item_layers(model, data.train)
+    return ModelFit(model, asdict(config), items, {"item_layers": layers, "item_degree": degree}, score,
+                    history)
+
+
+def pinsage_config(data: Interactions, features: ItemFeatures | None, options: TrainOptions) -> PinSageConfig:
+    """The config for `data`'s items, with an input table for each feature `features` has."""
+    has_tags = features is not None and features.tags is not None
+    return CONFIGS["pinsage"](
+        n_items=data.n_items,
+        dim=options.dim,
+        layers=options.layers,
+        n_genres=features.genres.shape[1] if features is not None else 0,
+        n_year_buckets=features.n_year_buckets if features is not None else 0,
+        n_title_buckets=features.n_title_buckets if features is not None else 0,
+        n_tag_buckets=features.n_tag_buckets if has_tags else 0,
+        negative_power=options.negative_power,
+    )
+
+
+def fit_pinsage(data: Interactions, features: ItemFeatures | None, options: TrainOptions,
+                initialise: Callable[[nn.Module], None] | None = None) -> ModelFit:
+    """PinSage: max-margin on the sampler's (query, positive, negatives) batches; items are
+    embedded from their features over importance-weighted random-walk neighbourhoods."""
+    config = pinsage_config(data, features, options)
+    model = _built("pinsage", config, initialise)
+    tables = features.tensors() if features is not None else None
+    g = build_graph(data.n_users, data.n_items, data.train)
+    walks = WalkConfig(negative_power=options.negative_power)
+    optimiser = torch.optim.Adam(model.parameters(), lr=options.lr)
+    n_batches = math.ceil(len(data.train) / options.batch_size)
+    schedule = learning_rate_schedule(options, optimiser)
+
+    def loss_of(batch):
+        return model.loss(batch.hops, tables, batch.queries, batch.pos, batch.neg, batch.shared_neg)
+
+    def run_epoch(epoch: int) -> float:
+        model.train()
+        # "cached": one importance-neighbour table per epoch (the one inference uses) instead
+        # of fresh walks per batch; the blocks then cost an index lookup.
+        table = (neighbour_table(g, torch.arange(data.n_items), walks) if options.neighbourhoods == "cached"
+                 else None)
+        loader = batch_loader(
+            g, config.layers, walks, batch_size=options.batch_size, n_batches=n_batches,
+            n_hard=min(epoch, options.hard_negatives), seed=options.seed * 10_000 + epoch,
+            num_workers=options.num_workers, table=table, n_shared=options.shared_negatives,
+        )
+        return batch_loop(loader, loss_of, optimiser, schedule, epoch=epoch, n_batches=n_batches,
+                          progress=options.progress, desc=f"pinsage {epoch}")
+
+    def scorer():
+        model.eval()
+        table, weights = neighbour_table(g, torch.arange(data.n_items), walks)
+        with torch.no_grad():
+            items = model(full_hops(table, weights, config.layers), tables)
+        bias = model.item_bias.detach().clone()
+        users = pinsage_user_vectors(items, data.train, data.n_users)
+        extra = {"item_bias": bias, "neighbour_table": table, "neighbour_weights": weights}
+        return dot_scorer(users, items, bias), items, extra
+
+    history = epochs_run(run_epoch, lambda: held_out_metrics(scorer()[0], data, options.k), options)
+    score, items, extra = scorer()
+    return ModelFit(model, asdict(config), items, extra, score, history)

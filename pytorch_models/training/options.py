@@ -1,0 +1,103 @@
+"""How a model is trained: `TrainOptions`, and the per-model defaults its None fields take.
+
+The defaults were chosen on ml-latest-small (80/20 per-user split, seed 0, 2 cores); see the
+measurements in docs/benchmarks.md. `epochs=1` gives a tiny run for integration tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+DEFAULTS = {
+    # LightGCN and NGCF start from R̃'s singular vectors (`spectral_init`): recall@20 after
+    # their default epochs .2123 -> .2315 (LightGCN) and .1913 -> .2029 (NGCF) over random
+    # numbers; on Gowalla the same quality 10 minutes sooner (docs/benchmarks.md).
+    "lightgcn": {"epochs": 60, "lr": 5e-3, "layers": 3, "init": "spectral"},
+    # NGCF, recall@20 after 40 epochs: lr 1e-3 .1779, 2e-3 .1923 (.1853 already at 25).
+    "ngcf": {"epochs": 40, "lr": 2e-3, "layers": 3, "init": "spectral"},
+    # PinSage on ml-latest-small, recall@20 (80/20 split, seed 0, with tags): 6 epochs of
+    # uniform negatives and fresh walks per batch .1357; cached neighbour tables .142 (12
+    # epochs); negatives drawn ∝ (degree + 1) ** 0.5 .165 (power 0 .142, .35 .172 with the
+    # cosine decay, .75 .151, 1.0 .090); a cosine decay of lr .179 (12 epochs), .184 (20);
+    # dim 128 .190 (16 epochs), .188 (20). 256 shared negatives, lr 1e-2 and batches of 1024
+    # did not help (.130, .134, .181). Runs differ by about ±.003 with the sampled tables.
+    # PinSage's id table from R̃'s singular vectors (`spectral_init`) gave .2124-.2144 over
+    # four runs, against .1841-.1937 over six from random numbers.
+    "pinsage": {"epochs": 16, "lr": 3e-3, "layers": 2, "dim": 128, "lr_schedule": "cosine",
+                "neighbourhoods": "cached", "negative_power": 0.5, "init": "spectral"},
+    "popular": {"epochs": 0, "lr": 0.0},
+    "graphfilter": {"epochs": 0, "lr": 0.0},  # training-free; its config comes through `config_overrides`
+}
+# What a model's DEFAULTS entry does not set.
+GENERAL_DEFAULTS = {"dim": 64, "lr_schedule": "constant", "neighbourhoods": "sampled", "negative_power": 0.0,
+                    "layers": None, "init": "random"}
+# Hard-negative curriculum: epoch e adds min(e, hard_negatives) per query. Off by default:
+# on ml-latest-small (9.7k movies) every band tried (ranks 32-128, 100-400) lowered
+# recall@20 (0.140 without -> 0.076 / 0.119 with, 6-8 epochs); enable it for large catalogues.
+MAX_HARD_NEGATIVES = 0
+# The models trained with BPR over free ego embeddings: the ones `negative_candidates` applies to.
+BPR_MODELS = ("lightgcn", "ngcf")
+# The fields whose None (and, for layers, 0) means "the model's default".
+_PER_MODEL = ("epochs", "lr", "layers", "dim", "lr_schedule", "neighbourhoods", "negative_power", "init")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What `train_model` is told; a field left None takes the model's default (DEFAULTS,
+    then GENERAL_DEFAULTS), which `for_model` fills in.
+
+    epochs, lr, dim, layers (LightGCN/NGCF 3, PinSage 2), batch_size, seed: as usual.
+    lr_schedule: "constant" or "cosine" (decay to 5% over the time budget, else the epochs).
+    time_budget_s: stop after the epoch that passes it (evaluations count). eval_every: the
+    held-out recall@k every N epochs, the history's curve (None: only at the end).
+    init: LightGCN/NGCF ego embeddings and PinSage's item id table from "random" numbers (the
+    model's own init) or from the "spectral" tables of `pytorch_models.training.spectral_init` (R̃'s
+    top singular vectors; every GNN's default).
+    config_overrides: model config fields (LightGCN/NGCF: l2, node_dropout, message_dropout;
+    graphfilter: any GraphFilterConfig field).
+    PinSage only: num_workers, the sampling processes (0 samples in this process);
+    hard_negatives, the curriculum's cap; neighbourhoods, blocks from random walks per batch
+    ("sampled") or from a neighbour table refreshed every epoch ("cached"); shared_negatives,
+    random items that are negatives of every query in a batch, besides each query's own;
+    negative_power, random negatives drawn ∝ (degree + 1) ** negative_power (0: uniform).
+    LightGCN/NGCF only: negative_candidates, M > 1 draws M uniform negatives per train pair and
+    trains on the one the model scores highest (dynamic negative sampling); 1 is plain BPR.
+    """
+
+    epochs: int | None = None
+    batch_size: int = 2048
+    dim: int | None = None
+    layers: int | None = None
+    lr: float | None = None
+    lr_schedule: str | None = None
+    seed: int = 0
+    progress: bool = True
+    time_budget_s: float | None = None
+    eval_every: int | None = None
+    k: int = 20
+    init: str | None = None
+    config_overrides: dict = field(default_factory=dict)
+    num_workers: int = 1
+    hard_negatives: int = MAX_HARD_NEGATIVES
+    neighbourhoods: str | None = None
+    shared_negatives: int = 0
+    negative_power: float | None = None
+    negative_candidates: int = 1
+
+    def for_model(self, model_name: str) -> TrainOptions:
+        """These options with the model's defaults in place of the fields left unset."""
+        defaults = {**GENERAL_DEFAULTS, **DEFAULTS[model_name]}
+        unset = [name for name in _PER_MODEL
+                 if getattr(self, name) is None or (name == "layers" and not self.layers)]
+        return dataclasses.replace(self, **{name: defaults[name] for name in unset})
+
+    def hyper(self, model_name: str) -> dict:
+        """What a checkpoint's meta.json records under `hyper`."""
+        pinsage = {"neighbourhoods": self.neighbourhoods, "shared_negatives": self.shared_negatives,
+                   "negative_power": self.negative_power}
+        bpr = {"negative_candidates": self.negative_candidates}
+        return {"epochs": self.epochs, "lr": self.lr, "lr_schedule": self.lr_schedule,
+                "batch_size": self.batch_size, "seed": self.seed, "hard_negatives": self.hard_negatives,
+                "init": self.init,
+                **(pinsage if model_name == "pinsage" else bpr if model_name in BPR_MODELS else {})}
