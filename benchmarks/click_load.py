@@ -37,7 +37,8 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 from tqdm import tqdm
 
-MODELS = ("pinsage", "ngcf", "lightgcn")
+from pytorch_models.models.names import FINE_TUNED_LIVE
+
 AS_OF = re.compile(rb'"as_of_event": "([0-9a-f-]+)"')
 WATCH_EVERY_S = 0.02
 
@@ -85,7 +86,7 @@ class Click:
 
     @property
     def fresh_s(self) -> float | None:
-        return max(self.seen.values()) - self.accepted_at if len(self.seen) == len(MODELS) else None
+        return max(self.seen.values()) - self.accepted_at if len(self.seen) == len(FINE_TUNED_LIVE) else None
 
 
 def percentile(values, q: float) -> float:
@@ -115,7 +116,7 @@ class Watcher(threading.Thread):
         while not self.stop.is_set():
             with self.lock:
                 watched = {key: list(clicks) for key, clicks in self.pending.items() if clicks}
-            keys = [(v, m) for v in watched for m in MODELS]
+            keys = [(v, m) for v in watched for m in FINE_TUNED_LIVE]
             pipe = self.redis.pipeline(transaction=False)
             for visitor, model in keys:
                 pipe.get(f"recs:{model}:{visitor}")
@@ -230,7 +231,7 @@ def main() -> None:
 
     active = [v for v in visitors if v.events]
     served_stale = sum(
-        1 for v in active for model in MODELS
+        1 for v in active for model in FINE_TUNED_LIVE
         for r in (v.get(f"/api/recommendations/{model}/?k=20"),)
         if r["source"] != "fresh" or r["as_of_event"] != v.events[-1]
     )
@@ -266,7 +267,7 @@ def main() -> None:
     print(f"accepted {len(clicks)} of {total} ({result['clicks_per_s']} clicks/s), failed {len(failures)} "
           f"{sorted(set(failures))}; missing from DynamoDB {result['missing_dynamodb']}, Kafka "
           f"{result['missing_kafka']}, models {result['missing_models']}; last click not served fresh by the "
-          f"API: {served_stale} of {len(active) * len(MODELS)}")
+          f"API: {served_stale} of {len(active) * len(FINE_TUNED_LIVE)}")
     print(json.dumps(result))
 
 

@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FAULTS = ("kafka_pause", "kafka_restart", "worker_kill", "consumer_kill", "redis_restart", "dynamodb_stop",
           "web_crash_after_log", "web_crash_after_mirror")
-MODELS = ("pinsage", "ngcf", "lightgcn")
 VISITORS = 20
 RETRY_S, TRY_TIMEOUT_S, PAUSES_S = 7.0, 5.5, (0.25, 1.0)  # as movie/static/movie/app.js
 CRASH_MOVIE = 1  # Toy Story: only the crash click uses it

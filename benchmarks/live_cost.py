@@ -23,12 +23,14 @@ import torch
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data.graph import build_graph
 from pytorch_models.data.interactions import load_gowalla, load_movielens, load_movielens_features
+from pytorch_models.models.names import FINE_TUNED_LIVE
 from pytorch_models.serving.fold_in import fold_in_for, fold_in_round, top_unseen
 from pytorch_models.serving.visitor_graph import VisitorGraph
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
 
-MODELS = ("lightgcn", "ngcf", "pinsage")
+# The models with a fold-in, in the order of the printed tables (lightgcn, ngcf, pinsage).
+MODELS = tuple(sorted(FINE_TUNED_LIVE))
 CLICKS = 5
 BATCH = 32
 

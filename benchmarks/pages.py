@@ -39,9 +39,8 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from benchmarks import click_load
-from pytorch_models.models.names import FINE_TUNED_LIVE, NAMES
+from pytorch_models.models.names import FINE_TUNED_LIVE, SERVED_MODELS
 
-GNN_MODELS = FINE_TUNED_LIVE
 CLICKS = 5
 # Goals of issue 8, item 10, at 16 connections on the 2-core machine.
 PAGE_P95_MS = 50.0
@@ -68,7 +67,7 @@ class Visitor(click_load.Visitor):
         """Each model's `source` once all serve a list as of `last_event` (or at the timeout)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            lists = {m: self.get(f"/api/recommendations/{m}/?k=20") for m in GNN_MODELS}
+            lists = {m: self.get(f"/api/recommendations/{m}/?k=20") for m in FINE_TUNED_LIVE}
             if all(r["source"] == "fresh" and r["as_of_event"] == last_event for r in lists.values()):
                 return {m: "fresh" for m in lists}
             if time.monotonic() > deadline:
@@ -280,7 +279,7 @@ def pages(popular: list[int], clicked: list[int], query: str) -> dict[str, str]:
         "catalogue": "/",
         "search": "/?q=" + urllib.parse.quote(query),
         "movie": f"/movies/{movie}/",
-        **{f"recs {m}": f"/recommendations/{m}/" for m in NAMES},
+        **{f"recs {m}": f"/recommendations/{m}/" for m in SERVED_MODELS},
         "history": "/history/",
         "papers": "/papers/",
         "paper review": "/papers/lightgcn/",

@@ -24,7 +24,11 @@ from pathlib import Path
 from devstack import app, services
 from devstack.process import LOG_DIR, ROOT, VAR, Process, StackError, dev_env, port_is_free, wait_until
 from devstack.supervisor import Stack
-from pytorch_models.models.names import FINE_TUNED_LIVE, NAMES, POPULAR  # names only: no torch
+from pytorch_models.models.names import (  # names only: no torch
+    GRADIENT_TRAINED_MODELS,
+    POPULAR,
+    SERVED_MODELS,
+)
 
 SERVICES_ENV = VAR / "demo-services.env"  # the running demo's service addresses
 
@@ -65,13 +69,14 @@ def demo() -> None:
                            ("collectstatic", ("collectstatic", "--noinput"))):
             print(f"  manage.py {' '.join(args)} ...", flush=True)
             timings[name] = app.manage(env, *args)
-        if quick := {f"train-{m}": ("train", "--model", m) for m in missing if m not in FINE_TUNED_LIVE}:
+        quick = {f"train-{m}": ("train", "--model", m) for m in missing if m not in GRADIENT_TRAINED_MODELS}
+        if quick:
             print(f"  manage.py {' and '.join(' '.join(args) for args in quick.values())}, side by side ...",
                   flush=True)
             timings["train " + " and ".join(args[-1] for args in quick.values())] = app.manage_together(
                 env, quick)
         print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), flush=True)
-        slow = [m for m in missing if m in FINE_TUNED_LIVE]
+        slow = [m for m in missing if m in GRADIENT_TRAINED_MODELS]
         # No scheduled retrain until every GNN has a first version: the retrain warm-starts from
         # the live version, and with none it would train the model from scratch a second time,
         # beside the trainer (a beat schedule kept in var/ from an earlier run fires at once).
@@ -99,7 +104,7 @@ def models_without_version(model_dir: Path) -> list[str]:
     def published(folder: Path) -> bool:
         return folder.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir())
 
-    return sorted((m for m in NAMES if not published(model_dir / m)), key=lambda m: m != POPULAR)
+    return sorted((m for m in SERVED_MODELS if not published(model_dir / m)), key=lambda m: m != POPULAR)
 
 
 def start_app(stack: Stack, env: dict[str, str], *, port: int, live_workers: int,

@@ -28,9 +28,9 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from predictors import cache, latency, registry, visitor_state
-from predictors.recommend import GNN_MODELS
 from predictors.visitor_state import Claim, VisitorState, visitor_digest
 from pytorch_models.data.graph import build_graph
+from pytorch_models.models.names import FINE_TUNED_LIVE
 from pytorch_models.serving.fold_in import (
     EmbeddingFoldIn,
     PinSageFoldIn,
@@ -130,7 +130,7 @@ class BatchReport:
 
 
 class LiveEngine:
-    def __init__(self, models: Sequence[str] = GNN_MODELS, *, idle_s: float = 600.0):
+    def __init__(self, models: Sequence[str] = FINE_TUNED_LIVE, *, idle_s: float = 600.0):
         self.model_names = tuple(models)
         self.idle_s = idle_s
         self.live: dict[str, LiveModel] = {}

@@ -23,13 +23,11 @@ import torch
 
 from predictors import cache, registry
 from predictors.explain import because
-from pytorch_models.models.names import FINE_TUNED_LIVE, NAMES, POPULAR
+from pytorch_models.models.names import FINE_TUNED_LIVE, POPULAR, SERVED_MODELS
 from pytorch_models.serving.fold_in import score_history
 
 log = logging.getLogger(__name__)
 
-GNN_MODELS = FINE_TUNED_LIVE
-MODELS = NAMES
 
 
 class UnknownModel(ValueError):
@@ -77,7 +75,7 @@ def popular(*, k: int, exclude: Sequence[int] = ()) -> tuple[str | None, list[tu
 
 def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Recommendations:
     """Top-k for `visitor`, never containing a movie in `history` (movie ids)."""
-    if model not in MODELS:
+    if model not in SERVED_MODELS:
         raise UnknownModel(model)
     seen = set(history)
     published = registry.published(model)
@@ -86,7 +84,7 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
         reason = None if model == POPULAR else ("not_trained" if published is None else "no_history")
         return Recommendations(model, version, reason is not None, reason, items, source="popular")
 
-    if model not in GNN_MODELS:  # the graph filter: its closed form already holds every click
+    if model not in FINE_TUNED_LIVE:  # the graph filter: its closed form already holds every click
         items, explained = _closed_form(published, history, k)
         return Recommendations(model, published.version, False, None, items, source="closed_form",
                                because=explained)

@@ -34,7 +34,7 @@ from predictors.training import (
     training_dataset,
 )
 from predictors.visitor_state import visitor_digest
-from pytorch_models.models.names import FINE_TUNED_LIVE, RECOMMENDERS
+from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, RECOMMENDERS
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
 from pytorch_models.training.warm_start import warm_start
@@ -124,7 +124,7 @@ def retrain(*, model: str, training_data: TrainingData, visitor_pairs: Sequence[
     digest_of_id = {user_id: digest for digest, user_id in user_of.items()}
 
     initialise = None
-    if live is not None and model in FINE_TUNED_LIVE:  # the others have no parameters to carry
+    if live is not None and model in GRADIENT_TRAINED_MODELS:  # the others have no parameters to carry
         old = live.checkpoint
         old_digest = {row: visitor for visitor, row in old.visitors().items()}
         old_keys = [old_digest.get(row, str(int(u))) for row, u in enumerate(old.graph().user_ids)]

@@ -17,9 +17,10 @@ import logging
 from dataclasses import fields
 
 from pytorch_models.data.interactions import load_dataset
-from pytorch_models.models.architectures import CONFIGS, MODEL_NAMES
+from pytorch_models.models.architectures import CONFIGS
 from pytorch_models.models.graphfilter.model import parse_override
-from pytorch_models.training.options import BPR_MODELS, MAX_HARD_NEGATIVES, TrainOptions
+from pytorch_models.models.names import EMBEDDING_MODELS, GRADIENT_TRAINED_MODELS, SERVED_MODELS
+from pytorch_models.training.options import MAX_HARD_NEGATIVES, TrainOptions
 from pytorch_models.training.train_model import publish, train_model
 
 
@@ -27,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train a Cinegraph recommender and save a checkpoint.")
     parser.add_argument("--dataset", choices=("gowalla", "movielens"), required=True)
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--model", choices=MODEL_NAMES, required=True)
+    parser.add_argument("--model", choices=SERVED_MODELS, required=True)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--dim", type=int, help="embedding size; default per model (DEFAULTS), else 64")
@@ -79,10 +80,10 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
     unknown = sorted(set(overrides) - known)
     if unknown:
         parser.error(f"--{'/--'.join(unknown).replace('_', '-')} does not apply to {args.model}")
-    if args.negative_candidates < 1 or (args.negative_candidates > 1 and args.model not in BPR_MODELS):
+    if args.negative_candidates < 1 or (args.negative_candidates > 1 and args.model not in EMBEDDING_MODELS):
         parser.error("--negative-candidates takes a count ≥ 1, "
                      "and more than 1 applies to lightgcn and ngcf only")
-    if args.init == "spectral" and args.model not in ("lightgcn", "ngcf", "pinsage"):
+    if args.init == "spectral" and args.model not in GRADIENT_TRAINED_MODELS:
         parser.error(f"--init {args.init} applies to lightgcn, ngcf and pinsage, not {args.model}")
     return TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, dim=args.dim, layers=args.layers, lr=args.lr,

@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks import faults
 from benchmarks.faults import Rig, Visitor, check, drive, outcome_record
+from pytorch_models.models.names import FINE_TUNED_LIVE
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -50,7 +51,7 @@ def _readers():
         return {"applied": state.applied, "history": state.history}
 
     def fresh(visitor: str, event_id: str) -> bool:
-        lists = [cache.recommendations_get(model, visitor) for model in faults.MODELS]
+        lists = [cache.recommendations_get(model, visitor) for model in FINE_TUNED_LIVE]
         return all(c is not None and c["as_of_event"] == event_id for c in lists)
 
     def mirrored(keys: list[str]) -> set[str]:

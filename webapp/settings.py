@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from dotenv import load_dotenv
 
-from pytorch_models.models import names as recommenders
+from pytorch_models.models.names import SERVED_MODELS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_ENV_FILE = BASE_DIR / ".env.dev"
@@ -213,7 +213,7 @@ if not MODEL_DIR.is_absolute():
 # for the five, so ~225 MB kept.
 MODEL_VERSIONS_KEPT = int(_env("MODEL_VERSIONS_KEPT", "3"))
 MODEL_VERSION_GRACE_S = float(_env("MODEL_VERSION_GRACE_S", "600"))
-RECOMMENDATION_MODELS = recommenders.NAMES
+RECOMMENDATION_MODELS = SERVED_MODELS
 # The most movies of a visitor's history the live models and the pages use: the newest
 # VISITOR_HISTORY_MAX; older ones fall out of the live model and the page says so.
 VISITOR_HISTORY_MAX = int(_env("VISITOR_HISTORY_MAX", "500"))

@@ -23,9 +23,9 @@ from eventstore.clicklog import events_for
 from movie.selectors import training_snapshot, visitor_interactions, visitors_recent
 from movie.services import history_expire, impressions_expire
 from predictors.live import LiveEngine
-from predictors.recommend import MODELS
 from predictors.retrain import retrain
 from predictors.visitor_state import queue_key, visitors_behind, visitors_wait
+from pytorch_models.models.names import SERVED_MODELS
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def retrain_models(epochs: int | None = None, models: list[str] | None = None) -
     training_data, visitor_pairs = training_snapshot(), visitor_interactions()
     return {model: dataclasses.asdict(retrain(model=model, training_data=training_data,
                                               visitor_pairs=visitor_pairs, epochs=epochs))
-            for model in (models or MODELS)}
+            for model in (models or SERVED_MODELS)}
 
 
 # How far back the sweep looks for visitors whose live state is behind their history.

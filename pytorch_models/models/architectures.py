@@ -10,11 +10,9 @@ from torch import nn
 
 from pytorch_models.models.graphfilter.model import GraphFilterConfig
 from pytorch_models.models.lightgcn import LightGCN, LightGCNConfig
-from pytorch_models.models.names import NAMES
 from pytorch_models.models.ngcf import NGCF, NGCFConfig
 from pytorch_models.models.pinsage.model import PinSage, PinSageConfig
 
-MODEL_NAMES = NAMES
 CONFIGS = {"lightgcn": LightGCNConfig, "ngcf": NGCFConfig, "pinsage": PinSageConfig,
            "graphfilter": GraphFilterConfig}
 CLASSES = {"lightgcn": LightGCN, "ngcf": NGCF, "pinsage": PinSage}

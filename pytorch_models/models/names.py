@@ -1,7 +1,8 @@
-"""The recommenders, in the order the site lists them: the one list everything else reads.
+"""The recommenders, in the order the site lists them, and every list of model names drawn from
+them: the one place such a list is written.
 
 Nothing here imports torch, so the Django settings, the local stack and the benchmarks can
-read the list without loading a model.
+read the lists without loading a model.
 """
 
 from __future__ import annotations
@@ -13,18 +14,31 @@ from dataclasses import dataclass
 class Recommender:
     name: str  # URL segment, checkpoint folder, cache and metric key
     label: str  # what pages call it
+    gradient_trained: bool  # an nn.Module learnt by gradient descent (minutes); otherwise fitted in
+    # closed form (the graph filter's SVD, popular's counts) in seconds, with no parameters to carry
     fine_tuned_live: bool  # the workers fine-tune it on each click; otherwise a visitor's list is
     # scored from the published tables on request (the graph filter's closed form, popular's counts)
     retrain_epochs: int  # epochs of the scheduled retrain, warm-started from the live version
 
 
 RECOMMENDERS = (
-    Recommender("pinsage", "PinSage", True, 2),
-    Recommender("ngcf", "NGCF", True, 10),
-    Recommender("lightgcn", "LightGCN", True, 15),
-    Recommender("graphfilter", "Graph filter", False, 0),
-    Recommender("popular", "Popular", False, 0),
+    Recommender("pinsage", "PinSage", gradient_trained=True, fine_tuned_live=True, retrain_epochs=2),
+    Recommender("ngcf", "NGCF", gradient_trained=True, fine_tuned_live=True, retrain_epochs=10),
+    Recommender("lightgcn", "LightGCN", gradient_trained=True, fine_tuned_live=True, retrain_epochs=15),
+    Recommender("graphfilter", "Graph filter", gradient_trained=False, fine_tuned_live=False,
+                retrain_epochs=0),
+    Recommender("popular", "Popular", gradient_trained=False, fine_tuned_live=False, retrain_epochs=0),
 )
-NAMES = tuple(r.name for r in RECOMMENDERS)
-FINE_TUNED_LIVE = tuple(r.name for r in RECOMMENDERS if r.fine_tuned_live)
 POPULAR = "popular"
+
+# Every model the site serves (and `python -m pytorch_models.train` trains), in the site's order.
+SERVED_MODELS = tuple(r.name for r in RECOMMENDERS)
+# The models that score a visitor from its history, which can therefore be explained: all but popular.
+PERSONALISED_MODELS = tuple(r.name for r in RECOMMENDERS if r.name != POPULAR)
+# The models learnt by gradient descent: the ones a warm start or a spectral start applies to.
+GRADIENT_TRAINED_MODELS = tuple(r.name for r in RECOMMENDERS if r.gradient_trained)
+# The models the live workers fine-tune on each click (their fresh lists sit in the cache).
+FINE_TUNED_LIVE = tuple(r.name for r in RECOMMENDERS if r.fine_tuned_live)
+# The models of free user and item ego embeddings propagated over the graph
+# (`models.embedding`), trained with BPR: `--negative-candidates` and `EmbeddingFoldIn` apply.
+EMBEDDING_MODELS = ("lightgcn", "ngcf")

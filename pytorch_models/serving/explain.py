@@ -24,8 +24,7 @@ import torch.nn.functional as F
 
 from pytorch_models.checkpoint import Checkpoint
 from pytorch_models.models.graphfilter.model import GraphFilter, filter_for
-
-EXPLAINED_MODELS = ("pinsage", "lightgcn", "ngcf", "graphfilter")
+from pytorch_models.models.names import PERSONALISED_MODELS
 
 
 def contributions(item_table: torch.Tensor, history_rows: torch.Tensor, item_rows: torch.Tensor,
@@ -47,7 +46,7 @@ def contributions(item_table: torch.Tensor, history_rows: torch.Tensor, item_row
 def explain_history(checkpoint: Checkpoint, history_rows: Sequence[int], item_rows: Sequence[int],
                     top: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """`contributions` with the decomposition of `score_history` for this checkpoint's model."""
-    if checkpoint.model_name not in EXPLAINED_MODELS:
+    if checkpoint.model_name not in PERSONALISED_MODELS:
         raise ValueError(f"{checkpoint.model_name!r} scores do not come from a history")
     if checkpoint.model_name == "graphfilter":
         return filter_contributions(filter_for(checkpoint), history_rows, item_rows, top)

@@ -35,6 +35,7 @@ from pytorch_models.models.architectures import build_model
 from pytorch_models.models.embedding import item_layers
 from pytorch_models.models.graphfilter.model import filter_for
 from pytorch_models.models.losses import bpr_loss, max_margin_loss
+from pytorch_models.models.names import EMBEDDING_MODELS
 from pytorch_models.serving.scoring import pinsage_user_vectors
 
 # Chosen with benchmarks/fold_in_quality.py on ml-latest-small, held-out users of seed 1
@@ -315,7 +316,7 @@ def fold_in_for(checkpoint: Checkpoint):
     """The fold-in of a loaded checkpoint's model."""
     if checkpoint.model_name == "pinsage":
         return PinSageFoldIn.from_checkpoint(checkpoint)
-    if checkpoint.model_name in ("lightgcn", "ngcf"):
+    if checkpoint.model_name in EMBEDDING_MODELS:
         return EmbeddingFoldIn.from_checkpoint(checkpoint)
     raise ValueError(f"no fold-in for model {checkpoint.model_name!r}")
 

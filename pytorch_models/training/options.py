@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from pytorch_models.models.names import EMBEDDING_MODELS
+
 DEFAULTS = {
     # LightGCN and NGCF start from R̃'s singular vectors (`spectral_init`): recall@20 after
     # their default epochs .2123 -> .2315 (LightGCN) and .1913 -> .2029 (NGCF) over random
@@ -36,8 +38,6 @@ GENERAL_DEFAULTS = {"dim": 64, "lr_schedule": "constant", "neighbourhoods": "sam
 # on ml-latest-small (9.7k movies) every band tried (ranks 32-128, 100-400) lowered
 # recall@20 (0.140 without -> 0.076 / 0.119 with, 6-8 epochs); enable it for large catalogues.
 MAX_HARD_NEGATIVES = 0
-# The models trained with BPR over free ego embeddings: the ones `negative_candidates` applies to.
-BPR_MODELS = ("lightgcn", "ngcf")
 # The fields whose None (and, for layers, 0) means "the model's default".
 _PER_MODEL = ("epochs", "lr", "layers", "dim", "lr_schedule", "neighbourhoods", "negative_power", "init")
 
@@ -100,4 +100,4 @@ class TrainOptions:
         return {"epochs": self.epochs, "lr": self.lr, "lr_schedule": self.lr_schedule,
                 "batch_size": self.batch_size, "seed": self.seed, "hard_negatives": self.hard_negatives,
                 "init": self.init,
-                **(pinsage if model_name == "pinsage" else bpr if model_name in BPR_MODELS else {})}
+                **(pinsage if model_name == "pinsage" else bpr if model_name in EMBEDDING_MODELS else {})}

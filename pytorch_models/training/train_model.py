@@ -22,7 +22,7 @@ from torch import nn
 from pytorch_models.checkpoint import save_checkpoint
 from pytorch_models.data.interactions import Interactions, ItemFeatures
 from pytorch_models.evaluation.metrics import held_out_metrics
-from pytorch_models.models.architectures import MODEL_NAMES
+from pytorch_models.models.names import SERVED_MODELS
 from pytorch_models.serving.scoring import popularity_scorer
 from pytorch_models.training.graphfilter import train_graphfilter
 from pytorch_models.training.loops import ModelFit, fit_embedding_model, fit_pinsage
@@ -71,8 +71,8 @@ def train_model(
     options: how (None: every default); its unset fields take the model's defaults.
     initialise: called with the new model before training (a warm start, see `warm_start`).
     """
-    if model_name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {model_name!r}; expected one of {MODEL_NAMES}")
+    if model_name not in SERVED_MODELS:
+        raise ValueError(f"unknown model {model_name!r}; expected one of {SERVED_MODELS}")
     options = (options or TrainOptions()).for_model(model_name)
     torch.manual_seed(options.seed)
     np.random.seed(options.seed)

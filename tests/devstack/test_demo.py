@@ -7,7 +7,7 @@ import pytest
 from devstack import app
 from devstack.__main__ import models_without_version
 from devstack.process import StackError
-from pytorch_models.models.names import FINE_TUNED_LIVE, NAMES
+from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, SERVED_MODELS
 
 
 def test_a_model_counts_as_published_only_with_a_finished_version_folder(tmp_path):
@@ -17,16 +17,17 @@ def test_a_model_counts_as_published_only_with_a_finished_version_folder(tmp_pat
 
     missing = models_without_version(tmp_path)
 
-    assert missing == [m for m in NAMES if m != "popular"]
-    assert [m for m in missing if m not in FINE_TUNED_LIVE] == ["graphfilter"]  # before the site opens
+    assert missing == [m for m in SERVED_MODELS if m != "popular"]
+    # the graph filter is fitted before the site opens
+    assert [m for m in missing if m not in GRADIENT_TRAINED_MODELS] == ["graphfilter"]
 
 
 def test_on_an_empty_folder_popular_comes_first_and_the_gnns_are_left_for_after(tmp_path):
     missing = models_without_version(tmp_path / "models")
 
-    assert missing[0] == "popular" and sorted(missing) == sorted(NAMES)
-    assert [m for m in missing if m not in FINE_TUNED_LIVE] == ["popular", "graphfilter"]
-    assert {m for m in missing if m in FINE_TUNED_LIVE} == {"pinsage", "ngcf", "lightgcn"}
+    assert missing[0] == "popular" and sorted(missing) == sorted(SERVED_MODELS)
+    assert [m for m in missing if m not in GRADIENT_TRAINED_MODELS] == ["popular", "graphfilter"]
+    assert {m for m in missing if m in GRADIENT_TRAINED_MODELS} == {"pinsage", "ngcf", "lightgcn"}
 
 
 def test_commands_side_by_side_all_run_to_the_end_and_a_failure_names_its_command(tmp_path):

@@ -10,7 +10,8 @@ import torch
 
 from predictors import cache, registry
 from predictors.explain import because
-from predictors.recommend import GNN_MODELS, recommend
+from predictors.recommend import recommend
+from pytorch_models.models.names import FINE_TUNED_LIVE
 
 HISTORY = [1, 260, 1196, 2571, 318]  # Toy Story, Star Wars IV and V, The Matrix, Shawshank
 
@@ -19,7 +20,7 @@ def _visitor() -> str:
     return f"v:{uuid.uuid4().hex}"
 
 
-@pytest.mark.parametrize("model", GNN_MODELS)
+@pytest.mark.parametrize("model", FINE_TUNED_LIVE)
 def test_every_item_is_explained_by_its_largest_history_terms(trained_models, model):
     recs = recommend(visitor=_visitor(), model=model, k=20, history=HISTORY)
 
@@ -36,7 +37,7 @@ def test_every_item_is_explained_by_its_largest_history_terms(trained_models, mo
         assert explaining[0] == HISTORY[int(terms.argmax())]
 
 
-@pytest.mark.parametrize("model", GNN_MODELS)
+@pytest.mark.parametrize("model", FINE_TUNED_LIVE)
 def test_a_fresh_list_is_explained_from_the_current_history(trained_models, model):
     """A worker's list may predate a removal; its explanation uses the history as it is now."""
     visitor, published = _visitor(), registry.published(model)

@@ -15,7 +15,8 @@ from eventstore import clicklog
 from eventstore.clicklog import Event
 from predictors import cache, visitor_state
 from predictors.live import LiveEngine, history_after
-from predictors.recommend import GNN_MODELS, recommend
+from predictors.recommend import recommend
+from pytorch_models.models.names import FINE_TUNED_LIVE
 
 CLICKED = [1, 260, 1196]  # Toy Story, Star Wars IV, Star Wars V
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -80,7 +81,7 @@ def test_the_live_model_keeps_a_visitors_newest_movies_only(engine, clicklog_tab
     state = visitor_state.states_get([visitor])[visitor]
     assert report.events == 5 and state.applied == 5  # every event applied, once
     assert state.history == movies[-3:]  # the two oldest fell out of the live model
-    for model in GNN_MODELS:  # the lists leave out the movies it still holds
+    for model in FINE_TUNED_LIVE:  # the lists leave out the movies it still holds
         listed = {m for m, _ in cache.recommendations_get(model, visitor)["items"]}
         assert not listed & set(movies[-3:])
 
@@ -92,7 +93,7 @@ def test_clicks_fill_every_models_cache_once(engine, clicklog_table):
     [report] = _update(engine, visitor)
 
     assert report.updated == 1 and report.events == 3
-    for model in GNN_MODELS:
+    for model in FINE_TUNED_LIVE:
         cached = cache.recommendations_get(model, visitor)
         movie_ids = [m for m, _ in cached["items"]]
         assert cached["as_of_event"] == events[-1].event_id
@@ -101,7 +102,7 @@ def test_clicks_fill_every_models_cache_once(engine, clicklog_table):
         assert scores == sorted(scores, reverse=True)
     state = visitor_state.states_get([visitor])[visitor]
     assert state.history == CLICKED and state.applied == 3
-    assert set(state.rounds.values()) == {1} and len(state.params) == len(GNN_MODELS)
+    assert set(state.rounds.values()) == {1} and len(state.params) == len(FINE_TUNED_LIVE)
 
     [again] = _update(engine, visitor)  # nothing new: nothing changes
     assert again.updated == 0
@@ -148,7 +149,7 @@ def test_removing_everything_falls_back_to_popular(engine, clicklog_table):
 
     _update(engine, visitor)
 
-    assert all(cache.recommendations_get(m, visitor) is None for m in GNN_MODELS)
+    assert all(cache.recommendations_get(m, visitor) is None for m in FINE_TUNED_LIVE)
     assert visitor_state.states_get([visitor])[visitor].history == []
     assert recommend(visitor=visitor, model="ngcf", k=10, history=[]).fallback
 
@@ -172,7 +173,7 @@ def test_an_evicted_visitor_continues_from_its_stored_state(trained_models, clic
         # negative is already beaten by the margin, and its offset rightly stays.
         if not key.startswith("pinsage:"):
             assert not state.params[key].equal(before)
-    for model in GNN_MODELS:
+    for model in FINE_TUNED_LIVE:
         assert cache.recommendations_get(model, visitor)["as_of_event"] == second.event_id
 
 
@@ -296,7 +297,7 @@ def test_a_batch_slower_than_its_lease_loses_nothing_and_rolls_nothing_back(engi
     assert state.applied == 2 and state.history == [1, 260]  # 0 lost, 0 double
     assert state.last_event == second.event_id != first.event_id  # the watermark did not go back
     assert set(state.rounds.values()) == {1}  # one fold-in stored: the newer worker's
-    for model in GNN_MODELS:
+    for model in FINE_TUNED_LIVE:
         assert cache.recommendations_get(model, visitor)["as_of_event"] == second.event_id
     assert slow_reports[0].lost == [visitor] and slow_reports[0].updated == 0
     assert engine.drain(clicklog.events_for) == []  # nothing left waiting or held
@@ -310,16 +311,16 @@ def test_two_visitors_clicking_at_once_never_move_each_others_lists(engine, clic
     _update(engine, a, b)  # one micro-batch
 
     for visitor, clicks in ((a, a_clicks), (b, b_clicks)):
-        for model in GNN_MODELS:
+        for model in FINE_TUNED_LIVE:
             cached = cache.recommendations_get(model, visitor)
             assert cached["as_of_event"] == clicks[-1].event_id
             assert not {m for m, _ in cached["items"]} & {e.movie_id for e in clicks}
-    before = {m: cache.client().get(cache.key(m, b)) for m in GNN_MODELS}
+    before = {m: cache.client().get(cache.key(m, b)) for m in FINE_TUNED_LIVE}
 
     _event(a, 318, 2)
     _update(engine, a)
 
-    assert {m: cache.client().get(cache.key(m, b)) for m in GNN_MODELS} == before  # b's lists untouched
+    assert {m: cache.client().get(cache.key(m, b)) for m in FINE_TUNED_LIVE} == before  # b's lists untouched
     assert visitor_state.states_get([b])[b].applied == 2
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from predictors import cache, latency
-from predictors.recommend import GNN_MODELS
+from pytorch_models.models.names import FINE_TUNED_LIVE
 from tests.workers.clicks import click, wait_until
 
 pytestmark = pytest.mark.timeout(300)
@@ -25,7 +25,7 @@ def test_a_clicks_wait_for_its_fresh_list_reaches_the_dashboard(
     event_id = click(visitor_client, 1)
     visitor = visitor_client.session["visitor"]
     wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("as_of_event") == event_id
-                           for m in GNN_MODELS), 30, "the click in every model")
+                           for m in FINE_TUNED_LIVE), 30, "the click in every model")
     waited = time.time() - started
     wait_until(lambda: latency.latency_last_hour()[0].count == 1, 5, "the worker's timing")
 

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 
 from predictors import cache, visitor_state
-from predictors.recommend import GNN_MODELS
+from pytorch_models.models.names import FINE_TUNED_LIVE
 from tests.workers.clicks import click, wait_until
 
 pytestmark = pytest.mark.timeout(300)
@@ -26,7 +26,7 @@ def _visitor(client: Client) -> str:
 
 
 def _fresh(visitor: str, event_id: str) -> bool:
-    cached = [cache.recommendations_get(model, visitor) for model in GNN_MODELS]
+    cached = [cache.recommendations_get(model, visitor) for model in FINE_TUNED_LIVE]
     return all(c is not None and c["as_of_event"] == event_id for c in cached)
 
 
@@ -80,7 +80,7 @@ def test_two_workers_apply_every_click_once_and_no_list_goes_back(
         while True:
             last = done.is_set()  # one more pass after the wait ends: it sees the final lists
             for visitor in list(clicks):
-                for model in GNN_MODELS:
+                for model in FINE_TUNED_LIVE:
                     cached = cache.recommendations_get(model, visitor)
                     if cached and (not seen.get((visitor, model))
                                    or seen[visitor, model][-1] != cached["as_of_event"]):
@@ -106,7 +106,7 @@ def test_two_workers_apply_every_click_once_and_no_list_goes_back(
     states = visitor_state.states_get(list(clicks))
     for visitor, ids in clicks.items():
         assert states[visitor].applied == 3  # every click reached the models exactly once
-        for model in GNN_MODELS:
+        for model in FINE_TUNED_LIVE:
             order = [ids.index(event_id) for event_id in seen[visitor, model]]
             assert order == sorted(order), f"{visitor} {model} went back to an older click"
     def batches() -> list[int]:  # lines each worker logged since it started

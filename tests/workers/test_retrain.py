@@ -16,9 +16,10 @@ from django.test import Client
 from movie.models import Interaction, Movie
 from movie.selectors import visitor_interactions
 from predictors import cache, registry
-from predictors.recommend import GNN_MODELS, MODELS, similar
+from predictors.recommend import similar
 from predictors.visitor_state import visitor_digest
 from pytorch_models.checkpoint import META
+from pytorch_models.models.names import FINE_TUNED_LIVE, SERVED_MODELS
 from tests.workers.clicks import click, wait_until
 from workers.tasks import retrain_models
 
@@ -29,10 +30,10 @@ CLICKED = [1, 260, 1196]
 @pytest.fixture
 def retrained(trained_models):
     """Runs the retrain task's body; every version published meanwhile is removed afterwards."""
-    before = {model: set(registry.versions(model)) for model in MODELS}
+    before = {model: set(registry.versions(model)) for model in SERVED_MODELS}
     results = {}
     yield results
-    for model in MODELS:
+    for model in SERVED_MODELS:
         for version in set(registry.versions(model)) - before[model]:
             shutil.rmtree(registry.model_dir() / model / version)
 
@@ -44,12 +45,12 @@ def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
     event_ids = [click(client, movie_id) for movie_id in CLICKED]
     visitor = client.session["visitor"]
     wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("as_of_event") == event_ids[-1]
-                            for m in GNN_MODELS), 30, "the clicks in every model")
+                            for m in FINE_TUNED_LIVE), 30, "the clicks in every model")
 
     retrained.update(retrain_models(epochs=2))
 
-    assert set(retrained) == set(MODELS)
-    for model in GNN_MODELS:
+    assert set(retrained) == set(SERVED_MODELS)
+    for model in FINE_TUNED_LIVE:
         result = retrained[model]
         assert result["published"], result["reason"]
         assert (result["version"] != trained_models[model]
@@ -68,10 +69,10 @@ def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
     # ... which the running worker re-derives on the new version, without a click.
     wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("model_version")
                             == retrained[m]["version"]
-                            for m in GNN_MODELS), 60, "the worker on the new versions")
+                            for m in FINE_TUNED_LIVE), 60, "the worker on the new versions")
     after = click(client, 2571)
     wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("as_of_event") == after
-                            for m in GNN_MODELS), 30, "a new click on the new versions")
+                            for m in FINE_TUNED_LIVE), 30, "a new click on the new versions")
     fresh = client.get("/api/recommendations/lightgcn/?k=20").json()
     assert fresh["source"] == "fresh" and fresh["model_version"] == retrained["lightgcn"]["version"]
 

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from movie.selectors import training_snapshot
-from predictors.recommend import MODELS
 from predictors.training import checkpoint_folder_metrics, live_version_metrics
+from pytorch_models.models.names import SERVED_MODELS
 
 COLUMNS = ("recall@{k}", "ndcg@{k}", "hit@{k}", "precision@{k}", "mrr@{k}")
 
@@ -15,7 +15,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--model", action="append", choices=MODELS, help="repeatable; default: all")
+        parser.add_argument("--model", action="append", choices=SERVED_MODELS,
+                            help="repeatable; default: all")
         parser.add_argument("--checkpoint",
                             help="a checkpoint folder written by `pytorch_models.train --out`")
         parser.add_argument("--dataset", choices=("gowalla", "movielens"), help="with --checkpoint")
@@ -37,7 +38,7 @@ class Command(BaseCommand):
         else:
             training_data = training_snapshot()
             rows = [(name, self._run(live_version_metrics, model=name, training_data=training_data, k=k))
-                    for name in model or MODELS]
+                    for name in model or SERVED_MODELS]
         columns = [c.format(k=k) for c in COLUMNS]
         self.stdout.write("| model | " + " | ".join(columns) + " |")
         self.stdout.write("|---" * (len(columns) + 1) + "|")

@@ -2,8 +2,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from movie.selectors import training_snapshot
 from predictors import registry
-from predictors.recommend import GNN_MODELS, MODELS, POPULAR
 from predictors.training import train_and_publish
+from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, POPULAR, SERVED_MODELS
 
 
 class Command(BaseCommand):
@@ -11,7 +11,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         which = parser.add_mutually_exclusive_group(required=True)
-        which.add_argument("--model", choices=MODELS)
+        which.add_argument("--model", choices=SERVED_MODELS)
         which.add_argument("--missing", action="store_true",
                            help="every model with no published version yet, the untrained ones first")
         parser.add_argument("--epochs", type=int, help="override the model's default number of epochs")
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         if missing:
             # Popular, then the graph filter (0.2 s), then the GNNs (minutes): the site has
             # lists to show while they train.
-            order = sorted(MODELS, key=lambda m: (m != POPULAR, m in GNN_MODELS))
+            order = sorted(SERVED_MODELS, key=lambda m: (m != POPULAR, m in GRADIENT_TRAINED_MODELS))
             models = [m for m in order if registry.latest_version(m) is None]
         else:
             models = [model]
