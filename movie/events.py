@@ -70,6 +70,7 @@ from movie.event_fields import (  # noqa: F401 (EventRejected and the validators
 from movie.faults import stall_point
 from movie.impressions import click_attribution
 from movie.models import Interaction
+from predictors import TS_FORMAT
 from predictors.visitor_state import GRACE_S
 
 log = logging.getLogger(__name__)
@@ -99,11 +100,11 @@ def _now() -> str:
 
 
 def _at(ts: str) -> datetime:
-    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.strptime(ts, TS_FORMAT).replace(tzinfo=UTC)
 
 
 def _ts(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(UTC).strftime(TS_FORMAT)
 
 
 def _crash_point(stage: str, event: Event) -> None:

@@ -35,6 +35,7 @@ from django.db.models import Count, Q
 from django.utils import timezone as django_timezone
 
 from movie.models import Experiment, Impression, Interaction
+from predictors import TS_FORMAT
 
 # What a visitor gets when no experiment runs: the model the home row showed before
 # experiments existed.
@@ -51,7 +52,6 @@ TOKEN_SALT = "impression"
 # slow network and a tab restored later, and bounds how long a copied token stays usable.
 TOKEN_MAX_AGE_S = 24 * 3600
 MAX_TOKEN_CHARS = 4096  # a token for 100 movies is about 1 KB
-TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the click log's: sorts as text
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile: two-sided 95%
 SIGNIFICANCE = 0.05

@@ -36,6 +36,7 @@ from django.db import IntegrityError, transaction
 from eventstore import clicklog, stream
 from eventstore.clicklog import Event
 from movie.models import AccountVisitor, Interaction, VisitorForward
+from predictors import TS_FORMAT
 from predictors.visitor_state import GRACE_S, visitor_forget, visitors_wait
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ FORWARD_FRESH_S = GRACE_S / 2
 
 
 def _at(ts: str) -> datetime:
-    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.strptime(ts, TS_FORMAT).replace(tzinfo=UTC)
 
 
 def forward_claim(*, from_visitor: str, to_visitor: str) -> bool:
@@ -106,7 +107,7 @@ def _notify(visitors: list[str], *, replay: bool) -> None:
     # Waiting in Redis, not only told through Kafka: the visitors are updated even if a
     # notification is lost (the live sweep claims waiting visitors).
     visitors_wait(visitors)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = datetime.now(UTC).strftime(TS_FORMAT)
     for visitor in visitors:
         stream.publish(visitor=visitor, payload={"visitor": visitor, "kind": "moved", "ts": now})
 

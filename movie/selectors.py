@@ -18,6 +18,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from movie.models import DatasetRating, Genre, Interaction, Movie, MovieTag, PaperReview
+from predictors import TS_FORMAT
 from predictors.training import TrainingData
 
 CATALOGUE_PAGE_SIZE = 48
@@ -318,7 +319,7 @@ def visitors_recent(since) -> dict[str, str]:
         .annotate(newest=Max("created_at"))
         .values_list("visitor", "newest")
     )
-    return {visitor: newest.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for visitor, newest in rows}
+    return {visitor: newest.strftime(TS_FORMAT) for visitor, newest in rows}
 
 
 def visitor_movie_ids(visitor: str) -> list[int]:

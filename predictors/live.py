@@ -27,7 +27,7 @@ import torch
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from predictors import cache, latency, registry, visitor_state
+from predictors import TS_FORMAT, cache, latency, registry, visitor_state
 from predictors.visitor_state import Claim, VisitorState, visitor_digest
 from pytorch_models.data.graph import build_graph
 from pytorch_models.models.names import FINE_TUNED_LIVE
@@ -68,11 +68,11 @@ RECHECK_S = 0.05
 
 def _stamp(unix_s: float) -> str:
     """A unix time as the click log writes timestamps (sortable text)."""
-    return datetime.fromtimestamp(unix_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(unix_s, UTC).strftime(TS_FORMAT)
 
 
 def _unix(stamp: str) -> float:
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    return datetime.strptime(stamp, TS_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
 def history_after(history: Sequence[int], events: Sequence[Event], *, limit: int | None = None) -> list[int]:

@@ -52,6 +52,7 @@ import torch
 from django.conf import settings
 from redis.exceptions import WatchError
 
+from predictors import TS_FORMAT
 from predictors.cache import TTL_S as LIST_TTL_S
 from predictors.cache import client
 
@@ -156,8 +157,8 @@ class VisitorState:
         """Read events with sort keys after this (None: the whole log)."""
         if self.watermark is None:
             return None
-        ts = datetime.strptime(self.watermark.split("#", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ")
-        return (ts - timedelta(seconds=GRACE_S)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        ts = datetime.strptime(self.watermark.split("#", 1)[0], TS_FORMAT)
+        return (ts - timedelta(seconds=GRACE_S)).strftime(TS_FORMAT)
 
     def new_events(self, events: Sequence) -> list:
         """The events (with `.sort_key`) not applied yet, oldest first."""

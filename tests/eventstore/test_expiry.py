@@ -13,6 +13,7 @@ import pytest
 from devstack.services import aws_kwargs, ensure_table_ttl
 from eventstore import clicklog, expiry
 from eventstore.clicklog import Event
+from predictors import TS_FORMAT
 
 
 def _table(services, name: str):
@@ -20,7 +21,7 @@ def _table(services, name: str):
 
 
 def _ts(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.strftime(TS_FORMAT)
 
 
 def test_a_click_log_item_expires_its_retention_after_the_event(services, clicklog_table, settings):

@@ -12,7 +12,7 @@ import pytest
 
 from eventstore import clicklog
 from eventstore.clicklog import Event
-from predictors import cache, latency, visitor_state
+from predictors import TS_FORMAT, cache, latency, visitor_state
 from predictors.live import LiveEngine
 
 
@@ -70,7 +70,7 @@ def engine(trained_models):
 
 
 def _click(visitor: str, movie_id: int, *, at: datetime | None = None) -> Event:
-    ts = (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ts = (at or datetime.now(UTC)).strftime(TS_FORMAT)
     event = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=movie_id, kind="click", ts=ts)
     clicklog.event_put(event)
     return event

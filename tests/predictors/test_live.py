@@ -13,7 +13,7 @@ import pytest
 
 from eventstore import clicklog
 from eventstore.clicklog import Event
-from predictors import cache, visitor_state
+from predictors import TS_FORMAT, cache, visitor_state
 from predictors.live import LiveEngine, history_after
 from predictors.recommend import recommend
 from pytorch_models.models.names import FINE_TUNED_LIVE
@@ -23,7 +23,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _event(visitor: str, movie_id: int, seconds: float, kind: str = "click") -> Event:
-    ts = (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ts = (T0 + timedelta(seconds=seconds)).strftime(TS_FORMAT)
     event = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=movie_id, kind=kind, ts=ts)
     clicklog.event_put(event)
     return event
@@ -345,7 +345,7 @@ def test_a_pending_item_is_applied_once_it_is_confirmed(engine, clicklog_table):
     """The notification can overtake the confirming write: the worker that finds the item
     still pending looks again, and applies it once confirmed, once."""
     visitor = _visitor()
-    ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ts = datetime.now(UTC).strftime(TS_FORMAT)
     pending = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=260, kind="click", ts=ts,
                     pending=True)
     clicklog.event_put(pending)

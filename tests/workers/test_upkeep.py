@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from eventstore import clicklog, expiry
 from eventstore.clicklog import Event
+from predictors import TS_FORMAT
 from workers import tasks
 
 
@@ -46,7 +47,7 @@ def test_the_sweep_task_deletes_expired_click_log_items(clicklog_table, impressi
     expired = Event(event_id=str(uuid.uuid4()), visitor="v:upkeep", movie_id=1, kind="click",
                     ts="2020-01-01T00:00:00.000000Z")
     kept = Event(event_id=str(uuid.uuid4()), visitor="v:upkeep", movie_id=2, kind="click",
-                 ts=timezone.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+                 ts=timezone.now().strftime(TS_FORMAT))
     clicklog.event_put(expired)
     clicklog.event_put(kept)
     expiry._positions.clear()
