@@ -1,7 +1,8 @@
 """The dependency arrows of docs/design.md, read from the source: every import runs downward.
 
-workers → movie → predictors → pytorch_models, and movie, workers → eventstore. Imports inside
-functions count too (a lazy import is still an arrow).
+workers → movie → predictors → pytorch_models, and movie, workers → eventstore; inside
+pytorch_models, from floor to floor (FLOORS). Imports inside functions count too (a lazy
+import is still an arrow).
 """
 
 import ast
@@ -20,21 +21,79 @@ FORBIDDEN = {
 }
 
 
+# pytorch_models' floors, bottom to top (docs/design.md): a module imports the pytorch_models
+# modules of its own floor and of the floors below, never one above. `import pytorch_models`
+# (the package itself, which only sets DGL's backend) is below every floor.
+FLOORS = [
+    ("data", ("pytorch_models.data", "pytorch_models.linalg")),
+    ("models", ("pytorch_models.models",)),
+    ("checkpoint", ("pytorch_models.checkpoint",)),
+    ("serving", ("pytorch_models.serving",)),
+    ("evaluation", ("pytorch_models.evaluation",)),
+    ("training", ("pytorch_models.training",)),
+    ("commands", ("pytorch_models.train", "pytorch_models.evaluate")),
+]
+
+
+def _imported(path: Path) -> list[str]:
+    """Every absolute import in a file, as dotted names: `import a.b` is a.b and `from a.b
+    import c` is a.b.c (c a module or a name in a.b). Relative imports are None."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            absolute = node.level == 0 and node.module
+            found.extend(f"{node.module}.{alias.name}" if absolute else None for alias in node.names)
+    return found
+
+
 def _imports(package: str) -> set[tuple[str, str]]:
     """(file, top-level name) for every absolute import in the package."""
-    found = set()
-    for path in (ROOT / package).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            found.update((str(path.relative_to(ROOT)), name.split(".")[0]) for name in names)
-    return found
+    return {(str(path.relative_to(ROOT)), name.split(".")[0])
+            for path in (ROOT / package).rglob("*.py") for name in _imported(path) if name}
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_imports_run_downward(package):
     assert sorted((f, name) for f, name in _imports(package) if name in FORBIDDEN[package]) == []
+
+
+def _floor(name: str) -> int | None:
+    """The index in FLOORS of a dotted name under pytorch_models; None when on no floor."""
+    for index, (_, prefixes) in enumerate(FLOORS):
+        if any(name == prefix or name.startswith(f"{prefix}.") for prefix in prefixes):
+            return index
+    return None
+
+
+def _pytorch_models_files() -> list[tuple[Path, str]]:
+    """(path, module name) of every module under pytorch_models/ but the package's own file."""
+    found = []
+    for path in sorted((ROOT / "pytorch_models").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if module != "pytorch_models":
+            found.append((path, module))
+    return found
+
+
+def test_every_pytorch_models_module_is_on_a_floor():
+    assert [module for _, module in _pytorch_models_files() if _floor(module) is None] == []
+
+
+def test_pytorch_models_imports_run_down_its_floors():
+    upward = []
+    for path, module in _pytorch_models_files():
+        own = _floor(module)
+        if own is None:  # the test above names it
+            continue
+        for name in _imported(path):
+            if name is None:
+                upward.append((module, "a relative import: write it absolute, so its floor is checked"))
+                continue
+            floor = _floor(name) if name.startswith("pytorch_models.") else own
+            if floor is None or floor > own:
+                where = "on no floor" if floor is None else f"on floor {FLOORS[floor][0]}"
+                upward.append((module, f"floor {FLOORS[own][0]} imports {name}, {where}"))
+    assert upward == []
