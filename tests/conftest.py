@@ -2,9 +2,9 @@
 
 Every test session starts its own Kafka (in memory) and DynamoDB (LevelDB in a temp dir)
 and points `django.conf.settings` and `os.environ` at them before any test runs, so no
-test can reach a developer's own services by accident. Redis is the one on 6379 with a
-dedicated database (15, flushed at session start) when it answers, else a private
-valkey-server. Override with TEST_REDIS_URL. The database is DATABASE_URL's (pytest-django
+test can reach a developer's own services by accident. Redis is a private valkey-server too,
+unless TEST_REDIS_URL names one (a database the session flushes at its start: name one of
+your own only if you mean it). The database is DATABASE_URL's (pytest-django
 creates `test_<name>` there); where that is MySQL on this machine and nothing lets its user in,
 a private MariaDB on a free port takes its place for the session (a bare machine: `make test`
 needs nothing running).
@@ -42,7 +42,7 @@ from devstack.supervisor import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 MOVIELENS = ROOT / "data" / "ml-latest-small"
 
@@ -63,12 +63,13 @@ def log_dir(tmp_path_factory) -> Path:
 def redis_url(service_stack, log_dir, request) -> str:
     import redis
 
-    if quietly(redis_ping, TEST_REDIS_URL):
+    if TEST_REDIS_URL and quietly(redis_ping, TEST_REDIS_URL):
         redis.Redis.from_url(TEST_REDIS_URL).flushdb()
         return TEST_REDIS_URL
     server = service_stack.start(Valkey(log_dir=log_dir))
-    _note(request, f"redis: nothing answered at {TEST_REDIS_URL}; "
-                   f"the tests used their own on {server.address}")
+    if TEST_REDIS_URL:
+        _note(request, f"redis: nothing answered at TEST_REDIS_URL {TEST_REDIS_URL}; "
+                       f"the tests used their own on {server.address}")
     return server.url
 
 

@@ -69,7 +69,7 @@ def test_the_suite_starts_its_own_mariadb_and_valkey_where_none_answers(tmp_path
         pytest.fail(f"the inner session took too long\n{stdout[-3000:]}")
 
     assert inner.returncode == 0 and "1 passed" in stdout, stdout[-3000:]
-    assert f"redis: nothing answered at redis://127.0.0.1:{silent_redis}/0" in stdout
+    assert f"redis: nothing answered at TEST_REDIS_URL redis://127.0.0.1:{silent_redis}/0" in stdout
     note = re.search(r"database: no MariaDB let root in at 127\.0\.0\.1:(\d+); the tests used their own on "
                      r"127\.0\.0\.1:(\d+) \((\S+), removed\)", stdout)
     assert note, stdout[-3000:]
