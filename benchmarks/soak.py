@@ -7,8 +7,10 @@ the demo stack, with every store's size sampled as it runs.
 Starts `python -m devstack demo` itself (`benchmarks.soak_stack`) with its clocks scaled down
 (SOAK_ENV: a retrain every 120 s, click log, impressions and sessions kept for 10 minutes) and
 production rate limits behind one trusted proxy. Honest visitors each come from an address of
-their own (IPv4 or an IPv6 /64, in X-Forwarded-For); they click popular movies at --rate in all
-(each click as app.js sends it: an idempotency key, retried on 5xx or no answer for 7 s), rate,
+their own (IPv4 or an IPv6 /64, in X-Forwarded-For); they act at --rate in all, at most 64
+actions in flight (the rate served is printed): they click movies they have not clicked (the
+popular 100, then the catalogue's first 2,000; each click as app.js sends it: an idempotency
+key, retried on 5xx or no answer for 7 s), rate,
 view lists and post their impressions, remove a movie now and then, sign up, log out and log
 back in. A hostile client floods cookie-less requests and guesses an honest account's password
 from one address. Every --fault-every seconds one fault of `soak_stack.FAULTS` hits the stack.
