@@ -1,7 +1,7 @@
 """Faults on the click path (issue 8): 20 visitors click through a real granian web server while one part
 fails; every 202 must be in the click log, the mirror and every model exactly once, and nothing
-answered otherwise may be. The rig and the checks are benchmarks/faults.py's, which also prints
-these outcomes as a table (`python -m benchmarks.faults`)."""
+answered otherwise may be. The rig (benchmarks/fault_rig.py) and the checks (benchmarks/faults.py)
+are the benchmark's, which prints these outcomes as a table (`python -m benchmarks.faults`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import time
 import pytest
 
 from benchmarks import faults
-from benchmarks.faults import Rig, Visitor, check, drive, outcome_record
+from benchmarks.fault_rig import Rig
+from benchmarks.faults import Visitor, check, drive, outcome_record
 from pytorch_models.models.names import FINE_TUNED_LIVE
 
 pytestmark = pytest.mark.timeout(600)
