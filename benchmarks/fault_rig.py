@@ -11,7 +11,7 @@ from pathlib import Path
 
 from devstack import app
 from devstack.process import free_port
-from devstack.services import DynamoDB, Kafka, Valkey, ensure_clicklog_table, ensure_kafka_topic
+from devstack.services import DynamoDB, Kafka, Valkey, ensure_clicklog_table
 
 
 class Rig:
@@ -45,8 +45,7 @@ class Rig:
         for service in (self.redis, self.kafka, self.dynamodb):
             service.launch()
         self.redis.wait_ready()
-        self.kafka.wait_ready()
-        ensure_kafka_topic(self.kafka.bootstrap, "clicks")
+        self.kafka.wait_ready()  # and its topics made
         self.dynamodb.wait_ready()
         ensure_clicklog_table(self.dynamodb.endpoint, "clicklog")
         self.start_worker()
@@ -91,8 +90,7 @@ class Rig:
         os.kill(self.kafka.pid, signal.SIGCONT)
 
     def kafka_restart(self) -> None:
-        self._restart(self.kafka, 1)  # in-memory: the topic and the group's offsets are gone
-        ensure_kafka_topic(self.kafka.bootstrap, "clicks")
+        self._restart(self.kafka, 1)  # in-memory: topics and offsets are gone; `start` makes the topics
 
     def worker_kill(self) -> None:
         time.sleep(0.5)

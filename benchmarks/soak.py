@@ -20,7 +20,8 @@ var/models and var/dynalite, Redis memory, each role's RSS, rows of the history,
 impression tables, versions kept per model. At the end every accepted click is checked against
 the click log, the history and the live models (lost, double), and the 429s are split between
 the hostile client and honest visitors. Goal: every resource flat after the first 15 minutes
-(within 10%), 0 lost, 0 double, 0 honest 429s, 0 5xx. Draws the curves into <out>/soak.png;
+(within 10%) but the demo's Kafka, which a restart bounds (RESTART_BOUNDED: its largest sample
+within 10% of its bound), 0 lost, 0 double, 0 honest 429s, 0 5xx. Draws the curves into <out>/soak.png;
 prints a table; the last line is one JSON object.
 """
 
@@ -58,8 +59,11 @@ SOAK_ENV = {
     "MODEL_VERSION_GRACE_S": "120",  # a replaced version is kept as long as a retrain takes to come
     "DYNALITE_MEMORY_LOG_S": "60",  # its log tells V8's heap from LevelDB's memory
     "SESSION_COOKIE_AGE": "600", "SESSIONS_CLEAR_S": "60",
+    "KAFKA_MAX_RSS_MB": "128",  # tansu's restart bound (devstack.services): reached every ~20 minutes
 }
 FLAT = 0.10
+# What a restart bounds rather than keeps flat: judged by its largest sample against the bound.
+RESTART_BOUNDED = {"kafka RSS MB": float(SOAK_ENV["KAFKA_MAX_RSS_MB"])}
 class Auditor(threading.Thread):
     """Checks every accepted click once it is AUDIT_AFTER_S old (well inside the click log's
     retention): in the click log, confirmed; in the history unless removed since; applied by
@@ -244,17 +248,24 @@ def main() -> None:
         django.setup()
         result = drive(stack, args)
     samples = result.pop("samples")
-    growth = flatness(samples)
+    growth = {k: v for k, v in flatness(samples).items() if k not in RESTART_BOUNDED}
+    peaks = {k: max(s[k] for s in samples if k in s) for k in RESTART_BOUNDED}
+    restarts = (args.out / "demo.log").read_text(errors="replace").count("over its bound")
     result.update(minutes=args.minutes, rate=args.rate, visitors=args.visitors,
-                  calibration_ms=round(speed, 1), growth_after_warm_up=growth, last_sample=samples[-1])
+                  calibration_ms=round(speed, 1), growth_after_warm_up=growth, restart_bounded_peaks=peaks,
+                  restarts_for_bounds=restarts, last_sample=samples[-1])
     result["goal_met"] = (result["lost"] == result["double"] == result["honest_429"]
                           == result["honest_5xx"] == 0
-                          and all(g <= FLAT for g in growth.values()))
+                          and all(g <= FLAT for g in growth.values())
+                          and all(peaks[k] <= bound * (1 + FLAT) for k, bound in RESTART_BOUNDED.items()))
     (args.out / "samples.json").write_text(json.dumps(samples, indent=1))
     plot(samples, args.out / "soak.png")
     print(f"\nfaults: {result['faults']}")
     print(f"growth from minute {WARM_UP_S // 60} to the end: "
           + ", ".join(f"{k} {v:+.0%}" for k, v in growth.items()))
+    print("bounded by a restart: " + ", ".join(f"{k} at most {peaks[k]:.0f} (bound {b:.0f})"
+                                                for k, b in RESTART_BOUNDED.items())
+          + f"; {restarts} restarts for a bound")
     print(f"honest actions served at {result['actions_per_s']}/s of {args.rate:g}/s offered; "
           f"crashed in the soak itself: {result['actions_crashed'] or 'none'}")
     print(f"clicks accepted {result['accepted']}, refused {result['refused']}, lost {result['lost']}, double "

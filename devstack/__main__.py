@@ -54,7 +54,8 @@ def demo() -> None:
     defaults = dev_env()
     model_dir = ROOT / (defaults.get("MODEL_DIR") or VAR / "models")  # an absolute path stays as it is
     with Stack() as stack:
-        found = services.start_services(stack)
+        found = services.start_services(
+            stack, kafka_max_rss_mb=int(os.environ.get("KAFKA_MAX_RSS_MB") or services.KAFKA_MAX_RSS_MB))
         env = app.app_env({**found, "MODEL_DIR": str(model_dir),
                            "DATABASE_URL": defaults.get("DATABASE_URL", "")})
         # Where tools (benchmarks.click_load, manage.py by hand) find the services.

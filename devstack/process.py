@@ -97,10 +97,25 @@ class Process(Executor):
         except TimeoutExpired:
             raise StackError(f"{self.name}: not ready after {self.ready_s:.0f} s\n"
                              f"{self.log_tail()}") from None
+        self.on_ready()
         return self
 
     def start(self) -> Process:
         return self.launch().wait_ready()
+
+    def on_ready(self) -> None:
+        """What each launch needs once the process answers (`wait_ready`, and the supervisor
+        after a restart): nothing here; a broker that forgets its topics makes them again."""
+
+    def rss(self) -> int:
+        """Resident memory of the process and its children, in bytes (0 when it is not running)."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+            return sum(p.memory_info().rss for p in (root, *root.children(recursive=True)))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, TypeError, ValueError):
+            return 0
 
     def stop(self, *args, **kwargs) -> Process:
         """Stop it if it runs, and reap it if it died; an unusual exit code is logged, not raised."""

