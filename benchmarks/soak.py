@@ -59,7 +59,7 @@ SOAK_ENV = {
     "MODEL_VERSION_GRACE_S": "120",  # a replaced version is kept as long as a retrain takes to come
     "DYNALITE_MEMORY_LOG_S": "60",  # its log tells V8's heap from LevelDB's memory
     "SESSION_COOKIE_AGE": "600", "SESSIONS_CLEAR_S": "60",
-    "KAFKA_MAX_RSS_MB": "128",  # tansu's restart bound (devstack.services): reached every ~20 minutes
+    "KAFKA_MAX_RSS_MB": "64",  # tansu's restart bound (devstack.services): reached every ~15 minutes
 }
 FLAT = 0.10
 # What a restart bounds rather than keeps flat: judged by its largest sample against the bound.
