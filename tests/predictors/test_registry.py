@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from predictors import registry
-from predictors.retrain import RECALL_TOLERANCE, gate_reference, publish_gate
+from predictors.versions import RECALL_TOLERANCE, gate_reference, publish_gate
 
 MODEL = "lightgcn"
 
