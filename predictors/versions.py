@@ -128,7 +128,7 @@ def version_make(
     live_recall = live.checkpoint.meta.get("metrics", {}).get("recall@20") if live else None
     digest, split = data_digest(training_data, visitor_pairs or ()), ratings_digest(training_data)
     if gated and live is not None and live.checkpoint.meta.get("data", {}).get("digest") == digest:
-        log.info("%s not retrained: the training data is the one %s was trained on", model, live.version)
+        log.info("%s not trained: the training data is the one %s was trained on", model, live.version)
         registry.versions_prune_logged(model)  # superseded versions whose grace has run out since
         return VersionMade(model, False, live.version, "unchanged", live_recall=live_recall)
 
@@ -146,7 +146,7 @@ def version_make(
     reference = gate_reference(live.checkpoint.meta, live.version) if gated and live else None
     refused, carried = publish_gate(recall=recall, split=split, reference=reference)
     if refused:
-        log.warning("%s retrain not published: %s", model, refused)
+        log.warning("%s new version not published: %s", model, refused)
         registry.versions_prune_logged(model)
         return VersionMade(model, False, live.version, refused, result.metrics, live_recall,
                            reference["recall@20"])
