@@ -13,6 +13,7 @@ from predictors import registry
 from predictors.training import data_digest, ratings_digest
 from predictors.versions import RECALL_TOLERANCE, gate_reference, publish_gate, version_make
 from pytorch_models.checkpoint import META, VISITORS, load_checkpoint
+from tests.predictors.tiny_catalogue import POPULAR_RECALL, TINY_CATALOGUE
 
 
 @pytest.fixture
@@ -21,26 +22,26 @@ def versions_dir(settings, tmp_path):
     return tmp_path
 
 
-def test_a_full_training_is_published_as_its_own_reference(versions_dir, training_data):
-    made = version_make(model="popular", training_data=training_data)
+def test_a_full_training_is_published_as_its_own_reference(versions_dir):
+    made = version_make(model="popular", training_data=TINY_CATALOGUE)
 
     assert (made.published, made.reason) == (True, "published")
     assert made.version == registry.latest_version("popular")
     meta = registry.version_meta("popular", made.version)
-    assert made.metrics == meta["metrics"] and made.recall is not None
+    assert made.metrics == meta["metrics"] and made.recall == pytest.approx(POPULAR_RECALL)
     assert meta["gate"] == {"recall@20": made.recall, "version": made.version,
-                            "ratings_digest": ratings_digest(training_data)}
-    assert meta["data"]["source"] == "catalogue" and meta["data"]["digest"] == data_digest(training_data)
+                            "ratings_digest": ratings_digest(TINY_CATALOGUE)}
+    assert meta["data"]["source"] == "catalogue" and meta["data"]["digest"] == data_digest(TINY_CATALOGUE)
     assert "warm_start" not in meta and not (versions_dir / "popular" / made.version / VISITORS).exists()
 
 
-def test_a_gated_version_is_made_only_when_its_data_changed(versions_dir, training_data):
-    first = version_make(model="popular", training_data=training_data)
+def test_a_gated_version_is_made_only_when_its_data_changed(versions_dir):
+    first = version_make(model="popular", training_data=TINY_CATALOGUE)
     clicks = [("v:a", 3), ("v:a", 4)]
 
-    retrained = version_make(model="popular", training_data=training_data, visitor_pairs=clicks,
+    retrained = version_make(model="popular", training_data=TINY_CATALOGUE, visitor_pairs=clicks,
                              warm_start=True, gated=True)
-    again = version_make(model="popular", training_data=training_data, visitor_pairs=clicks,
+    again = version_make(model="popular", training_data=TINY_CATALOGUE, visitor_pairs=clicks,
                          warm_start=True, gated=True)
 
     assert retrained.published, retrained.reason
@@ -49,45 +50,45 @@ def test_a_gated_version_is_made_only_when_its_data_changed(versions_dir, traini
     assert meta["warm_start"] is None  # popular has no weights to carry
     assert (meta["data"]["source"], meta["data"]["n_visitors"], meta["data"]["n_visitor_interactions"]) == (
         "catalogue+visitors", 1, 2)
-    assert list(registry.published("popular").checkpoint.visitors().values()) == [10]  # the 11th user row
+    assert list(registry.published("popular").checkpoint.visitors().values()) == [30]  # after the 30 users
     assert again.summary() == {"model": "popular", "published": False, "version": retrained.version,
                                "recall": None, "live_recall": retrained.recall, "reason": "unchanged",
                                "reference_recall": None}
     assert registry.versions("popular") == [first.version, retrained.version]
 
 
-def test_a_gated_version_below_the_reference_is_not_published(versions_dir, training_data):
-    first = version_make(model="popular", training_data=training_data)
+def test_a_gated_version_below_the_reference_is_not_published(versions_dir):
+    first = version_make(model="popular", training_data=TINY_CATALOGUE)
     meta_file = versions_dir / "popular" / first.version / META
     meta = json.loads(meta_file.read_text())
-    meta["gate"]["recall@20"] = 1.0  # a reference no list of 20 out of 40 movies reaches here
+    meta["gate"]["recall@20"] = 1.0  # above what popular's 20 movies can find here
     meta_file.write_text(json.dumps(meta))
 
-    refused = version_make(model="popular", training_data=training_data, visitor_pairs=[("v:a", 3)],
+    refused = version_make(model="popular", training_data=TINY_CATALOGUE, visitor_pairs=[("v:a", 3)],
                            warm_start=True, gated=True)
 
     assert (refused.published, refused.version, refused.reference_recall) == (False, first.version, 1.0)
     assert f"below the reference 1.0000 ({first.version})" in refused.reason
-    assert refused.recall == refused.metrics["recall@20"] < 1 - RECALL_TOLERANCE
+    assert refused.recall == pytest.approx(POPULAR_RECALL)
     assert registry.versions("popular") == [first.version]
 
 
-def test_a_warm_start_carries_rows_by_movie_and_by_visitor(versions_dir, training_data):
+def test_a_warm_start_carries_rows_by_movie_and_by_visitor(versions_dir):
     """No epochs after the warm start: the new version's tables are the live version's rows."""
-    live = version_make(model="lightgcn", training_data=training_data, visitor_pairs=[("v:a", 3)], epochs=0)
-    # v:b's digest sorts before v:a's, so v:a's user row moves from 10 to 11.
-    warm = version_make(model="lightgcn", training_data=training_data,
+    live = version_make(model="lightgcn", training_data=TINY_CATALOGUE, visitor_pairs=[("v:a", 3)], epochs=0)
+    # v:b's digest sorts before v:a's, so v:a's user row moves from 30 to 31.
+    warm = version_make(model="lightgcn", training_data=TINY_CATALOGUE,
                         visitor_pairs=[("v:a", 3), ("v:b", 5)], epochs=0, warm_start=True)
 
     old, new = (load_checkpoint(registry.model_dir() / "lightgcn" / made.version) for made in (live, warm))
     assert new.meta["warm_start"] == live.version
     ((digest, old_row),) = old.visitors().items()
     new_row = new.visitors()[digest]
-    assert (old_row, new_row) == (10, 11)
+    assert (old_row, new_row) == (30, 31)
     old_users = old.state_dict()["user_embedding.weight"]
     new_users = new.state_dict()["user_embedding.weight"]
     assert torch.equal(new_users[new_row], old_users[old_row])
-    assert torch.equal(new_users[:10], old_users[:10])  # the MovieLens users, by user id
+    assert torch.equal(new_users[:30], old_users[:30])  # the MovieLens users, by user id
     assert torch.equal(new.state_dict()["item_embedding.weight"], old.state_dict()["item_embedding.weight"])
 
 
