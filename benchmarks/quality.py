@@ -43,7 +43,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks.plot_recall_vs_time import PUBLISHED, points  # noqa: E402
-from predictors.training import SITE_OPTIONS  # noqa: E402
+from predictors.versions import SITE_OPTIONS  # noqa: E402
 
 # The best training settings found so far within the hour (docs/benchmarks.md says how).
 # NGCF and LightGCN at 256 train BPR on the highest-scoring of 16 uniform negatives per pair

@@ -1,8 +1,10 @@
-"""Full training runs for the site: build the data from the catalogue, train, publish.
+"""The site's training data: what every version trains on, its held-out split, its digests,
+and the metrics of a version on it.
 
 The site's models train on an 80/20 per-user split of the imported ratings (seeded), so
 every published version carries metrics measured on ratings it never saw, and
-`manage.py evaluate` can recompute them on the same split (`live_version_metrics`).
+`manage.py evaluate` can recompute them on the same split (`live_version_metrics`). Versions
+are made from it by `predictors.versions.version_make`.
 """
 
 from __future__ import annotations
@@ -24,22 +26,9 @@ from pytorch_models.data.interactions import (
 from pytorch_models.evaluation.checkpoint_metrics import checkpoint_metrics
 from pytorch_models.evaluation.metrics import ranking_metrics
 from pytorch_models.serving.scoring import checkpoint_scorer
-from pytorch_models.training.options import TrainOptions
-from pytorch_models.training.train_model import publish, train_model
 
 TEST_FRACTION = 0.2
 SEED = 0
-# Evaluate on the held-out split after every epoch, for the training curve in meta.json's
-# `history` (the dashboard draws it). On ml-latest-small an evaluation took 0.04-0.06 s
-# against a LightGCN epoch of 1.0-1.4 s (~4%), 0.07-0.26 s against NGCF's 7.5-25 s and
-# 0.18 s against PinSage's 7-17 s (~1-2%): about 3 s on a 60-epoch LightGCN run.
-CURVE_EVERY = 1
-# Model options on the site's data that differ from the defaults (the papers' Gowalla settings).
-# ml-latest-small has 610 users, so the graph filter's Gowalla rank (448 singular vectors)
-# keeps most of the row space and its low-pass stops filtering. Recall@20 on the site's 80/20
-# split by rank: .2221 (32), .2320 (64), .2331 (96), .2337 (128), .2186 (256), .1849 (448);
-# 64 to 128 is a plateau, and 64 is the cheapest point on it.
-SITE_OPTIONS = {"graphfilter": {"factor_dim": 64}}
 
 
 @dataclass(frozen=True)
@@ -87,28 +76,6 @@ def data_digest(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, 
     digest.update(json.dumps(features, default=list).encode())
     digest.update(json.dumps(sorted((str(v), int(m)) for v, m in visitor_pairs)).encode())
     return digest.hexdigest()
-
-
-def train_and_publish(
-    *, model: str, training_data: TrainingData, epochs: int | None = None, progress: bool = True
-) -> tuple[str, dict]:
-    """Train `model` and publish it as the newest version; returns (version, metrics).
-
-    A full training is what the scheduled retrains are then measured against: its recall@20
-    becomes the model's publish gate reference (`predictors.retrain`)."""
-    interactions, features = training_dataset(training_data)
-    options = TrainOptions(epochs=epochs, progress=progress, eval_every=CURVE_EVERY,
-                           config_overrides=SITE_OPTIONS.get(model, {}))
-    result = train_model(model, interactions, features, options)
-    split = ratings_digest(training_data)
-    with registry.publishing(model) as folder:
-        reference = {"recall@20": result.metrics.get("recall@20"), "version": registry.version_of(folder),
-                     "ratings_digest": split}
-        publish(result, interactions, folder, item_features=features,
-                dataset={"source": "catalogue", "digest": data_digest(training_data),
-                         "ratings_digest": split},
-                extra_meta={"gate": reference})
-    return registry.version_of(folder), result.metrics
 
 
 def live_version_metrics(*, model: str, training_data: TrainingData, k: int = 20) -> dict:

@@ -6,7 +6,9 @@ PinSage, the graph filter or the popular baseline and save a checkpoint.
 
 The last stdout line is one JSON object (seconds_per_epoch, recall@20, ndcg@20, ...). What to
 train with is a `TrainOptions` (pytorch_models/training/options.py); the epoch loops are in
-pytorch_models/training/loops.py.
+pytorch_models/training/loops.py. `--out` writes the folder with `training.train_model.publish`,
+the writer the site's versions use too (`predictors.versions.version_make`, which adds the
+registry's versioning, the gate and the site's data): a research run, no Django, no registry.
 """
 
 from __future__ import annotations

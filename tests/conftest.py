@@ -344,7 +344,8 @@ def trained_models(model_dir):
     import torch
 
     from predictors import registry
-    from predictors.training import TrainingData, train_and_publish
+    from predictors.training import TrainingData
+    from predictors.versions import version_make
     from pytorch_models.data.movielens import movie_tags, movies_read, rating_pairs, release_detect, tags_read
 
     release = release_detect(MOVIELENS)
@@ -362,7 +363,7 @@ def trained_models(model_dir):
     torch.set_num_threads(1)
     for model, epochs in TEST_EPOCHS.items():
         if registry.latest_version(model) is None:
-            train_and_publish(model=model, training_data=training_data, epochs=epochs, progress=False)
+            version_make(model=model, training_data=training_data, epochs=epochs)
     return {model: registry.latest_version(model) for model in TEST_EPOCHS}
 
 

@@ -3,7 +3,6 @@ new versions. Both queues can have any number of worker processes on any machine
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import math
@@ -23,7 +22,7 @@ from eventstore.clicklog import events_for
 from movie.selectors import training_snapshot, visitor_interactions, visitors_recent
 from movie.services import history_expire, impressions_expire
 from predictors.live import LiveEngine
-from predictors.retrain import retrain
+from predictors.versions import version_make
 from predictors.visitor_state import queue_key, visitors_behind, visitors_wait
 from pytorch_models.models.names import SERVED_MODELS
 
@@ -184,8 +183,8 @@ def retrain_models(epochs: int | None = None, models: list[str] | None = None) -
     """Retrain each model (default: every one) on the ratings plus the visitors' clicks, capped
     per visitor and per client; publish those whose data changed and that pass the gate."""
     training_data, visitor_pairs = training_snapshot(), visitor_interactions()
-    return {model: dataclasses.asdict(retrain(model=model, training_data=training_data,
-                                              visitor_pairs=visitor_pairs, epochs=epochs))
+    return {model: version_make(model=model, training_data=training_data, visitor_pairs=visitor_pairs,
+                                epochs=epochs, warm_start=True, gated=True).summary()
             for model in (models or SERVED_MODELS)}
 
 

@@ -1,7 +1,7 @@
 """A full training run of LightGCN, NGCF, PinSage, the graph filter or the popular baseline,
 and its publication: `train_model` -> `TrainResult` (trained on an `Interactions`' train
 split, evaluated on its test split), `publish` (a checkpoint folder with the data snapshot
-fold-in needs).
+fold-in needs; every checkpoint folder is written by it, the site's versions too).
 
 What to train with is a `TrainOptions` (`training.options`); the epoch loops are in
 `training.loops`. The command line over these is `python -m pytorch_models.train`.
@@ -138,6 +138,11 @@ def publish(
     visitors: dict[str, int] | None = None,
 ) -> Path:
     """Save `result` as a checkpoint folder with the data snapshot fold-in needs.
+
+    The one writer of a trained checkpoint folder: the command line (`python -m
+    pytorch_models.train --out`) and the site's versions (`predictors.versions.version_make`,
+    into a folder the registry then renames into place) both write through it, so the two
+    hold the same files and meta.json fields.
 
     visitors: visitor digest -> user row (`Checkpoint.visitors`), kept out of meta.json."""
     meta = {

@@ -1,5 +1,5 @@
 """The registry: its listing read once per change of the model folder, old versions pruned
-after a grace period, and the publish gate measured against a fixed reference."""
+after a grace period."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 import pytest
 
 from predictors import registry
-from predictors.retrain import RECALL_TOLERANCE, gate_reference, publish_gate
 
 MODEL = "lightgcn"
 
@@ -142,57 +141,3 @@ def test_a_publish_that_fails_leaves_the_versions_as_they_were(model_folder, set
 
     assert registry.versions(MODEL) == old
     assert sorted(p.name for p in model_folder.iterdir()) == old
-
-
-# --- the publish gate ------------------------------------------------------------------
-
-
-def _published(recall: float, carried: dict | None, version: str, split: str = "split") -> dict:
-    """The meta.json a publish writes: its recall and the reference it carries."""
-    gate = carried or {"recall@20": recall, "version": version, "ratings_digest": split}
-    return {"metrics": {"recall@20": recall}, "gate": gate}
-
-
-def test_two_slightly_worse_retrains_cannot_walk_the_figure_down():
-    first = _published(0.2000, None, "v1")
-    step = 1 - RECALL_TOLERANCE * 0.75  # each retrain loses 1.5%: within the tolerance of the one before
-
-    refused, carried = publish_gate(recall=0.2000 * step, split="split",
-                                    reference=gate_reference(first, "v1"))
-    assert refused is None and carried["recall@20"] == 0.2000 and carried["version"] == "v1"
-    second = _published(0.2000 * step, carried, "v2")
-
-    # Against the live version (0.1970) the third (0.1940) would pass; against v1's 0.2000 it
-    # is 3% down, and refused.
-    third = 0.2000 * step * step
-    assert third >= (1 - RECALL_TOLERANCE) * second["metrics"]["recall@20"]
-    refused, carried = publish_gate(recall=third, split="split", reference=gate_reference(second, "v2"))
-    assert carried is None and "0.2000 (v1)" in refused
-
-
-def test_a_better_retrain_does_not_raise_the_bar():
-    """The reference is the full training's figure, not a ratchet on the best run."""
-    refused, carried = publish_gate(recall=0.2100, split="split",
-                                    reference=gate_reference(_published(0.2, None, "v1"), "v1"))
-    assert refused is None and carried["recall@20"] == 0.2
-    refused, _ = publish_gate(recall=0.1990, split="split", reference=carried)
-    assert refused is None
-
-
-def test_new_ratings_start_a_new_reference():
-    """Figures on another held-out split do not compare: the first version on it is the reference."""
-    live = _published(0.3000, None, "v1", split="old ratings")
-
-    refused, carried = publish_gate(recall=0.1000, split="new ratings", reference=gate_reference(live, "v1"))
-
-    assert refused is None and carried is None  # published, and it becomes its own reference
-
-
-def test_a_version_from_before_the_gate_is_its_own_reference():
-    legacy = {"metrics": {"recall@20": 0.2}, "data": {"source": "catalogue+visitors"}}
-
-    reference = gate_reference(legacy, "v0")
-    assert reference == {"recall@20": 0.2, "version": "v0", "ratings_digest": None}
-    assert publish_gate(recall=0.15, split="split", reference=reference)[0] is not None
-    refused, carried = publish_gate(recall=0.199, split="split", reference=reference)
-    assert refused is None and carried == {"recall@20": 0.2, "version": "v0", "ratings_digest": "split"}

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from movie.selectors import training_snapshot
 from predictors import registry
-from predictors.training import train_and_publish
+from predictors.versions import version_make
 from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, POPULAR, SERVED_MODELS
 
 
@@ -27,12 +27,11 @@ class Command(BaseCommand):
         training_data = training_snapshot()
         for name in models:
             try:
-                version, metrics = train_and_publish(
-                    model=name, training_data=training_data, epochs=epochs, progress=verbosity > 0
-                )
+                made = version_make(model=name, training_data=training_data, epochs=epochs,
+                                    progress=verbosity > 0)
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
-            figures = ", ".join(f"{key} {value:.4f}" for key, value in sorted(metrics.items()))
-            self.stdout.write(self.style.SUCCESS(f"published {name} {version}: {figures}"))
+            figures = ", ".join(f"{key} {value:.4f}" for key, value in sorted(made.metrics.items()))
+            self.stdout.write(self.style.SUCCESS(f"published {name} {made.version}: {figures}"))
         if not models:
             self.stdout.write("every model has a published version")
