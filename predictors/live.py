@@ -169,9 +169,10 @@ class LiveEngine:
         """Queue the next batch of visitors whose live state holds parameters of a replaced
         version; False once none is left. Bound: MAX_BATCH visitors at a time, asked for only
         when this worker found nobody waiting, so a click waits behind one batch of them at
-        most (about 50 ms at the median batch, docs/benchmarks.md), and only visitors with live
-        state on that version (`livepath.state.visitors_on`: at most the live states, which
-        expire) are re-derived; the others get the new version at their next click."""
+        most (its fold-in: under 1 ms a visitor for the three models on ml-latest-small,
+        benchmarks.live_cost, so about 64 ms, plus its click-log reads), and only visitors with
+        live state on that version (`livepath.state.visitors_on`: at most the live states,
+        which expire) are re-derived; the others get the new version at their next click."""
         while self.replaced:
             taken, holding = visitors_on(self.replaced[0], MAX_BATCH)
             if not taken:
