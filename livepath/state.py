@@ -24,10 +24,11 @@ click.
   the sort keys of the last GRACE_S: ≤ 120 at the click rate limit × 66 B ≈ 8 KB. Measured
   (MEMORY USAGE ... SAMPLES 0, Redis 7): 2.1 KB for 20 movies at dim 64, 14 KB at the worst
   (500 movies, 120 recent keys), 17 KB so at dim 256. It expires STATE_TTL_S after its last write.
-- A version's index: one member (a visitor id and a score, under 100 B) per visitor stored with
-  that version's parameters in the last STATE_TTL_S, so no more members than there are live
-  states. Every store trims it to that window and sets it to expire STATE_TTL_S after; the
-  re-derivation of a replaced version empties it.
+- A version's index: one member per visitor stored with that version's parameters in the last
+  STATE_TTL_S, so no more members than there are live states; 145 B a member (MEMORY USAGE,
+  Redis 7, 10,000 visitor ids), so 0.4 KB a visitor for the three live models beside its
+  2-17 KB of state. Every store trims it to that window and sets it to expire STATE_TTL_S
+  after; the re-derivation of a replaced version empties it.
 """
 
 from __future__ import annotations
