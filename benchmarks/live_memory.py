@@ -33,7 +33,8 @@ from django.conf import settings  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from devstack.services import Valkey  # noqa: E402
-from predictors import registry, visitor_state  # noqa: E402
+from livepath import queue  # noqa: E402
+from predictors import registry  # noqa: E402
 from predictors.live import MAX_BATCH, LiveEngine  # noqa: E402
 
 matplotlib.use("Agg")
@@ -89,16 +90,16 @@ def main() -> None:
                 events[visitor] = [SyntheticEvent(str(uuid.uuid4()), int(m), "click",
                                                   f"2026-01-01T00:00:0{i}.000000Z#{i}")
                                    for i, m in enumerate(movies)]
-            visitor_state.visitors_wait(batch)
-            claim = visitor_state.visitors_claim(len(batch))
+            queue.visitors_wait(batch)
+            claim = queue.visitors_claim(len(batch))
             engine.update(claim, read)
-            visitor_state.visitors_release(claim)
+            queue.visitors_release(claim)
             del events  # what the click log holds is not the worker's memory
             events = {}
             curve.append((first + len(batch), rss_mb(), len(engine.live["pinsage"].graph)))
         peak = max(mb for _, mb, _ in curve)
         time.sleep(args.idle + 0.5)
-        engine.update(visitor_state.Claim('', []), read)  # an empty batch still evicts the idle
+        engine.update(queue.Claim('', []), read)  # an empty batch still evicts the idle
         end = rss_mb()
         graph = engine.live["pinsage"].graph
         curve.append((args.visitors, end, len(graph)))

@@ -99,11 +99,11 @@ class Auditor(threading.Thread):
 
     def _audit(self, visitor: Visitor, clicks: list[Click], ids: set[str], *, final: bool) -> None:
         from eventstore import clicklog
+        from livepath import state as live_state
         from movie.models import Interaction
-        from predictors import visitor_state
 
         events = {e.event_id: (i, e) for i in ids for e in clicklog.events_for(i)}
-        states = visitor_state.states_get(sorted(ids))
+        states = live_state.states_get(sorted(ids))
         mirrored = {str(k) for k in Interaction.objects.filter(event_id__in=[c.key for c in clicks])
                     .values_list("event_id", flat=True)}
         for click in clicks:
@@ -127,13 +127,13 @@ class Auditor(threading.Thread):
 
     def double(self) -> int:
         """Visitors whose live models applied more events than the visitor ever sent."""
-        from predictors import visitor_state
+        from livepath import state as live_state
 
         doubled = 0
         for visitor in self.visitors:
             ids = sorted(set(visitor.ids) | set(_account_id(visitor)))
             sent = sum(c.status == 202 for c in visitor.clicks) + len(visitor.removed)
-            doubled += sum(s.applied for s in visitor_state.states_get(ids).values()) > sent
+            doubled += sum(s.applied for s in live_state.states_get(ids).values()) > sent
         return doubled
 
 

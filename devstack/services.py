@@ -162,7 +162,7 @@ def mariadb_binary(name: str) -> str:
 # `make demo`'s two Valkeys (README, "Bounds"). The cache (REDIS_URL) holds what the app
 # rebuilds: lists, visitors' live state and queue, latency timings; past CACHE_MAXMEMORY it
 # evicts its least recently used keys (an evicted live:waiting is made up by the reconcile
-# sweep). A visitor's state and lists take 4-20 KB (predictors/visitor_state.py): 256 MB holds
+# sweep). A visitor's state and lists take 4-20 KB (livepath/state.py): 256 MB holds
 # over ten thousand active visitors. The broker (BROKER_REDIS_URL) holds Celery's queues and
 # the rate limiter's counters, small and expiring, and never evicts: past BROKER_MAXMEMORY a
 # write fails instead (the limiter then lets requests through).

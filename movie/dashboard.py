@@ -6,7 +6,7 @@ What each panel reads (all of it read-only):
   (`predictors.registry.version_meta`, a few KB each whatever the number of visitors),
   written by `pytorch_models.train.publish`; the registry keeps MODEL_VERSIONS_KEPT per model;
 - CTR per arm: `movie.experiments` (the `Impression` mirror and the clicks credited to it);
-- latency: the live workers' timings in Redis (`predictors.latency`).
+- latency: the live workers' timings in Redis (`livepath.latency`, read through `eventstore.live`).
 Charts are PNGs drawn by `movie.charts`, each at its own URL. A version's charts never change
 once it is published, so they are drawn once per process and cached by the browser; the CTR
 and latency charts are drawn on every request.
@@ -26,9 +26,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from redis.exceptions import RedisError
 
+from eventstore.live import latency_last_hour
 from movie import experiments
 from movie.models import Experiment
-from predictors import latency, registry
+from predictors import registry
 
 OFFLINE_METRICS = ("recall@20", "ndcg@20", "hit@20")
 CURVE_METRIC = "recall@20"
@@ -139,7 +140,7 @@ class LatencyPanel:
 
 def latency_panel() -> LatencyPanel:
     try:
-        summary, _ = latency.latency_last_hour()
+        summary, _ = latency_last_hour()
     except RedisError:
         return LatencyPanel(available=False)
     return LatencyPanel(True, summary.count, _ms(summary.p50), _ms(summary.p95))
@@ -213,7 +214,7 @@ def latency_chart(request: HttpRequest) -> HttpResponse:
     from movie import charts
 
     try:
-        summary, timings = latency.latency_last_hour()
+        summary, timings = latency_last_hour()
     except RedisError:
         return HttpResponse("latency timings unavailable: Redis did not answer", status=503,
                             content_type="text/plain")

@@ -70,8 +70,7 @@ from movie.event_fields import (  # noqa: F401 (EventRejected and the validators
 from movie.faults import stall_point
 from movie.impressions import click_attribution
 from movie.models import Interaction
-from predictors import TS_FORMAT
-from predictors.visitor_state import GRACE_S
+from predictors import GRACE_S, TS_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ class EventConflict(ValueError):
 
 
 # A retried event whose first try was never confirmed is confirmed under its first timestamp
-# only while the workers still read that far back (visitor_state.GRACE_S); later, re-keyed.
+# only while the workers still read that far back (predictors.GRACE_S); later, re-keyed.
 RETRY_SAME_KEY_S = GRACE_S / 2
 # A retry that finds its row's item gone undoes the row only while the row is this young: a
 # browser retries for 7 s (app.js RETRY_MS), so an hour is no retry's; an older item may have
@@ -372,8 +371,3 @@ def history_remove(*, visitor: str, movie_id: int) -> Event | None:
         _abandon(event, lambda: _rows_restore(taken), subject)
         raise EventNotRecorded(NOT_RECORDED)
     return event
-
-
-def visitor_refresh(*, visitor: str) -> None:
-    """Ask the live workers to re-derive `visitor` on the live versions (after a retrain)."""
-    stream.publish(visitor=visitor, payload={"visitor": visitor, "kind": "refresh", "ts": _now()})

@@ -35,9 +35,9 @@ from django.db import IntegrityError, transaction
 
 from eventstore import clicklog, stream
 from eventstore.clicklog import Event
+from eventstore.live import visitors_changed
 from movie.models import AccountVisitor, Interaction, VisitorForward
-from predictors import TS_FORMAT
-from predictors.visitor_state import GRACE_S, visitor_forget, visitors_wait
+from predictors import GRACE_S, TS_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,7 @@ def _settle_removals(visitor: str, events: list[Event]) -> None:
 def _notify(visitors: list[str], *, replay: bool) -> None:
     """Wake the workers for `visitors`; `replay`: their live state is dropped first, because
     the events they were given sort before their watermarks."""
-    if replay:
-        for visitor in visitors:
-            visitor_forget(visitor)
-    # Waiting in Redis, not only told through Kafka: the visitors are updated even if a
-    # notification is lost (the live sweep claims waiting visitors).
-    visitors_wait(visitors)
+    visitors_changed(visitors, replay=replay)
     now = datetime.now(UTC).strftime(TS_FORMAT)
     for visitor in visitors:
         stream.publish(visitor=visitor, payload={"visitor": visitor, "kind": "moved", "ts": now})

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, fields
 
-from kafka.errors import KafkaError
-from redis.exceptions import RedisError
-
-from movie.events import visitor_refresh
 from movie.models import Movie
 from movie.selectors import movies_by_ids, popular_movies, visitor_movie_ids
 from predictors import recommend as predictors
 from predictors import registry
-from predictors.visitor_state import refresh_due
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,15 +18,6 @@ class MovieRecommendations(predictors.Recommendations[Movie]):
     def because_per_item(self) -> list[list[Movie]]:
         """`because` aligned with `items`, for pages that zip it with their posters."""
         return [self.because.get(movie.id, []) for movie, _ in self.items]
-
-
-def _ask_for_refresh(visitor: str) -> None:
-    """The visitor's live list is from an older version: ask the workers to re-derive it."""
-    try:
-        if refresh_due(visitor):
-            visitor_refresh(visitor=visitor)
-    except (KafkaError, RedisError):  # the page is served either way; the next click refreshes too
-        log.warning("could not ask for a refresh of a visitor's list", exc_info=True)
 
 
 def _with_movies(scored: list[tuple[int, float]]) -> list[tuple[Movie, float]]:
@@ -58,8 +41,6 @@ def recommendations_for(*, visitor: str, model: str, k: int = 20,
     (`seen`: those movie ids, when the caller has read them already)."""
     history = visitor_movie_ids(visitor) if seen is None else seen
     recs = predictors.recommend(visitor=visitor, model=model, k=k, history=history)
-    if recs.stale:
-        _ask_for_refresh(visitor)
     items, because = _explained(recs.items, recs.because)
     if not items and recs.source == "popular":
         # No popularity model published yet (a fresh site): count the imported ratings.

@@ -8,3 +8,10 @@ This file imports nothing, so any layer above can read its constants cheaply.
 # Here because its users are `movie` and `predictors`: `predictors` may not import `eventstore`
 # (which stores the text without parsing it), and `pytorch_models` knows no click log.
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Events are read again from this far behind a visitor's watermark, so one written late (a slow
+# request whose timestamp was taken before a newer event's) is still applied, once
+# (predictors.watermark). The web app keeps its retries and forwarded events inside it
+# (movie.events, movie.moves). Here for the reason TS_FORMAT is: the engine that reads behind
+# the watermark may import neither eventstore nor movie, and livepath stores the watermark
+# without reading events.
+GRACE_S = 60

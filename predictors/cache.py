@@ -7,27 +7,18 @@ The live workers write it after each fine-tune; web processes only read it.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 
-import redis
-from django.conf import settings
+from livepath.state import STATE_TTL_S
+from livepath.store import client
 
-# A visitor who has not come back in a week gets recomputed from the published tables. Bound:
-# one list per fine-tuned model (3) per visitor active within TTL_S, each predictors.live's
+# A visitor who has not come back in a week gets recomputed from the published tables, and its
+# live state, which the lists are derived from, expires with them (livepath.state). Bound: one
+# list per fine-tuned model (3) per visitor active within TTL_S, each predictors.live's
 # CACHED_ITEMS = 100 pairs: 3.1 KB (MEMORY USAGE, Redis 7), so about 9.4 KB a visitor. An
-# evictable cache (the live state has the same TTL: predictors.visitor_state).
-TTL_S = 7 * 24 * 3600
-
-
-@functools.cache
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-
-
-def client() -> redis.Redis:
-    return _client(settings.REDIS_URL)
+# evictable cache.
+TTL_S = STATE_TTL_S
 
 
 def key(model: str, visitor: str) -> str:

@@ -4,12 +4,17 @@ A worker claims every waiting visitor it can (up to MAX_BATCH), reads each one's
 Redis and only the events after its watermark from the click log, and for each model folds
 the whole batch in at once against the version's frozen item tables (`pytorch_models.serving.fold_in`).
 The visitors' new parameters, watermarks and top-k lists land in Redis in one transaction
-that commits only for the visitors the worker still holds (`visitor_state.claims_store`: a
+that commits only for the visitors the worker still holds (`livepath.queue.claims_store`: a
 batch slower than its lease writes nothing for a visitor another worker took over, which reads
 the log itself), then the claims are released. The worker keeps nothing a visitor needs between
 clicks except PinSage's visitor graph, which it rebuilds from Redis when a visitor comes back.
 The live models fold in a visitor's newest settings.VISITOR_HISTORY_MAX movies only: older
 ones fall out of its live state (`history_after`).
+
+A newly published version is noticed here (`LiveEngine.refresh`), and the visitors whose live
+state is on the version it replaced are queued again, a batch at a time whenever the worker
+finds no visitor waiting (`_requeue_replaced`), so their lists move to the new version without
+a click, and a click never waits behind more than one batch of them.
 """
 
 from __future__ import annotations
@@ -27,8 +32,12 @@ import torch
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from predictors import TS_FORMAT, cache, latency, registry, visitor_state
-from predictors.visitor_state import Claim, VisitorState, visitor_digest
+from livepath import latency
+from livepath.queue import LEASE_S, Claim, claims_store, visitors_claim, visitors_release, visitors_wait
+from livepath.state import VisitorState, states_get, states_put, visitors_on
+from predictors import TS_FORMAT, cache, registry
+from predictors.visitor_digest import visitor_digest
+from predictors.watermark import events_applied, events_new, events_since
 from pytorch_models.data.graph import build_graph
 from pytorch_models.models.names import FINE_TUNED_LIVE
 from pytorch_models.serving.fold_in import (
@@ -134,12 +143,17 @@ class LiveEngine:
         self.model_names = tuple(models)
         self.idle_s = idle_s
         self.live: dict[str, LiveModel] = {}
+        # "<model>:<version>" of versions this engine replaced whose visitors may still be on them
+        self.replaced: list[str] = []
         self.generator = torch.Generator().manual_seed(0)
         self.pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="clicklog")
         self.refresh()
 
     def refresh(self) -> None:
-        """Switch to newly published versions (visitors re-derive theirs at their next update)."""
+        """Switch to newly published versions; the visitors on a replaced one are queued again
+        (`_requeue_replaced`). Every worker that notices does the same, sharing the visitors;
+        one that starts after a publish knows no replaced version, and a visitor none queues
+        (every worker restarted) re-derives at its next click (`update`: `outdated`)."""
         for name in self.model_names:
             published = registry.published(name)
             current = self.live.get(name)
@@ -148,26 +162,49 @@ class LiveEngine:
             elif current is None or current.published.version != published.version:
                 self.live[name] = LiveModel.load(name, published)
                 log.info("live model %s %s loaded", name, published.version)
+                if current is not None:
+                    self.replaced.append(current.params_key)
+
+    def _requeue_replaced(self) -> bool:
+        """Queue the next batch of visitors whose live state holds parameters of a replaced
+        version; False once none is left. Bound: MAX_BATCH visitors at a time, asked for only
+        when this worker found nobody waiting, so a click waits behind one batch of them at
+        most (its fold-in: under 1 ms a visitor for the three models on ml-latest-small,
+        benchmarks.live_cost, so about 64 ms, plus its click-log reads), and only visitors with
+        live state on that version (`livepath.state.visitors_on`: at most the live states,
+        which expire) are re-derived; the others get the new version at their next click."""
+        while self.replaced:
+            taken, holding = visitors_on(self.replaced[0], MAX_BATCH)
+            if not taken:
+                self.replaced.pop(0)
+                continue
+            visitors_wait(holding)
+            return True
+        return False
 
     def drain(self, read_events: ReadEvents, *, limit: int = MAX_BATCH,
-              lease_s: float = visitor_state.LEASE_S) -> list[BatchReport]:
-        """Update waiting visitors, a claimed micro-batch at a time, until none is claimable."""
+              lease_s: float = LEASE_S) -> list[BatchReport]:
+        """Update waiting visitors, a claimed micro-batch at a time, until none is claimable and
+        no visitor is left on a replaced version."""
+        self.refresh()  # a tick with nobody waiting still notices a new version
         reports, recheck_until = [], 0.0
         while True:
-            claim = visitor_state.visitors_claim(limit, lease_s)
+            claim = visitors_claim(limit, lease_s)
             if not claim.visitors:
                 if time.monotonic() > recheck_until:
+                    if self._requeue_replaced():
+                        continue
                     return reports
                 time.sleep(RECHECK_S)  # a visitor put back to wait for its pending item
                 continue
             try:
                 report = self.update(claim, read_events)
-                visitor_state.visitors_wait(report.recheck, delay_s=RECHECK_S)
+                visitors_wait(report.recheck, delay_s=RECHECK_S)
             except Exception:
-                visitor_state.visitors_wait(claim.visitors)  # back in the queue for the retry or the sweep
+                visitors_wait(claim.visitors)  # back in the queue for the retry or the sweep
                 raise
             finally:
-                visitor_state.visitors_release(claim)
+                visitors_release(claim)
             if report.lost:
                 log.warning("live batch: %d visitor(s) taken over after the lease ran out, left to their new "
                             "worker", len(report.lost))
@@ -184,8 +221,8 @@ class LiveEngine:
         self.refresh()
         visitors = claim.visitors
         report = BatchReport(visitors=len(visitors))
-        states = visitor_state.states_get(visitors)
-        logs = dict(zip(visitors, self.pool.map(lambda v: read_events(v, states[v].since()), visitors),
+        states = states_get(visitors)
+        logs = dict(zip(visitors, self.pool.map(lambda v: read_events(v, events_since(states[v])), visitors),
                         strict=True))
         report.seconds["read"] = time.perf_counter() - started
         changed: dict[str, VisitorState] = {}
@@ -198,11 +235,12 @@ class LiveEngine:
             if any(e.pending and e.ts > young for e in logs[visitor]):
                 recheck.append(visitor)
             confirmed = [e for e in logs[visitor] if not e.pending]
-            state, new = states[visitor], states[visitor].new_events(confirmed)
+            state = states[visitor]
+            new = events_new(state, confirmed)
             outdated = any(live.params_key not in state.params for live in self.live.values())
             if new or (outdated and state.history):
                 state.history = history_after(state.history, new, limit=settings.VISITOR_HISTORY_MAX)
-                state.mark_applied(new)
+                events_applied(state, new)
                 changed[visitor], applied[visitor] = state, len(new)
                 if not state.replay:
                     created[visitor] = [e.ts for e in new]
@@ -225,9 +263,9 @@ class LiveEngine:
                         cache.recommendations_set(name, visitor, model_version=live.published.version,
                                                   items=items, as_of_event=changed[visitor].last_event,
                                                   redis=pipe)
-            visitor_state.states_put(pipe, {v: changed[v] for v in held if v in changed})
+            states_put(pipe, {v: changed[v] for v in held if v in changed})
 
-        held = set(visitor_state.claims_store(claim, write))
+        held = set(claims_store(claim, write))
         report.lost = [v for v in visitors if v not in held]
         report.recheck = [v for v in recheck if v in held]  # the new holder looks again itself
         report.updated = sum(v in held for v in changed)

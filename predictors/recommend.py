@@ -48,7 +48,6 @@ class Recommendations(Generic[Item]):
     # "closed_form" (a model with nothing to fine-tune: the whole history, scored on request)
     source: str
     as_of_event: str | None = None  # newest event a "fresh" list reflects
-    stale: bool = False  # the visitor's live list is from an older version: ask for a refresh
     # Movie id -> the history movies that contributed most to its score ("because you watched",
     # predictors.explain); empty for the popular list. A mapping beside `items`, not a third
     # element of each item, so every `for movie, score in recs.items` stays as it is.
@@ -94,8 +93,9 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
     except redis.RedisError:  # the published tables need no Redis: serve from them
         log.warning("recommendation cache unreachable; scoring %s from the published tables", model)
         cached = None
-    stale = cached is not None and cached["model_version"] != published.version
-    if cached is not None and not stale:
+    # A list from a replaced version is scored from the new table until the live workers have
+    # re-derived it (predictors.live.LiveEngine.refresh queues its visitor).
+    if cached is not None and cached["model_version"] == published.version:
         items = [(int(m), float(s)) for m, s in cached["items"] if int(m) not in seen]
         if len(items) >= k:
             return Recommendations(
@@ -105,7 +105,7 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
 
     scores = score_history(published.checkpoint, published.indices(history))
     items = _top_k(published, scores, history, k)
-    return Recommendations(model, published.version, False, None, items, source="published", stale=stale,
+    return Recommendations(model, published.version, False, None, items, source="published",
                            because=_because(published, history, items))
 
 

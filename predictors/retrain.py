@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from predictors.training import TrainingData, training_dataset
-from predictors.visitor_state import visitor_digest
+from predictors.visitor_digest import visitor_digest
 from pytorch_models.data.interactions import Interactions, ItemFeatures
 
 

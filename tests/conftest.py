@@ -103,11 +103,12 @@ APP_PROCESSES = "app_process_env"
 
 @pytest.fixture(autouse=True)
 def live_queue_keys(request, services):
-    """Each test starts with an empty live queue of its own (predictors.visitor_state), so an
+    """Each test starts with an empty live queue of its own (livepath.queue), so an
     exact-claim assertion holds whatever ran before. A test in-process gets its own key prefix;
     one with app processes shares theirs (the default, `live`: they are started per module or
     session with the environment), emptied before and after it. Visitor states are not queue
-    keys: each test makes its own visitors."""
+    keys: each test makes its own visitors; the queue's index of the visitors on each version
+    (livepath.state) is, so a version one test publishes re-queues only that test's visitors."""
     if services is None:  # tests/pytorch_models: no services, no live queue
         yield None
         return
@@ -118,7 +119,7 @@ def live_queue_keys(request, services):
     shared = APP_PROCESSES in request.fixturenames
     saved = settings.LIVE_KEY_PREFIX
     prefix = saved if shared else f"test-{os.urandom(6).hex()}"
-    patterns = [f"{prefix}:{name}" for name in ("waiting", "claimed", "claim:*", "tick:*")]
+    patterns = [f"{prefix}:{name}" for name in ("waiting", "claimed", "claim:*", "tick:*", "on:*")]
 
     def clear() -> None:
         for pattern in patterns:

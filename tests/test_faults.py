@@ -32,23 +32,24 @@ def rig(app_process_env, trained_models, model_dir, log_dir):
 def rig_clients(rig, settings):
     """Point this process's click-log and Redis readers at the rig's services."""
     from eventstore import clicklog
-    from predictors import cache
+    from livepath import store
 
     settings.DYNAMODB_ENDPOINT = rig.dynamodb.endpoint
     settings.REDIS_URL = rig.redis.url
     yield rig
     clicklog._client.cache_clear()
     clicklog._table.cache_clear()
-    cache._client.cache_clear()
+    store._client.cache_clear()
 
 
 def _readers():
     from eventstore import clicklog
+    from livepath import state as visitor_states
     from movie.models import Interaction
-    from predictors import cache, visitor_state
+    from predictors import cache
 
     def live_state(visitor: str) -> dict:
-        state = visitor_state.states_get([visitor])[visitor]
+        state = visitor_states.states_get([visitor])[visitor]
         return {"applied": state.applied, "history": state.history}
 
     def fresh(visitor: str, event_id: str) -> bool:

@@ -1,8 +1,10 @@
 """The dependency arrows of docs/design.md, read from the source: every import runs downward.
 
-workers → movie → predictors → pytorch_models, and movie, workers → eventstore; inside
-pytorch_models, from floor to floor (FLOORS). Imports inside functions count too (a lazy
-import is still an arrow).
+workers → movie → predictors → pytorch_models; movie, workers → eventstore; predictors,
+eventstore, workers → livepath (the live path's state in Redis), which imports nothing of ours
+but settings. The web app (movie, its migrations too) reaches livepath only through
+eventstore (`eventstore.live`). Inside pytorch_models, from floor to floor (FLOORS). Imports
+inside functions count too (a lazy import is still an arrow).
 """
 
 import ast
@@ -15,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # package → the packages (and libraries) it must never import
 FORBIDDEN = {
     "eventstore": {"movie", "workers", "predictors", "pytorch_models", "webapp"},
-    "movie": {"workers"},
+    "livepath": {"movie", "workers", "predictors", "eventstore", "pytorch_models", "webapp"},
+    "movie": {"workers", "livepath"},
     "predictors": {"movie", "workers", "eventstore"},
     "pytorch_models": {"movie", "workers", "predictors", "eventstore", "django", "redis", "kafka", "boto3"},
 }

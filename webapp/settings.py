@@ -269,7 +269,7 @@ if TRUSTED_PROXIES < 0:
 # stays in Redis); RETRAIN_EVERY seconds between scheduled retrains, 0 = never.
 LIVE_VISITOR_IDLE_S = float(_env("LIVE_VISITOR_IDLE_S", "600"))
 RETRAIN_EVERY = float(_env("RETRAIN_EVERY", "0"))
-# The first part of the live queue's Redis keys (predictors.visitor_state): the web processes,
+# The first part of the live queue's Redis keys (livepath.queue): the web processes,
 # the consumer and the live workers of one site share it; each test gets its own.
 LIVE_KEY_PREFIX = _env("LIVE_KEY_PREFIX", "live")
 

@@ -26,7 +26,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer  # noqa: E402
 from kafka.errors import CommitFailedError  # noqa: E402
 
 from eventstore import CONSUMER_GROUP  # noqa: E402
-from predictors.visitor_state import visitors_wait  # noqa: E402
+from livepath.queue import visitors_wait  # noqa: E402
 from workers.tasks import live_tick  # noqa: E402
 
 log = logging.getLogger("workers.consumer")

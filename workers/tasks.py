@@ -19,11 +19,12 @@ from django.core.management import call_command
 
 from eventstore import expiry
 from eventstore.clicklog import events_for
+from livepath.queue import queue_key, visitors_wait
+from livepath.state import visitors_behind
 from movie.selectors import training_snapshot, visitor_interactions, visitors_recent
 from movie.services import history_expire, impressions_expire
 from predictors.live import LiveEngine
 from predictors.versions import version_make
-from predictors.visitor_state import queue_key, visitors_behind, visitors_wait
 from pytorch_models.models.names import SERVED_MODELS
 
 log = logging.getLogger(__name__)
@@ -181,11 +182,17 @@ def one_at_a_time(name: str, *, hold_s: float):
 @one_at_a_time(RETRAIN_LOCK, hold_s=RETRAIN_LOCK_S)
 def retrain_models(epochs: int | None = None, models: list[str] | None = None) -> dict:
     """Retrain each model (default: every one) on the ratings plus the visitors' clicks, capped
-    per visitor and per client; publish those whose data changed and that pass the gate."""
+    per visitor and per client; publish those whose data changed and that pass the gate. After
+    a publish a live tick wakes a live worker, which loads the new versions and re-derives the
+    visitors on the replaced ones (predictors.live.LiveEngine.refresh) without waiting for a
+    click or beat's sweep."""
     training_data, visitor_pairs = training_snapshot(), visitor_interactions()
-    return {model: version_make(model=model, training_data=training_data, visitor_pairs=visitor_pairs,
-                                epochs=epochs, warm_start=True, gated=True).summary()
-            for model in (models or SERVED_MODELS)}
+    results = {model: version_make(model=model, training_data=training_data, visitor_pairs=visitor_pairs,
+                                   epochs=epochs, warm_start=True, gated=True).summary()
+               for model in (models or SERVED_MODELS)}
+    if any(result["published"] for result in results.values()):
+        live_tick()
+    return results
 
 
 # How far back the sweep looks for visitors whose live state is behind their history.

@@ -3,8 +3,9 @@
 Every old key found in the history mirror gets a new id: an account's goes to its
 `AccountVisitor`, a live session's into that session. Then the key moves everywhere it was
 written: the mirror here, the click log in DynamoDB (copied, then deleted) and the live state
-in Redis (dropped, so the workers replay the moved log). A fresh database has nothing to move
-and touches neither service. Re-running after a failure half-way moves what is left.
+in Redis (dropped and queued, so the workers replay the moved log). A fresh database has
+nothing to move and touches neither service. Re-running after a failure half-way moves what
+is left.
 """
 
 import logging
@@ -50,14 +51,13 @@ def visitor_ids_move(apps, schema_editor) -> None:
     if not moves:
         return
     from eventstore.clicklog import events_move  # the services are needed only when there is data
-    from predictors.visitor_state import visitor_forget
+    from eventstore.live import visitors_changed
 
     Interaction = apps.get_model("movie", "Interaction")
     for old, new in moves.items():
         events_move(from_visitor=old, to_visitor=new)
         Interaction.objects.filter(visitor=old).update(visitor=new)
-        visitor_forget(old)
-        visitor_forget(new)
+        visitors_changed([old, new], replay=True)
 
 
 class Migration(migrations.Migration):

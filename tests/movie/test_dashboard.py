@@ -17,10 +17,12 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
+from livepath import latency
+from livepath.store import client
 from movie import dashboard
 from movie.experiments import impression_token, visitor_arm
 from movie.models import Experiment, Movie
-from predictors import cache, latency, registry
+from predictors import registry
 
 pytestmark = pytest.mark.django_db
 
@@ -215,9 +217,9 @@ def test_a_stopped_experiment_is_shown_as_not_running(staff, movies):
 
 @pytest.fixture
 def no_timings():
-    cache.client().delete(latency.KEY)
+    client().delete(latency.KEY)
     yield
-    cache.client().delete(latency.KEY)
+    client().delete(latency.KEY)
 
 
 def test_latency_panel_shows_p50_and_p95_of_the_last_hour(staff, no_timings):

@@ -14,10 +14,11 @@ from django.contrib.auth import get_user_model
 
 from eventstore import clicklog
 from eventstore.clicklog import Event
+from livepath import state as live_state
+from livepath.store import client
 from movie import events
 from movie.models import AccountVisitor, Interaction, Movie
 from movie.selectors import visitors_recent
-from predictors import visitor_state
 
 migration = importlib.import_module("movie.migrations.0003_visitor_ids")
 pytestmark = pytest.mark.django_db
@@ -46,7 +47,7 @@ def test_the_migration_moves_old_keys_everywhere_and_can_run_again(clicklog_tabl
     old_account, old_session = f"u:{user.pk}", f"s:{session.session_key}"
     _old_click(old_account, 1)
     _old_click(old_session, 2)
-    visitor_state.client().hset(visitor_state.key(old_session), "watermark", "x")
+    client().hset(live_state.key(old_session), "watermark", "x")
 
     for _run in range(2):  # a second run finds nothing left to move
         migration.visitor_ids_move(apps, None)
@@ -59,7 +60,7 @@ def test_the_migration_moves_old_keys_everywhere_and_can_run_again(clicklog_tabl
         assert [e.movie_id for e in clicklog.events_for(anonymous)] == [2]
         assert (clicklog.events_for(old_account, pending=True)
                 == clicklog.events_for(old_session, pending=True) == [])
-        assert not visitor_state.client().exists(visitor_state.key(old_session))
+        assert not client().exists(live_state.key(old_session))
 
 
 def migration_ids_ok(*ids: str) -> bool:
@@ -75,9 +76,9 @@ def test_visitors_behind_their_history_are_found(db):
                                    created_at=now - timedelta(minutes=minutes_ago))
     recent = visitors_recent(now - timedelta(minutes=15))
     assert set(recent) == {visitors[n] for n in ("lost", "behind", "current")}
-    redis = visitor_state.client()
-    redis.hset(visitor_state.key(visitors["behind"]), "watermark",
+    redis = client()
+    redis.hset(live_state.key(visitors["behind"]), "watermark",
                events._ts(now - timedelta(minutes=2)) + "#a")
-    redis.hset(visitor_state.key(visitors["current"]), "watermark", recent[visitors["current"]] + "#b")
+    redis.hset(live_state.key(visitors["current"]), "watermark", recent[visitors["current"]] + "#b")
 
-    assert sorted(visitor_state.visitors_behind(recent)) == sorted([visitors["lost"], visitors["behind"]])
+    assert sorted(live_state.visitors_behind(recent)) == sorted([visitors["lost"], visitors["behind"]])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import shutil
 import threading
 import time
 import uuid
@@ -13,7 +14,10 @@ import pytest
 
 from eventstore import clicklog
 from eventstore.clicklog import Event
-from predictors import TS_FORMAT, cache, visitor_state
+from livepath import queue
+from livepath import state as live_state
+from livepath.store import client
+from predictors import TS_FORMAT, cache, registry
 from predictors.live import LiveEngine, history_after
 from predictors.recommend import recommend
 from pytorch_models.models.names import FINE_TUNED_LIVE
@@ -42,7 +46,7 @@ class Reads:
 
 
 def _update(engine: LiveEngine, *visitors: str, reads=clicklog.events_for):
-    visitor_state.visitors_wait(visitors)
+    queue.visitors_wait(visitors)
     return engine.drain(reads)
 
 
@@ -78,7 +82,7 @@ def test_the_live_model_keeps_a_visitors_newest_movies_only(engine, clicklog_tab
 
     [report] = _update(engine, visitor)
 
-    state = visitor_state.states_get([visitor])[visitor]
+    state = live_state.states_get([visitor])[visitor]
     assert report.events == 5 and state.applied == 5  # every event applied, once
     assert state.history == movies[-3:]  # the two oldest fell out of the live model
     for model in FINE_TUNED_LIVE:  # the lists leave out the movies it still holds
@@ -100,13 +104,13 @@ def test_clicks_fill_every_models_cache_once(engine, clicklog_table):
         assert len(movie_ids) == len(set(movie_ids)) >= 20 and not set(movie_ids) & set(CLICKED)
         scores = [s for _, s in cached["items"]]
         assert scores == sorted(scores, reverse=True)
-    state = visitor_state.states_get([visitor])[visitor]
+    state = live_state.states_get([visitor])[visitor]
     assert state.history == CLICKED and state.applied == 3
     assert set(state.rounds.values()) == {1} and len(state.params) == len(FINE_TUNED_LIVE)
 
     [again] = _update(engine, visitor)  # nothing new: nothing changes
     assert again.updated == 0
-    assert visitor_state.states_get([visitor])[visitor].rounds == state.rounds
+    assert live_state.states_get([visitor])[visitor].rounds == state.rounds
 
 
 def test_a_visitor_reads_only_events_after_its_watermark(engine, clicklog_table):
@@ -123,7 +127,7 @@ def test_a_visitor_reads_only_events_after_its_watermark(engine, clicklog_table)
     (_, first_after, first_n), _, (_, third_after, third_n) = reads.calls
     assert first_after is None and first_n == 5  # a new visitor: the whole log
     assert third_after is not None and third_n == 2  # the grace window back from 3600 s, not all 7
-    state = visitor_state.states_get([visitor])[visitor]
+    state = live_state.states_get([visitor])[visitor]
     assert state.applied == 7 and state.last_event == last.event_id
 
 
@@ -136,7 +140,7 @@ def test_an_event_written_late_inside_the_grace_window_is_applied_once(engine, c
     _update(engine, visitor)
     _update(engine, visitor)
 
-    state = visitor_state.states_get([visitor])[visitor]
+    state = live_state.states_get([visitor])[visitor]
     assert state.applied == 2 and sorted(state.history) == [1, 260]
     assert state.last_event != slow.event_id  # the watermark stays at the newest event
 
@@ -150,7 +154,7 @@ def test_removing_everything_falls_back_to_popular(engine, clicklog_table):
     _update(engine, visitor)
 
     assert all(cache.recommendations_get(m, visitor) is None for m in FINE_TUNED_LIVE)
-    assert visitor_state.states_get([visitor])[visitor].history == []
+    assert live_state.states_get([visitor])[visitor].history == []
     assert recommend(visitor=visitor, model="ngcf", k=10, history=[]).fallback
 
 
@@ -160,12 +164,12 @@ def test_an_evicted_visitor_continues_from_its_stored_state(trained_models, clic
     _event(visitor, 1, 0)
     _update(engine, visitor)
     assert visitor not in engine.live["pinsage"].graph.node_of
-    stored = visitor_state.states_get([visitor])[visitor]
+    stored = live_state.states_get([visitor])[visitor]
 
     second = _event(visitor, 260, 1)
     _update(engine, visitor)
 
-    state = visitor_state.states_get([visitor])[visitor]
+    state = live_state.states_get([visitor])[visitor]
     assert set(state.rounds.values()) == {2}  # continued, not started again
     assert state.history == [1, 260]
     for key, before in stored.params.items():
@@ -175,92 +179,6 @@ def test_an_evicted_visitor_continues_from_its_stored_state(trained_models, clic
             assert not state.params[key].equal(before)
     for model in FINE_TUNED_LIVE:
         assert cache.recommendations_get(model, visitor)["as_of_event"] == second.event_id
-
-
-def test_a_visitor_is_claimed_by_one_worker_at_a_time(services):
-    visitor = _visitor()
-    visitor_state.visitors_wait([visitor])
-    first = visitor_state.visitors_claim(10)
-    assert first.visitors == [visitor]
-    visitor_state.visitors_wait([visitor])  # a new click while it is held
-    assert visitor_state.visitors_claim(10).visitors == []
-    visitor_state.visitors_release(first)
-    second = visitor_state.visitors_claim(10)
-    assert second.visitors == [visitor] and second.token != first.token
-    visitor_state.visitors_release(second)
-    assert visitor_state.client().exists(visitor_state.claimed_key(), visitor_state.claim_key(visitor)) == 0
-
-
-def test_a_dead_workers_claim_returns_to_waiting_after_its_lease(services):
-    visitor = _visitor()
-    visitor_state.visitors_wait([visitor])
-    dead = visitor_state.visitors_claim(10, lease_s=-1)  # lease already over
-    assert dead.visitors == [visitor]
-
-    taken = visitor_state.visitors_claim(10)
-    assert taken.visitors == [visitor]
-    visitor_state.visitors_release(taken)
-
-
-def test_a_release_drops_only_the_callers_own_claims(services):
-    visitor = _visitor()
-    visitor_state.visitors_wait([visitor])
-    slow = visitor_state.visitors_claim(10, lease_s=-1)
-    newer = visitor_state.visitors_claim(10)  # the lease ran out: another worker holds it now
-    assert newer.visitors == [visitor]
-
-    visitor_state.visitors_release(slow)
-
-    redis = visitor_state.client()
-    assert redis.zscore(visitor_state.claimed_key(), visitor) is not None
-    assert redis.get(visitor_state.claim_key(visitor)) == newer.token.encode()
-    visitor_state.visitors_wait([visitor])
-    assert visitor_state.visitors_claim(10).visitors == []  # still held: nobody else updates it
-    visitor_state.visitors_release(newer)
-    assert redis.zscore(visitor_state.claimed_key(), visitor) is None
-
-
-def test_a_claim_taken_over_while_its_writes_are_queued_writes_nothing(services):
-    visitor = _visitor()
-    visitor_state.visitors_wait([visitor])
-    slow = visitor_state.visitors_claim(10, lease_s=0.2)
-    calls, takeover = [], []
-
-    def write(pipe, held):
-        calls.append(list(held))
-        if len(calls) == 1:  # between the check and the commit, the lease ends and another worker claims
-            time.sleep(0.3)
-            takeover.append(visitor_state.visitors_claim(10))
-        for v in held:
-            pipe.set(f"h2-test:{v}", slow.token)
-
-    written = visitor_state.claims_store(slow, write)
-
-    assert takeover[0].visitors == [visitor]
-    assert calls == [[visitor], []] and written == []  # the commit aborted; the retry found it taken
-    assert visitor_state.client().get(f"h2-test:{visitor}") is None
-    assert visitor_state.claims_store(takeover[0], write) == [visitor]  # the holder writes
-    visitor_state.client().delete(f"h2-test:{visitor}")
-    visitor_state.visitors_release(takeover[0])
-
-
-def test_forgetting_a_visitor_revokes_a_running_batchs_claim(services):
-    """A log-in moves a history and forgets the account's state while a batch may hold it: that
-    batch must not write its older state back over the replay, and the replay can start at once."""
-    visitor = _visitor()
-    visitor_state.visitors_wait([visitor])
-    running = visitor_state.visitors_claim(10)
-    assert running.visitors == [visitor]
-
-    visitor_state.visitor_forget(visitor)
-
-    assert visitor_state.claims_store(running, lambda pipe, held: None) == []  # fenced: writes nothing
-    visitor_state.visitors_wait([visitor])
-    replay = visitor_state.visitors_claim(10)
-    assert replay.visitors == [visitor]  # claimable again without waiting for the old lease
-    visitor_state.visitors_release(running)  # the old holder's release leaves the new claim alone
-    assert visitor_state.client().get(visitor_state.claim_key(visitor)) == replay.token.encode()
-    visitor_state.visitors_release(replay)
 
 
 def test_a_batch_slower_than_its_lease_loses_nothing_and_rolls_nothing_back(engine, trained_models,
@@ -278,14 +196,14 @@ def test_a_batch_slower_than_its_lease_loses_nothing_and_rolls_nothing_back(engi
         assert taken_over.wait(60), "the other worker never finished"
         return events
 
-    visitor_state.visitors_wait([visitor])
+    queue.visitors_wait([visitor])
     slow_reports = []
     slow = threading.Thread(target=lambda: slow_reports.extend(engine.drain(slow_read, lease_s=0.5)))
     slow.start()
     try:
         assert stalled.wait(60)
         second = _event(visitor, 260, 1)
-        visitor_state.visitors_wait([visitor])  # the consumer marks the new click
+        queue.visitors_wait([visitor])  # the consumer marks the new click
         time.sleep(0.6)  # the slow worker's lease runs out
         [newer] = other.drain(clicklog.events_for)
         assert newer.updated == 1 and newer.events == 2
@@ -293,7 +211,7 @@ def test_a_batch_slower_than_its_lease_loses_nothing_and_rolls_nothing_back(engi
         taken_over.set()
         slow.join()
 
-    state = visitor_state.states_get([visitor])[visitor]
+    state = live_state.states_get([visitor])[visitor]
     assert state.applied == 2 and state.history == [1, 260]  # 0 lost, 0 double
     assert state.last_event == second.event_id != first.event_id  # the watermark did not go back
     assert set(state.rounds.values()) == {1}  # one fold-in stored: the newer worker's
@@ -301,7 +219,7 @@ def test_a_batch_slower_than_its_lease_loses_nothing_and_rolls_nothing_back(engi
         assert cache.recommendations_get(model, visitor)["as_of_event"] == second.event_id
     assert slow_reports[0].lost == [visitor] and slow_reports[0].updated == 0
     assert engine.drain(clicklog.events_for) == []  # nothing left waiting or held
-    assert visitor_state.client().zscore(visitor_state.claimed_key(), visitor) is None
+    assert client().zscore(queue.claimed_key(), visitor) is None
 
 
 def test_two_visitors_clicking_at_once_never_move_each_others_lists(engine, clicklog_table):
@@ -315,13 +233,13 @@ def test_two_visitors_clicking_at_once_never_move_each_others_lists(engine, clic
             cached = cache.recommendations_get(model, visitor)
             assert cached["as_of_event"] == clicks[-1].event_id
             assert not {m for m, _ in cached["items"]} & {e.movie_id for e in clicks}
-    before = {m: cache.client().get(cache.key(m, b)) for m in FINE_TUNED_LIVE}
+    before = {m: client().get(cache.key(m, b)) for m in FINE_TUNED_LIVE}
 
     _event(a, 318, 2)
     _update(engine, a)
 
-    assert {m: cache.client().get(cache.key(m, b)) for m in FINE_TUNED_LIVE} == before  # b's lists untouched
-    assert visitor_state.states_get([b])[b].applied == 2
+    assert {m: client().get(cache.key(m, b)) for m in FINE_TUNED_LIVE} == before  # b's lists untouched
+    assert live_state.states_get([b])[b].applied == 2
 
 
 def test_a_batch_that_fails_goes_back_to_waiting(engine, clicklog_table):
@@ -331,14 +249,14 @@ def test_a_batch_that_fails_goes_back_to_waiting(engine, clicklog_table):
     def throttled(visitor, after):
         raise RuntimeError("DynamoDB throttled the read")
 
-    visitor_state.visitors_wait([visitor])
+    queue.visitors_wait([visitor])
     with pytest.raises(RuntimeError):
         engine.drain(throttled)
-    redis = visitor_state.client()
-    assert redis.zscore(visitor_state.waiting_key(), visitor) is not None  # the retry or the sweep takes it
-    assert redis.zscore(visitor_state.claimed_key(), visitor) is None
+    redis = client()
+    assert redis.zscore(queue.waiting_key(), visitor) is not None  # the retry or the sweep takes it
+    assert redis.zscore(queue.claimed_key(), visitor) is None
     engine.drain(clicklog.events_for)
-    assert visitor_state.states_get([visitor])[visitor].applied == 1
+    assert live_state.states_get([visitor])[visitor].applied == 1
 
 
 def test_a_pending_item_is_applied_once_it_is_confirmed(engine, clicklog_table):
@@ -352,10 +270,34 @@ def test_a_pending_item_is_applied_once_it_is_confirmed(engine, clicklog_table):
     confirm = threading.Timer(0.3, clicklog.event_put, args=[dataclasses.replace(pending, pending=False)])
     confirm.start()
 
-    visitor_state.visitors_wait([visitor])
+    queue.visitors_wait([visitor])
     reports = engine.drain(functools.partial(clicklog.events_for, pending=True))
     confirm.join()
 
     assert reports[0].recheck == [visitor] and reports[0].events == 0
-    state = visitor_state.states_get([visitor])[visitor]
+    state = live_state.states_get([visitor])[visitor]
     assert state.applied == 1 and state.history == [260] and state.last_event == pending.event_id
+
+
+def test_a_new_version_requeues_the_visitors_on_the_version_it_replaced(trained_models, clicklog_table):
+    """A retrain publishes: the engine that notices re-derives, with no click and no page view,
+    each visitor whose live state is on the replaced version, once."""
+    engine = LiveEngine(["lightgcn"], idle_s=3600)
+    visitor = _visitor()
+    _event(visitor, 1, 0)
+    _update(engine, visitor)
+    old = engine.live["lightgcn"].published.version
+    assert list(live_state.states_get([visitor])[visitor].params) == [f"lightgcn:{old}"]
+    folder = registry.model_dir() / "lightgcn"
+    new = datetime.now(UTC).strftime(registry.VERSION_FORMAT)
+    shutil.copytree(folder / old, folder / new)  # published: the same tables under a newer version
+    try:
+        reports = engine.drain(clicklog.events_for)  # a tick with nobody waiting
+
+        assert [(r.visitors, r.updated, r.events) for r in reports] == [(1, 1, 0)]
+        state = live_state.states_get([visitor])[visitor]
+        assert list(state.params) == [f"lightgcn:{new}"] and state.applied == 1 and state.history == [1]
+        assert cache.recommendations_get("lightgcn", visitor)["model_version"] == new
+        assert engine.drain(clicklog.events_for) == []  # re-derived once
+    finally:
+        shutil.rmtree(folder / new)

@@ -9,7 +9,9 @@ import time
 import pytest
 from django.test import Client
 
-from predictors import cache, latency
+from livepath import latency
+from livepath.store import client
+from predictors import cache
 from pytorch_models.models.names import FINE_TUNED_LIVE
 from tests.workers.clicks import click, wait_until
 
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.timeout(300)
 def test_a_clicks_wait_for_its_fresh_list_reaches_the_dashboard(
     catalogue_imported, trained_models, clicklog_table, click_consumer, live_celery_worker, django_user_model
 ):
-    cache.client().delete(latency.KEY)
+    client().delete(latency.KEY)
     visitor_client = Client()
     started = time.time()
     event_id = click(visitor_client, 1)

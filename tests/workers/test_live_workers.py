@@ -13,7 +13,8 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from predictors import cache, visitor_state
+from livepath import state as live_state
+from predictors import cache
 from pytorch_models.models.names import FINE_TUNED_LIVE
 from tests.workers.clicks import click, wait_until
 
@@ -38,7 +39,7 @@ def test_a_killed_worker_continues_from_the_visitors_stored_parameters(
     first = click(client, 1)
     visitor = _visitor(client)
     wait_until(lambda: _fresh(visitor, first), 30, "the first click in every model")
-    stored = visitor_state.states_get([visitor])[visitor]
+    stored = live_state.states_get([visitor])[visitor]
 
     os.kill(worker.pid, signal.SIGKILL)
     worker.process.wait()
@@ -46,7 +47,7 @@ def test_a_killed_worker_continues_from_the_visitors_stored_parameters(
     second = click(client, 260)
 
     wait_until(lambda: _fresh(visitor, second), 60, "the second click after the restart")
-    state = visitor_state.states_get([visitor])[visitor]
+    state = live_state.states_get([visitor])[visitor]
     assert state.applied == 2 and state.history == [1, 260]
     assert set(state.params) == set(stored.params)
     for key in stored.params:
@@ -103,7 +104,7 @@ def test_two_workers_apply_every_click_once_and_no_list_goes_back(
         done.set()
         watcher.join()
 
-    states = visitor_state.states_get(list(clicks))
+    states = live_state.states_get(list(clicks))
     for visitor, ids in clicks.items():
         assert states[visitor].applied == 3  # every click reached the models exactly once
         for model in FINE_TUNED_LIVE:

@@ -17,7 +17,7 @@ from movie.models import Interaction, Movie
 from movie.selectors import visitor_interactions
 from predictors import cache, registry
 from predictors.recommend import similar
-from predictors.visitor_state import visitor_digest
+from predictors.visitor_digest import visitor_digest
 from pytorch_models.checkpoint import META
 from pytorch_models.models.names import FINE_TUNED_LIVE, SERVED_MODELS
 from tests.workers.clicks import click, wait_until
@@ -63,10 +63,10 @@ def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
         assert set(edges[edges[:, 0] == row, 1].tolist()) == movie_rows
         assert checkpoint.meta["data"]["n_visitors"] >= 1
 
-    # The web process serves the new version at once, and asks the worker for a refresh ...
+    # The web process serves the new version at once ...
     page = client.get("/api/recommendations/ngcf/?k=20").json()
     assert page["model_version"] == retrained["ngcf"]["version"]
-    # ... which the running worker re-derives on the new version, without a click.
+    # ... and the running worker, woken by the retrain, re-derives the visitor on it without a click.
     wait_until(lambda: all((cache.recommendations_get(m, visitor) or {}).get("model_version")
                             == retrained[m]["version"]
                             for m in FINE_TUNED_LIVE), 60, "the worker on the new versions")

@@ -4,7 +4,7 @@ After a micro-batch's lists are written, `timings_record` stores, for every even
 applied, the time from the event's creation (its `ts`, taken by the web process before any
 write) to the moment its visitor's fresh lists were in Redis: the request's writes, Kafka, the
 consumer, the Celery tick, the click-log read and the fold-in, end to end. A replay of a whole
-log (a history moved on log-in, see `visitor_state.visitor_forget`) is not timed: its events
+log (a history moved on log-in, see `livepath.state.visitor_forget`) is not timed: its events
 are old clicks, not clicks waiting for a list.
 
 `live:latency` is a sorted set scored by the write time (unix seconds); each member is
@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from predictors.cache import client
+from livepath.store import client
 
 KEY = "live:latency"
 WINDOW_S = 3600  # the dashboard's "last hour"
