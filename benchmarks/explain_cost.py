@@ -35,9 +35,9 @@ from django.template.loader import render_to_string  # noqa: E402
 from django.test import RequestFactory  # noqa: E402
 
 from benchmarks.live_cost import MODELS, checkpoints  # noqa: E402
-from movie.models import Movie  # noqa: E402
-from movie.recommendations import MovieRecommendations  # noqa: E402
-from movie.views import _grid  # noqa: E402
+from movie.catalogue.models import Movie  # noqa: E402
+from movie.catalogue.recommendations import MovieRecommendations  # noqa: E402
+from movie.catalogue.views import _grid  # noqa: E402
 from predictors.explain import because  # noqa: E402
 from predictors.recommend import _top_k  # noqa: E402
 from predictors.registry import Published  # noqa: E402

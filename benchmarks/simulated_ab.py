@@ -50,9 +50,10 @@ django.setup()
 
 from django.utils import timezone  # noqa: E402
 
-from movie.experiments import arm_comparisons, arm_ctr  # noqa: E402
-from movie.models import Experiment  # noqa: E402
-from movie.selectors import training_snapshot  # noqa: E402
+from movie.catalogue.selectors import training_snapshot  # noqa: E402
+from movie.experiments.models import Experiment  # noqa: E402
+from movie.experiments.selectors import arm_ctr  # noqa: E402
+from movie.experiments.statistics import arm_comparisons  # noqa: E402
 from predictors.training import training_dataset  # noqa: E402
 
 ARMS = ("pinsage", "ngcf", "lightgcn", "popular")

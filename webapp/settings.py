@@ -60,8 +60,8 @@ ALLOWED_HOSTS = [h for h in _env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").
 # seconds (movie.selectors says how long).
 # Nothing here has to agree between processes, so no shared cache, and nothing to fail.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-# Sessions in the database, as Django keeps them, read with one statement (movie/sessions.py).
-SESSION_ENGINE = "movie.sessions"
+# Sessions in the database, as Django keeps them, read with one statement (movie/tracking/sessions.py).
+SESSION_ENGINE = "movie.tracking.sessions"
 
 # HTTPS. Production is served over https only, with TLS ended by a reverse proxy in front of
 # granian (docker-compose.yml): on whenever DEBUG is off, unless DJANGO_HTTPS=0 says the site
@@ -87,7 +87,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # The web app: its shell (base template, static files, the historical migrations), then one
+    # app per concern.
     "movie",
+    "movie.catalogue",
+    "movie.tracking",
+    "movie.experiments",
 ]
 
 MIDDLEWARE = [
@@ -100,7 +105,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "movie.ratelimit.RateLimitMiddleware",
+    "movie.tracking.ratelimit.RateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"

@@ -20,8 +20,9 @@ from django.core.management import call_command
 
 from eventstore import expiry
 from eventstore.clicklog import events_for
-from movie.selectors import training_snapshot, visitor_interactions, visitors_recent
-from movie.services import history_expire, impressions_expire
+from movie.catalogue.selectors import training_snapshot
+from movie.tracking.selectors import visitor_interactions, visitors_recent
+from movie.tracking.services import history_expire, impressions_expire
 from predictors.live import LiveEngine
 from predictors.retrain import retrain
 from predictors.visitor_state import queue_key, visitors_behind, visitors_wait

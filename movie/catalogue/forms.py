@@ -1,5 +1,4 @@
 from django import forms
-from django.contrib.auth.forms import UserCreationForm
 
 
 class CatalogueQueryForm(forms.Form):
@@ -20,7 +19,3 @@ class CatalogueQueryForm(forms.Form):
         """The catalogue's first page as it opens: where the home row goes."""
         data = self.cleaned_data
         return not data["genre"] and not data["q"] and (data["page"] or 1) == 1
-
-
-class SignupForm(UserCreationForm):
-    """Validates a new account; `movie.services.user_signup` creates it."""

@@ -8,9 +8,10 @@ from dataclasses import dataclass, fields
 from kafka.errors import KafkaError
 from redis.exceptions import RedisError
 
-from movie.events import visitor_refresh
-from movie.models import Movie
-from movie.selectors import movies_by_ids, popular_movies, visitor_movie_ids
+from movie.catalogue.models import Movie
+from movie.catalogue.selectors import movies_by_ids, popular_movies
+from movie.tracking.events import visitor_refresh
+from movie.tracking.selectors import visitor_movie_ids
 from predictors import recommend as predictors
 from predictors import registry
 from predictors.visitor_state import refresh_due

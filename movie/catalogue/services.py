@@ -1,25 +1,20 @@
-"""Writes: importing MovieLens, creating accounts, expiring old history and impressions.
+"""Writes of the catalogue: importing MovieLens, and the movies' sort keys it leaves.
 
-Interactions (clicks, ratings, history moves) are written by `movie.events`.
+What visitors do (clicks, ratings, impressions, history moves) is written by `movie.tracking`.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Count, Sum
-from django.utils import timezone
 from tqdm import tqdm
 
-from movie.models import DatasetRating, Genre, Impression, Interaction, Movie, MovieTag
-from movie.selectors import visitor_movie_ids
+from movie.catalogue.models import DatasetRating, Genre, Movie, MovieTag
 from pytorch_models.data.movielens import (
     MovieLensFormatError,
     MovieRow,
@@ -40,8 +35,7 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 5_000
 MOVIE_FIELDS = ("title", "year", "imdb_id", "tmdb_id")
 
-__all__ = ["ImportResult", "MovieLensFormatError", "history_expire", "impressions_expire", "movielens_import",
-           "user_signup"]
+__all__ = ["ImportResult", "MovieLensFormatError", "movie_stats_write", "movielens_import"]
 
 
 @dataclass(frozen=True)
@@ -92,7 +86,7 @@ RATING_PRIOR = 10
 
 def movie_stats_write(movie_model=Movie, rating_model=DatasetRating) -> int:
     """Write every movie's `ratings_count` and `rating_score` from the imported ratings; the
-    models are parameters so migration 0005 can run it on its historical models. Returns the
+    models are parameters so migration movie.0005 can run it on its historical models. Returns the
     number of movies written."""
     stats = {
         row["movie_id"]: (row["n"], row["total"])
@@ -236,59 +230,3 @@ def _batches(items, size: int = BATCH_SIZE):
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
-
-
-def user_signup(*, username: str, password: str) -> AbstractBaseUser:
-    """Create an account; the form has already validated the username and password."""
-    return get_user_model().objects.create_user(username=username, password=password)
-
-
-# Rows deleted per statement and per run of the expiry task (beat, every EXPIRY_SWEEP_S): a run
-# deletes at most EXPIRE_RUN_ROWS of each table, which at the default 300 s is 2.9 million rows
-# a day, above the 4.3 million clicks a day of 50 clicks/s only with two runs' slack; a backlog
-# (after the retention was shortened) drains over the following runs.
-EXPIRE_BATCH_ROWS = 1_000
-EXPIRE_RUN_ROWS = 10_000
-# Visitors past the history cap trimmed per run: each costs one read of its capped history.
-EXPIRE_CROWDED_VISITORS = 100
-
-
-def _delete_in_batches(queryset, budget: int) -> int:
-    deleted = 0
-    while deleted < budget:
-        ids = list(queryset.values_list("pk", flat=True)[:min(EXPIRE_BATCH_ROWS, budget - deleted)])
-        if not ids:
-            break
-        deleted += queryset.model.objects.filter(pk__in=ids).delete()[0]
-    return deleted
-
-
-def history_expire(*, retention_days: float, per_visitor: int, budget: int = EXPIRE_RUN_ROWS) -> int:
-    """Bound the history mirror: delete rows older than `retention_days` (the click log's own
-    retention, so the mirror holds what the log holds) and, for visitors with more than
-    `per_visitor` movies, the rows of their older movies, which no page, live model or retrain
-    reads any more (settings.VISITOR_HISTORY_MAX). At most `budget` rows of each kind a call;
-    returns how many rows went."""
-    cutoff = timezone.now() - timedelta(days=retention_days)
-    deleted = _delete_in_batches(Interaction.objects.filter(created_at__lt=cutoff).order_by("created_at"),
-                                 budget)
-    crowded = (Interaction.objects.values("visitor").annotate(rows=Count("id")).filter(rows__gt=per_visitor)
-               .values_list("visitor", flat=True)[:EXPIRE_CROWDED_VISITORS])
-    trimmed = 0
-    for visitor in crowded:
-        kept = visitor_movie_ids(visitor)[:per_visitor]
-        trimmed += _delete_in_batches(Interaction.objects.filter(visitor=visitor).exclude(movie_id__in=kept),
-                                      budget - trimmed)
-        if trimmed >= budget:
-            break
-    if deleted or trimmed:
-        log.info("history expired: %d rows past %s days, %d past the %d-movie cap", deleted, retention_days,
-                 trimmed, per_visitor)
-    return deleted + trimmed
-
-
-def impressions_expire(*, retention_days: float, budget: int = EXPIRE_RUN_ROWS) -> int:
-    """Delete impression rows older than `retention_days` (the impressions log's retention): the
-    experiment reports count the impressions that remain. Clicks keep their row, without the list."""
-    cutoff = timezone.now() - timedelta(days=retention_days)
-    return _delete_in_batches(Impression.objects.filter(created_at__lt=cutoff).order_by("created_at"), budget)

@@ -1,7 +1,6 @@
-from django.contrib.auth.views import LogoutView
-from django.urls import include, path
+from django.urls import path
 
-from movie import accounts, views
+from movie.catalogue import views
 
 urlpatterns = [
     path("", views.catalogue, name="catalogue"),
@@ -12,9 +11,4 @@ urlpatterns = [
     path("papers/", views.paper_list, name="paper-list"),
     path("papers/<slug:slug>/", views.paper_review, name="paper-review"),
     path("posters/<int:movie_id>.svg", views.poster, name="poster"),
-    path("accounts/signup/", accounts.SignUpView.as_view(), name="signup"),
-    path("accounts/login/", accounts.SignInView.as_view(), name="login"),
-    path("accounts/logout/", LogoutView.as_view(), name="logout"),
-    path("api/", include("movie.api_urls")),
-    path("dashboard/", include("movie.dashboard_urls")),
 ]

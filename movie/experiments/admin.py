@@ -5,8 +5,8 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from movie.experiments import arms_validate
-from movie.models import Experiment
+from movie.experiments.arms import arms_validate
+from movie.experiments.models import Experiment
 
 
 class ExperimentForm(forms.ModelForm):

@@ -5,9 +5,9 @@ What each panel reads (all of it read-only):
 - versions, offline metrics, training curves: every kept version's meta.json
   (`predictors.registry.version_meta`, a few KB each whatever the number of visitors),
   written by `pytorch_models.train.publish`; the registry keeps MODEL_VERSIONS_KEPT per model;
-- CTR per arm: `movie.experiments` (the `Impression` mirror and the clicks credited to it);
+- CTR per arm: `movie.experiments.selectors` (the `Impression` mirror and the clicks credited to it);
 - latency: the live workers' timings in Redis (`predictors.latency`).
-Charts are PNGs drawn by `movie.charts`, each at its own URL. A version's charts never change
+Charts are PNGs drawn by `movie.experiments.charts`, each at its own URL. A version's charts never change
 once it is published, so they are drawn once per process and cached by the browser; the CTR
 and latency charts are drawn on every request.
 """
@@ -26,8 +26,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from redis.exceptions import RedisError
 
-from movie import experiments
-from movie.models import Experiment
+from movie.experiments import selectors
+from movie.experiments.models import Experiment
 from predictors import latency, registry
 
 OFFLINE_METRICS = ("recall@20", "ndcg@20", "hit@20")
@@ -112,21 +112,21 @@ def model_panels() -> list[ModelPanel]:
 class CTRPanel:
     experiment: Experiment | None  # whose figures these are: the running one, else the newest
     running: bool
-    arms: list[experiments.ArmCTR]
-    versions: list[experiments.VersionCTR]
+    arms: list[selectors.ArmCTR]
+    versions: list[selectors.VersionCTR]
 
 
 def ctr_panel() -> CTRPanel:
     """The running experiment's CTR per arm and per model version; with none running, the
     newest experiment's (marked as not running), or nothing when there has never been one."""
-    experiment = experiments.running_experiment()
+    experiment = selectors.running_experiment()
     running = experiment is not None
     if experiment is None:
-        names = experiments.experiment_names()
-        experiment = experiments.experiment_get(names[0]) if names else None
+        names = selectors.experiment_names()
+        experiment = selectors.experiment_get(names[0]) if names else None
     if experiment is None:
         return CTRPanel(None, False, [], [])
-    return CTRPanel(experiment, running, experiments.arm_ctr(experiment), experiments.version_ctr(experiment))
+    return CTRPanel(experiment, running, selectors.arm_ctr(experiment), selectors.version_ctr(experiment))
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def _ms(seconds: float | None) -> float | None:
 
 @staff_only
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "movie/dashboard.html",
+    return render(request, "experiments/dashboard.html",
                   {"models": model_panels(), "metric_names": OFFLINE_METRICS, "ctr": ctr_panel(),
                    "latency": latency_panel()})
 
@@ -168,7 +168,7 @@ def _png(body: bytes, *, cache: str) -> HttpResponse:
 @functools.lru_cache(maxsize=CACHED_CHARTS)
 def _version_chart(folder: str, model: str, version: str, name: str) -> bytes:
     """A version's chart; `folder` (the model directory) keys the cache with the rest."""
-    from movie import charts  # matplotlib takes ~1 s to import: only processes that draw pay it
+    from movie.experiments import charts  # matplotlib takes ~1 s to import: only processes that draw pay it
 
     if name == "curves":
         return charts.training_curves(registry.version_meta(model, version).get("history", []),
@@ -200,7 +200,7 @@ def version_chart(request: HttpRequest, model: str, version: str, name: str) -> 
 
 @staff_only
 def ctr_chart(request: HttpRequest) -> HttpResponse:
-    from movie import charts
+    from movie.experiments import charts
 
     rows = ctr_panel().arms
     body = charts.ctr_per_arm([r.model for r in rows], [r.ctr for r in rows], [r.low for r in rows],
@@ -210,7 +210,7 @@ def ctr_chart(request: HttpRequest) -> HttpResponse:
 
 @staff_only
 def latency_chart(request: HttpRequest) -> HttpResponse:
-    from movie import charts
+    from movie.experiments import charts
 
     try:
         summary, timings = latency.latency_last_hour()

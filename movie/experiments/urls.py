@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from movie import dashboard
+from movie.experiments import dashboard
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 def stats_write(apps, schema_editor):
-    from movie.services import movie_stats_write
+    from movie.catalogue.services import movie_stats_write
 
     movie_stats_write(apps.get_model("movie", "Movie"), apps.get_model("movie", "DatasetRating"))
 

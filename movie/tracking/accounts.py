@@ -16,14 +16,14 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.utils.decorators import method_decorator
 from django.views.generic.edit import FormView
 
-from movie.forms import SignupForm
-from movie.ratelimit import client_address, limit, login_limited
-from movie.services import user_signup
-from movie.visitors import MOVE_FIELD, account_visitor, history_move_finish, session_visitor_take
+from movie.tracking.forms import SignupForm
+from movie.tracking.ratelimit import client_address, limit, login_limited
+from movie.tracking.services import user_signup
+from movie.tracking.visitors import MOVE_FIELD, account_visitor, history_move_finish, session_visitor_take
 
 
 class SignInView(LoginView):
-    template_name = "registration/login.html"
+    template_name = "tracking/login.html"
 
     @method_decorator(login_limited)  # the admin's log-in too (webapp/urls.py)
     def post(self, request, *args, **kwargs):
@@ -42,7 +42,7 @@ class SignInView(LoginView):
 
 
 class SignUpView(RedirectURLMixin, FormView):
-    template_name = "registration/signup.html"
+    template_name = "tracking/signup.html"
     form_class = SignupForm
     next_page = settings.LOGIN_REDIRECT_URL
 

@@ -9,11 +9,11 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from movie.events import EventConflict, EventNotRecorded, EventRejected, event_record
-from movie.impressions import ImpressionNotRecorded, ImpressionRejected, impression_record
-from movie.ratelimit import client_address, client_digest, limit
-from movie.recommendations import recommendations_for
-from movie.visitors import visitor_key
+from movie.catalogue.recommendations import recommendations_for
+from movie.tracking.events import EventConflict, EventNotRecorded, EventRejected, event_record
+from movie.tracking.impressions import ImpressionNotRecorded, ImpressionRejected, impression_record
+from movie.tracking.ratelimit import client_address, client_digest, limit
+from movie.tracking.visitors import visitor_key
 
 MAX_K = 100
 

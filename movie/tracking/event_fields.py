@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import uuid
 
-from movie.models import Movie
+from movie.catalogue.models import Movie
 
 PUBLIC_KINDS = ("click", "rate")
 RATING_MIN, RATING_MAX, RATING_STEP = 0.5, 5.0, 0.5

@@ -57,8 +57,8 @@ from django.db import IntegrityError, transaction
 
 from eventstore import clicklog, stream
 from eventstore.clicklog import CANCELLED, CONFIRMED, DELETED, PENDING, Event
-from movie import moves
-from movie.event_fields import (  # noqa: F401 (EventRejected and the validators: the service's names too)
+from movie.tracking import moves
+from movie.tracking.event_fields import (  # noqa: F401 (EventRejected and the validators: the service's names too)
     MOVIE_ID_MAX,
     MOVIE_ID_MIN,
     PUBLIC_KINDS,
@@ -67,9 +67,9 @@ from movie.event_fields import (  # noqa: F401 (EventRejected and the validators
     event_validate,
     idempotency_key_validate,
 )
-from movie.faults import stall_point
-from movie.impressions import click_attribution
-from movie.models import Interaction
+from movie.tracking.faults import stall_point
+from movie.tracking.impressions import click_attribution
+from movie.tracking.models import Interaction
 from predictors import TS_FORMAT
 from predictors.visitor_state import GRACE_S
 

@@ -40,9 +40,9 @@ from django.db import IntegrityError, transaction
 
 from eventstore import clicklog, expiry, stream
 from eventstore.clicklog import CONFIRMED, PENDING
-from movie.experiments import ShownList, TokenRejected, impression_token_read
-from movie.faults import stall_point
-from movie.models import Impression
+from movie.tracking.faults import stall_point
+from movie.tracking.impression_tokens import ShownList, TokenRejected, impression_token_read
+from movie.tracking.models import Impression
 
 log = logging.getLogger(__name__)
 

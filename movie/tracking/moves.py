@@ -35,7 +35,7 @@ from django.db import IntegrityError, transaction
 
 from eventstore import clicklog, stream
 from eventstore.clicklog import Event
-from movie.models import AccountVisitor, Interaction, VisitorForward
+from movie.tracking.models import AccountVisitor, Interaction, VisitorForward
 from predictors import TS_FORMAT
 from predictors.visitor_state import GRACE_S, visitor_forget, visitors_wait
 

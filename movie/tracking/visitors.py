@@ -17,9 +17,9 @@ import secrets
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
-from movie import moves
-from movie.models import AccountVisitor
-from movie.ratelimit import client_address, limit
+from movie.tracking import moves
+from movie.tracking.models import AccountVisitor
+from movie.tracking.ratelimit import client_address, limit
 
 log = logging.getLogger(__name__)
 

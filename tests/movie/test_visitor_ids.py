@@ -14,9 +14,10 @@ from django.contrib.auth import get_user_model
 
 from eventstore import clicklog
 from eventstore.clicklog import Event
-from movie import events
-from movie.models import AccountVisitor, Interaction, Movie
-from movie.selectors import visitors_recent
+from movie.catalogue.models import Movie
+from movie.tracking import events
+from movie.tracking.models import AccountVisitor, Interaction
+from movie.tracking.selectors import visitors_recent
 from predictors import visitor_state
 
 migration = importlib.import_module("movie.migrations.0003_visitor_ids")

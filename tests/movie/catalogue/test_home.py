@@ -12,8 +12,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from movie.experiments import arm_ctr, impression_token_read
-from movie.models import Experiment, Movie
+from movie.catalogue.models import Movie
+from movie.experiments.models import Experiment
+from movie.experiments.selectors import arm_ctr
+from movie.tracking.impression_tokens import impression_token_read
 from pytorch_models.data.movielens import movies_read, release_detect
 from tests.conftest import MOVIELENS
 

@@ -9,8 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from safetensors.torch import load_file, save_file
 
-from movie import selectors
-from movie.models import Movie
+from movie.catalogue import selectors
+from movie.catalogue.models import Movie
 from predictors import registry
 from predictors.recommend import similar
 from pytorch_models.checkpoint import ITEMS

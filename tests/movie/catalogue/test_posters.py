@@ -1,6 +1,6 @@
 import xml.etree.ElementTree as ET
 
-from movie.posters import genre_colours, poster_svg, title_lines
+from movie.catalogue.posters import genre_colours, poster_svg, title_lines
 
 SVG = "{http://www.w3.org/2000/svg}"
 

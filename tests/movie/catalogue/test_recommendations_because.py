@@ -9,8 +9,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from movie.models import Movie
-from movie.recommendations import recommendations_for
+from movie.catalogue.models import Movie
+from movie.catalogue.recommendations import recommendations_for
 from pytorch_models.data.movielens import movies_read, release_detect
 from tests.conftest import MOVIELENS
 

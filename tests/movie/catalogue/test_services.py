@@ -1,10 +1,10 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from movie.models import DatasetRating, Genre, Movie, MovieTag
-from movie.services import movielens_import, user_signup
-
-from .conftest import DATA, FIXTURES
+from movie.catalogue.models import DatasetRating, Genre, Movie, MovieTag
+from movie.catalogue.services import movielens_import
+from movie.tracking.services import user_signup
+from tests.movie.conftest import DATA, FIXTURES
 
 
 def _state():

@@ -6,7 +6,8 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from movie.models import Interaction, Movie, PaperReview
+from movie.catalogue.models import Movie, PaperReview
+from movie.tracking.models import Interaction
 
 FALLBACK = "You haven't clicked or rated anything yet, so these are the most popular movies."
 

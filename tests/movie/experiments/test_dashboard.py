@@ -17,9 +17,11 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
-from movie import dashboard
-from movie.experiments import impression_token, visitor_arm
-from movie.models import Experiment, Movie
+from movie.catalogue.models import Movie
+from movie.experiments import dashboard
+from movie.experiments.models import Experiment
+from movie.experiments.selectors import visitor_arm
+from movie.tracking.impression_tokens import impression_token
 from predictors import cache, latency, registry
 
 pytestmark = pytest.mark.django_db

@@ -19,29 +19,28 @@ from django.urls import reverse
 from django.utils import timezone
 from scipy import stats
 
-from movie.admin import ExperimentForm
-from movie.experiments import (
-    DEFAULT_ARM,
+from movie.catalogue.models import Movie
+from movie.experiments.admin import ExperimentForm
+from movie.experiments.arms import DEFAULT_ARM, arm_for
+from movie.experiments.models import Experiment
+from movie.experiments.selectors import (
     ArmCTR,
-    arm_comparisons,
     arm_ctr,
-    arm_for,
     position_ctr,
     running_experiment,
-    two_proportion_test,
     version_ctr,
     visitor_arm,
-    wilson_interval,
 )
-from movie.models import Experiment, Impression, Interaction, Movie
-from movie.visitors import visitor_key
+from movie.experiments.statistics import arm_comparisons, two_proportion_test, wilson_interval
+from movie.tracking.models import Impression, Interaction
+from movie.tracking.visitors import visitor_key
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WEIGHTS = {"pinsage": 1, "ngcf": 2, "lightgcn": 3}
 
 
 def _visitor_ids(n: int, seed: int = 9) -> list[str]:
-    """Synthetic visitor ids shaped like movie.visitors makes them; seeded, so the test is fixed."""
+    """Synthetic visitor ids shaped like movie.tracking.visitors makes them; seeded, so the test is fixed."""
     rng = random.Random(seed)
     return [f"v:{rng.getrandbits(128):032x}" for _ in range(n)]
 
@@ -62,7 +61,7 @@ def test_an_arm_is_stable_for_a_visitor_across_processes():
     assert here == [arm_for(v, experiment) for v in visitors]
     code = (
         "import django, json, sys; django.setup()\n"
-        "from movie.experiments import arm_for; from movie.models import Experiment\n"
+        "from movie.experiments.arms import arm_for; from movie.experiments.models import Experiment\n"
         "e = Experiment(name=sys.argv[1], arms=json.loads(sys.argv[2]))\n"
         "print(' '.join(arm_for(v, e) for v in sys.argv[3:]))"
     )

@@ -6,9 +6,9 @@ from django.urls import reverse
 
 from eventstore import clicklog
 from eventstore.clicklog import Event, events_for
-from movie import events, moves
-from movie.models import AccountVisitor, Interaction
-from movie.visitors import account_visitor
+from movie.tracking import events, moves
+from movie.tracking.models import AccountVisitor, Interaction
+from movie.tracking.visitors import account_visitor
 from predictors.live import history_after
 from tests.movie.held import Held
 

@@ -16,10 +16,11 @@ from kafka import KafkaConsumer, TopicPartition
 
 from eventstore import clicklog, stream
 from eventstore.clicklog import Event
-from movie import events
-from movie.events import history_remove
-from movie.models import Interaction, Movie
-from movie.moves import history_move
+from movie.catalogue.models import Movie
+from movie.tracking import events
+from movie.tracking.events import history_remove
+from movie.tracking.models import Interaction
+from movie.tracking.moves import history_move
 from predictors.live import history_after
 from tests.movie.held import Held
 
@@ -238,7 +239,7 @@ def test_a_retry_confirms_what_a_dead_request_left_pending(movies, visitor_clien
 
 def test_the_browser_waits_longer_than_a_click_can_take_to_fail():
     """A page that says "not saved" must be right: the server's bounds end before the browser's."""
-    script = (Path(__file__).resolve().parents[2] / "movie" / "static" / "movie" / "app.js").read_text()
+    script = (Path(__file__).resolve().parents[3] / "movie" / "static" / "movie" / "app.js").read_text()
     browser_s = int(re.search(r"EVENT_TIMEOUT_MS = (\d+);", script).group(1)) / 1000
     database_s = 1.0  # an insert of one row and two reads by key, with margin
     # The longest requests make three click-log calls and one Kafka send: a first try (the

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from movie.models import Impression, Interaction
-from movie.services import history_expire, impressions_expire
+from movie.tracking.models import Impression, Interaction
+from movie.tracking.services import history_expire, impressions_expire
 from workers import tasks
 
 VISITOR, OTHER = "v:" + "e" * 32, "v:" + "f" * 32

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventstore import clicklog
-from movie.impressions import impressions_for
-from movie.models import Impression, Interaction
+from movie.tracking.impressions import impressions_for
+from movie.tracking.models import Impression, Interaction
 
 # The database and the click log keep what earlier examples wrote: tests compare counts.
 FUZZ = settings(max_examples=60, deadline=None,

@@ -18,11 +18,14 @@ from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
 from eventstore import clicklog, stream
-from movie import experiments
-from movie.experiments import arm_ctr, impression_token
-from movie.impressions import ImpressionNotRecorded, impression_record, impressions_for
-from movie.models import Experiment, Impression, Interaction, Movie
-from movie.selectors import visitor_interactions
+from movie.catalogue.models import Movie
+from movie.experiments.models import Experiment
+from movie.experiments.selectors import arm_ctr, visitor_arm
+from movie.tracking import impression_tokens
+from movie.tracking.impression_tokens import impression_token
+from movie.tracking.impressions import ImpressionNotRecorded, impression_record, impressions_for
+from movie.tracking.models import Impression, Interaction
+from movie.tracking.selectors import visitor_interactions
 from tests.movie.held import Held
 
 pytestmark = pytest.mark.django_db
@@ -160,7 +163,7 @@ def test_a_bad_token_is_400_and_stores_nothing(movies, visitor_client, other_cli
 
 
 def test_an_expired_token_or_a_wrong_key_is_400(movies, visitor_client):
-    rendered = time.time() - experiments.TOKEN_MAX_AGE_S - 60
+    rendered = time.time() - impression_tokens.TOKEN_MAX_AGE_S - 60
     with mock.patch("django.core.signing.time.time", return_value=rendered):
         _, old = _token(visitor_client)
     impression_id, token = _token(visitor_client)
@@ -258,7 +261,7 @@ def test_arm_ctr_follows_impressions_and_credited_clicks(movies, visitor_client)
     experiment = Experiment.objects.create(name="home-row", arms=[{"model": "lightgcn", "weight": 1}],
                                            started_at=timezone.now() - timedelta(hours=1))
     visitor = _visitor(visitor_client)
-    arm = experiments.visitor_arm(visitor)
+    arm = visitor_arm(visitor)
     impression_id, token = _token(visitor_client, model=arm)
     _, elsewhere = _token(visitor_client, model=arm, page="recommendations")  # not the experiment's page
 
@@ -322,7 +325,7 @@ def test_a_retry_finishes_a_rollback_that_could_not_delete_its_row(movies, visit
     impression once."""
     visitor = _visitor(visitor_client)
     impression_id, token = _token(visitor_client)
-    shown = experiments.impression_token_read(token, visitor=visitor)
+    shown = impression_tokens.impression_token_read(token, visitor=visitor)
     Impression.objects.create(id=impression_id, visitor=visitor, model=shown.model, page=shown.page,
                               movie_ids=shown.movie_ids, size=len(shown.movie_ids),
                               created_at=shown.rendered_at, owner=uuid.uuid4().hex)

@@ -13,8 +13,9 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import sync_playwright
 
-from movie.experiments import impression_token
-from movie.models import Impression, Interaction, Movie
+from movie.catalogue.models import Movie
+from movie.tracking.impression_tokens import impression_token
+from movie.tracking.models import Impression, Interaction
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,8 +14,9 @@ import redis
 from django.test import Client, RequestFactory
 
 from eventstore import clicklog
-from movie.models import Interaction, Movie
-from movie.ratelimit import client_address, client_digest
+from movie.catalogue.models import Movie
+from movie.tracking.models import Interaction
+from movie.tracking.ratelimit import client_address, client_digest
 
 PROXY = "10.255.0.1"
 

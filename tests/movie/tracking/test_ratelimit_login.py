@@ -11,7 +11,7 @@ import pytest
 import redis
 from django.test import Client
 
-from movie.ratelimit import DEVICE_COOKIE, username_key
+from movie.tracking.ratelimit import DEVICE_COOKIE, username_key
 
 PROXY = "10.255.0.1"
 PASSWORD = "correct horse battery staple"

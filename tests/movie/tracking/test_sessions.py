@@ -6,7 +6,7 @@ from django.contrib.sessions.backends.db import SessionStore as DjangoStore
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from movie.sessions import SessionStore
+from movie.tracking.sessions import SessionStore
 
 
 def test_a_saved_session_reads_back_as_djangos_store_reads_it(db):

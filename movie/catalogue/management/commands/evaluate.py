@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from movie.selectors import training_snapshot
+from movie.catalogue.selectors import training_snapshot
 from predictors.training import checkpoint_folder_metrics, live_version_metrics
 from pytorch_models.models.names import SERVED_MODELS
 

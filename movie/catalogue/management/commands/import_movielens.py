@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from movie.services import MovieLensFormatError, movielens_import
+from movie.catalogue.services import MovieLensFormatError, movielens_import
 
 
 class Command(BaseCommand):

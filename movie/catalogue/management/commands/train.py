@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from movie.selectors import training_snapshot
+from movie.catalogue.selectors import training_snapshot
 from predictors import registry
 from predictors.training import train_and_publish
 from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, POPULAR, SERVED_MODELS

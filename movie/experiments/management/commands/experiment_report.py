@@ -1,13 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from movie.experiments import (
-    EXPERIMENT_PAGE,
-    SIGNIFICANCE,
-    arm_comparisons,
-    arm_ctr,
-    experiment_get,
-    experiment_names,
-)
+from movie.experiments.selectors import EXPERIMENT_PAGE, arm_ctr, experiment_get, experiment_names
+from movie.experiments.statistics import SIGNIFICANCE, arm_comparisons
 
 
 class Command(BaseCommand):
