@@ -3,7 +3,7 @@
 Each model trains on the imported ratings plus every visitor's current history (each visitor
 a user node, all of its clicks training edges), warm-started from the live version (rows
 matched by movie id and by user: a MovieLens user id, or a visitor's digest). What one
-visitor and one client address weigh in it is capped (`movie.selectors.visitor_interactions`).
+visitor and one client address weigh in it is capped (`movie.tracking.selectors.visitor_interactions`).
 
 A model whose training data (ratings, features, the capped visitor pairs) has the digest the
 live version was trained on is not retrained: "unchanged". The held-out split covers

@@ -231,7 +231,7 @@ def expired_items_delete() -> dict[str, list[int]]:
 @shared_task(queue=UPKEEP_QUEUE, acks_late=True)
 def mirrors_expire() -> dict[str, int]:
     """Delete history rows past the click log's retention or past a visitor's history cap, and
-    impression rows past theirs (movie.services): table -> rows deleted this run."""
+    impression rows past theirs (movie.tracking.services): table -> rows deleted this run."""
     return {
         "history": history_expire(retention_days=settings.CLICKLOG_RETENTION_DAYS,
                                   per_visitor=settings.VISITOR_HISTORY_MAX),

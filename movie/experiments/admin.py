@@ -10,7 +10,7 @@ from movie.experiments.models import Experiment
 
 
 class ExperimentForm(forms.ModelForm):
-    """Arms checked with the messages of `experiments.arms_validate`. The arms of an experiment
+    """Arms checked with the messages of `arms.arms_validate`. The arms of an experiment
     that has started are fixed: changing them would move visitors between arms mid-way and
     mix two splits in one CTR. Stop it and start a new one instead."""
 

@@ -2,7 +2,7 @@
 
 Each chart is a `Figure` on its own Agg canvas: no pyplot, so no global figure state shared
 between requests and no display needed. The functions take plain numbers and return bytes;
-what to draw comes from `movie.dashboard`.
+what to draw comes from `movie.experiments.dashboard`.
 """
 
 from __future__ import annotations

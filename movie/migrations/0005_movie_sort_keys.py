@@ -1,5 +1,5 @@
 """The catalogue's sort keys on Movie (ratings count, shrunk mean rating), filled from the
-imported ratings; `movie.services.movie_stats_write` keeps them current on every import."""
+imported ratings; `movie.catalogue.services.movie_stats_write` keeps them current on every import."""
 
 from django.db import migrations, models
 

@@ -1,5 +1,5 @@
 """The fields of a public event (a click or a rating), checked before anything is written:
-`movie.events` records only what passes, and a request that fails answers 400 with the message."""
+`movie.tracking.events` records only what passes, and a request that fails answers 400 with the message."""
 
 from __future__ import annotations
 

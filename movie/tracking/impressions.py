@@ -1,7 +1,7 @@
 """Recording the lists visitors were shown (impressions), and attributing clicks to them.
 
-A page signs what it shows (`experiments.impression_token`); the page's script posts the token
-back, and `impression_record` writes it the way `movie.events` writes a click, in the same
+A page signs what it shows (`impression_tokens.impression_token`); the page's script posts the token
+back, and `impression_record` writes it the way `movie.tracking.events` writes a click, in the same
 order: the DynamoDB impressions item, pending; the `Impression` mirror row; Kafka (acks=all);
 the item confirmed. A failure gives the item up and answers 503; a retry (the impression id
 inside the token is the idempotency key) finishes what an earlier try left and stores no

@@ -5,6 +5,10 @@ the deployment sees it (`client_address`: the trusted proxies' X-Forwarded-For, 
 Keys are keyed digests (HMAC with SECRET_KEY), so no address, visitor id or username is stored
 in clear, nor can be recovered by hashing every IPv4 address; each lives two windows. If Redis is
 unreachable the request goes through: losing the limiter must not take the site down with it.
+
+The HMAC salts still name this module's old path (`movie.ratelimit.*`): a salt is part of every
+key, stored digest (`Interaction.client`) and signed device cookie, so a new one would reset the
+limits, split a client's digests in two and sign every browser out of its device bucket.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ def catalogue(db):
 
 @pytest.fixture
 def interaction_add(db):
-    """Write Interaction rows directly (what movie.events mirrors), with explicit times."""
+    """Write Interaction rows directly (what movie.tracking.events mirrors), with explicit times."""
     import uuid
 
     from movie.tracking.models import Interaction

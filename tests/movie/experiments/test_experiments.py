@@ -271,7 +271,7 @@ def test_the_admin_form_refuses_a_stop_before_the_start_and_new_arms_once_starte
 
 
 def test_the_admin_adds_an_experiment(admin_client):
-    response = admin_client.post(reverse("admin:movie_experiment_add"), {
+    response = admin_client.post(reverse("admin:experiments_experiment_add"), {
         "name": "home-row", "arms": '[{"model": "lightgcn", "weight": 2}, {"model": "ngcf", "weight": 1}]',
         "started_at_0": "2030-01-01", "started_at_1": "00:00:00",
     })

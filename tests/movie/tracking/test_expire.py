@@ -1,5 +1,5 @@
 """The history and impression tables stay bounded: rows past their retention go, and so do a
-visitor's rows of movies past its history cap (movie.services.history_expire)."""
+visitor's rows of movies past its history cap (movie.tracking.services.history_expire)."""
 
 from __future__ import annotations
 

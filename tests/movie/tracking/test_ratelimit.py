@@ -79,7 +79,7 @@ def test_a_window_boundary_does_not_double_the_limit(db, tight, monkeypatch):
     address = _address()
 
     def at(moment: float) -> int:
-        monkeypatch.setattr("movie.ratelimit.time.time", lambda: moment)
+        monkeypatch.setattr("movie.tracking.ratelimit.time.time", lambda: moment)
         return Client(REMOTE_ADDR=address).get("/api/recommendations/popular/?k=5")
 
     before = [at(start - 1).status_code, at(start - 0.5).status_code]
