@@ -339,7 +339,7 @@ def trained_models(model_dir):
     """Every model trained briefly on ml-latest-small and published under `model_dir`.
 
     Trained from the CSV files rather than the database, so tests that count rows in the
-    catalogue are not disturbed; `manage.py train` itself is tested in tests/movie.
+    catalogue are not disturbed; `manage.py train` itself is tested in tests/movie/catalogue.
     """
     import torch
 
