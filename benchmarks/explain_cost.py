@@ -35,9 +35,9 @@ from django.template.loader import render_to_string  # noqa: E402
 from django.test import RequestFactory  # noqa: E402
 
 from benchmarks.live_cost import MODELS, checkpoints  # noqa: E402
-from movie.models import Movie  # noqa: E402
-from movie.recommendations import MovieRecommendations  # noqa: E402
-from movie.views import _grid  # noqa: E402
+from movie.catalogue.fragments import grid  # noqa: E402
+from movie.catalogue.models import Movie  # noqa: E402
+from movie.catalogue.recommendations import MovieRecommendations  # noqa: E402
 from predictors.explain import because  # noqa: E402
 from predictors.recommend import _top_k  # noqa: E402
 from predictors.registry import Published  # noqa: E402
@@ -90,9 +90,9 @@ def template_cost(runs: int) -> dict[str, float]:
         items = [(m, 1.0) for m in movies[:K]]
         recs = MovieRecommendations("ngcf", "bench", False, None, items, source="published",
                                     because={m.id: movies[K:K + named] for m, _ in items})
-        context = {"model": "ngcf", "recs": recs, "grid": _grid(movies[:K], recs.because_per_item),
+        context = {"model": "ngcf", "recs": recs, "grid": grid(movies[:K], recs.because_per_item),
                    "history": [], "history_rows": [], "review": None}
-        return render_to_string("movie/recommendations.html", context, request)
+        return render_to_string("catalogue/recommendations.html", context, request)
 
     return {f"page_with_{n}_named_ms": _median_ms(lambda n=n: render(n), runs) for n in (0, 2)}
 

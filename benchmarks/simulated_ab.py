@@ -4,7 +4,7 @@ Start the site first (`make demo`), then:
 
     python -m benchmarks.simulated_ab [--url http://127.0.0.1:8000] [--minutes 3] [--visitors 24]
 
-The benchmark starts an experiment (`movie.models.Experiment`) with one arm per model, equal
+The benchmark starts an experiment (`movie.experiments.models.Experiment`) with one arm per model, equal
 weights, so the home page's "Recommended for you" row of each visitor comes from the model its
 visitor id hashes to. Each simulated visitor takes the tastes of one MovieLens user: the site's
 models train on an 80/20 split of each user's ratings (`predictors.training`), so the 20% are
@@ -17,8 +17,8 @@ and the next round comes after a short pause, by which time the live workers hav
 click in. A visitor leaves after --rounds rounds and a new one arrives.
 
 The table gives, per arm, the impressions, the rows clicked, CTR with its 95% Wilson interval
-and the two-proportion test against the best arm (`movie.experiments`, the same numbers as
-`manage.py experiment_report`); a PNG draws CTR with its interval per arm. The experiment is
+and the two-proportion test against the best arm (`movie.experiments.statistics`, the same
+numbers as `manage.py experiment_report`); a PNG draws CTR with its interval per arm. The experiment is
 stopped at the end and stays in the database. Last line: one JSON object.
 
 The site's scheduled retrain adds visitors' clicks to its training data but never the held-out
@@ -50,9 +50,10 @@ django.setup()
 
 from django.utils import timezone  # noqa: E402
 
-from movie.experiments import arm_comparisons, arm_ctr  # noqa: E402
-from movie.models import Experiment  # noqa: E402
-from movie.selectors import training_snapshot  # noqa: E402
+from movie.catalogue.selectors import training_snapshot  # noqa: E402
+from movie.experiments.models import Experiment  # noqa: E402
+from movie.experiments.selectors import arm_ctr  # noqa: E402
+from movie.experiments.statistics import arm_comparisons  # noqa: E402
 from predictors.training import training_dataset  # noqa: E402
 
 ARMS = ("pinsage", "ngcf", "lightgcn", "popular")
@@ -156,7 +157,7 @@ def run(args) -> tuple[Experiment, Tally]:
         name=f"simulated-ab-{timezone.now():%Y%m%dT%H%M%S}", arms=[{"model": m, "weight": 1} for m in ARMS],
         started_at=timezone.now(),
     )
-    time.sleep(6)  # web processes keep the running experiment for 5 s (movie.experiments)
+    time.sleep(6)  # web processes keep the running experiment for 5 s (movie.experiments.selectors)
     tally, rng = Tally(), random.Random(args.seed)
     deadline = time.monotonic() + 60 * args.minutes
 

@@ -100,7 +100,7 @@ class Auditor(threading.Thread):
     def _audit(self, visitor: Visitor, clicks: list[Click], ids: set[str], *, final: bool) -> None:
         from eventstore import clicklog
         from livepath import state as live_state
-        from movie.models import Interaction
+        from movie.tracking.models import Interaction
 
         events = {e.event_id: (i, e) for i in ids for e in clicklog.events_for(i)}
         states = live_state.states_get(sorted(ids))
@@ -138,7 +138,7 @@ class Auditor(threading.Thread):
 
 
 def _account_id(visitor: Visitor) -> list[str]:
-    from movie.models import AccountVisitor
+    from movie.tracking.models import AccountVisitor
 
     if visitor.account is None:
         return []
@@ -153,7 +153,7 @@ def drive(stack: DemoStack, args: argparse.Namespace) -> dict:
     popular = Client(base, "198.18.0.1").request("/api/recommendations/popular/?k=100")[1]
     # The popular 100 first, then the rest of the catalogue: a visitor clicks each movie once, and
     # clicks about 200 in an hour, so a pool of only the 100 would run dry half way through.
-    from movie.models import Movie
+    from movie.catalogue.models import Movie
     pool = [m["movie_id"] for m in json.loads(popular)["items"]]
     known = set(pool)
     pool += [m for m in Movie.objects.order_by("id").values_list("id", flat=True)[:POOL] if m not in known]

@@ -168,7 +168,7 @@ def versions_kept(model_dir: Path) -> dict[str, int]:
 def db_rows() -> dict[str, int]:
     from django.contrib.sessions.models import Session
 
-    from movie.models import Impression, Interaction
+    from movie.tracking.models import Impression, Interaction
     return {"history rows": Interaction.objects.count(), "sessions": Session.objects.count(),
             "impression rows": Impression.objects.count()}
 

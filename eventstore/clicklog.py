@@ -5,7 +5,7 @@ returns their events in time order. An event answered 2xx is in this table; the 
 workers read a visitor's new events from it, never from Kafka payloads.
 
 An item is written `pending` first and confirmed (the flag removed) only once the history
-mirror holds it (`movie.events`); readers skip pending items, so a request that died half-way
+mirror holds it (`movie.tracking.events`); readers skip pending items, so a request that died half-way
 never reaches the models. Every change of an item's state is a conditional write, so DynamoDB
 decides, one item at a time, which of two requests racing on it wins (`item_start`,
 `item_confirm`, `item_abandon`, `item_cancel`; the impressions' table uses them too):
@@ -46,7 +46,7 @@ class Event:
     value: float | None = None
     pending: bool = False
     # A click on a poster of a shown list: the list's impression id and the poster's place in
-    # it, from 1 (`movie.impressions`). Kept in the log so the mirror can be rebuilt from it.
+    # it, from 1 (`movie.tracking.impressions`). Kept in the log so the mirror can be rebuilt from it.
     impression: str | None = None
     position: int | None = None
 
@@ -59,7 +59,7 @@ class Event:
 
 
 # Bounded waits. With botocore's defaults a click against an unreachable DynamoDB took 25.6 s to
-# fail (tests/movie/test_events.py); a put takes milliseconds (POST p99 157 ms at 100 clicks/s).
+# fail (tests/movie/tracking/test_events.py); a put takes milliseconds (POST p99 157 ms at 100 clicks/s).
 # A web request's writes get one try within WRITE_BUDGET_S, so it answers before the browser
 # gives up (app.js: a click writes twice, pending then confirmed); the live workers' reads may
 # retry.

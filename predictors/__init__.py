@@ -11,7 +11,7 @@ TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Events are read again from this far behind a visitor's watermark, so one written late (a slow
 # request whose timestamp was taken before a newer event's) is still applied, once
 # (predictors.watermark). The web app keeps its retries and forwarded events inside it
-# (movie.events, movie.moves). Here for the reason TS_FORMAT is: the engine that reads behind
-# the watermark may import neither eventstore nor movie, and livepath stores the watermark
-# without reading events.
+# (movie.tracking.events, movie.tracking.moves). Here for the reason TS_FORMAT is: the
+# engine that reads behind the watermark may import neither eventstore nor movie, and
+# livepath stores the watermark without reading events.
 GRACE_S = 60

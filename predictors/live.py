@@ -61,7 +61,7 @@ class Event(Protocol):
     movie_id: int
     kind: str  # click | rate | remove
     ts: str
-    pending: bool  # written, not confirmed yet (movie.events): never applied
+    pending: bool  # written, not confirmed yet (movie.tracking.events): never applied
 
     @property
     def sort_key(self) -> str: ...

@@ -34,7 +34,7 @@ class UnknownModel(ValueError):
     pass
 
 
-Item = TypeVar("Item")  # a movie id here; a Movie row on the pages (movie.recommendations)
+Item = TypeVar("Item")  # a movie id here; a Movie row on the pages (movie.catalogue.recommendations)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ history, each visitor a user node and all of its clicks training edges.
 `predictors.versions.version_make`, warm-started from the live version (rows matched by movie
 id and by user: a MovieLens user id, or a visitor's digest) and gated: a model whose data did
 not change is skipped, a version below the reference is not published. What one visitor and
-one client address weigh in it is capped (`movie.selectors.visitor_interactions`).
+one client address weigh in it is capped (`movie.tracking.selectors.visitor_interactions`).
 """
 
 from __future__ import annotations

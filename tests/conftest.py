@@ -92,7 +92,7 @@ def model_dir(tmp_path_factory) -> Path:
 def page_data_cache_cleared():
     """Each test starts with an empty per-process cache (genres, movie rows, reviews, the
     running experiment): what one test wrote must not be served to the next."""
-    from movie.selectors import page_data_clear
+    from movie.catalogue.selectors import page_data_clear
 
     page_data_clear()
 
@@ -340,7 +340,7 @@ def trained_models(model_dir):
     """Every model trained briefly on ml-latest-small and published under `model_dir`.
 
     Trained from the CSV files rather than the database, so tests that count rows in the
-    catalogue are not disturbed; `manage.py train` itself is tested in tests/movie.
+    catalogue are not disturbed; `manage.py train` itself is tested in tests/movie/catalogue.
     """
     import torch
 

@@ -45,7 +45,7 @@ def rig_clients(rig, settings):
 def _readers():
     from eventstore import clicklog
     from livepath import state as visitor_states
-    from movie.models import Interaction
+    from movie.tracking.models import Interaction
     from predictors import cache
 
     def live_state(visitor: str) -> dict:
@@ -64,7 +64,7 @@ def _readers():
 
 
 def _movies() -> list[int]:
-    from movie.selectors import popular_movies
+    from movie.catalogue.selectors import popular_movies
 
     return [m.id for m, _ in popular_movies(k=200) if m.id != faults.CRASH_MOVIE]
 

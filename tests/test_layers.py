@@ -3,8 +3,9 @@
 workers → movie → predictors → pytorch_models; movie, workers → eventstore; predictors,
 eventstore, workers → livepath (the live path's state in Redis), which imports nothing of ours
 but settings. The web app (movie, its migrations too) reaches livepath only through
-eventstore (`eventstore.live`). Inside pytorch_models, from floor to floor (FLOORS). Imports
-inside functions count too (a lazy import is still an arrow).
+eventstore (`eventstore.live`). Inside pytorch_models, from floor to floor (FLOORS); inside
+movie, between its apps (MOVIE_APPS). Imports inside functions count too (a lazy import is
+still an arrow).
 """
 
 import ast
@@ -60,6 +61,26 @@ def _imports(package: str) -> set[tuple[str, str]]:
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_imports_run_downward(package):
     assert sorted((f, name) for f, name in _imports(package) if name in FORBIDDEN[package]) == []
+
+
+# movie's apps (docs/design.md): the pages (catalogue) read what visitors did and which arm they
+# are in; the write protocol (tracking) stores clicks and impressions knowing nothing of A/B
+# tests; the experiments measure what tracking stored and show no page of the catalogue. Their
+# models, which the migrations' order follows, point downward only: tracking's to catalogue's.
+MOVIE_APPS = {
+    "movie/tracking": {"movie.experiments"},
+    "movie/experiments": {"movie.catalogue"},
+    "movie/catalogue/models.py": {"movie.tracking", "movie.experiments"},
+    "movie/experiments/models.py": {"movie.tracking", "movie.catalogue"},
+}
+
+
+@pytest.mark.parametrize("path", sorted(MOVIE_APPS))
+def test_movie_apps_import_downward(path):
+    files = [ROOT / path] if path.endswith(".py") else sorted((ROOT / path).rglob("*.py"))
+    found = [(str(f.relative_to(ROOT)), name) for f in files for name in _imported(f)
+             if name and any(name == app or name.startswith(f"{app}.") for app in MOVIE_APPS[path])]
+    assert found == []
 
 
 def _floor(name: str) -> int | None:

@@ -57,11 +57,11 @@ ALLOWED_HOSTS = [h for h in _env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").
 
 # Each process's own memory: small reads every page makes and that change rarely (genres,
 # paper reviews, the running experiment, a catalogue page's count and movie ids), kept for
-# seconds (movie.selectors says how long).
+# seconds (movie.catalogue.selectors says how long).
 # Nothing here has to agree between processes, so no shared cache, and nothing to fail.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-# Sessions in the database, as Django keeps them, read with one statement (movie/sessions.py).
-SESSION_ENGINE = "movie.sessions"
+# Sessions in the database, as Django keeps them, read with one statement (movie/tracking/sessions.py).
+SESSION_ENGINE = "movie.tracking.sessions"
 
 # HTTPS. Production is served over https only, with TLS ended by a reverse proxy in front of
 # granian (docker-compose.yml): on whenever DEBUG is off, unless DJANGO_HTTPS=0 says the site
@@ -87,7 +87,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # The web app: its shell (base template, static files, the historical migrations), then one
+    # app per concern.
     "movie",
+    "movie.catalogue",
+    "movie.tracking",
+    "movie.experiments",
 ]
 
 MIDDLEWARE = [
@@ -100,7 +105,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "movie.ratelimit.RateLimitMiddleware",
+    "movie.tracking.ratelimit.RateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -174,7 +179,7 @@ KAFKA_BOOTSTRAP = _env("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 KAFKA_TOPIC = _env("KAFKA_TOPIC", "clicks")
 DYNAMODB_ENDPOINT = _env("DYNAMODB_ENDPOINT") or None
 DYNAMODB_TABLE = _env("DYNAMODB_TABLE", "clicklog")
-# Impressions (lists shown, movie.impressions) have their own table and topic: the live workers
+# Impressions (lists shown, movie.tracking.impressions) have their own table and topic: the live workers
 # read `clicklog` and consume `clicks` only, so an impression can never become training data.
 DYNAMODB_IMPRESSIONS_TABLE = _env("DYNAMODB_IMPRESSIONS_TABLE", "impressions")
 KAFKA_IMPRESSIONS_TOPIC = _env("KAFKA_IMPRESSIONS_TOPIC", "impressions")
@@ -198,7 +203,7 @@ EXPIRY_SWEEP_S = float(_env("EXPIRY_SWEEP_S", "300"))
 EXPIRY_SWEEP_ITEMS = int(_env("EXPIRY_SWEEP_ITEMS", "20000"))
 AWS_REGION = _env("AWS_DEFAULT_REGION", "us-east-1")
 # Fault tests only (benchmarks/faults.py): "<stage>:<movie id>" ends the web process at that
-# stage of recording that movie's events (movie.events). Empty everywhere else.
+# stage of recording that movie's events (movie.tracking.events). Empty everywhere else.
 FAULT_CRASH = _env("CINEGRAPH_FAULT_CRASH")
 
 MODEL_DIR = Path(_env("MODEL_DIR", str(VAR_DIR / "models")))
@@ -219,7 +224,7 @@ RECOMMENDATION_MODELS = SERVED_MODELS
 VISITOR_HISTORY_MAX = int(_env("VISITOR_HISTORY_MAX", "500"))
 RECOMMENDATIONS_K = 20
 # How much one visitor, and one client address, can weigh in a scheduled retrain's training
-# data (movie.selectors.visitor_interactions): a visitor's newest RETRAIN_VISITOR_MAX movies
+# data (movie.tracking.selectors.visitor_interactions): a visitor's newest RETRAIN_VISITOR_MAX movies
 # (at most VISITOR_HISTORY_MAX; 500 is a MovieLens user at the 92nd percentile of
 # ml-latest-small), and RETRAIN_CLIENT_MAX (visitor, movie) pairs per client, spread over its
 # visitors. The live path still folds in every visitor's history: these bound only what one
@@ -231,7 +236,7 @@ RECOMMENDATIONS_K = 20
 RETRAIN_VISITOR_MAX = min(int(_env("RETRAIN_VISITOR_MAX", str(VISITOR_HISTORY_MAX))), VISITOR_HISTORY_MAX)
 RETRAIN_CLIENT_MAX = int(_env("RETRAIN_CLIENT_MAX", "20"))
 
-# Rate limits, (count, window seconds), per client address as movie.ratelimit names it (through
+# Rate limits, (count, window seconds), per client address as movie.tracking.ratelimit names it (through
 # TRUSTED_PROXIES below; IPv6 by /64) and per visitor or username. .env.dev raises the address
 # limits: there one address stands for every client (benchmarks.click_load: 200 visitors,
 # 100 clicks/s from 127.0.0.1).

@@ -21,8 +21,9 @@ from eventstore import expiry
 from eventstore.clicklog import events_for
 from livepath.queue import queue_key, visitors_wait
 from livepath.state import visitors_behind
-from movie.selectors import training_snapshot, visitor_interactions, visitors_recent
-from movie.services import history_expire, impressions_expire
+from movie.catalogue.selectors import training_snapshot
+from movie.tracking.selectors import visitor_interactions, visitors_recent
+from movie.tracking.services import history_expire, impressions_expire
 from predictors.live import LiveEngine
 from predictors.versions import version_make
 from pytorch_models.models.names import SERVED_MODELS
@@ -236,7 +237,7 @@ def expired_items_delete() -> dict[str, list[int]]:
 @shared_task(queue=UPKEEP_QUEUE, acks_late=True)
 def mirrors_expire() -> dict[str, int]:
     """Delete history rows past the click log's retention or past a visitor's history cap, and
-    impression rows past theirs (movie.services): table -> rows deleted this run."""
+    impression rows past theirs (movie.tracking.services): table -> rows deleted this run."""
     return {
         "history": history_expire(retention_days=settings.CLICKLOG_RETENTION_DAYS,
                                   per_visitor=settings.VISITOR_HISTORY_MAX),

@@ -1,11 +1,11 @@
 """The catalogue's sort keys on Movie (ratings count, shrunk mean rating), filled from the
-imported ratings; `movie.services.movie_stats_write` keeps them current on every import."""
+imported ratings; `movie.catalogue.services.movie_stats_write` keeps them current on every import."""
 
 from django.db import migrations, models
 
 
 def stats_write(apps, schema_editor):
-    from movie.services import movie_stats_write
+    from movie.catalogue.services import movie_stats_write
 
     movie_stats_write(apps.get_model("movie", "Movie"), apps.get_model("movie", "DatasetRating"))
 

@@ -1,6 +1,6 @@
 """Reading the MovieLens releases: format detection and one parser per file format.
 
-The one reader of these files: the site's importer (`movie.services.movielens_import`) and
+The one reader of these files: the site's importer (`movie.catalogue.services.movielens_import`) and
 the training data (`pytorch_models.data.interactions.load_movielens`) both go through it, so a title
 gets the same year and a movie the same genres on both sides. Supported folders:
 - ml-latest-small / ml-latest / ml-25m: `movies.csv`, `ratings.csv`, optional `links.csv`

@@ -38,8 +38,8 @@ def test_a_click_log_item_expires_its_retention_after_the_event(services, clickl
 
 
 def test_an_impression_item_expires_its_retention_after_the_render(settings):
-    from movie.experiments import ShownList
-    from movie.impressions import _item
+    from movie.tracking.impression_tokens import ShownList
+    from movie.tracking.impressions import _item
 
     settings.IMPRESSIONS_RETENTION_DAYS = 90
     shown = ShownList(impression_id="i-1", visitor="v:1", model="ngcf", model_version=None, page="home",

@@ -10,17 +10,17 @@ DATA = Path(__file__).resolve().parents[2] / "data"
 @pytest.fixture
 def catalogue(db):
     """A small imported catalogue: the ml-latest-tiny fixture release."""
-    from movie.services import movielens_import
+    from movie.catalogue.services import movielens_import
 
     movielens_import(path=FIXTURES / "ml-latest-tiny", progress=False)
 
 
 @pytest.fixture
 def interaction_add(db):
-    """Write Interaction rows directly (what movie.events mirrors), with explicit times."""
+    """Write Interaction rows directly (what movie.tracking.events mirrors), with explicit times."""
     import uuid
 
-    from movie.models import Interaction
+    from movie.tracking.models import Interaction
 
     start = datetime(2024, 1, 1, tzinfo=UTC)
 

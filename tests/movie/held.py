@@ -1,4 +1,4 @@
-"""A request held at one of `movie.faults.stall_point`'s points, in a thread of its own, as a
+"""A request held at one of `movie.tracking.faults.stall_point`'s points, in a thread of its own, as a
 stalled database or network would hold it, until the test lets it go on. Tests that use it
 need a transactional database (`django_db(transaction=True, serialized_rollback=True)`: the
 thread writes through its own connection; the rollback puts back the rows migrations wrote)."""

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from django.test import Client
 
-from movie.models import Interaction, Movie
-from movie.selectors import visitor_interactions
+from movie.catalogue.models import Movie
+from movie.tracking.models import Interaction
+from movie.tracking.selectors import visitor_interactions
 from predictors import cache, registry
 from predictors.recommend import similar
 from predictors.visitor_digest import visitor_digest

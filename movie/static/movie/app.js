@@ -4,7 +4,7 @@
   "use strict";
 
   // One try waits this long: longer than the server can take (click log 1 s, mirror, confirm
-  // 1 s, Kafka 1 s), so a try the page gives up on was not saved. tests/movie/test_events.py
+  // 1 s, Kafka 1 s), so a try the page gives up on was not saved. tests/movie/tracking/test_events.py
   // checks it. A failed try is repeated with the same idempotency key while RETRY_MS lasts:
   // the server stores an event once however many tries reach it.
   const EVENT_TIMEOUT_MS = 5500;
