@@ -111,10 +111,12 @@ class Process(Executor):
         """Resident memory of the process and its children, in bytes (0 when it is not running)."""
         import psutil
 
+        if self.pid is None:  # psutil.Process(None) would be this process, the supervisor
+            return 0
         try:
             root = psutil.Process(self.pid)
             return sum(p.memory_info().rss for p in (root, *root.children(recursive=True)))
-        except (psutil.NoSuchProcess, psutil.AccessDenied, TypeError, ValueError):
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             return 0
 
     def stop(self, *args, **kwargs) -> Process:
