@@ -27,7 +27,7 @@ from kafka.errors import CommitFailedError  # noqa: E402
 
 from eventstore import CONSUMER_GROUP  # noqa: E402
 from livepath.queue import visitors_wait  # noqa: E402
-from workers.tasks import live_tick  # noqa: E402
+from workers.tasks import live_tick, reconcile_visitors  # noqa: E402
 
 log = logging.getLogger("workers.consumer")
 
@@ -38,6 +38,8 @@ POLL_TIMEOUT_MS = 200
 # more only help when several workers are idle at once; each extra is a no-op claim. Ticks that
 # already wait count (tasks.live_tick: at most two wait, expiring unstarted after 10 s).
 TICKS_PER_BATCH = 2
+# A reconcile sweep sent after a broker restart is worth running only before beat's next one.
+RECONCILE_EXPIRES_S = 30
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):
@@ -47,7 +49,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):
     def on_partitions_revoked(self, revoked):
         # Every polled batch is flushed before the next poll, so only the commit is left.
         if revoked:
-            self.consumer.kafka.commit()
+            self.consumer.commit()
 
     def on_partitions_assigned(self, assigned):
         log.info("assigned %s", sorted(str(tp) for tp in assigned))
@@ -75,21 +77,49 @@ class ClickConsumer:
     def run_once(self) -> list[str]:
         """Poll one batch, mark its visitors waiting, enqueue ticks, commit. Returns the visitors."""
         batch = self.kafka.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_BATCH)
+        self._rewind_restarted()
         visitors = list(dict.fromkeys(r.key for records in batch.values() for r in records if r.key))
         visitors_wait(visitors)
         if visitors:
             live_tick(min(len(visitors), TICKS_PER_BATCH))
         if batch:
-            try:
-                self.kafka.commit()
-            except CommitFailedError as exc:
-                # The group moved on under this batch: it rebalanced, or the broker restarted and
-                # forgot it (make demo's Kafka past its memory bound; the soak saw this consumer die
-                # of it). The visitors are queued already; the records come again to whoever holds
-                # their partitions now, and queueing twice is harmless. The next poll rejoins.
-                log.warning("offsets not committed (%s); these records will be read again", exc)
+            self.commit()
             log.info("%d visitor(s) waiting from %d record(s)", len(visitors), sum(map(len, batch.values())))
         return visitors
+
+    def commit(self) -> None:
+        try:
+            self.kafka.commit()
+        except CommitFailedError as exc:
+            # The group moved on under this batch: it rebalanced, or the broker restarted and
+            # forgot it (make demo's Kafka past its memory bound; the soak saw this consumer die
+            # of it). The visitors are queued already; the records come again to whoever holds
+            # their partitions now, and queueing twice is harmless. The next poll rejoins.
+            log.warning("offsets not committed (%s); these records will be read again", exc)
+
+    def _rewind_restarted(self) -> None:
+        """Read from the beginning each partition whose log now ends before this consumer's
+        position: the broker restarted empty (make demo's in-memory Kafka, restarted past its
+        memory bound). tansu answers a fetch past a log's end with no records rather than
+        OffsetOutOfRange, and keeps the consumer in a group it no longer knows, so nothing
+        else resets the position: the consumer waited until the new log grew past its old
+        place and skipped every record before it (the soak's lost clicks). The records the old
+        broker took just before it stopped are gone: the reconcile sweep, sent now rather than at
+        its next beat, queues their visitors from the history."""
+        rewound = False
+        for partition in self.kafka.assignment():
+            end = self.kafka.highwater(partition)  # from the last fetch's answer: no request
+            position = self.kafka.position(partition, timeout_ms=0)  # None while not known yet
+            if end is not None and position is not None and position > end:
+                log.warning("%s ends at offset %d, before this consumer's position: the broker restarted "
+                            "empty; reading it from the beginning", partition, end)
+                self.kafka.seek_to_beginning(partition)
+                rewound = True
+        if rewound:
+            try:
+                reconcile_visitors.apply_async(expires=RECONCILE_EXPIRES_S)
+            except Exception:  # beat sends one every 30 s all the same
+                log.warning("reconcile sweep not sent after the broker's restart", exc_info=True)
 
     def run(self) -> None:
         while not self.stopping:

@@ -3,6 +3,8 @@ that restarts empty is read again from its beginning."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 import uuid
 
@@ -58,22 +60,35 @@ def test_a_burst_becomes_one_task_per_visitor_and_is_committed(services, ticks):
 
 def test_a_broker_that_restarts_empty_does_not_stop_the_consumer(services, ticks, tmp_path):
     """The demo's Kafka restarts past its memory bound (devstack.services) and comes back with
-    empty topics and no group. The consumer's next commit fails, and its positions lie past
-    the new logs' ends, where tansu answers with no records rather than OffsetOutOfRange: it
-    must carry on from the new logs' beginnings, not wait until they grow past its old place."""
+    empty topics and no group, while the consumer polls on. Its positions lie past the new
+    logs' ends, where tansu answers with no records rather than OffsetOutOfRange, and tansu
+    does not tell it that its group is gone: it must carry on from the new logs' beginnings at
+    once, not wait until they grow past its old place (the soak lost the clicks before it)."""
     with Stack() as stack:
         kafka = stack.start(Kafka(log_dir=tmp_path))
         producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, key_serializer=str.encode, retries=10)
-        before = {f"s:{n}" for n in range(40)}  # every partition gets a few
+        before = {f"s:{n}" for n in range(400)}  # every partition's position goes to ~100
         for visitor in sorted(before):
             producer.send("clicks", key=visitor, value=b"{}")
         producer.flush()
         consumer = ClickConsumer(bootstrap=kafka.bootstrap, topic="clicks", group=f"g-{uuid.uuid4().hex[:8]}")
         try:
             assert set(_poll_until_visitors(consumer, before, timeout=30)) == before
-            kafka.launch().wait_ready()  # the same port, nothing kept, the topics made again
-            producer.send("clicks", key="s:after", value=b"{}").get(timeout=10)
-            assert "s:after" in _poll_until_visitors(consumer, {"s:after"}, timeout=30)
+            restart = threading.Thread(target=lambda: kafka.launch().wait_ready())  # same port, nothing kept
+            restart.start()
+            while restart.is_alive():
+                consumer.run_once()
+            restart.join()
+            after = {f"s:after-{n}" for n in range(8)}  # a couple per partition: far below ~100
+            for visitor in sorted(after):
+                producer.send("clicks", key=visitor, value=b"{}").get(timeout=10)
+            assert after <= set(_poll_until_visitors(consumer, after, timeout=30))
+            # What the old broker took just before it stopped is gone: a reconcile sweep was sent.
+            sweeps = [raw for raw in tasks.broker().lrange("live", 0, -1)
+                      if json.loads(raw)["headers"]["task"] == "workers.tasks.reconcile_visitors"]
+            assert sweeps
+            for raw in sweeps:
+                tasks.broker().lrem("live", 0, raw)
         finally:
             consumer.kafka.close(autocommit=False)
             producer.close()
