@@ -6,12 +6,12 @@ the demo stack, with every store's size sampled as it runs.
 
 Starts `python -m devstack demo` itself (`benchmarks.soak_stack`) with its clocks scaled down
 (SOAK_ENV: a retrain every 120 s, click log, impressions and sessions kept for 10 minutes) and
-production rate limits behind one trusted proxy. Honest visitors each come from an address of
-their own (IPv4 or an IPv6 /64, in X-Forwarded-For); they act at --rate in all, at most 64
-actions in flight (the rate served is printed): they click movies they have not clicked (the
-popular 100, then the catalogue's first 2,000; each click as app.js sends it: an idempotency
-key, retried on 5xx or no answer for 7 s), rate,
-view lists and post their impressions, remove a movie now and then, sign up, log out and log
+production rate limits behind one trusted proxy, and waits until every model has a version.
+Honest visitors each come from an address of their own (IPv4 or an IPv6 /64, in
+X-Forwarded-For); they act at --rate in all, at most 64 actions in flight (the rate served is
+printed): they click movies they have not clicked (the popular 100, then the catalogue's first
+2,000; each click as app.js sends it: an idempotency key, retried on 5xx or no answer for 7 s),
+rate, view lists and post their impressions, remove a movie now and then, sign up, log out and log
 back in. A hostile client floods cookie-less requests and guesses an honest account's password
 from one address. Every --fault-every seconds one fault of `soak_stack.FAULTS` hits the stack.
 
@@ -247,6 +247,24 @@ def drive(stack: DemoStack, args: argparse.Namespace) -> dict:
     }
 
 
+def models_wait(stack: DemoStack, timeout_s: float = 3600) -> None:
+    """Wait until every served model has a version: a first `make demo` answers at once and
+    trains the GNNs behind the site, and the soak measures the steady state, not that training
+    (a run that overlapped it counted the first versions as growth)."""
+    from predictors.registry import latest_version
+    from pytorch_models.models.names import SERVED_MODELS
+
+    deadline = time.monotonic() + timeout_s
+    with tqdm(total=len(SERVED_MODELS), desc="models with a first version") as bar:
+        while (done := sum(latest_version(m) is not None for m in SERVED_MODELS)) < len(SERVED_MODELS):
+            bar.update(done - bar.n)
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the demo's models had no first version after {timeout_s:.0f} s: "
+                                 f"see {stack.log_path}")
+            time.sleep(5)
+        bar.update(done - bar.n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60)
@@ -266,6 +284,7 @@ def main() -> None:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
         import django
         django.setup()
+        models_wait(stack)
         result = drive(stack, args)
     samples = result.pop("samples")
     growth = {k: v for k, v in flatness(samples).items() if k not in RESTART_BOUNDED}
