@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from pytorch_models.checkpoint import Checkpoint
 from pytorch_models.models.architectures import build_model
 from pytorch_models.models.embedding import item_layers
-from pytorch_models.models.graphfilter.model import filter_for
+from pytorch_models.models.graphfilter.spectral import serving_filter
 from pytorch_models.models.losses import bpr_loss, max_margin_loss
 from pytorch_models.models.names import EMBEDDING_MODELS
 from pytorch_models.serving.scoring import pinsage_user_vectors
@@ -332,7 +332,7 @@ def score_history(checkpoint: Checkpoint, items: Sequence[int]) -> torch.Tensor:
     if checkpoint.model_name == "popular" or len(items) == 0:
         return checkpoint.extra["item_popularity"].float()
     if checkpoint.model_name == "graphfilter":
-        return filter_for(checkpoint).score_items(items)
+        return serving_filter(checkpoint).score_items(items)
     table = checkpoint.item_embeddings.float()
     if checkpoint.model_name == "pinsage":
         user = pinsage_user_vectors(table, torch.stack([torch.zeros_like(items), items], 1), 1)[0]
