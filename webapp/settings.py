@@ -219,6 +219,10 @@ if not MODEL_DIR.is_absolute():
 MODEL_VERSIONS_KEPT = int(_env("MODEL_VERSIONS_KEPT", "3"))
 MODEL_VERSION_GRACE_S = float(_env("MODEL_VERSION_GRACE_S", "600"))
 RECOMMENDATION_MODELS = SERVED_MODELS
+# Catalogue size from which LightGCN, NGCF and PinSage lists and "More like this" take their
+# candidates from an HNSW index (predictors.retrieval) instead of scoring every movie; below
+# it an exact scan costs less than a search (benchmarks/ann_recall.py).
+ANN_MIN_ITEMS = int(_env("ANN_MIN_ITEMS", "50000"))
 # The most movies of a visitor's history the live models and the pages use: the newest
 # VISITOR_HISTORY_MAX; older ones fall out of the live model and the page says so.
 VISITOR_HISTORY_MAX = int(_env("VISITOR_HISTORY_MAX", "500"))
