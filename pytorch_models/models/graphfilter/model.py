@@ -24,7 +24,10 @@ and singular vectors, each filter's scores divided by its mean row norm over tra
 Every term is linear in r, so the blend is one linear filter too (explanations stay exact).
 Nothing is learnt: `fit` computes the degrees and V, and a visitor is scored from its history
 alone, exactly as a training user is (closed-form fold-in). Signals are kept as (I, B) columns
-inside, so every product is a sparse CSR matrix times a dense block.
+inside, so every product is a sparse CSR matrix times a dense block: five passes over every
+rating per visitor. Web processes score visitors from the item-side factors `spectral.py`
+derives from this filter at fit time instead; `from_checkpoint` / `filter_for` rebuild R̃ for
+evaluation and for versions published without those factors.
 """
 
 from __future__ import annotations
