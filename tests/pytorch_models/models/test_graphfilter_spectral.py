@@ -112,3 +112,19 @@ def test_on_ml_latest_small_the_served_scores_are_the_old_paths(movielens_checkp
         top_old = torch.topk(torch.where(unseen, expected, -torch.inf), 20).indices
         top_new = torch.topk(torch.where(unseen, served, -torch.inf), 20).indices
         assert len(set(top_old.tolist()) & set(top_new.tolist())) >= 19
+
+
+def test_a_version_without_factors_is_filtered_over_r(tmp_path, communities):
+    """serve_dim 0 publishes no factors (as versions from before them): served over R̃."""
+    versions = {}
+    for serve_dim in (0, 1024):
+        options = TrainOptions(config_overrides={"factor_dim": 3, "serve_dim": serve_dim}, progress=False)
+        result = train_model("graphfilter", communities, options=options)
+        versions[serve_dim] = load_checkpoint(publish(result, communities, tmp_path / str(serve_dim)))
+
+    assert "spectral_vectors" not in versions[0].extra
+    assert serving_filter(versions[0]) is filter_for(versions[0])
+    assert isinstance(serving_filter(versions[1024]), SpectralFilter)
+    assert serving_filter(versions[1024]) is serving_filter(versions[1024])  # built once per loaded version
+    items = communities.train[communities.train[:, 0] == 2, 1].tolist()
+    assert torch.allclose(score_history(versions[0], items), score_history(versions[1024], items), atol=1e-5)
