@@ -47,9 +47,8 @@ from pytorch_models.models.graphfilter.model import GraphFilter, GraphFilterConf
 
 log = logging.getLogger(__name__)
 
-SPECTRAL_KEYS = ("spectral_vectors", "spectral_values", "ideal_sharpened", "tail_items", "tail_weights")
-
 # One-item histories per filter pass when the tail is computed: the block size of SCORE_CHUNK.
+# The tail costs I / TAIL_CHUNK filter passes and I² · serve_dim multiply-adds at fit time.
 TAIL_CHUNK = 256
 
 
