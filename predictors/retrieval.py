@@ -40,13 +40,16 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 import torch
 from django.conf import settings
 
 from predictors import registry
+
+if TYPE_CHECKING:
+    import faiss
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,8 @@ def query_vector(query: torch.Tensor, purpose: str) -> np.ndarray:
 
 def index_build(vectors: np.ndarray) -> faiss.Index:
     """HNSW linked by the rows' angles, searched by inner products with the rows themselves."""
+    import faiss  # here, not at the top: a process below ANN_MIN_ITEMS never loads it (14 MB)
+
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = EF_CONSTRUCTION
@@ -104,6 +109,8 @@ def index_write(folder: Path, purpose: str, table: torch.Tensor, bias: torch.Ten
     """Build and write a version's index under a temporary name, renamed into place: a reader
     sees no index or a whole one (two writers leave one of their identical indexes)."""
     path = index_path(folder, purpose)
+    import faiss
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     try:
         faiss.write_index(index_build(index_vectors(table, bias, purpose)), str(tmp))
@@ -146,6 +153,8 @@ class Retriever:
         """The best k (row, score) outside `exclude_rows` by `score_rows` (rows (n,) -> exact
         scores (n,)) among the index's candidates for `query`; None when fewer than k are left
         after the exclusion (the caller scans exactly)."""
+        import faiss
+
         n_items = self.index.ntotal
         wanted = min(n_items, max(CANDIDATES_MIN, k + len(exclude_rows) + CANDIDATE_MARGIN))
         parameters = faiss.SearchParametersHNSW(efSearch=max(EF_SEARCH, wanted))
@@ -177,6 +186,8 @@ def retriever_for(published: registry.Published, purpose: str) -> Retriever:
         log.warning("%s %s: no %s index; building it (%d movies)", published.model, published.version,
                     purpose, len(published.movie_ids))
         index_write(folder, purpose, *_sources(published.checkpoint, purpose))
+    import faiss
+
     found = Retriever(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC), purpose)
     with _retrievers_lock:
         _retrievers[key] = (str(folder), found)
