@@ -1,6 +1,7 @@
 """A visitor's graph filter scores over R̃ (the old path) against the published factors (not a test).
 
     python -m benchmarks.graphfilter_serving [--data data/ml-latest-small] [--scales 1 10] [--visitors 100]
+                                             [--serve-dims 1024 256]
 
 ml-latest-small with the site's settings (factor_dim 64, serve_dim 1024), and releases generated
 from it with `--scale` times its users: each generated user is an original user's training
@@ -9,7 +10,8 @@ history with a fifth of its movies swapped for movies drawn by popularity (scale
 fit's time (the filter, then the serving factors), what a web process holds (old: R̃ and R̃ᵀ as
 CSR, its own copy; new: the published factors, mapped, one copy for all processes), and over
 `--visitors` training users' histories (one torch thread, as a web process serves a request)
-the median ms of `GraphFilter.score_items` and `SpectralFilter.score_items`, the largest score
+the median ms of `GraphFilter.score_items` and `SpectralFilter.score_items` (per --serve-dims
+value: fewer eigenvectors and the tail cost less and approximate more), the largest score
 difference (absolute, and relative to the visitor's largest score) and the mean overlap of the
 two top-20s of unseen movies. Prints a table with the calibration loop
 (benchmarks.pages.calibration_ms); the last line is one JSON object.
@@ -70,17 +72,18 @@ def _csr_bytes(matrix: torch.Tensor) -> int:
     return sum(t.numel() * t.element_size() for t in parts)
 
 
-def measure(release: Release, n_visitors: int) -> dict:
+def measure(release: Release, n_visitors: int, serve_dim: int) -> dict:
     order = np.argsort(release.train[:, 0], kind="stable")
     train = release.train[order]
     start = time.perf_counter()
-    old = fit(train, release.n_users, release.n_items, SITE)
+    config = GraphFilterConfig(**{**SITE.__dict__, "serve_dim": serve_dim})
+    old = fit(train, release.n_users, release.n_items, config)
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
     tables = fit_spectral(old, train, release.n_users, progress=True)
     factors_s = time.perf_counter() - start
     torch.set_num_threads(1)  # a web process's request
-    new = SpectralFilter(SITE, tables, old.item_degree.numpy(), old.item_factors, old.blend_scale)
+    new = SpectralFilter(config, tables, old.item_degree.numpy(), old.item_factors, old.blend_scale)
     rng = np.random.default_rng(1)
     users = rng.choice(np.unique(train[:, 0]), min(n_visitors, release.n_users), replace=False)
     starts = np.searchsorted(train[:, 0], users)
@@ -118,6 +121,8 @@ def main() -> None:
     parser.add_argument("--data", default="data/ml-latest-small")
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--visitors", type=int, default=100)
+    parser.add_argument("--serve-dims", type=int, nargs="+", default=[1024],
+                        help="serve_dim values to compare (below R̃'s rank the tail is published)")
     args = parser.parse_args()
     data = load_movielens(args.data)
     base = Release("ml-latest-small", data.train, data.n_users, data.n_items)
@@ -127,8 +132,9 @@ def main() -> None:
     for scale in args.scales:
         torch.set_num_threads(os.cpu_count() or 1)  # the fit, as a retrain runs it
         release = base if scale == 1 else generated(base, scale)
-        results.append(measure(release, args.visitors))
-        print(json.dumps(results[-1]), flush=True)
+        for serve_dim in args.serve_dims:
+            results.append(measure(release, args.visitors, serve_dim))
+            print(json.dumps(results[-1]), flush=True)
     after = calibration_ms()
     columns = ["release", "ratings", "serve_dim", "tail", "old_ms", "new_ms", "old_process_mb",
                "published_mb", "max_abs_diff", "max_rel_diff", "top20_overlap", "fit_s", "factors_s"]
