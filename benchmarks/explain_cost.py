@@ -40,7 +40,7 @@ from movie.catalogue.models import Movie  # noqa: E402
 from movie.catalogue.recommendations import MovieRecommendations  # noqa: E402
 from predictors.explain import because  # noqa: E402
 from predictors.recommend import _top_k  # noqa: E402
-from predictors.registry import Published  # noqa: E402
+from predictors.registry import Published, RowIndex  # noqa: E402
 from pytorch_models.serving.fold_in import score_history  # noqa: E402
 
 K, HISTORY = 20, 50
@@ -57,7 +57,7 @@ def _median_ms(call, runs: int) -> float:
 
 def _published(name: str, checkpoint) -> Published:
     movie_ids = np.asarray(checkpoint.item_ids, dtype=np.int64)
-    return Published(name, "bench", checkpoint, movie_ids, {int(m): i for i, m in enumerate(movie_ids)})
+    return Published(name, "bench", checkpoint, movie_ids, RowIndex(movie_ids))
 
 
 def model_costs(cache: Path, data: str, runs: int) -> dict[str, dict[str, float]]:

@@ -21,10 +21,10 @@ from typing import Generic, TypeVar
 import redis
 import torch
 
-from predictors import cache, registry
+from predictors import cache, registry, retrieval
 from predictors.explain import because
 from pytorch_models.models.names import FINE_TUNED_LIVE, POPULAR, SERVED_MODELS
-from pytorch_models.serving.fold_in import score_history
+from pytorch_models.serving.fold_in import history_query, score_history
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,29 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
                 as_of_event=cached["as_of_event"], because=_because(published, history, items[:k]),
             )
 
-    scores = score_history(published.checkpoint, published.indices(history))
-    items = _top_k(published, scores, history, k)
+    items = _published_top_k(published, history, k)
     return Recommendations(model, published.version, False, None, items, source="published",
                            because=_because(published, history, items))
+
+
+def _published_top_k(published: registry.Published, history: Sequence[int],
+                     k: int) -> list[tuple[int, float]]:
+    """Top-k of the history's scores from the published table: through the version's index
+    above ANN_MIN_ITEMS (`predictors.retrieval`), else scoring every movie."""
+    rows = published.indices(history)
+    checkpoint = published.checkpoint
+    if rows and retrieval.applies(checkpoint):
+        query, bias = history_query(checkpoint, rows)
+        table = checkpoint.item_embeddings
+
+        def exact(candidates: torch.Tensor) -> torch.Tensor:  # score_history's formula, on candidates only
+            scores = table[candidates].float() @ query
+            return scores if bias is None else scores + bias[candidates]
+
+        found = retrieval.top_k(published, retrieval.RECOMMEND, query, exact, rows, k)
+        if found is not None:
+            return [(int(published.movie_ids[r]), s) for r, s in found]
+    return _top_k(published, score_history(checkpoint, rows), history, k)
 
 
 # (model folder, model, version, digest of the history, k) -> (items, because), newest use last.
@@ -210,6 +229,18 @@ def similar(*, movie_id: int, k: int, model: str = "pinsage") -> list[tuple[int,
     published = registry.published(model)
     if published is None or movie_id not in published.index_of:
         return []
+    row = published.index_of[movie_id]
+    if retrieval.applies(published.checkpoint):
+        table = published.checkpoint.item_embeddings
+        query = table[row].float()
+
+        def cosine(candidates: torch.Tensor) -> torch.Tensor:  # the exact path's scores, on candidates only
+            return torch.nn.functional.normalize(table[candidates].float(), dim=1) @ \
+                torch.nn.functional.normalize(query, dim=0)
+
+        found = retrieval.top_k(published, retrieval.SIMILAR, query, cosine, [row], k)
+        if found is not None:
+            return [(int(published.movie_ids[r]), s) for r, s in found]
     table = _unit_items(published)
     scores = table @ table[published.index_of[movie_id]]
     return _top_k(published, scores, [movie_id], k)

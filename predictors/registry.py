@@ -18,6 +18,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,31 +180,67 @@ def versions_prune_logged(model: str) -> list[str]:
     return removed
 
 
+class RowIndex(Mapping):
+    """Movie id -> row of a version's item table, read-only, from two sorted arrays: 16 bytes a
+    movie in each process, where a dict of ints took about 100 (25 MB a model at 250,000 movies)."""
+
+    def __init__(self, movie_ids: np.ndarray):
+        self._order = np.argsort(movie_ids, kind="stable")
+        self._sorted = movie_ids[self._order]
+
+    def _find(self, movie_id) -> int:
+        at = int(np.searchsorted(self._sorted, movie_id))
+        if at == len(self._sorted) or self._sorted[at] != movie_id:
+            return -1
+        return int(self._order[at])
+
+    def __getitem__(self, movie_id) -> int:
+        row = self._find(movie_id) if isinstance(movie_id, int | np.integer) else -1
+        if row < 0:
+            raise KeyError(movie_id)
+        return row
+
+    def __contains__(self, movie_id) -> bool:
+        return isinstance(movie_id, int | np.integer) and self._find(movie_id) >= 0
+
+    def __iter__(self):
+        return (int(m) for m in self._sorted)
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def rows(self, movie_ids) -> list[int]:
+        """The rows of the known `movie_ids`, in their order (unknown ones left out)."""
+        wanted = np.asarray(list(movie_ids), dtype=np.int64)
+        if len(self._sorted) == 0 or len(wanted) == 0:
+            return []
+        at = np.minimum(np.searchsorted(self._sorted, wanted), len(self._sorted) - 1)
+        found = self._sorted[at] == wanted
+        return self._order[at[found]].tolist()
+
+
 @dataclass(frozen=True)
 class Published:
-    """A loaded version with the movie-id ↔ row-index maps serving needs."""
+    """A loaded version with the movie-id ↔ row-index maps serving needs. The tables are the
+    version's files mapped into memory (`pytorch_models.checkpoint`): every process that loads
+    the version shares one copy of them through the page cache."""
 
     model: str
     version: str
     checkpoint: Checkpoint
     movie_ids: np.ndarray  # (n_items,) movie id of each row
-    index_of: dict[int, int] = field(repr=False)
+    index_of: RowIndex = field(repr=False)
 
     def indices(self, movie_ids) -> list[int]:
-        return [self.index_of[m] for m in movie_ids if m in self.index_of]
+        return self.index_of.rows(movie_ids)
 
 
 @functools.lru_cache(maxsize=16)
 def _load(folder: str, model: str, version: str) -> Published:
     checkpoint = load_checkpoint(Path(folder))
     movie_ids = np.asarray(checkpoint.item_ids, dtype=np.int64)
-    return Published(
-        model=model,
-        version=version,
-        checkpoint=checkpoint,
-        movie_ids=movie_ids,
-        index_of={int(m): i for i, m in enumerate(movie_ids)},
-    )
+    return Published(model=model, version=version, checkpoint=checkpoint, movie_ids=movie_ids,
+                     index_of=RowIndex(movie_ids))
 
 
 def published(model: str) -> Published | None:

@@ -27,9 +27,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from predictors import registry
+from predictors import registry, retrieval
 from predictors.retrain import visitors_as_users
 from predictors.training import TrainingData, data_digest, ratings_digest, training_dataset
+from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data.interactions import Interactions
 from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, RECOMMENDERS
 from pytorch_models.training.options import TrainOptions
@@ -163,6 +164,7 @@ def version_make(
             extra_meta["warm_start"] = live.version if initialise else None
         publish(result, interactions, folder, item_features=features, visitors=visitors, dataset=dataset,
                 extra_meta=extra_meta)
+        retrieval.indexes_write(folder, load_checkpoint(folder))  # above ANN_MIN_ITEMS only
     version = registry.version_of(folder)
     log.info("%s published %s: recall@20 %s (live %s, reference %s)", model, version, recall, live_recall,
              gate["recall@20"])

@@ -10,6 +10,14 @@
     visitors.json                the site's visitors trained as users: {visitor digest: user row}
                                  (only a scheduled retrain's versions have one)
 
+Loading maps the files, it does not read them: safetensors' `load_file` (0.4.5) builds each
+tensor on `torch.UntypedStorage.from_file(..., shared=False)`, a private mapping of the file, so
+a table's pages are the page cache's, one copy for every process that loads the version (a
+write would copy the page it touches into that process, never reach the file; serving never
+writes). tests/pytorch_models/test_shared_tables.py holds this against two real processes.
+Anything a process derives from a table (a normalised copy, a matrix rebuilt from the edges)
+is its own; serving keeps those to vectors of n_items, or publishes them.
+
 meta.json stays small whatever the number of visitors, since every version's is read to list
 versions (the dashboard); only what needs a visitor's row reads visitors.json
 (`Checkpoint.visitors`). Versions published before visitors.json kept the map in meta.json

@@ -214,11 +214,16 @@ if not MODEL_DIR.is_absolute():
 # go back to by hand), and any superseded less than MODEL_VERSION_GRACE_S ago, for a worker or
 # web process that resolved it just before and is still loading it (seconds; a retrain's warm
 # start reads the live version within a minute of resolving it). On ml-latest-small a version
-# takes 19 MB (LightGCN, PinSage), 26 MB (NGCF), 6.5 MB (graph filter), 4 MB (popular): 75 MB
-# for the five, so ~225 MB kept.
+# takes 19 MB (LightGCN, PinSage), 26 MB (NGCF), 32 MB (graph filter: 24 MB of it the 610
+# eigenvectors it is served from), 4 MB (popular): 100 MB for the five, so ~300 MB kept. Above
+# ANN_MIN_ITEMS a dot-product model's version adds its two indexes, ~0.8 KB a movie each.
 MODEL_VERSIONS_KEPT = int(_env("MODEL_VERSIONS_KEPT", "3"))
 MODEL_VERSION_GRACE_S = float(_env("MODEL_VERSION_GRACE_S", "600"))
 RECOMMENDATION_MODELS = SERVED_MODELS
+# Catalogue size from which LightGCN, NGCF and PinSage lists and "More like this" take their
+# candidates from an HNSW index (predictors.retrieval) instead of scoring every movie; below
+# it an exact scan costs less than a search (benchmarks/ann_recall.py).
+ANN_MIN_ITEMS = int(_env("ANN_MIN_ITEMS", "50000"))
 # The most movies of a visitor's history the live models and the pages use: the newest
 # VISITOR_HISTORY_MAX; older ones fall out of the live model and the page says so.
 VISITOR_HISTORY_MAX = int(_env("VISITOR_HISTORY_MAX", "500"))

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from pytorch_models.checkpoint import Checkpoint
-from pytorch_models.models.graphfilter.model import GraphFilter, filter_for
+from pytorch_models.models.graphfilter.model import GraphFilter
+from pytorch_models.models.graphfilter.spectral import SpectralFilter, serving_filter
 from pytorch_models.models.names import PERSONALISED_MODELS
 
 
@@ -49,7 +50,7 @@ def explain_history(checkpoint: Checkpoint, history_rows: Sequence[int], item_ro
     if checkpoint.model_name not in PERSONALISED_MODELS:
         raise ValueError(f"{checkpoint.model_name!r} scores do not come from a history")
     if checkpoint.model_name == "graphfilter":
-        return filter_contributions(filter_for(checkpoint), history_rows, item_rows, top)
+        return filter_contributions(serving_filter(checkpoint), history_rows, item_rows, top)
     return contributions(
         checkpoint.item_embeddings.float(),
         torch.as_tensor(list(history_rows), dtype=torch.int64),
@@ -59,12 +60,14 @@ def explain_history(checkpoint: Checkpoint, history_rows: Sequence[int], item_ro
     )
 
 
-def filter_contributions(graph_filter: GraphFilter, history_rows: Sequence[int], item_rows: Sequence[int],
-                         top: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+def filter_contributions(graph_filter: GraphFilter | SpectralFilter, history_rows: Sequence[int],
+                         item_rows: Sequence[int], top: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """The graph filter's `top` largest terms F(e_h)_i of each item's score, as `contributions`."""
     history_rows = torch.as_tensor(list(history_rows), dtype=torch.int64)
     item_rows = torch.as_tensor(list(item_rows), dtype=torch.int64)
-    if len(item_rows) < len(history_rows):  # the listed items' columns of the filter: k passes, not n
+    if isinstance(graph_filter, SpectralFilter):  # M's entries from the factors: n · k · m
+        terms = graph_filter.entries(history_rows, item_rows).T  # (k, n)
+    elif len(item_rows) < len(history_rows):  # the listed items' columns of the filter: k passes, not n
         terms = graph_filter.columns(item_rows)[history_rows].T  # (k, n)
     else:
         one_hot = torch.zeros(len(history_rows), graph_filter.n_items)

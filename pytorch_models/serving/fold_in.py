@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from pytorch_models.checkpoint import Checkpoint
 from pytorch_models.models.architectures import build_model
 from pytorch_models.models.embedding import item_layers
-from pytorch_models.models.graphfilter.model import filter_for
+from pytorch_models.models.graphfilter.spectral import serving_filter
 from pytorch_models.models.losses import bpr_loss, max_margin_loss
 from pytorch_models.models.names import EMBEDDING_MODELS
 from pytorch_models.serving.scoring import pinsage_user_vectors
@@ -332,9 +332,19 @@ def score_history(checkpoint: Checkpoint, items: Sequence[int]) -> torch.Tensor:
     if checkpoint.model_name == "popular" or len(items) == 0:
         return checkpoint.extra["item_popularity"].float()
     if checkpoint.model_name == "graphfilter":
-        return filter_for(checkpoint).score_items(items)
+        return serving_filter(checkpoint).score_items(items)
+    query, bias = history_query(checkpoint, items)
+    scores = checkpoint.item_embeddings.float() @ query
+    return scores if bias is None else scores + bias
+
+
+def history_query(checkpoint: Checkpoint, items) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """((d,) query, (n_items,) item bias or None) of a dot-product model (LightGCN, NGCF,
+    PinSage) for a visitor with item rows `items` (at least one): `score_history` is
+    item_embeddings @ query (+ bias), which an index of the item table can search."""
+    items = torch.as_tensor(list(items), dtype=torch.int64)
     table = checkpoint.item_embeddings.float()
     if checkpoint.model_name == "pinsage":
-        user = pinsage_user_vectors(table, torch.stack([torch.zeros_like(items), items], 1), 1)[0]
-        return table @ user + checkpoint.extra["item_bias"]
-    return table @ table[items].mean(0)
+        query = pinsage_user_vectors(table, torch.stack([torch.zeros_like(items), items], 1), 1)[0]
+        return query, checkpoint.extra["item_bias"]
+    return table[items].mean(0), None

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from pytorch_models.data.graph import SymmetricAdjacency
 from pytorch_models.models.architectures import build_model
-from pytorch_models.models.graphfilter.model import from_checkpoint, user_scorer
+from pytorch_models.models.graphfilter.model import user_scorer
+from pytorch_models.models.graphfilter.spectral import serving_filter
 
 
 def user_item_mean(item_vectors: torch.Tensor, pairs: np.ndarray, n_users: int) -> torch.Tensor:
@@ -50,7 +51,7 @@ def checkpoint_scorer(checkpoint, train_pairs: np.ndarray, n_users: int):
         return dot_scorer(pinsage_user_vectors(table, train_pairs, n_users), table,
                           checkpoint.extra["item_bias"])
     if name == "graphfilter":
-        return user_scorer(from_checkpoint(checkpoint), train_pairs, n_users)
+        return user_scorer(serving_filter(checkpoint), train_pairs, n_users)
     model = build_model(name, checkpoint.config)
     model.load_state_dict(checkpoint.state_dict())
     model.eval()

@@ -1,5 +1,6 @@
 """Fitting the graph filter for `train_model`: nothing is learnt, so the fit is the SVD of
-`fit` and the published tables; users are scored by `user_scorer`."""
+`fit`, the published tables and the item-side factors a web process serves from
+(`spectral.fit_spectral`); users are scored by `user_scorer`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import asdict
 
 from pytorch_models.data.interactions import Interactions
 from pytorch_models.models.graphfilter.model import GraphFilterConfig, fit, user_scorer
+from pytorch_models.models.graphfilter.spectral import fit_spectral
 from pytorch_models.training.loops import ModelFit
 
 
@@ -15,5 +17,6 @@ def train_graphfilter(data: Interactions, *, config_overrides: dict, progress: b
     config = GraphFilterConfig(**config_overrides)
     graph_filter = fit(data.train, data.n_users, data.n_items, config)
     tables = graph_filter.tables()
+    tables.update(fit_spectral(graph_filter, data.train, data.n_users, progress=progress))
     scorer = user_scorer(graph_filter, data.train, data.n_users, progress=progress)
     return ModelFit(None, asdict(config), tables.pop("item_embeddings"), tables, scorer, [])

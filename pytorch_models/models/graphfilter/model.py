@@ -24,7 +24,10 @@ and singular vectors, each filter's scores divided by its mean row norm over tra
 Every term is linear in r, so the blend is one linear filter too (explanations stay exact).
 Nothing is learnt: `fit` computes the degrees and V, and a visitor is scored from its history
 alone, exactly as a training user is (closed-form fold-in). Signals are kept as (I, B) columns
-inside, so every product is a sparse CSR matrix times a dense block.
+inside, so every product is a sparse CSR matrix times a dense block: five passes over every
+rating per visitor. Web processes score visitors from the item-side factors `spectral.py`
+derives from this filter at fit time instead; `from_checkpoint` / `filter_for` rebuild R̃ for
+evaluation and for versions published without those factors.
 """
 
 from __future__ import annotations
@@ -61,6 +64,12 @@ class GraphFilterConfig:
     cheby_weight: w, ChebyCF's share of the blend (0: BSPM alone, the default; 1: ChebyCF
     alone); its order, flatness φ, ideal pass over cheby_dim singular vectors with weight α
     (cheby_ideal) and degree power β (cheby_power) default to that paper's Gowalla run.
+
+    serve_dim: eigenvectors of P̃ a version publishes for serving (`spectral.py`; 0: none, the
+    web process filters over R̃ as before); R̃'s rank at most is needed for the exact filter
+    (ml-latest-small: 610, its users). serve_tail: entries per item kept of the rest of the
+    filter where the rank is above serve_dim. Serving costs (|H| + I) · serve_dim a visitor and
+    publishes 4 · serve_dim + 12 · serve_tail bytes an item.
     """
 
     factor_dim: int = 448
@@ -78,6 +87,8 @@ class GraphFilterConfig:
     cheby_dim: int = 512
     cheby_ideal: float = 0.2
     cheby_power: float = 0.4
+    serve_dim: int = 1024
+    serve_tail: int = 64
 
     def __post_init__(self):
         if self.solver not in SOLVERS:
@@ -86,6 +97,8 @@ class GraphFilterConfig:
             raise ValueError("factor_dim must be >= 0 and K_b, K_s >= 1")
         if not 0 <= self.cheby_weight <= 1 or self.cheby_order < 1 or self.cheby_dim < 0:
             raise ValueError("cheby_weight must be in [0, 1], cheby_order >= 1 and cheby_dim >= 0")
+        if self.serve_dim < 0 or self.serve_tail < 0:
+            raise ValueError("serve_dim and serve_tail must be >= 0")
 
     @property
     def singular_vectors(self) -> int:
