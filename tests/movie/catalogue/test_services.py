@@ -1,6 +1,8 @@
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import Sum
 
+from benchmarks.synthetic_movielens import release_write
 from movie.catalogue.models import DatasetRating, DatasetUser, Genre, Movie, MovieLensImport, MovieTag
 from movie.catalogue.services import MovieLensFormatError, movielens_import
 from movie.tracking.services import user_signup
@@ -91,6 +93,20 @@ def test_import_in_chunks_of_a_line_leaves_the_same_tables(tmp_path):
     assert _state() == whole and result.ratings_created == 7
     record = MovieLensImport.objects.get()
     assert (record.ratings_rows, record.ratings_skipped, record.finished_at is not None) == (8, 1, True)
+
+
+@pytest.mark.django_db
+def test_generated_release_imports_whole(tmp_path):
+    """benchmarks.synthetic_movielens writes what the importer takes, in chunks of 4 kB."""
+    figures = release_write(tmp_path / "synthetic", 3_000, seed=1, progress=False)
+
+    result = movielens_import(path=tmp_path / "synthetic", progress=False, chunk_bytes=4096)
+
+    assert (result.movies_created, result.ratings_created, result.ratings_skipped) == (
+        figures["movies"], 3_000, 0)
+    assert Movie.objects.aggregate(n=Sum("ratings_count"))["n"] == 3_000
+    assert Movie.objects.filter(ratings_count__gt=0).count() == figures["movies_rated"]
+    assert DatasetRating.objects.values("dataset_user").distinct().count() == figures["users"]
 
 
 @pytest.mark.django_db
