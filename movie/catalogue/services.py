@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 from tqdm import tqdm
@@ -94,7 +94,8 @@ def movielens_import(*, path: Path | str, progress: bool = True, chunk_bytes: in
         _movie_genres_sync(movies)
         users_created, users_updated = _users_upsert(users)
         record = import_record_begin(release=release, key=key, path=str(path))
-    already, resumed = record.finished_at is not None, record.ratings_rows
+    already = record.finished_at is not None
+    resumed = 0 if already else record.ratings_rows
     if resumed and not already:
         log.info("resuming the ratings of %s after %d ratings", path, resumed)
     if not already:
@@ -118,22 +119,31 @@ RATING_PRIOR = 10
 
 
 def movie_stats_write(movie_model=Movie, rating_model=DatasetRating) -> int:
-    """Write every movie's `ratings_count` and `rating_score` from the imported ratings; the
-    models are parameters so migration movie.0005 can run it on its historical models. Returns the
-    number of movies written."""
-    stats = {
-        row["movie_id"]: (row["n"], row["total"])
-        for row in rating_model.objects.values("movie_id").annotate(n=Count("id"), total=Sum("rating"))
-    }
-    n_all = sum(n for n, _ in stats.values())
-    mean = sum(total for _, total in stats.values()) / n_all if n_all else 0.0
-    movies = list(movie_model.objects.only("id"))
-    for movie in movies:
-        n, total = stats.get(movie.id, (0, 0.0))
-        movie.ratings_count = n
-        movie.rating_score = (RATING_PRIOR * mean + total) / (RATING_PRIOR + n)
-    movie_model.objects.bulk_update(movies, ["ratings_count", "rating_score"], batch_size=BATCH_SIZE)
-    return len(movies)
+    """Write every movie's `ratings_count` and `rating_score` from the imported ratings, in SQL: a
+    GROUP BY over the ratings joined to the movies (bulk_update's CASE of 5,000 ids took 8.7 s for
+    5,583 movies on MariaDB, growing with the square of the batch). The models are parameters so
+    migration movie.0005 can run it on its historical models. Returns the number of movies."""
+    totals = rating_model.objects.aggregate(n=Count("pk"), total=Sum("rating"))
+    mean = totals["total"] / totals["n"] if totals["n"] else 0.0
+    quote = connection.ops.quote_name
+    movies, ratings = quote(movie_model._meta.db_table), quote(rating_model._meta.db_table)
+    movie_pk = quote(movie_model._meta.pk.column)
+    movie_fk, rating = (quote(rating_model._meta.get_field(name).column) for name in ("movie", "rating"))
+    count, score = (quote(movie_model._meta.get_field(name).column)
+                    for name in ("ratings_count", "rating_score"))
+    per_movie = (f"SELECT {movie_fk} AS movie, COUNT(*) AS n, SUM({rating}) AS total FROM {ratings} "
+                 f"GROUP BY {movie_fk}")
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {movies} SET {count} = 0, {score} = %s", [mean])  # the unrated ones
+        if connection.vendor == "mysql":
+            cursor.execute(f"UPDATE {movies} JOIN ({per_movie}) AS r ON r.movie = {movies}.{movie_pk} "
+                           f"SET {count} = r.n, {score} = (%s + r.total) / (%s + r.n)",
+                           [RATING_PRIOR * mean, RATING_PRIOR])
+        else:  # SQLite 3.33+, PostgreSQL
+            cursor.execute(f"UPDATE {movies} SET {count} = r.n, {score} = (%s + r.total) / (%s + r.n) "
+                           f"FROM ({per_movie}) AS r WHERE r.movie = {movies}.{movie_pk}",
+                           [RATING_PRIOR * mean, RATING_PRIOR])
+    return movie_model.objects.count()
 
 
 def _genres_upsert(movies: list[MovieRow]) -> int:
