@@ -23,6 +23,12 @@ from pytorch_models.data.movielens_ratings import CHUNK_BYTES, RatingsChunk, rat
 
 log = logging.getLogger(__name__)
 
+# Rows per INSERT on MariaDB: 20,000 rows are ~0.8 MB of SQL, under max_allowed_packet (16 MB by
+# default). The SQL is written here, not by mysqlclient's executemany: every value is a number or
+# a "YYYY-MM-DD HH:MM:SS" numpy wrote, nothing to escape, and its per-value escaping took 3.6 us of
+# CPU a rating against 0.8 us for the f-string (200k ratings: 0.72 s vs 0.16 s), 70 s of ml-25m.
+STATEMENT_ROWS = 20_000
+
 __all__ = ["CHUNK_BYTES", "import_record_begin", "ratings_check", "ratings_write", "release_key"]
 
 
@@ -93,23 +99,25 @@ def _lookup(movie_ids: set[int]) -> np.ndarray:
 
 
 def _chunk_upsert(chunk: RatingsChunk, listed: np.ndarray) -> None:
-    """One executemany of the chunk's rows: mysqlclient sends them as multi-row INSERTs of up to
-    ~1 MB each, SQLite runs one prepared statement. A pair already there gets the file's rating
-    and time (a pair twice in the file: the later line wins)."""
+    """The chunk's rows in multi-row INSERTs; a pair already there gets the file's rating and time
+    (a pair twice in the file: the later line wins)."""
     if not listed.any():
         return
     meta = DatasetRating._meta
     quote = connection.ops.quote_name
     user, movie, rating, rated_at = (quote(meta.get_field(name).column)
                                      for name in ("dataset_user", "movie", "rating", "rated_at"))
-    insert = (f"INSERT INTO {quote(meta.db_table)} ({user}, {movie}, {rating}, {rated_at}) "
-              "VALUES (%s, %s, %s, %s) ")
-    if connection.vendor == "mysql":
-        upsert = f"ON DUPLICATE KEY UPDATE {rating} = VALUES({rating}), {rated_at} = VALUES({rated_at})"
-    else:  # SQLite (and PostgreSQL) name the conflict's columns
-        upsert = (f"ON CONFLICT ({user}, {movie}) DO UPDATE SET {rating} = excluded.{rating}, "
-                  f"{rated_at} = excluded.{rated_at}")
-    rows = zip(chunk.users[listed].tolist(), chunk.movies[listed].tolist(), chunk.ratings[listed].tolist(),
-               chunk.rated_at_text()[listed].tolist(), strict=True)
+    insert = f"INSERT INTO {quote(meta.db_table)} ({user}, {movie}, {rating}, {rated_at}) VALUES "
+    columns = (chunk.users[listed].tolist(), chunk.movies[listed].tolist(), chunk.ratings[listed].tolist(),
+               chunk.rated_at_text()[listed].tolist())
     with connection.cursor() as cursor:
-        cursor.executemany(insert + upsert, list(rows))
+        if connection.vendor == "mysql":
+            upsert = f" ON DUPLICATE KEY UPDATE {rating} = VALUES({rating}), {rated_at} = VALUES({rated_at})"
+            for start in range(0, len(columns[0]), STATEMENT_ROWS):
+                rows = zip(*(column[start:start + STATEMENT_ROWS] for column in columns), strict=True)
+                cursor.execute(insert + ",".join(f"({u},{m},{r},'{t}')" for u, m, r, t in rows) + upsert)
+        else:  # SQLite (and PostgreSQL) name the conflict's columns; one prepared statement
+            cursor.executemany(
+                f"{insert}(%s, %s, %s, %s) ON CONFLICT ({user}, {movie}) DO UPDATE SET "
+                f"{rating} = excluded.{rating}, {rated_at} = excluded.{rated_at}",
+                list(zip(*columns, strict=True)))
