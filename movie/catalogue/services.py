@@ -96,7 +96,7 @@ def movielens_import(*, path: Path | str, progress: bool = True, chunk_bytes: in
         record = import_record_begin(release=release, key=key, path=str(path))
     already = record.finished_at is not None
     resumed = 0 if already else record.ratings_rows
-    if resumed and not already:
+    if resumed:
         log.info("resuming the ratings of %s after %d ratings", path, resumed)
     if not already:
         ratings_write(release, record, movie_ids, progress=progress, chunk_bytes=chunk_bytes)
