@@ -158,7 +158,7 @@ def ratings_write(shape: Shape, folder: Path, rng: np.random.Generator, rank_to_
             stamps = np.minimum(start + rng.random(len(movie_ids)) * span, LAST_STAMP).astype(np.int64)
             pd.DataFrame({"u": users, "m": movie_ids, "r": np.minimum(rating, 5.0), "t": stamps}).to_csv(
                 handle, header=False, index=False, float_format="%.1f")
-            np.add.at(per_movie, movie_ids, 1)
+            per_movie += np.bincount(movie_ids, minlength=shape.movies + 1)
             bar.update(len(movie_ids))
             user = block.stop
     rated = per_movie[1:]
