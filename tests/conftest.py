@@ -347,7 +347,8 @@ def trained_models(model_dir):
     from predictors import registry
     from predictors.training import TrainingData
     from predictors.versions import version_make
-    from pytorch_models.data.movielens import movie_tags, movies_read, rating_pairs, release_detect, tags_read
+    from pytorch_models.data.movielens import movie_tags, movies_read, release_detect, tags_read
+    from pytorch_models.data.movielens_ratings import rating_pairs
 
     release = release_detect(MOVIELENS)
     movies = list(movies_read(release))

@@ -82,6 +82,47 @@ class DatasetRating(models.Model):
         ]
 
 
+class DatasetUser(models.Model):
+    """A MovieLens user's demographics, where the release has them (ml-1m's users.dat,
+    ml-100k's u.user): user features beside `DatasetRating.dataset_user`."""
+
+    dataset_user = models.PositiveIntegerField(unique=True)
+    gender = models.CharField(max_length=1)  # "M" | "F"
+    # ml-100k: years; ml-1m: the lower bound of the age group (1 = under 18, 18, 25, ..., 56)
+    age = models.PositiveSmallIntegerField()
+    occupation = models.CharField(max_length=64)
+    zip_code = models.CharField(max_length=16)
+
+    class Meta:
+        db_table = "movie_datasetuser"
+
+    def __str__(self) -> str:
+        return f"dataset user {self.dataset_user}"
+
+
+class MovieLensImport(models.Model):
+    """How far the import of one release got: its ratings are committed a chunk at a time, each
+    chunk in the transaction that moves `ratings_offset` past it, so a run killed half-way is
+    resumed at the first chunk not committed, and a finished release is not read again.
+
+    Bound: one row per folder imported (an import of new contents in a folder replaces the
+    folder's row), ~200 bytes each."""
+
+    key = models.CharField(max_length=64, unique=True)  # sha256 of the release's files' contents
+    path = models.TextField()  # the folder, as given to the import
+    ratings_offset = models.BigIntegerField()  # byte offset of the first rating not committed
+    ratings_rows = models.BigIntegerField(default=0)  # ratings read before ratings_offset
+    ratings_skipped = models.BigIntegerField(default=0)  # of those, of movies missing from the release
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "movie_movielensimport"
+
+    def __str__(self) -> str:
+        return f"{self.path} ({'finished' if self.finished_at else f'at byte {self.ratings_offset}'})"
+
+
 class PaperReview(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     title = models.CharField(max_length=200)

@@ -21,11 +21,11 @@ import torch
 from pytorch_models.data.movielens import (
     movie_tags,
     movies_read,
-    rating_pairs,
     release_detect,
     tags_read,
     title_parse,
 )
+from pytorch_models.data.movielens_ratings import rating_pairs
 
 log = logging.getLogger(__name__)
 

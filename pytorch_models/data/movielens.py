@@ -3,11 +3,14 @@
 The one reader of these files: the site's importer (`movie.catalogue.services.movielens_import`) and
 the training data (`pytorch_models.data.interactions.load_movielens`) both go through it, so a title
 gets the same year and a movie the same genres on both sides. Supported folders:
-- ml-latest-small / ml-latest / ml-25m: `movies.csv`, `ratings.csv`, optional `links.csv`
-  and `tags.csv` (UTF-8);
-- ml-1m (and ml-10m): `movies.dat`, `ratings.dat`, optional `tags.dat`, `::`-separated
-  (ml-1m is latin-1);
-- ml-100k: `u.item` (`|`-separated, latin-1, 19 genre flags) and `u.data` (tab-separated).
+- ml-latest-small / ml-latest / ml-25m / ml-32m: `movies.csv`, `ratings.csv`, optional
+  `links.csv` and `tags.csv` (UTF-8);
+- ml-1m and ml-10m: `movies.dat`, `ratings.dat`, optional `tags.dat` (ml-10m) and `users.dat`
+  (ml-1m: demographics), `::`-separated (ml-1m is latin-1);
+- ml-100k: `u.item` (`|`-separated, latin-1, 19 genre flags), `u.data` (tab-separated) and
+  optional `u.user` (demographics).
+The ratings file, the one that grows to millions of lines, is read in chunks by
+`pytorch_models.data.movielens_ratings`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import csv
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +37,13 @@ NO_GENRE = {"(no genres listed)", "unknown", ""}
 # "Heat (1995)", "Fawlty Towers (1975-1979)", "Death Note (2006–2007)", and a series still
 # running, "Stranger Things (2016- )": the year it started, 2016.
 _TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:\s*[-–]\s*(?:\d{4})?\s*)?\)$")
-# How each format separates the fields of its ratings file, and whether it has a header row.
-_RATINGS_LAYOUT = {"csv": (",", True), "dat": ("::", False), "100k": ("\t", False)}
+# ml-1m's users.dat gives occupations as codes; these are its README's names for them.
+ML1M_OCCUPATIONS = (
+    "other", "academic/educator", "artist", "clerical/admin", "college/grad student",
+    "customer service", "doctor/health care", "executive/managerial", "farmer", "homemaker",
+    "K-12 student", "lawyer", "programmer", "retired", "sales/marketing", "scientist",
+    "self-employed", "technician/engineer", "tradesman/craftsman", "unemployed", "writer",
+)
 
 
 class MovieLensFormatError(ValueError):
@@ -60,6 +68,19 @@ class RatingRow:
     rated_at: datetime
 
 
+@dataclass(frozen=True)
+class UserRow:
+    """A dataset user's demographics (ml-1m's users.dat, ml-100k's u.user): user features."""
+
+    dataset_user: int
+    gender: str  # "M" | "F"
+    # ml-100k: the age in years; ml-1m: the lower bound of the user's age group
+    # (1: under 18, 18: 18-24, 25, 35, 45, 50: 50-55, 56: 56 and over).
+    age: int
+    occupation: str  # the release's own names: ml-1m's codes are mapped through ML1M_OCCUPATIONS
+    zip_code: str
+
+
 @dataclass
 class Release:
     """One MovieLens folder: which format it is and where its files are."""
@@ -70,6 +91,11 @@ class Release:
     links: Path | None = None
     encoding: str = "utf-8"
     tags: Path | None = None
+    users: Path | None = None  # users.dat (ml-1m), u.user (ml-100k): demographics
+
+    def files(self) -> list[Path]:
+        """Every file of the release this reader reads."""
+        return [p for p in (self.movies, self.ratings, self.links, self.tags, self.users) if p is not None]
 
 
 def title_parse(raw: str) -> tuple[str, int | None]:
@@ -93,9 +119,11 @@ def release_detect(path: Path | str) -> Release:
                        tags=_optional(path / "tags.csv"))
     if (path / "movies.dat").is_file() and (path / "ratings.dat").is_file():
         return Release("dat", path / "movies.dat", path / "ratings.dat",
-                       encoding=_dat_encoding(path / "movies.dat"), tags=_optional(path / "tags.dat"))
+                       encoding=_dat_encoding(path / "movies.dat"), tags=_optional(path / "tags.dat"),
+                       users=_optional(path / "users.dat"))
     if (path / "u.item").is_file() and (path / "u.data").is_file():
-        return Release("100k", path / "u.item", path / "u.data", encoding="latin-1")
+        return Release("100k", path / "u.item", path / "u.data", encoding="latin-1",
+                       users=_optional(path / "u.user"))
     raise MovieLensFormatError(
         f"{path} holds no MovieLens release: expected movies.csv + ratings.csv (ml-latest, ml-25m), "
         "movies.dat + ratings.dat (ml-1m) or u.item + u.data (ml-100k)."
@@ -115,50 +143,44 @@ def _dat_encoding(movies: Path) -> str:
     return "utf-8"
 
 
-def count_lines(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(1 for _ in handle)
-
-
 def movies_read(release: Release) -> Iterator[MovieRow]:
     reader = {"csv": _movies_csv, "dat": _movies_dat, "100k": _movies_100k}[release.format]
     yield from reader(release)
 
 
-def ratings_read(release: Release) -> Iterator[RatingRow]:
-    """Every rating as a row, streamed (the importer writes them in batches)."""
-    separator, header = _RATINGS_LAYOUT[release.format]
-    with release.ratings.open(encoding=release.encoding, newline="") as handle:
-        lines = (line for line in handle if line.strip())
-        if header:
-            next(lines, None)
-        for number, line in enumerate(lines, start=1):
-            row = line.rstrip("\r\n").split(separator)
+def users_read(release: Release) -> Iterator[UserRow]:
+    """The dataset users' demographics, for the releases that have them (ml-1m, ml-100k);
+    nothing for the others. Raises MovieLensFormatError naming a bad line."""
+    if release.users is None:
+        return
+    separator = "::" if release.format == "dat" else "|"
+    with release.users.open(encoding="latin-1", newline="") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\r\n").split(separator)
             try:
-                user, movie, rating, stamp = row[:4]
-                yield RatingRow(int(user), int(movie), float(rating), _from_timestamp(stamp))
+                yield _user_row(release.format, fields)
             except (ValueError, IndexError) as exc:
                 raise MovieLensFormatError(
-                    f"{release.ratings.name} line {number} is not a rating: {row!r}"
+                    f"{release.users.name} line {number} is not a user: {fields!r}"
                 ) from exc
 
 
-def rating_pairs(release: Release) -> np.ndarray:
-    """(E, 2) int64 [user id, movie id] of every rating, in file order: the training data.
-    Read in C by pandas, ~10x faster than `ratings_read` on ml-25m's 25M lines."""
-    separator, header = _RATINGS_LAYOUT[release.format]
-    try:
-        frame = pd.read_csv(release.ratings, sep=separator, header=0 if header else None, usecols=[0, 1],
-                            dtype=np.int64, engine="python" if len(separator) > 1 else "c")
-    except ValueError as exc:
-        raise MovieLensFormatError(
-            f"{release.ratings.name} holds a line that is not a rating: {exc}"
-        ) from exc
-    return frame.to_numpy()
-
-
-def _from_timestamp(stamp: str) -> datetime:
-    return datetime.fromtimestamp(int(float(stamp)), tz=UTC)
+def _user_row(format: str, fields: list[str]) -> UserRow:
+    if len(fields) != 5:
+        raise ValueError(f"{len(fields)} fields, not 5")
+    if format == "dat":  # UserID::Gender::Age::Occupation::Zip-code
+        user, gender, age, occupation, zip_code = fields
+        code = int(occupation)
+        if not 0 <= code < len(ML1M_OCCUPATIONS):
+            raise ValueError(f"occupation code {code}")
+        occupation = ML1M_OCCUPATIONS[code]
+    else:  # user id | age | gender | occupation | zip code
+        user, age, gender, occupation, zip_code = fields
+    if gender not in ("M", "F"):
+        raise ValueError(f"gender {gender!r}")
+    return UserRow(int(user), gender, int(age), occupation.strip(), zip_code.strip())
 
 
 def _genres(names) -> tuple[str, ...]:
