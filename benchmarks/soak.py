@@ -65,6 +65,8 @@ SOAK_ENV = {
 FLAT = 0.10
 # What a restart bounds rather than keeps flat: judged by its largest sample against the bound.
 RESTART_BOUNDED = {"kafka RSS MB": float(SOAK_ENV["KAFKA_MAX_RSS_MB"])}
+
+
 def _shortfall(click: Click, found, state, mirrored: bool) -> str:
     """What a lost click lacked, in words: the soak's lead for finding out why."""
     answered = time.strftime("%H:%M:%S", time.gmtime(time.time() - (time.monotonic() - click.done_at)))
@@ -91,8 +93,7 @@ class Auditor(threading.Thread):
         self.visitors, self.stop = visitors, threading.Event()
         self.audited: set[str] = set()
         self.suspects: set[str] = set()
-        self.lost: list[str] = []
-        self.why: dict[str, str] = {}  # a lost click's key -> what the audit found short
+        self.lost: dict[str, str] = {}  # a lost click's key -> what the audit found short
         self.refused_applied = 0
 
     def run(self) -> None:
@@ -136,8 +137,7 @@ class Auditor(threading.Thread):
                 self.suspects.discard(click.key)
             elif click.key in self.suspects or final:
                 self.audited.add(click.key)
-                self.lost.append(click.key)
-                self.why[click.key] = _shortfall(click, found, state, click.key in mirrored)
+                self.lost[click.key] = _shortfall(click, found, state, click.key in mirrored)
             else:
                 self.suspects.add(click.key)
 
@@ -234,7 +234,7 @@ def drive(stack: DemoStack, args: argparse.Namespace) -> dict:
     return {
         "actions_per_s": round(sent / served_s, 1), "actions_crashed": dict(crashed),
         "accepted": sum(c.status == 202 for c in clicks), "refused": sum(c.status != 202 for c in clicks),
-        "lost": len(auditor.lost), "lost_keys": {key: auditor.why[key] for key in auditor.lost[:20]},
+        "lost": len(auditor.lost), "lost_keys": dict(list(auditor.lost.items())[:20]),
         "double": auditor.double() + auditor.refused_applied,
         # A 503 is the documented answer while a part is down (the page retries it); any other
         # 5xx is a defect.
