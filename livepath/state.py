@@ -153,6 +153,13 @@ def visitors_on(params_key: str, limit: int) -> tuple[int, list[str]]:
     return len(taken), [v for v, holds in zip(taken, pipe.execute(), strict=True) if holds]
 
 
+def replays_drop(pipe, visitors: Sequence[str]) -> None:
+    """Queue on `pipe` the end of the visitors' replay marks: ids left with nothing to replay
+    (their history moved to an account)."""
+    if visitors:
+        pipe.delete(*(replay_key(v) for v in visitors))
+
+
 def visitor_forget(visitor: str) -> None:
     """Drop the visitor's live state: its next update replays its whole log, under a mark
     that keeps the replayed clicks out of the latency timings. A claim on the visitor is

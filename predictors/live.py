@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 
 from livepath import latency
 from livepath.queue import LEASE_S, Claim, claims_store, visitors_claim, visitors_release, visitors_wait
-from livepath.state import VisitorState, states_get, states_put, visitors_on
+from livepath.state import VisitorState, replays_drop, states_get, states_put, visitors_on
 from predictors import TS_FORMAT, cache, registry
 from predictors.visitor_digest import visitor_digest
 from predictors.watermark import events_applied, events_new, events_since
@@ -230,6 +230,9 @@ class LiveEngine:
         # The timestamps of the applied events that are clicks waiting for a list.
         created: dict[str, list[str]] = {}
         recheck = []
+        # Ids whose whole history moved away (a log-in, `eventstore.live.visitors_changed`):
+        # their cached lists go now rather than STATE_TTL_S later, one id left behind per log-in.
+        moved_away = []
         young = _stamp(time.time() - PENDING_YOUNG_S)
         for visitor in visitors:
             if any(e.pending and e.ts > young for e in logs[visitor]):
@@ -244,6 +247,8 @@ class LiveEngine:
                 changed[visitor], applied[visitor] = state, len(new)
                 if not state.replay:
                     created[visitor] = [e.ts for e in new]
+            elif state.replay and not logs[visitor]:
+                moved_away.append(visitor)
         lists: dict[str, dict[str, list[tuple[int, float]] | None]] = {}
         for name, live in self.live.items():
             t0 = time.perf_counter()
@@ -264,6 +269,10 @@ class LiveEngine:
                                                   items=items, as_of_event=changed[visitor].last_event,
                                                   redis=pipe)
             states_put(pipe, {v: changed[v] for v in held if v in changed})
+            gone = [v for v in held if v in moved_away]
+            for visitor in gone:
+                cache.recommendations_forget(visitor, list(self.live), redis=pipe)
+            replays_drop(pipe, gone)
 
         held = set(claims_store(claim, write))
         report.lost = [v for v in visitors if v not in held]

@@ -145,6 +145,26 @@ def test_an_event_written_late_inside_the_grace_window_is_applied_once(engine, c
     assert state.last_event != slow.event_id  # the watermark stays at the newest event
 
 
+def test_an_id_whose_history_moved_away_leaves_no_lists_behind(engine, clicklog_table):
+    """A log-in moves an anonymous id's history to the account (movie.tracking.moves): the
+    id's lists go at the next update, not a STATE_TTL_S later; the account keeps its own."""
+    anonymous, account = _visitor(), _visitor()
+    moved = [_event(anonymous, m, i) for i, m in enumerate(CLICKED)]
+    _update(engine, anonymous)
+    assert all(cache.recommendations_get(m, anonymous) for m in FINE_TUNED_LIVE)
+    clicklog.events_put(moved, visitor=account)
+    clicklog.events_delete(anonymous, [e.sort_key for e in moved])
+    for visitor in (anonymous, account):
+        live_state.visitor_forget(visitor)
+
+    _update(engine, anonymous, account)
+
+    assert all(cache.recommendations_get(m, anonymous) is None for m in FINE_TUNED_LIVE)
+    assert not client().exists(live_state.key(anonymous), live_state.replay_key(anonymous))
+    assert all(cache.recommendations_get(m, account) for m in FINE_TUNED_LIVE)
+    assert live_state.states_get([account])[account].history == CLICKED
+
+
 def test_removing_everything_falls_back_to_popular(engine, clicklog_table):
     visitor = _visitor()
     _event(visitor, 1, 0)
