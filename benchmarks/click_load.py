@@ -12,6 +12,11 @@ update). The lists are watched in Redis, which is what `/api/recommendations/<mo
 (`source: fresh`), every 20 ms; at the end every visitor's last click is checked through the
 API as well. Then every accepted click is looked up in DynamoDB and in Kafka.
 
+Beside freshness it prints the CPU each role of the demo serving --url spent per accepted click
+(web, consumer, live worker, Kafka, DynamoDB, Redis: `benchmarks.stack_cpu`), from the first
+click until the last was fresh, and with --profile DIR the functions that spent it (py-spy,
+inclusive shares, 100 samples a second).
+
 The service addresses come from var/demo-services.env, which `make demo` writes.
 Prints a table; the last line is one JSON object.
 """
@@ -27,6 +32,7 @@ import statistics
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +43,14 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 from tqdm import tqdm
 
+from benchmarks.stack_cpu import (
+    CLICK_ROLES,
+    cpu_by_role,
+    cpu_seconds,
+    demo_roles,
+    profile_start,
+    profile_summary,
+)
 from pytorch_models.models.names import FINE_TUNED_LIVE
 
 AS_OF = re.compile(rb'"as_of_event": "([0-9a-f-]+)"')
@@ -180,7 +194,13 @@ def main() -> None:
     parser.add_argument("--topic", default="clicks")
     parser.add_argument("--table", default="clicklog")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="also sample web, consumer and live worker with py-spy into this folder")
     args = parser.parse_args()
+    from benchmarks.pages import calibration_ms  # pages builds on this module
+
+    speed = calibration_ms()
+    roles = demo_roles(urllib.parse.urlsplit(args.url).port or 80)
     services = read_env(Path(args.services))
     rng = random.Random(args.seed)
     base = args.url.rstrip("/")
@@ -212,6 +232,8 @@ def main() -> None:
 
     total = int(args.rate * args.duration)
     order = visitors * (total // len(visitors) + 1)
+    cpu_before = cpu_seconds(roles)
+    recorders = profile_start(roles, args.duration, args.profile) if args.profile else []
     started = time.perf_counter()
     with ThreadPoolExecutor(64) as senders:
         for i in tqdm(range(total), desc="clicks"):
@@ -228,6 +250,10 @@ def main() -> None:
         time.sleep(0.1)
     watcher.stop.set()
     watcher.join()
+    # Everything the clicks cost, their fold-ins included, and nothing after.
+    cpu = cpu_by_role(cpu_before, cpu_seconds(roles))
+    for recorder in recorders:
+        recorder.wait()
 
     active = [v for v in visitors if v.events]
     served_stale = sum(
@@ -255,7 +281,11 @@ def main() -> None:
         "missing_kafka": len(accepted - in_kafka),
         "missing_models": len(clicks) - len(fresh),
         "last_click_not_served": served_stale,
+        "cpu_ms_per_click": {role: round(1000 * cpu[role] / max(len(clicks), 1), 2)
+                             for role in CLICK_ROLES if role in cpu},
+        "calibration_ms": round(speed, 1),
     }
+    result["cpu_ms_per_click_total"] = round(sum(result["cpu_ms_per_click"].values()), 2)
     print(f"\n{args.visitors} visitors, {args.rate:.0f} clicks/s for {args.duration:.0f} s against {base}")
     print(f"{'':<28}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
     print(f"{'POST /api/events (ms)':<28}{1000 * statistics.median(posts):>9.1f}"
@@ -268,6 +298,21 @@ def main() -> None:
           f"{sorted(set(failures))}; missing from DynamoDB {result['missing_dynamodb']}, Kafka "
           f"{result['missing_kafka']}, models {result['missing_models']}; last click not served fresh by the "
           f"API: {served_stale} of {len(active) * len(FINE_TUNED_LIVE)}")
+    if cpu:
+        cells = "  ".join(f"{role} {ms:.1f}" for role, ms in result["cpu_ms_per_click"].items())
+        print(f"CPU ms per accepted click: {cells}; all {result['cpu_ms_per_click_total']:.1f} "
+              f"(two cores carry at most {2000 / max(result['cpu_ms_per_click_total'], 1e-9):.0f} clicks/s, "
+              f"{2000 / 1.5 / max(result['cpu_ms_per_click_total'], 1e-9):.0f} on a host 1.5x slower)")
+    else:
+        print(f"CPU per click not measured: no `python -m devstack demo` serves port "
+              f"{urllib.parse.urlsplit(args.url).port}")
+    print(f"calibration: a fixed pure-Python loop took {speed:.1f} ms of CPU")
+    if args.profile:
+        for role, frames in profile_summary(args.profile).items():
+            per_click = result["cpu_ms_per_click"].get(role, 0.0)
+            print(f"\n{role}: share of its samples (inclusive) and ms per click")
+            for frame, share in frames:
+                print(f"  {share:>6.1%} {share * per_click:>6.2f}  {frame}")
     print(json.dumps(result))
 
 
