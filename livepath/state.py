@@ -1,6 +1,6 @@
 """Live visitors' state in Redis, so any worker on any machine can serve any visitor.
 
-`live:visitor:<visitor>` (a hash, expires after STATE_TTL_S without a click):
+`live:visitor:<visitor>` (a hash, expires after LIVE_STATE_TTL_S without a click):
     watermark   sort key (`<ts>#<event_id>`) of the newest applied event
     recent      JSON list of the sort keys applied within the grace window of the watermark
                 (predictors.GRACE_S; which events are new is the engine's rule: predictors.watermark)
@@ -23,11 +23,12 @@ click.
   500); parameters for the live GNNs, 3 × dim × 4 B (768 B at dim 64, 3 KB at 256); `recent`,
   the sort keys of the last GRACE_S: ≤ 120 at the click rate limit × 66 B ≈ 8 KB. Measured
   (MEMORY USAGE ... SAMPLES 0, Redis 7): 2.1 KB for 20 movies at dim 64, 14 KB at the worst
-  (500 movies, 120 recent keys), 17 KB so at dim 256. It expires STATE_TTL_S after its last write.
+  (500 movies, 120 recent keys), 17 KB so at dim 256. It expires LIVE_STATE_TTL_S (settings)
+  after its last write.
 - A version's index: one member per visitor stored with that version's parameters in the last
-  STATE_TTL_S, so no more members than there are live states; 145 B a member (MEMORY USAGE,
+  LIVE_STATE_TTL_S, so no more members than there are live states; 145 B a member (MEMORY USAGE,
   Redis 7, 10,000 visitor ids), so 0.4 KB a visitor for the three live models beside its
-  2-17 KB of state. Every store trims it to that window and sets it to expire STATE_TTL_S
+  2-17 KB of state. Every store trims it to that window and sets it to expire LIVE_STATE_TTL_S
   after; the re-derivation of a replaced version empties it.
 """
 
@@ -39,15 +40,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+from django.conf import settings
 
 from livepath.queue import claim_key, claimed_key, queue_key
 from livepath.store import client
 
-# A visitor away this long comes back to lists and parameters re-derived from its log, both at
-# once: the recommendation lists have the same TTL (predictors.cache). Bound: one state per
-# visitor active within it (module docstring); 30 days held 4x the visitors in Redis for the
-# rare visitor who returns after a week.
-STATE_TTL_S = 7 * 24 * 3600
+
+def state_ttl_s() -> int:
+    """How long a state outlives its last write (settings.LIVE_STATE_TTL_S, 7 days); the
+    recommendation lists have the same TTL (predictors.cache)."""
+    return settings.LIVE_STATE_TTL_S
+
+
 # A replay follows its mark within seconds; a mark whose replay never came (the visitor id
 # was given up) should not linger.
 REPLAY_MARK_S = 24 * 3600
@@ -125,19 +129,19 @@ def states_get(visitors: Sequence[str]) -> dict[str, VisitorState]:
 def states_put(pipe, states: dict[str, VisitorState]) -> None:
     """Queue the states on `pipe` (the caller's transaction, so they land with the caches), and
     each visitor in the index of every version it holds parameters of."""
-    now = time.time()
+    now, ttl_s = time.time(), state_ttl_s()
     on: dict[str, dict[str, float]] = {}
     for visitor, state in states.items():
         # Drops parameters of versions no longer live, and the replay mark: the replay is stored.
         pipe.delete(key(visitor), replay_key(visitor))
         pipe.hset(key(visitor), mapping=state.to_redis())
-        pipe.expire(key(visitor), STATE_TTL_S)
+        pipe.expire(key(visitor), ttl_s)
         for params_key in state.params:
             on.setdefault(version_key(params_key), {})[visitor] = now
     for index, members in on.items():
         pipe.zadd(index, members)
-        pipe.zremrangebyscore(index, "-inf", f"({now - STATE_TTL_S}")
-        pipe.expire(index, STATE_TTL_S)
+        pipe.zremrangebyscore(index, "-inf", f"({now - ttl_s}")
+        pipe.expire(index, ttl_s)
 
 
 def visitors_on(params_key: str, limit: int) -> tuple[int, list[str]]:

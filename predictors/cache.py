@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import time
 
-from livepath.state import STATE_TTL_S
+from livepath.state import state_ttl_s
 from livepath.store import client
 
 # A visitor who has not come back in a week gets recomputed from the published tables, and its
 # live state, which the lists are derived from, expires with them (livepath.state). Bound: one
-# list per fine-tuned model (3) per visitor active within TTL_S, each predictors.live's
+# list per fine-tuned model (3) per visitor active within LIVE_STATE_TTL_S, each predictors.live's
 # CACHED_ITEMS = 100 pairs: 3.1 KB (MEMORY USAGE, Redis 7), so about 9.4 KB a visitor. An
 # evictable cache.
-TTL_S = STATE_TTL_S
 
 
 def key(model: str, visitor: str) -> str:
@@ -41,7 +40,7 @@ def recommendations_set(
         "at": time.time(),
         "as_of_event": as_of_event,
     }
-    (redis or client()).set(key(model, visitor), json.dumps(value), ex=TTL_S)
+    (redis or client()).set(key(model, visitor), json.dumps(value), ex=state_ttl_s())
 
 
 def recommendations_forget(visitor: str, models, redis=None) -> None:

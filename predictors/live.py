@@ -231,7 +231,7 @@ class LiveEngine:
         created: dict[str, list[str]] = {}
         recheck = []
         # Ids whose whole history moved away (a log-in, `eventstore.live.visitors_changed`):
-        # their cached lists go now rather than STATE_TTL_S later, one id left behind per log-in.
+        # their cached lists go now rather than LIVE_STATE_TTL_S later, one id left behind per log-in.
         moved_away = []
         young = _stamp(time.time() - PENDING_YOUNG_S)
         for visitor in visitors:

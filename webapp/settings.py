@@ -224,6 +224,10 @@ RECOMMENDATION_MODELS = SERVED_MODELS
 # candidates from an HNSW index (predictors.retrieval) instead of scoring every movie; below
 # it an exact scan costs less than a search (benchmarks/ann_recall.py).
 ANN_MIN_ITEMS = int(_env("ANN_MIN_ITEMS", "50000"))
+# A visitor away this long comes back to lists and parameters re-derived from its log, both at
+# once (livepath.state, predictors.cache). Bound: one state and its lists per visitor id active
+# within it; 30 days held 4x the visitors in Redis for the rare visitor who returns after a week.
+LIVE_STATE_TTL_S = int(float(_env("LIVE_STATE_TTL_S", str(7 * 24 * 3600))))
 # The most movies of a visitor's history the live models and the pages use: the newest
 # VISITOR_HISTORY_MAX; older ones fall out of the live model and the page says so.
 VISITOR_HISTORY_MAX = int(_env("VISITOR_HISTORY_MAX", "500"))

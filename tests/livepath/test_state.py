@@ -47,7 +47,7 @@ def test_the_visitors_on_a_version_are_handed_out_once_while_they_hold_it(servic
             for v in (on_old, moved_on, expired)})
     _store({moved_on: live_state.VisitorState(history=[1], params={"lightgcn:v2": torch.ones(4)})})  # a click
     client().delete(live_state.key(expired))
-    assert 0 < client().ttl(live_state.version_key("lightgcn:v1")) <= live_state.STATE_TTL_S
+    assert 0 < client().ttl(live_state.version_key("lightgcn:v1")) <= live_state.state_ttl_s()
 
     first, second = live_state.visitors_on("lightgcn:v1", 2), live_state.visitors_on("lightgcn:v1", 2)
 

@@ -147,7 +147,7 @@ def test_an_event_written_late_inside_the_grace_window_is_applied_once(engine, c
 
 def test_an_id_whose_history_moved_away_leaves_no_lists_behind(engine, clicklog_table):
     """A log-in moves an anonymous id's history to the account (movie.tracking.moves): the
-    id's lists go at the next update, not a STATE_TTL_S later; the account keeps its own."""
+    id's lists go at the next update, not LIVE_STATE_TTL_S later; the account keeps its own."""
     anonymous, account = _visitor(), _visitor()
     moved = [_event(anonymous, m, i) for i, m in enumerate(CLICKED)]
     _update(engine, anonymous)
