@@ -310,9 +310,10 @@ def main() -> None:
     if args.profile:
         for role, frames in profile_summary(args.profile).items():
             per_click = result["cpu_ms_per_click"].get(role, 0.0)
-            print(f"\n{role}: share of its samples (inclusive) and ms per click")
-            for frame, share in frames:
-                print(f"  {share:>6.1%} {share * per_click:>6.2f}  {frame}")
+            print(f"\n{role}: share of its samples, ms per click, and where (our deepest function → "
+                  "the package it was in)")
+            for where, share in frames:
+                print(f"  {share:>6.1%} {share * per_click:>6.2f}  {where}")
     print(json.dumps(result))
 
 

@@ -88,9 +88,15 @@ def profile_start(roles: dict[str, list[psutil.Process]], seconds: float, out: P
     return recorders
 
 
-def profile_summary(out: Path, top: int = 12) -> dict[str, list[tuple[str, float]]]:
-    """Per role, the functions with the largest share of its samples (inclusive: a function's
-    share counts the functions it called), from py-spy's collapsed stacks."""
+OURS = ("movie", "eventstore", "predictors", "livepath", "workers", "webapp", "pytorch_models", "devstack")
+
+
+def profile_summary(out: Path, top: int = 14) -> dict[str, list[tuple[str, float]]]:
+    """Per role, where its samples went: each stack is charged to its deepest function of ours
+    and the package that function was in when sampled (`events._record → botocore`: botocore's
+    time under `_record`, nothing deeper of ours; `→ self`: the function's own lines), largest
+    share first. Stacks with no function of ours go to their leaf's package (`→ celery` in the
+    worker's loop, `→ django` in the middleware)."""
     by_role: dict[str, Counter[str]] = {}
     totals: Counter[str] = Counter()
     for path in sorted(out.glob("*.txt")):
@@ -101,13 +107,25 @@ def profile_summary(out: Path, top: int = 12) -> dict[str, list[tuple[str, float
             if not n.isdigit():
                 continue
             totals[role] += int(n)
-            for frame in {_frame(f) for f in stack.split(";")}:
-                counts[frame] += int(n)
-    return {role: [(frame, n / totals[role]) for frame, n in counts.most_common(top)]
+            counts[_charged(stack.split(";"))] += int(n)
+    return {role: [(where, n / totals[role]) for where, n in counts.most_common(top)]
             for role, counts in by_role.items() if totals[role]}
 
 
-def _frame(frame: str) -> str:
-    """`function (path/to/module.py:line)` → `function (module.py)`: lines merged."""
+def _where(frame: str) -> tuple[str, str]:
+    """`function (path/to/module.py:line)` → (`module.function`, the path's top package)."""
     name, _, where = frame.partition(" (")
-    return f"{name} ({os.path.basename(where.split(':', 1)[0])})" if where else name
+    path = where.split(":", 1)[0]
+    parts = path.split("/")
+    package = "python" if path.startswith("<") or len(parts) == 1 else parts[0]
+    return f"{os.path.splitext(parts[-1])[0]}.{name}", package
+
+
+def _charged(frames: list[str]) -> str:
+    places = [_where(f) for f in frames]
+    ours = [i for i, (_, package) in enumerate(places) if package in OURS]
+    if not ours:
+        return f"(none of ours) → {places[-1][1]}"
+    deepest = ours[-1]
+    callee = places[deepest + 1][1] if deepest + 1 < len(places) else "self"
+    return f"{places[deepest][0]} → {callee}"
