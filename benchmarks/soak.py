@@ -115,6 +115,7 @@ class Auditor(threading.Thread):
         self.refused_applied = 0
         # The most events each visitor id's live state had applied when audited: the soak's
         # LIVE_STATE_TTL_S lets an idle id's state expire before the end's count of doubles.
+        # Not for an id whose history moved to an account: its events count there once moved.
         self.applied: dict[str, int] = {}
 
     def run(self) -> None:
@@ -166,14 +167,21 @@ class Auditor(threading.Thread):
 
     def double(self) -> int:
         """Visitors whose live models applied more events than the visitor ever sent."""
+        from django.db.models import F
+
         from livepath import state as live_state
+        from movie.tracking.models import VisitorForward
 
         doubled = 0
         for visitor in self.visitors:
             ids = sorted(set(visitor.ids) | set(_account_id(visitor)))
             sent = sum(c.status == 202 for c in visitor.clicks) + len(visitor.removed)
             now = live_state.states_get(ids)
-            doubled += sum(max(now[i].applied, self.applied.get(i, 0)) for i in ids) > sent
+            forwards = VisitorForward.objects.filter(from_visitor__in=ids)
+            # an adopted id forwards to itself
+            moved = set(forwards.exclude(to_visitor=F("from_visitor")).values_list("from_visitor", flat=True))
+            doubled += sum(now[i].applied if i in moved else max(now[i].applied, self.applied.get(i, 0))
+                           for i in ids) > sent
         return doubled
 
 
