@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -50,9 +51,10 @@ def database_reset(url: str) -> None:
         server.close()
 
 
-def managed(args: list[str], url: str) -> dict[str, float]:
-    """Run manage.py with DATABASE_URL=url; wall seconds, CPU seconds and peak RSS (MB) of it."""
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "webapp.settings"}
+def managed(args: list[str], url: str, env: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Run manage.py with DATABASE_URL=url (and `env` on top of the environment); wall seconds,
+    CPU seconds and peak RSS (MB) of it."""
+    env = {**os.environ, **(env or {}), "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "webapp.settings"}
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env)
     _, status, usage = os.wait4(child.pid, 0)

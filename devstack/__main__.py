@@ -53,6 +53,9 @@ def demo() -> None:
     ensure_node_modules()
     defaults = dev_env()
     model_dir = ROOT / (defaults.get("MODEL_DIR") or VAR / "models")  # an absolute path stays as it is
+    # Any MovieLens release folder (benchmarks.scale starts the demo on generated ones, each with
+    # its own DATABASE_URL and MODEL_DIR); importing one already imported reads no ratings.
+    release = ROOT / (defaults.get("DEMO_RELEASE") or "data/ml-latest-small")
     with Stack() as stack:
         found = services.start_services(
             stack, kafka_max_rss_mb=int(os.environ.get("KAFKA_MAX_RSS_MB") or services.KAFKA_MAX_RSS_MB))
@@ -66,7 +69,7 @@ def demo() -> None:
         missing = models_without_version(model_dir)
         timings = {}
         for name, args in (("migrate", ("migrate", "--noinput")),
-                           ("import", ("import_movielens", str(ROOT / "data" / "ml-latest-small"))),
+                           ("import", ("import_movielens", str(release))),
                            ("collectstatic", ("collectstatic", "--noinput"))):
             print(f"  manage.py {' '.join(args)} ...", flush=True)
             timings[name] = app.manage(env, *args)
