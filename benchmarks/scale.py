@@ -117,7 +117,7 @@ def size_print(row: dict, args: argparse.Namespace) -> None:
           f"{clicks['sent']} accepted ({clicks['clicks_per_s']}/s), 202 -> fresh p50 "
           f"{clicks['fresh_p50_s']} s, p95 {clicks['fresh_p95_s']} s; POST p95 {clicks['post_p95_ms']} ms; "
           f"not fresh in every model {clicks['missing_models']}")
-    print("CPU ms per accepted click (the load's set-up included; the external MariaDB not counted): "
+    print("CPU ms per accepted click (the external MariaDB not counted): "
           + ", ".join(f"{role} {ms:.1f}" for role, ms in row["cpu_ms_per_click"].items()))
     print(f"web RSS: {row['web_rss_mb']:.0f} MB in the largest of {row['web_processes']} processes "
           "(granian's main process and its workers)")

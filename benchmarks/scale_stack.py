@@ -110,28 +110,6 @@ def benchmark_json(module: str, args: list[str], transcript: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def role_cpu(stack: DemoStack) -> dict[int, tuple[str, float]]:
-    """pid -> (role, user + system CPU seconds so far) of each process of the demo's tree."""
-    found = {}
-    for role, processes in stack.tree().items():
-        for process in processes:
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                times = process.cpu_times()
-                found[process.pid] = (role, times.user + times.system)
-    return found
-
-
-def cpu_ms_per_click(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
-                     clicks: int) -> dict[str, float]:
-    """CPU ms per accepted click of each role, and of all of them ("all"). A process started
-    in between counts from 0; one that ended in between counts nothing."""
-    used: dict[str, float] = {}
-    for pid, (role, seconds) in after.items():
-        used[role] = used.get(role, 0.0) + seconds - before.get(pid, (role, 0.0))[1]
-    used["all"] = sum(used.values())
-    return {role: round(1000 * seconds / max(1, clicks), 2) for role, seconds in sorted(used.items())}
-
-
 def web_rss_mb(stack: DemoStack) -> list[float]:
     """Resident memory of each web process (granian's main process and its workers), in MB."""
     rss = []
@@ -144,9 +122,9 @@ def web_rss_mb(stack: DemoStack) -> list[float]:
 def stack_measure(size: Size, args: argparse.Namespace, transcripts: Path) -> dict:
     """The demo on the size's database, release and tables (no scheduled retrain: it would take
     the cores the figures are about), then `benchmarks.pages` and `benchmarks.click_load`
-    against it. CPU per click is each role's CPU over the whole click load (its 200 visitors'
-    set-up and closing checks too) over the clicks accepted; the external MariaDB's is not
-    counted (it is no child of the demo). Web RSS is the largest after each of the two loads."""
+    against it. CPU per click is click_load's: each role's CPU from the first click until the
+    last was fresh, over the clicks accepted (`benchmarks.stack_cpu`); the external MariaDB's is
+    not counted (it is no child of the demo). Web RSS is the largest after each of the two loads."""
     transcripts.mkdir(parents=True, exist_ok=True)
     env = {"DATABASE_URL": size.database, "MODEL_DIR": str(size.model_dir), "DEMO_RELEASE": str(size.release),
            "RETRAIN_EVERY": "0"}
@@ -155,15 +133,13 @@ def stack_measure(size: Size, args: argparse.Namespace, transcripts: Path) -> di
                                          "--seconds", str(args.page_seconds), "--runs", str(args.page_runs)],
                                transcripts / "pages.txt")
         rss = web_rss_mb(stack)
-        before = role_cpu(stack)
         clicks = benchmark_json("click_load", ["--url", stack.base, "--rate", str(args.click_rate),
                                                "--duration", str(args.click_seconds),
                                                "--services", str(SERVICES_ENV)],
                                 transcripts / "clicks.txt")
-        after = role_cpu(stack)
         rss_after = web_rss_mb(stack)
     keep = ("p50_ms", "p95_ms", "p99_ms", "rps", "errors", "server_cpu_ms", "goal_met")
     return {"pages": {name: {k: row[k] for k in keep} for name, row in pages["pages"].items()},
             "page_goals": pages["goals"], "live_lists": pages["live_lists"], "clicks": clicks,
-            "cpu_ms_per_click": cpu_ms_per_click(before, after, clicks["accepted"]),
+            "cpu_ms_per_click": {**clicks["cpu_ms_per_click"], "all": clicks["cpu_ms_per_click_total"]},
             "web_rss_mb": round(max(rss + rss_after), 1), "web_processes": len(rss_after)}
