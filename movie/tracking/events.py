@@ -27,6 +27,8 @@ Why no rollback undoes a 202, whatever the interleaving (docs/design.md argues e
   that re-keyed the event moved the row to the new key, and a stale undo then matches nothing.
 - Re-keys. A retry re-keys only an item it deleted itself while pending: the old key can then
   never be confirmed, so one event never has two confirmed keys.
+A retry under another visitor id, when the first try's new session never reached the browser,
+gives the unanswered event up and records it afresh (`_unanswered_taken`).
 A retry (`_retry`) reads the item its row points to. Confirmed: it publishes again (the first
 try may not have) and answers 202. Pending, younger than RETRY_SAME_KEY_S: it publishes and
 confirms (refused: the first try gave the item up meanwhile; 503). Pending and older: the
@@ -240,11 +242,38 @@ def _rekey(event: Event) -> Event:
     return _forward(fresh)
 
 
+def _key_misused(prior: Interaction, *, movie_id: int, kind: str, value) -> None:
+    if (prior.movie_id, prior.kind, prior.value) != (movie_id, kind, value):
+        raise EventConflict("this idempotency key was already used for a different event")
+
+
+def _unanswered_taken(prior: Interaction, *, visitor: str) -> bool:
+    """A retry under another id than its first try's (not the account that id moved to): a
+    first click in a new session gets its id there, and only the answer carries the session's
+    cookie, so a process that died before answering leaves the retry a new id (the soak's 422s).
+    An event no try answered for is given up, conditionally as a re-key does, and its row undone:
+    True, this request records it afresh. One confirmed under the other id: EventConflict."""
+    if prior.visitor == visitor or moves.forward_target(prior.visitor) == visitor:
+        return False
+    event = Event(event_id=str(prior.event_id), visitor=prior.visitor, movie_id=prior.movie_id,
+                  kind=prior.kind, ts=_ts(prior.created_at), value=prior.value)
+    try:
+        if clicklog.event_abandon(event) == CONFIRMED:
+            raise EventConflict("this idempotency key was already used for a different event")
+        _row_undo(event)()  # no try can confirm its item any more
+    except EventConflict:
+        raise
+    except Exception as exc:
+        log.exception("event %s not taken over from %s", event.event_id, event.visitor)
+        raise EventNotRecorded(NOT_RECORDED) from exc
+    return True
+
+
 def _retry(prior: Interaction, *, visitor: str, movie_id: int, kind: str, value) -> Event:
     """A retry of an event the mirror holds: finish what the first try left undone (the module
     docstring says how). `visitor` may be the account the row's visitor id moved to."""
-    if (prior.movie_id, prior.kind, prior.value) != (movie_id, kind, value) or (
-            prior.visitor != visitor and moves.forward_target(prior.visitor) != visitor):
+    _key_misused(prior, movie_id=movie_id, kind=kind, value=value)
+    if prior.visitor != visitor and moves.forward_target(prior.visitor) != visitor:
         raise EventConflict("this idempotency key was already used for a different event")
     for _look in range(3):  # a row that moves while it is looked at (a log-in, a re-key) is read again
         event = Event(event_id=str(prior.event_id), visitor=prior.visitor, movie_id=movie_id, kind=kind,
@@ -294,6 +323,10 @@ def event_record(*, visitor: str, movie_id, kind, value=None, idempotency_key=No
     impression, position = attribution_validate(kind=kind, impression=impression, position=position)
     event_id = idempotency_key_validate(idempotency_key) or str(uuid.uuid4())
     prior = Interaction.objects.filter(event_id=event_id).first()
+    if prior is not None:
+        _key_misused(prior, movie_id=movie_id, kind=kind, value=value)
+        if _unanswered_taken(prior, visitor=visitor):
+            prior = None
     if prior is None:
         impression, position = click_attribution(visitor=visitor, movie_id=movie_id, impression=impression,
                                                  position=position)

@@ -205,6 +205,28 @@ def test_another_visitors_key_is_refused(movies, visitor_client):
     assert clicklog.events_for(_visitor(intruder), pending=True) == []
 
 
+def test_a_retry_that_lost_its_first_tries_session_records_the_click(movies, visitor_client):
+    """A first click in a new session gets its visitor id there, and only the answer carries the
+    session's cookie: a process that died before answering (a pending item, a mirror row) leaves
+    the browser's retry a new id. The unanswered event is given up and recorded under the retry's
+    id, once; nothing stays under the lost one. (A confirmed one stays its visitor's: above.)"""
+    lost = f"v:{uuid.uuid4().hex}"  # the session whose cookie never reached the browser
+    key, ts = str(uuid.uuid4()), events._now()
+    clicklog.event_put(Event(event_id=key, visitor=lost, movie_id=2, kind="click", ts=ts, pending=True))
+    Interaction.objects.create(visitor=lost, movie_id=2, kind="click", event_id=key,
+                               created_at=events._at(ts))
+
+    response = _post(visitor_client, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key)
+
+    visitor = _visitor(visitor_client)
+    assert response.status_code == 202 and response.json() == {"event_id": key, "visitor": visitor}
+    assert [e.event_id for e in clicklog.events_for(visitor, pending=True)] == [key]
+    assert clicklog.events_for(lost, pending=True) == []
+    assert list(Interaction.objects.filter(event_id=key).values_list("visitor", flat=True)) == [visitor]
+    again = _post(visitor_client, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key)
+    assert again.status_code == 202 and len(clicklog.events_for(visitor, pending=True)) == 1
+
+
 def test_readers_skip_pending_items(movies, visitor_client):
     visitor = _visitor(visitor_client)
     pending = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=1, kind="click",
