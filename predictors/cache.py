@@ -13,11 +13,10 @@ import time
 from livepath.state import state_ttl_s
 from livepath.store import client
 
-# A visitor who has not come back in a week gets recomputed from the published tables, and its
-# live state, which the lists are derived from, expires with them (livepath.state). Bound: one
-# list per fine-tuned model (3) per visitor active within LIVE_STATE_TTL_S, each predictors.live's
-# CACHED_ITEMS = 100 pairs: 3.1 KB (MEMORY USAGE, Redis 7), so about 9.4 KB a visitor. An
-# evictable cache.
+# A list expires with the live state it is derived from (settings.LIVE_STATE_TTL_S, a week): a
+# visitor who comes back later is scored from the published tables. Bound: one list per
+# fine-tuned model (3) per visitor active within that TTL, each predictors.live's CACHED_ITEMS =
+# 100 pairs: 3.1 KB (MEMORY USAGE, Redis 7), so about 9.4 KB a visitor. An evictable cache.
 
 
 def key(model: str, visitor: str) -> str:
