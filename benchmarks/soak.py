@@ -217,7 +217,7 @@ def drive(stack: DemoStack, args: argparse.Namespace) -> dict:
     threading.Thread(target=hostile, args=(attacker, stop, victims), daemon=True).start()
     auditor = Auditor(visitors)
     auditor.start()
-    faults = []
+    faults, samples = [], []
     answered: deque[float] = deque()  # when each honest action ended, for the rate served
 
     def measure(at_s: float) -> None:
@@ -226,7 +226,7 @@ def drive(stack: DemoStack, args: argparse.Namespace) -> dict:
             answered.popleft()
         samples.append({**sample(stack, at_s), SERVED: len(answered)})
         print_sample(samples[-1])
-    samples: list[dict] = []
+
     measure(0.0)
     started, total = time.monotonic(), int(args.rate * args.minutes * 60)
     next_sample, next_fault = args.sample_every, args.fault_every
