@@ -44,6 +44,16 @@ def role_of(process: psutil.Process) -> str | None:
     return next((role for role, marker in ROLES if marker in command), None)
 
 
+def roles_in(root: psutil.Process) -> dict[str, list[psutil.Process]]:
+    """`root` (a demo's supervisor) and the processes below it, by role."""
+    found: dict[str, list[psutil.Process]] = {}
+    for process in [root, *root.children(recursive=True)]:
+        role = role_of(process)
+        if role is not None:
+            found.setdefault(role, []).append(process)
+    return found
+
+
 class DemoStack:
     """`python -m devstack demo` on `port` with `env` on top of the environment; a context manager."""
 
@@ -95,13 +105,7 @@ class DemoStack:
 
     def tree(self) -> dict[str, list[psutil.Process]]:
         """The demo's processes by role (web has granian's main process and its workers)."""
-        found: dict[str, list[psutil.Process]] = {}
-        root = psutil.Process(self.process.pid)
-        for process in [root, *root.children(recursive=True)]:
-            role = role_of(process)
-            if role is not None:
-                found.setdefault(role, []).append(process)
-        return found
+        return roles_in(psutil.Process(self.process.pid))
 
     def rss_mb(self) -> dict[str, float]:
         """Resident memory of each role's processes together, in MB."""

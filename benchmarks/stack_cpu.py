@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.soak_stack import role_of
+from benchmarks.soak_stack import roles_in
 
 # The roles a click passes through, and the servers they call.
 CLICK_ROLES = ("web", "consumer", "live worker", "kafka", "dynamodb", "redis")
@@ -34,14 +34,8 @@ def demo_roles(port: int) -> dict[str, list[psutil.Process]]:
         if "-m devstack demo" not in command:
             continue
         with contextlib.suppress(psutil.Error):
-            if int(process.environ().get("PORT", "8000")) != port:
-                continue
-            found: dict[str, list[psutil.Process]] = {}
-            for child in process.children(recursive=True):
-                role = role_of(child)
-                if role is not None:
-                    found.setdefault(role, []).append(child)
-            return found
+            if int(process.environ().get("PORT", "8000")) == port:
+                return roles_in(process)
     return {}
 
 

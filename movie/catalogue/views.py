@@ -16,7 +16,7 @@ from movie.catalogue.models import Movie
 from movie.catalogue.posters import poster_etag, poster_svg
 from movie.catalogue.recommendations import model_metrics, recommendations_for, similar_movies
 from movie.experiments.selectors import visitor_arm
-from movie.tracking import events
+from movie.tracking import events, removals
 from movie.tracking.impression_tokens import impression_token
 from movie.tracking.selectors import visitor_history_read, visitor_movie_ids
 from movie.tracking.visitors import session_visitor, visitor_key
@@ -144,7 +144,7 @@ def history(request: HttpRequest) -> HttpResponse:
 @require_POST
 def history_remove(request: HttpRequest, movie_id: int) -> HttpResponse:
     try:
-        events.history_remove(visitor=visitor_key(request), movie_id=movie_id)
+        removals.history_remove(visitor=visitor_key(request), movie_id=movie_id)
     except events.EventNotRecorded as exc:
         return render(request, "movie/error.html", {"message": str(exc)}, status=503)
     target = request.POST.get("next", "")

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from eventstore import clicklog
 from eventstore.clicklog import Event, events_for
-from movie.tracking import events, moves
+from movie.tracking import events, moves, removals
 from movie.tracking.models import AccountVisitor, Interaction
 from movie.tracking.visitors import account_visitor
 from predictors.live import history_after
@@ -244,7 +244,7 @@ def test_a_click_landing_after_its_account_removed_the_movie_agrees_with_the_mod
     click = Held(settings, "mirror:11", events.event_record, visitor=anonymous, movie_id=11, kind="click")
     client.post(reverse("login"), {"username": "jo", "password": PASSWORD})
     account = AccountVisitor.objects.get(user=user).visitor
-    assert events.history_remove(visitor=account, movie_id=11) is not None
+    assert removals.history_remove(visitor=account, movie_id=11) is not None
 
     landed = click.release()
 

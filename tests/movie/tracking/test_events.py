@@ -18,9 +18,9 @@ from eventstore import clicklog, stream
 from eventstore.clicklog import Event
 from movie.catalogue.models import Movie
 from movie.tracking import events
-from movie.tracking.events import history_remove
 from movie.tracking.models import Interaction
 from movie.tracking.moves import history_move
+from movie.tracking.removals import history_remove
 from predictors.live import history_after
 from tests.movie.held import Held
 
