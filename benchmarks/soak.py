@@ -165,14 +165,15 @@ class Auditor(threading.Thread):
             else:
                 self.suspects.add(click.key)
 
-    def double(self) -> int:
-        """Visitors whose live models applied more events than the visitor ever sent."""
+    def doubled(self) -> list[str]:
+        """Visitors whose live models applied more events than the visitor ever sent, each in
+        words (its ids' counts now and at their most, the moved ids): the lead for tracing it."""
         from django.db.models import F
 
         from livepath import state as live_state
         from movie.tracking.models import VisitorForward
 
-        doubled = 0
+        doubled = []
         for visitor in self.visitors:
             ids = sorted(set(visitor.ids) | set(_account_id(visitor)))
             sent = sum(c.status == 202 for c in visitor.clicks) + len(visitor.removed)
@@ -180,8 +181,12 @@ class Auditor(threading.Thread):
             forwards = VisitorForward.objects.filter(from_visitor__in=ids)
             # an adopted id forwards to itself
             moved = set(forwards.exclude(to_visitor=F("from_visitor")).values_list("from_visitor", flat=True))
-            doubled += sum(now[i].applied if i in moved else max(now[i].applied, self.applied.get(i, 0))
-                           for i in ids) > sent
+            counted = {i: now[i].applied if i in moved else max(now[i].applied, self.applied.get(i, 0))
+                       for i in ids}
+            if sum(counted.values()) > sent:
+                doubled.append(f"sent {sent}, applied " + ", ".join(
+                    f"{i} {n} (now {now[i].applied}{', moved' if i in moved else ''})"
+                    for i, n in counted.items()))
         return doubled
 
 
@@ -278,11 +283,12 @@ def drive(stack: DemoStack, args: argparse.Namespace) -> dict:
     for visitor in visitors:
         honest.update(visitor.client.statuses)
     clicks = [c for v in visitors for c in v.clicks]
+    doubled = auditor.doubled()
     return {
         "actions_per_s": round(sent / served_s, 1), "actions_crashed": dict(crashed),
         "accepted": sum(c.status == 202 for c in clicks), "refused": sum(c.status != 202 for c in clicks),
         "lost": len(auditor.lost), "lost_keys": dict(list(auditor.lost.items())[:20]),
-        "double": auditor.double() + auditor.refused_applied,
+        "double": len(doubled) + auditor.refused_applied, "doubled": doubled[:20],
         # A 503 is the documented answer while a part is down (the page retries it); any other
         # 5xx is a defect.
         "honest_429": honest[429], "honest_503": honest[503],
@@ -386,6 +392,8 @@ def main() -> None:
           f"{result['honest_5xx']}; answers to honest visitors {result['honest_statuses']}")
     for key, why in result["lost_keys"].items():
         print(f"  lost {key}: {why}")
+    for why in result["doubled"]:
+        print(f"  double: {why}")
     print(f"calibration: a fixed pure-Python loop took {speed:.1f} ms of CPU (a host 1.5x slower saturates "
           f"at two thirds of the rate); plot {args.out / 'soak.png'}")
     print(json.dumps(result))
