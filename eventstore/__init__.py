@@ -2,6 +2,8 @@
 
 - `clicklog`: the DynamoDB `clicklog` (the durable, per-visitor record) and `Event`, its item;
   `dynamodb_table` gives the impressions' table the same bounded writes.
+- `dynamodb`: the click path's DynamoDB client (the JSON protocol over kept-alive connections,
+  botocore's credentials, signing and exceptions): a fifth of boto3's CPU a call.
 - `stream`: the Kafka producer (`publish`, acks=all, bounded waits).
 - `live`: the web app's one door to the live path's state (`livepath`): `visitors_changed`
   after a history moves, and the latency timings the dashboard reads.

@@ -25,13 +25,10 @@ import logging
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
-import boto3
-from boto3.dynamodb.types import TypeDeserializer
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from django.conf import settings
 
-from eventstore import expiry
+from eventstore import dynamodb, expiry
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +55,17 @@ class Event:
         return {k: v for k, v in asdict(self).items() if k != "pending"}
 
 
-# Bounded waits. With botocore's defaults a click against an unreachable DynamoDB took 25.6 s to
-# fail (tests/movie/tracking/test_events.py); a put takes milliseconds (POST p99 157 ms at 100 clicks/s).
-# A web request's writes get one try within WRITE_BUDGET_S, so it answers before the browser
-# gives up (app.js: a click writes twice, pending then confirmed); the live workers' reads may
-# retry.
-_CONNECT_S, _WRITE_READ_S = 0.4, 0.6
-WRITE_BUDGET_S = _CONNECT_S + _WRITE_READ_S
-_WRITES = Config(connect_timeout=_CONNECT_S, read_timeout=_WRITE_READ_S,
-                 retries={"mode": "standard", "total_max_attempts": 1})
-# A low-level client is thread-safe (a resource is not): live workers read many logs at once.
-_READS = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 3},
-                max_pool_connections=16)
+# Bounded waits (eventstore.dynamodb). With botocore's defaults a click against an unreachable
+# DynamoDB took 25.6 s to fail (tests/movie/tracking/test_events.py); a put takes milliseconds
+# (POST p99 157 ms at 100 clicks/s). A web request's writes get one try within WRITE_BUDGET_S, so
+# it answers before the browser gives up (app.js: a click writes twice, pending then confirmed);
+# the live workers' reads may retry.
+WRITE_BUDGET_S = dynamodb.WRITES.connect_s + dynamodb.WRITES.read_s
 
 
 @functools.cache
-def _table(endpoint: str | None, region: str, name: str):
-    return boto3.resource("dynamodb", endpoint_url=endpoint, region_name=region, config=_WRITES).Table(name)
+def _table(endpoint: str | None, region: str, name: str) -> dynamodb.Table:
+    return dynamodb.Table(endpoint, region, name)
 
 
 def dynamodb_table(name: str):
@@ -84,14 +75,6 @@ def dynamodb_table(name: str):
 
 def clicklog_table():
     return dynamodb_table(settings.DYNAMODB_TABLE)
-
-
-@functools.cache
-def _client(endpoint: str | None, region: str):
-    return boto3.client("dynamodb", endpoint_url=endpoint, region_name=region, config=_READS)
-
-
-_deserialize = TypeDeserializer().deserialize
 
 
 def _to_item(event: Event, visitor: str) -> dict:
@@ -301,17 +284,14 @@ def events_for(visitor: str, after: str | None = None, *, pending: bool = False)
     oldest first; `after`: only those whose sort key is greater (a key condition, so DynamoDB
     reads just those). Follows DynamoDB's pagination."""
     query = {
-        "TableName": settings.DYNAMODB_TABLE,
         "KeyConditionExpression": "visitor = :v" + (" AND sk > :after" if after else ""),
-        "ExpressionAttributeValues": {":v": {"S": visitor}, **({":after": {"S": after}} if after else {})},
+        "ExpressionAttributeValues": {":v": visitor, **({":after": after} if after else {})},
         "ConsistentRead": True,
     }
-    dynamodb = _client(settings.DYNAMODB_ENDPOINT, settings.AWS_REGION)
     events: list[Event] = []
     while True:
-        page = dynamodb.query(**query)
-        items = ({k: _deserialize(v) for k, v in item.items()} for item in page["Items"])
-        found = (_from_item(item) for item in items if not item.get("cancelled"))
+        page = clicklog_table().query(dynamodb.READS, **query)
+        found = (_from_item(item) for item in page["Items"] if not item.get("cancelled"))
         events.extend(e for e in found if pending or not e.pending)
         if "LastEvaluatedKey" not in page:
             return events
@@ -342,13 +322,11 @@ def events_copy(*, from_visitor: str, to_visitor: str) -> list[Event]:
 
 def events_drop(visitor: str) -> None:
     """Delete every item of a visitor's log, pending and cancelled ones included."""
-    query = {"TableName": settings.DYNAMODB_TABLE, "KeyConditionExpression": "visitor = :v",
-             "ExpressionAttributeValues": {":v": {"S": visitor}}, "ProjectionExpression": "sk",
-             "ConsistentRead": True}
-    dynamodb = _client(settings.DYNAMODB_ENDPOINT, settings.AWS_REGION)
+    query = {"KeyConditionExpression": "visitor = :v", "ExpressionAttributeValues": {":v": visitor},
+             "ProjectionExpression": "sk", "ConsistentRead": True}
     while True:
-        page = dynamodb.query(**query)
-        events_delete(visitor, [item["sk"]["S"] for item in page["Items"]])
+        page = clicklog_table().query(dynamodb.READS, **query)
+        events_delete(visitor, [item["sk"] for item in page["Items"]])
         if "LastEvaluatedKey" not in page:
             return
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -31,13 +31,13 @@ def rig(app_process_env, trained_models, model_dir, log_dir):
 @pytest.fixture
 def rig_clients(rig, settings):
     """Point this process's click-log and Redis readers at the rig's services."""
-    from eventstore import clicklog
+    from eventstore import clicklog, dynamodb
     from livepath import store
 
     settings.DYNAMODB_ENDPOINT = rig.dynamodb.endpoint
     settings.REDIS_URL = rig.redis.url
     yield rig
-    clicklog._client.cache_clear()
+    dynamodb.client.cache_clear()
     clicklog._table.cache_clear()
     store._client.cache_clear()
 
