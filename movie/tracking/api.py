@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 from movie.catalogue.recommendations import recommendations_for
 from movie.tracking.events import EventConflict, EventNotRecorded, EventRejected, event_record
 from movie.tracking.impressions import ImpressionNotRecorded, ImpressionRejected, impression_record
-from movie.tracking.ratelimit import client_address, client_digest, limit
-from movie.tracking.visitors import visitor_key
+from movie.tracking.ratelimit import client_address, client_digest, limit, limits
+from movie.tracking.visitors import session_visitor, visitor_key
 
 MAX_K = 100
 
@@ -39,10 +39,14 @@ def _posted(request: HttpRequest) -> tuple[dict, str]:
     the visitor's event limits before the body is read (raises RateLimited: the middleware
     answers 429; per address first, so a client opening a session per request is held there
     before it has one). Then raises BadBody for a body that is no JSON object."""
-    limit("event_address", client_address(request))
-    visitor = visitor_key(request)
-    limit("event", visitor)
-    return _json_object(request), visitor
+    address = client_address(request)
+    known = None if request.user.is_authenticated else session_visitor(request)
+    if known is None:  # the address first: a new session is made only for a client under its limit
+        limit("event_address", address)
+        limit("event", visitor_key(request))
+    else:  # a returning anonymous visitor, the common case: one Redis round trip for both
+        limits(("event_address", address), ("event", known))
+    return _json_object(request), visitor_key(request)
 
 
 @require_POST
