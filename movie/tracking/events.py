@@ -5,7 +5,8 @@ and nothing undoes it afterwards; an event no try answered 202 for is never appl
 try writes, in order:
 1. the `clicklog` item, pending (the workers never apply it), under a key of its own,
    `<ts>#<event id>` with ts taken now (`clicklog.event_start`). A click or rating then looks
-   for a removal of its movie that sorts after it (`_overtaken`): the workers would drop the
+   for a removal of its movie that sorts after it (`_overtaken`; in the log only when a removal
+   mark says there may be one, `movie.tracking.removal_marks`): the workers would drop the
    click, and its mirror row, written after the removal deleted the older ones, would stay;
    so it gives up (503; the browser's retry gets a later ts);
 2. the `Interaction` mirror row, committed, with created_at = ts: the row belongs to that key;
@@ -72,6 +73,7 @@ from movie.tracking.event_fields import (  # noqa: F401 (EventRejected and the v
 from movie.tracking.faults import stall_point
 from movie.tracking.impressions import click_attribution
 from movie.tracking.models import Interaction
+from movie.tracking.removal_marks import removal_possible
 from predictors import GRACE_S, TS_FORMAT
 
 log = logging.getLogger(__name__)
@@ -119,9 +121,11 @@ def _crash_point(stage: str, event: Event) -> None:
 
 
 def _overtaken(event: Event) -> bool:
-    """A removal of the event's movie sorts after it in the log (pending or confirmed)."""
-    return event.kind in PUBLIC_KINDS and bool(
-        clicklog.removals(event.visitor, after=event.sort_key, movie_id=event.movie_id))
+    """A removal of the event's movie sorts after it in the log (pending or confirmed). The log
+    is asked only when a removal mark says one may (`movie.tracking.removal_marks`)."""
+    return (event.kind in PUBLIC_KINDS
+            and removal_possible(visitor=event.visitor, movie_id=event.movie_id, ts=_at(event.ts))
+            and bool(clicklog.removals(event.visitor, after=event.sort_key, movie_id=event.movie_id)))
 
 
 def _abandon(event: Event, undo, subject: str) -> None:

@@ -75,6 +75,21 @@ class VisitorForward(models.Model):
         db_table = "movie_visitorforward"
 
 
+class RemovalMark(models.Model):
+    """A removal of `movie_id` enters, or is about to enter, `visitor`'s click log: written
+    before the removal's item, so a click that finds no mark need not query the log for later
+    removals (`movie.tracking.removal_marks` argues it). Kept `removal_marks.MARK_KEEP_S`; each
+    new mark deletes older ones: one row per removal of that period."""
+
+    visitor = models.CharField(max_length=64)
+    movie_id = models.IntegerField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "movie_removalmark"
+        indexes = [models.Index(fields=["visitor", "movie_id"], name="removalmark_visitor_movie")]
+
+
 class Impression(models.Model):
     """A list of movies shown to a visitor, mirrored from the impressions log so that CTR is a
     SQL query. Never training data: the models learn from `Interaction` only."""

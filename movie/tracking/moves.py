@@ -37,6 +37,7 @@ from eventstore import clicklog, stream
 from eventstore.clicklog import Event
 from eventstore.live import visitors_changed
 from movie.tracking.models import AccountVisitor, Interaction, VisitorForward
+from movie.tracking.removal_marks import marks_write
 from predictors import GRACE_S, TS_FORMAT
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,14 @@ def _settle_removals(visitor: str, events: list[Event]) -> None:
                                        created_at=_at(event.ts)).delete()
 
 
+def _removals_mark(visitor: str, events: list[Event]) -> None:
+    """Removals are about to enter `visitor`'s log: mark them first (`removal_marks`); their
+    timestamps are older than the marks, as a removal's own must be."""
+    removed = [e.movie_id for e in events if e.kind == "remove"]
+    if removed:
+        marks_write(visitor, removed)
+
+
 def _notify(visitors: list[str], *, replay: bool) -> None:
     """Wake the workers for `visitors`; `replay`: their live state is dropped first, because
     the events they were given sort before their watermarks."""
@@ -118,6 +127,7 @@ def history_move(*, from_visitor: str, to_visitor: str) -> int:
         log.warning("history of %s not moved to %s: it belongs to another account", from_visitor, to_visitor)
         return 0
     moved = clicklog.events_for(from_visitor)
+    _removals_mark(to_visitor, moved)
     clicklog.events_put(moved, visitor=to_visitor)
     Interaction.objects.filter(visitor=from_visitor, event_id__in=[e.event_id for e in moved]).update(
         visitor=to_visitor)
@@ -131,6 +141,7 @@ def history_move(*, from_visitor: str, to_visitor: str) -> int:
 def event_forward(event: Event, *, to_visitor: str) -> None:
     """Give one event, confirmed under an id that moved, to the account it moved to: the same
     steps as `history_move`, for one event (repeating them changes nothing)."""
+    _removals_mark(to_visitor, [event])
     clicklog.events_put([event], visitor=to_visitor)
     Interaction.objects.filter(event_id=event.event_id, visitor=event.visitor).update(visitor=to_visitor)
     _settle_removals(to_visitor, [event])

@@ -13,8 +13,9 @@ from django.db import transaction
 from eventstore import clicklog, stream
 from eventstore.clicklog import CONFIRMED, PENDING, Event
 from movie.tracking.event_fields import MOVIE_ID_MAX, MOVIE_ID_MIN
-from movie.tracking.events import NOT_RECORDED, EventNotRecorded, _abandon, _now, _ts
+from movie.tracking.events import NOT_RECORDED, EventNotRecorded, _abandon, _at, _now, _ts
 from movie.tracking.models import Interaction
+from movie.tracking.removal_marks import mark_fresh, marks_write
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,11 @@ def history_remove(*, visitor: str, movie_id: int) -> Event | None:
         return None
     if not Interaction.objects.filter(visitor=visitor, movie_id=movie_id).exists():
         return None
+    marked_at = marks_write(visitor, [movie_id])  # before the item: what a click reads instead of the log
     event = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=movie_id, kind="remove", ts=_now())
     subject = f"removal {event.event_id}"
+    if not mark_fresh(marked_at, _at(event.ts)):  # stalled for minutes since its mark
+        raise EventNotRecorded(NOT_RECORDED)
     try:
         if not clicklog.event_start(event):
             raise EventNotRecorded(NOT_RECORDED)

@@ -7,7 +7,7 @@ from django.urls import reverse
 from eventstore import clicklog
 from eventstore.clicklog import Event, events_for
 from movie.tracking import events, moves, removals
-from movie.tracking.models import AccountVisitor, Interaction
+from movie.tracking.models import AccountVisitor, Interaction, RemovalMark
 from movie.tracking.visitors import account_visitor
 from predictors.live import history_after
 from tests.movie.held import Held
@@ -251,3 +251,17 @@ def test_a_click_landing_after_its_account_removed_the_movie_agrees_with_the_mod
     assert landed.movie_id == 11
     assert history_after([], events_for(account)) == _history(account) == []
     assert [e.kind for e in events_for(account)] == ["click", "click", "remove"]
+
+
+def test_a_moved_removal_is_marked_for_the_account_before_it_lands(client, catalogue, clicklog_table):
+    """A removal the move gives the account is marked under the account's id, so the account's
+    own clicks of that movie look for it (`movie.tracking.removal_marks`)."""
+    get_user_model().objects.create_user(username="ada", password=PASSWORD)
+    anonymous = _anonymous_click(client, 11)
+    assert removals.history_remove(visitor=anonymous, movie_id=11) is not None
+
+    assert client.post(reverse("login"), {"username": "ada", "password": PASSWORD}).status_code == 302
+
+    account = AccountVisitor.objects.get(user__username="ada").visitor
+    assert [e.kind for e in events_for(account)] == ["click", "remove"]
+    assert RemovalMark.objects.filter(visitor=account, movie_id=11).exists()

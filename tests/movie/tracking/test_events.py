@@ -17,9 +17,10 @@ from kafka import KafkaConsumer, TopicPartition
 from eventstore import clicklog, stream
 from eventstore.clicklog import Event
 from movie.catalogue.models import Movie
-from movie.tracking import events
-from movie.tracking.models import Interaction
+from movie.tracking import events, removal_marks
+from movie.tracking.models import Interaction, RemovalMark
 from movie.tracking.moves import history_move
+from movie.tracking.removal_marks import marks_write
 from movie.tracking.removals import history_remove
 from predictors.live import history_after
 from tests.movie.held import Held
@@ -368,6 +369,7 @@ def test_a_click_that_sorts_before_a_removal_of_its_movie_is_refused(movies, vis
     writes a row (the browser's retry gets a later timestamp)."""
     visitor = _visitor(visitor_client)
     later = events._ts(datetime.now(UTC) + timedelta(seconds=5))
+    marks_write(visitor, [1])  # as every writer of a removal item does first
     clicklog.event_put(Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=1, kind="remove",
                              ts=later))
 
@@ -390,3 +392,29 @@ def test_a_removal_that_fails_gives_the_history_back(movies, visitor_client, set
 
     assert _mirror_history(visitor) == _models_history(visitor) == [1, 2]
     assert [e.kind for e in _log(visitor)] == ["click", "click"]
+
+
+def test_a_removal_leaves_a_mark_that_sends_later_clicks_of_its_movie_to_the_log(movies, visitor_client):
+    """Without a mark a click does not look in the log for later removals: every removal item
+    is preceded by one (`movie.tracking.removal_marks`)."""
+    assert _post(visitor_client, {"movie_id": 1, "kind": "click"}).status_code == 202
+    visitor, now = _visitor(visitor_client), datetime.now(UTC)
+    assert not removal_marks.removal_possible(visitor=visitor, movie_id=1, ts=now)
+    assert history_remove(visitor=visitor, movie_id=1) is not None
+    assert removal_marks.removal_possible(visitor=visitor, movie_id=1, ts=now)
+    assert not removal_marks.removal_possible(visitor=visitor, movie_id=2, ts=now)
+    assert not removal_marks.removal_possible(visitor="someone else", movie_id=1, ts=now)
+    # A click whose own timestamp is old always looks: its mark may have been deleted since.
+    old = now - timedelta(seconds=removal_marks.MARK_KEEP_S / 2)
+    assert removal_marks.removal_possible(visitor=visitor, movie_id=2, ts=old)
+
+
+def test_marks_are_kept_their_period_and_no_longer(db):
+    marked = removal_marks.marks_write("v1", [1, 2, 2])
+    assert RemovalMark.objects.count() == 2
+    RemovalMark.objects.update(created_at=marked - timedelta(seconds=removal_marks.MARK_KEEP_S + 1))
+    removal_marks.marks_write("v2", [3])
+    assert list(RemovalMark.objects.values_list("visitor", "movie_id")) == [("v2", 3)]
+    # A removal whose timestamp is taken long after its mark gives up instead of writing its item.
+    assert removal_marks.mark_fresh(marked, marked + timedelta(seconds=1))
+    assert not removal_marks.mark_fresh(marked, marked + timedelta(seconds=removal_marks.MARK_KEEP_S / 2))
