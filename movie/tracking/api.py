@@ -10,10 +10,16 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from movie.catalogue.recommendations import recommendations_for
-from movie.tracking.events import EventConflict, EventNotRecorded, EventRejected, event_record
+from movie.tracking.events import (
+    EventConflict,
+    EventNotRecorded,
+    EventRejected,
+    event_record,
+    idempotency_key_validate,
+)
 from movie.tracking.impressions import ImpressionNotRecorded, ImpressionRejected, impression_record
 from movie.tracking.ratelimit import client_address, client_digest, limit, limits
-from movie.tracking.visitors import session_visitor, visitor_key
+from movie.tracking.visitors import session_visitor, visitor_key, visitor_resume
 
 MAX_K = 100
 
@@ -56,9 +62,11 @@ def events(request: HttpRequest) -> JsonResponse:
     except BadBody as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     try:
+        key = idempotency_key_validate(request.headers.get("Idempotency-Key"))
+        visitor = visitor_resume(request, key)
         event = event_record(
             visitor=visitor, movie_id=body.get("movie_id"), kind=body.get("kind"), value=body.get("value"),
-            idempotency_key=request.headers.get("Idempotency-Key"),
+            idempotency_key=key,
             impression=body.get("impression"), position=body.get("position"), client=client_digest(request),
         )
     except EventConflict as exc:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
 from movie.tracking import moves
-from movie.tracking.models import AccountVisitor
+from movie.tracking.models import AccountVisitor, Interaction, VisitorForward
 from movie.tracking.ratelimit import client_address, limit
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,42 @@ def visitor_key(request: HttpRequest) -> str:
             # Saved now, not at the end of the response: requests that overlap this one
             # (a page's parallel fetches) must see the same id.
             request.session.save()
+            request._visitor_made = True
     request._visitor = visitor
     return visitor
+
+
+# How long after an event's first try a retry in a new session may take over the visitor id that
+# try made (`visitor_resume`): a browser retries for 7 s (app.js RETRY_MS); a minute leaves room
+# for a first try that stalled.
+RESUME_S = 60
+
+
+def visitor_resume(request: HttpRequest, event_id: str | None) -> str:
+    """The visitor id for an event this request may be retrying. A first click in a new session
+    gets its visitor id there, and only the answer carries the session's cookie: when the answer
+    is lost (the web process died, or the browser stopped waiting under load), the retry comes
+    without the cookie and made a new session. If the event's first try recorded it under an
+    anonymous id that holds nothing else, was claimed by no account, and is under RESUME_S old,
+    this session takes that id over, so the retry finishes or answers for the event as its own
+    and the visitor keeps its click (the soak's 422s). The idempotency key (a random UUID only
+    that browser and this site know) is what proves the retry is the first try's browser, for
+    that one event and that minute, as the session cookie would. Otherwise: `visitor_key`."""
+    visitor = visitor_key(request)
+    if event_id is None or not getattr(request, "_visitor_made", False):
+        return visitor
+    prior = Interaction.objects.filter(event_id=event_id).values_list("visitor", "created_at").first()
+    if prior is None or prior[0] == visitor or timezone.now() - prior[1] > timedelta(seconds=RESUME_S):
+        return visitor
+    first = prior[0]
+    if (Interaction.objects.filter(visitor=first).count() != 1  # used since: a live session's id
+            or AccountVisitor.objects.filter(visitor=first).exists()
+            or VisitorForward.objects.filter(from_visitor=first).exists()):
+        return visitor
+    request.session[SESSION_FIELD] = request._visitor = first
+    request.session.save()
+    log.info("a retry in a new session took over %s, made by its first try", first)
+    return first
 
 
 def session_visitor(request: HttpRequest) -> str | None:

@@ -228,6 +228,44 @@ def test_a_retry_that_lost_its_first_tries_session_records_the_click(movies, vis
     assert again.status_code == 202 and len(clicklog.events_for(visitor, pending=True)) == 1
 
 
+@pytest.mark.parametrize("first_try", ["answered for", "pending"])
+def test_a_retry_in_a_new_session_takes_over_the_id_its_first_try_made(movies, first_try):
+    """A first click without a session gets its id in a new session, whose cookie only the
+    answer carries. When that answer is lost, the browser's retry makes another session: it
+    takes over the first try's id (which holds nothing else), so the click is the visitor's,
+    once, instead of a 422 (the soak's 49) or a click the visitor cannot see."""
+    key = str(uuid.uuid4())
+    if first_try == "answered for":
+        first = Client()
+        assert _post(first, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key).status_code == 202
+        made = _visitor(first)
+    else:  # the process died before answering: a pending item and its row, under an id of its own
+        made, ts = f"v:{uuid.uuid4().hex}", events._now()
+        clicklog.event_put(Event(event_id=key, visitor=made, movie_id=2, kind="click", ts=ts, pending=True))
+        Interaction.objects.create(visitor=made, movie_id=2, kind="click", event_id=key,
+                                   created_at=events._at(ts))
+    retry = Client()  # no cookie: the answer that carried it was lost
+
+    response = _post(retry, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key)
+
+    assert response.status_code == 202 and response.json() == {"event_id": key, "visitor": made}
+    assert _visitor(retry) == made
+    assert [(e.event_id, e.pending) for e in clicklog.events_for(made, pending=True)] == [(key, False)]
+    assert list(Interaction.objects.filter(event_id=key).values_list("visitor", flat=True)) == [made]
+
+
+def test_a_new_session_does_not_take_over_an_id_that_holds_more(movies):
+    """An id with other events has a live session: a key alone does not hand it over."""
+    first, key = Client(), str(uuid.uuid4())
+    assert _post(first, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key).status_code == 202
+    assert _post(first, {"movie_id": 3, "kind": "click"}).status_code == 202
+    stranger = Client()
+
+    assert _post(stranger, {"movie_id": 2, "kind": "click"}, HTTP_IDEMPOTENCY_KEY=key).status_code == 422
+    assert _visitor(stranger) != _visitor(first)
+    assert clicklog.events_for(_visitor(stranger), pending=True) == []
+
+
 def test_readers_skip_pending_items(movies, visitor_client):
     visitor = _visitor(visitor_client)
     pending = Event(event_id=str(uuid.uuid4()), visitor=visitor, movie_id=1, kind="click",
