@@ -199,9 +199,13 @@ def print_sample(row: dict) -> None:
 # A resource's level over a stretch of the run: the median of its samples there, so one
 # sample taken as a fault killed a process or as LevelDB compacted is not read as growth.
 LEVEL_S = 10 * 60
-# Rows that a retention (the soak's 10 minutes) bounds: they follow the actions served within
-# it, which a fault or a retrain's share of the cores moves, so they are judged per action served.
-PER_ACTION = ("history rows", "sessions", "impression rows")
+# What a retention (the soak's 10 minutes) bounds: rows, the click log's LevelDB (its last 10
+# minutes of events, plus what compaction has not yet dropped: its files swung between 4 and 13
+# MB all through the hour of 2026-12-07) and Redis's live states (visitors active within
+# LIVE_STATE_TTL_S). They follow the actions served within it, which a fault, a retrain's share
+# of the cores or other work on the host moves (that run: 14,000 and 20,000 actions in its two
+# windows), so they are judged per action served.
+PER_ACTION = ("history rows", "sessions", "impression rows", "dynalite MB", "redis MB")
 SERVED = "actions 10 min"
 
 
