@@ -22,7 +22,14 @@ from pytorch_models.data.interactions import load_dataset
 from pytorch_models.models.architectures import CONFIGS
 from pytorch_models.models.graphfilter.model import parse_override
 from pytorch_models.models.names import EMBEDDING_MODELS, GRADIENT_TRAINED_MODELS, SERVED_MODELS
-from pytorch_models.training.options import MAX_HARD_NEGATIVES, TrainOptions
+from pytorch_models.training.options import (
+    AUTO_SAMPLED_ABOVE,
+    DEFAULT_FANOUT,
+    MAX_HARD_NEGATIVES,
+    PROPAGATIONS,
+    TrainOptions,
+    parse_fanout,
+)
 from pytorch_models.training.train_model import publish, train_model
 
 
@@ -59,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--negative-candidates", type=int, default=1,
                         help="LightGCN/NGCF: train on the highest-scoring of this many uniform negatives "
                              "(dynamic negative sampling); 1: plain BPR")
+    parser.add_argument("--propagation", choices=PROPAGATIONS, default="auto",
+                        help="LightGCN/NGCF: propagate the whole graph every step (full), or only each "
+                             "batch's sampled neighbourhood, evaluating by layer-wise inference (sampled); "
+                             f"auto: sampled above {AUTO_SAMPLED_ABOVE:,} training edges "
+                             "(options.py says why)")
+    parser.add_argument("--fanout",
+                        help="LightGCN/NGCF sampled propagation: neighbours per node per layer, input layer "
+                             "first: '10,10,10', one count for every layer, or 'all' "
+                             f"(default {DEFAULT_FANOUT} per layer)")
     parser.add_argument("--init", choices=("random", "spectral"),
                         help="LightGCN/NGCF ego embeddings, PinSage's id table: random numbers, or R̃'s top "
                              "singular vectors (spectral_init; the default)")
@@ -85,17 +101,25 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
     if args.negative_candidates < 1 or (args.negative_candidates > 1 and args.model not in EMBEDDING_MODELS):
         parser.error("--negative-candidates takes a count ≥ 1, "
                      "and more than 1 applies to lightgcn and ngcf only")
+    if (args.propagation != "auto" or args.fanout) and args.model not in EMBEDDING_MODELS:
+        parser.error(f"--propagation and --fanout apply to lightgcn and ngcf, not {args.model}")
     if args.init == "spectral" and args.model not in GRADIENT_TRAINED_MODELS:
         parser.error(f"--init {args.init} applies to lightgcn, ngcf and pinsage, not {args.model}")
-    return TrainOptions(
+    options = TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, dim=args.dim, layers=args.layers, lr=args.lr,
         lr_schedule=args.lr_schedule, seed=args.seed, progress=not args.no_progress,
         time_budget_s=args.time_budget, eval_every=args.eval_every, init=args.init,
         config_overrides=overrides, num_workers=args.workers,
         hard_negatives=args.hard_negatives, neighbourhoods=args.neighbourhoods,
         shared_negatives=args.shared_negatives, negative_power=args.negative_power,
-        negative_candidates=args.negative_candidates,
+        negative_candidates=args.negative_candidates, propagation=args.propagation, fanout=args.fanout,
     )
+    if args.fanout:
+        try:
+            parse_fanout(args.fanout, options.for_model(args.model).layers)
+        except ValueError as error:
+            parser.error(f"--fanout: {error}")
+    return options
 
 
 def main(argv: list[str] | None = None) -> None:

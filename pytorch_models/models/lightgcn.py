@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pytorch_models.data.graph import propagate
 from pytorch_models.models.embedding import EmbeddingConfig, EmbeddingPropagation
 
 
@@ -34,12 +33,9 @@ class LightGCN(EmbeddingPropagation):
         nn.init.normal_(self.user_embedding.weight, std=self.config.init_std)
         nn.init.normal_(self.item_embedding.weight, std=self.config.init_std)
 
-    def layer_outputs(self, adjacency: torch.Tensor, ego: torch.Tensor) -> list[torch.Tensor]:
-        """[E^(0), ..., E^(K)]: the ego rows and each propagation's output, (N, d) each."""
-        outputs = [ego]
-        for _ in range(self.config.layers):
-            outputs.append(propagate(adjacency, outputs[-1]))
-        return outputs
+    def next_layer(self, k: int, side: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """E^(k+1) = L E^(k): the neighbour sum itself (no weights, no self-loop)."""
+        return side
 
     @staticmethod
     def layers_from_neighbours(ego: torch.Tensor, sides: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -67,12 +67,9 @@ class NGCF(EmbeddingPropagation):
         for conv in self.convs:
             conv.reset_parameters()
 
-    def layer_outputs(self, adjacency: torch.Tensor, ego: torch.Tensor) -> list[torch.Tensor]:
-        """[E^(0), ..., E^(K)]: the ego rows and each layer's raw output, (N, d) each."""
-        outputs = [ego]
-        for conv in self.convs:
-            outputs.append(conv(adjacency, outputs[-1]))
-        return outputs
+    def next_layer(self, k: int, side: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Layer k's raw output (what `NGCFLayer.forward` gives), message dropout included."""
+        return self.convs[k].dropout(self.convs[k].combine(side, x))
 
     def layers_from_neighbours(self, ego: torch.Tensor, sides: list[torch.Tensor]) -> list[torch.Tensor]:
         """[E^(0), ..., E^(K)] of rows whose neighbour sums (L E^(k)) are `sides`, through each

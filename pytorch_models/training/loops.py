@@ -19,16 +19,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pytorch_models.data.graph import SymmetricAdjacency, build_graph
+from pytorch_models.data.graph import build_graph
 from pytorch_models.data.interactions import Interactions, ItemFeatures
 from pytorch_models.evaluation.metrics import held_out_metrics
 from pytorch_models.models.architectures import CONFIGS, build_model
-from pytorch_models.models.embedding import item_layers
 from pytorch_models.models.pinsage.model import PinSageConfig
 from pytorch_models.models.pinsage.sampler import WalkConfig, batch_loader, full_hops, neighbour_table
 from pytorch_models.serving.scoring import dot_scorer, pinsage_user_vectors
 from pytorch_models.training.bpr_sampler import PositiveSet, bpr_batches
 from pytorch_models.training.options import TrainOptions
+from pytorch_models.training.propagation import FullPropagation, SampledPropagation
 
 log = logging.getLogger(__name__)
 
@@ -131,40 +131,40 @@ def _built(name: str, config, initialise: Callable[[nn.Module], None] | None) ->
 def fit_embedding_model(name: str, data: Interactions, options: TrainOptions, generator: torch.Generator,
                         initialise: Callable[[nn.Module], None] | None = None) -> ModelFit:
     """LightGCN or NGCF: BPR with one negative per train pair, in shuffled batches; uniform, or
-    the hardest of `options.negative_candidates` uniform ones."""
+    the hardest of `options.negative_candidates` uniform ones. Propagated over the whole graph
+    or over each batch's sampled blocks, as `options.propagation` says (after
+    `TrainOptions.with_propagation`)."""
     config = CONFIGS[name](n_users=data.n_users, n_items=data.n_items, dim=options.dim, layers=options.layers,
                            **options.config_overrides)
     model = _built(name, config, initialise)
-    adjacency = SymmetricAdjacency(data.n_users, data.n_items, data.train)
+    propagation = (SampledPropagation(model, data, options.fanouts(), generator)
+                   if options.propagation == "sampled" else FullPropagation(model, data, generator))
     positives = PositiveSet(data.train, data.n_items)
     pairs = torch.from_numpy(data.train)
     optimiser = torch.optim.Adam(model.parameters(), lr=options.lr)
     n_batches = math.ceil(len(pairs) / options.batch_size)
     schedule = learning_rate_schedule(options, optimiser)
 
-    def loss_of(batch):
-        users, pos, neg = batch
-        matrix = adjacency.dropped(config.node_dropout, generator) if name == "ngcf" else adjacency.matrix
-        return model.loss(matrix, users, pos, neg)
-
     def run_epoch(epoch: int) -> float:
         model.train()
         batches = bpr_batches(pairs, positives, options.batch_size, generator, options.negative_candidates)
-        return batch_loop(batches, loss_of, optimiser, schedule, epoch=epoch, n_batches=n_batches,
+        return batch_loop(batches, propagation.loss, optimiser, schedule, epoch=epoch, n_batches=n_batches,
                           progress=options.progress, desc=f"{name} {epoch}")
 
     def scorer():
         model.eval()
-        with torch.no_grad():
-            users, items = model.embeddings(adjacency.matrix)
-        return dot_scorer(users, items), items
+        layers = propagation.layers()
+        final = model.combine(layers)
+        items = final[data.n_users :]
+        return dot_scorer(final[: data.n_users], items), items, layers
 
     history = epochs_run(run_epoch, lambda: held_out_metrics(scorer()[0], data, options.k), options)
-    score, items = scorer()
+    score, items, layers = scorer()
     # What fold-in needs frozen: every layer's item rows and the item degrees.
-    layers, degree = item_layers(model, data.train)
-    return ModelFit(model, asdict(config), items, {"item_layers": layers, "item_degree": degree}, score,
-                    history)
+    extra = {"item_layers": torch.stack([x[data.n_users :] for x in layers]),
+             "item_degree": torch.bincount(torch.as_tensor(data.train[:, 1], dtype=torch.int64),
+                                            minlength=data.n_items)}
+    return ModelFit(model, asdict(config), items, extra, score, history)
 
 
 def pinsage_config(data: Interactions, features: ItemFeatures | None, options: TrainOptions) -> PinSageConfig:

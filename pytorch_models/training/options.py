@@ -38,6 +38,25 @@ GENERAL_DEFAULTS = {"dim": 64, "lr_schedule": "constant", "neighbourhoods": "sam
 # on ml-latest-small (9.7k movies) every band tried (ranks 32-128, 100-400) lowered
 # recall@20 (0.140 without -> 0.076 / 0.119 with, 6-8 epochs); enable it for large catalogues.
 MAX_HARD_NEGATIVES = 0
+# LightGCN/NGCF propagation. "full" multiplies the whole normalised adjacency at every step:
+# exact, one CSR product per layer, but 2E messages per layer per step, so an epoch grows as
+# E². "sampled" computes the batch's nodes over their sampled neighbourhood
+# (`training.propagation`): with batches of 2048 pairs (≤ 6144 seeds) and fan-out 10 per
+# layer, the blocks of a 3-layer step carry at most 61k + 676k + 10·min(743k, N) messages
+# whatever E. "auto" takes sampled above AUTO_SAMPLED_ABOVE training edges. Chosen by counting
+# messages per step, not by timing (no timing runs were allowed when it was written; issue 24's
+# benchmarks.train_scale is where to check it):
+#   ml-latest-small, 80k train pairs, N ≈ 10k: full 0.48M, sampled ≤ 0.27M plus DGL's sampling;
+#   Gowalla, 810k, N ≈ 71k: full 4.9M, sampled ≤ 1.5M (a fan-out of 10 still reaches most of the
+#     graph at 3 layers), and the published figures were measured with full propagation;
+#   25M ratings, N ≈ 221k: full 150M, sampled ≤ 2.9M.
+# Below ~1M edges the two are within a small factor and full is exact and measured; above it,
+# full's step keeps growing with E and sampled's does not.
+AUTO_SAMPLED_ABOVE = 1_000_000
+PROPAGATIONS = ("auto", "full", "sampled")
+# Neighbours sampled per node per layer when --fanout is not given: the DGL examples' order of
+# magnitude, not tuned here (quality runs at sampled scale choose it).
+DEFAULT_FANOUT = 10
 # The fields whose None (and, for layers, 0) means "the model's default".
 _PER_MODEL = ("epochs", "lr", "layers", "dim", "lr_schedule", "neighbourhoods", "negative_power", "init")
 
@@ -63,6 +82,11 @@ class TrainOptions:
     negative_power, random negatives drawn ∝ (degree + 1) ** negative_power (0: uniform).
     LightGCN/NGCF only: negative_candidates, M > 1 draws M uniform negatives per train pair and
     trains on the one the model scores highest (dynamic negative sampling); 1 is plain BPR.
+    propagation, "full" (the whole graph every step), "sampled" (the batch's sampled blocks,
+    layer-wise inference for evaluation and publishing) or "auto" (sampled above
+    AUTO_SAMPLED_ABOVE training edges; `with_propagation` decides); fanout, the sampled
+    neighbours per node per layer, input layer first: "10,10,10", one number for every layer,
+    or "all" (None: DEFAULT_FANOUT per layer).
     """
 
     epochs: int | None = None
@@ -84,6 +108,8 @@ class TrainOptions:
     shared_negatives: int = 0
     negative_power: float | None = None
     negative_candidates: int = 1
+    propagation: str = "auto"
+    fanout: str | None = None
 
     def for_model(self, model_name: str) -> TrainOptions:
         """These options with the model's defaults in place of the fields left unset."""
@@ -92,12 +118,47 @@ class TrainOptions:
                  if getattr(self, name) is None or (name == "layers" and not self.layers)]
         return dataclasses.replace(self, **{name: defaults[name] for name in unset})
 
+    def with_propagation(self, n_train_edges: int) -> TrainOptions:
+        """These options (after `for_model`) with "auto" decided for `n_train_edges` and the
+        fan-out written out per layer ("10,10,10" or "all"; None under full propagation)."""
+        if self.propagation not in PROPAGATIONS:
+            raise ValueError(f"propagation {self.propagation!r}: expected one of {PROPAGATIONS}")
+        fanouts = parse_fanout(self.fanout or str(DEFAULT_FANOUT), self.layers)
+        mode = self.propagation
+        if mode == "auto":
+            mode = "sampled" if n_train_edges > AUTO_SAMPLED_ABOVE and self.layers else "full"
+        if mode == "sampled" and not self.layers:
+            raise ValueError("sampled propagation needs at least one layer")
+        fanout = None if mode == "full" else "all" if fanouts is None else ",".join(map(str, fanouts))
+        return dataclasses.replace(self, propagation=mode, fanout=fanout)
+
+    def fanouts(self) -> list[int] | None:
+        """The per-layer fan-outs of sampled propagation, input layer first; None: all."""
+        return parse_fanout(self.fanout or str(DEFAULT_FANOUT), self.layers)
+
     def hyper(self, model_name: str) -> dict:
         """What a checkpoint's meta.json records under `hyper`."""
         pinsage = {"neighbourhoods": self.neighbourhoods, "shared_negatives": self.shared_negatives,
                    "negative_power": self.negative_power}
-        bpr = {"negative_candidates": self.negative_candidates}
+        bpr = {"negative_candidates": self.negative_candidates, "propagation": self.propagation,
+               "fanout": self.fanout}
         return {"epochs": self.epochs, "lr": self.lr, "lr_schedule": self.lr_schedule,
                 "batch_size": self.batch_size, "seed": self.seed, "hard_negatives": self.hard_negatives,
                 "init": self.init,
                 **(pinsage if model_name == "pinsage" else bpr if model_name in EMBEDDING_MODELS else {})}
+
+
+def parse_fanout(text: str, layers: int) -> list[int] | None:
+    """"10,5,5" -> [10, 5, 5] (one per layer, input layer first), "10" -> [10] * layers,
+    "all" -> None (every neighbour). Raises ValueError on anything else."""
+    if text.strip() == "all":
+        return None
+    try:
+        fanouts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"fan-out {text!r}: expected 'all', a count, or one count per layer") from None
+    if len(fanouts) == 1:
+        fanouts = fanouts * layers
+    if len(fanouts) != layers or min(fanouts, default=1) < 1:
+        raise ValueError(f"fan-out {text!r}: expected one count ≥ 1 for each of the {layers} layers")
+    return fanouts

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dgl
 import numpy as np
 import torch
 from torch import nn
@@ -22,7 +23,7 @@ from torch import nn
 from pytorch_models.checkpoint import save_checkpoint
 from pytorch_models.data.interactions import Interactions, ItemFeatures
 from pytorch_models.evaluation.metrics import held_out_metrics
-from pytorch_models.models.names import SERVED_MODELS
+from pytorch_models.models.names import EMBEDDING_MODELS, SERVED_MODELS
 from pytorch_models.serving.scoring import popularity_scorer
 from pytorch_models.training.graphfilter import train_graphfilter
 from pytorch_models.training.loops import ModelFit, fit_embedding_model, fit_pinsage
@@ -74,6 +75,10 @@ def train_model(
     if model_name not in SERVED_MODELS:
         raise ValueError(f"unknown model {model_name!r}; expected one of {SERVED_MODELS}")
     options = (options or TrainOptions()).for_model(model_name)
+    if model_name in EMBEDDING_MODELS:
+        options = options.with_propagation(len(interactions.train))
+        log.info("%s: %s propagation over %d training edges%s", model_name, options.propagation,
+                 len(interactions.train), f", fan-out {options.fanout}" if options.fanout else "")
     torch.manual_seed(options.seed)
     np.random.seed(options.seed)
     generator = torch.Generator().manual_seed(options.seed)
@@ -107,10 +112,8 @@ def _fit(model_name, interactions, item_features, options: TrainOptions, generat
     if options.init == "spectral":
         spectral = spectral_initialiser(interactions.train, interactions.n_users, interactions.n_items)
         initialise = _then(spectral, initialise)
+    dgl.seed(options.seed)  # PinSage's walks and the sampled blocks of LightGCN / NGCF
     if model_name == "pinsage":
-        import dgl
-
-        dgl.seed(options.seed)
         return fit_pinsage(interactions, item_features, options, initialise)
     return fit_embedding_model(model_name, interactions, options, generator, initialise)
 
