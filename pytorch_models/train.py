@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                              "history. Off by default: on Gowalla one evaluation takes ~11 s against a "
                              "LightGCN epoch of ~25 s (docs/benchmarks.md)")
     parser.add_argument("--time-budget", type=float,
-                        help="stop after the epoch that passes this many seconds")
+                        help="stop at the first batch boundary after this many seconds, counted from the "
+                             "start of training (graph, initialisation and evaluations count); LightGCN, "
+                             "NGCF and PinSage")
     parser.add_argument("--workers", type=int, default=1, help="PinSage sampling processes")
     parser.add_argument("--hard-negatives", type=int, default=MAX_HARD_NEGATIVES,
                         help="PinSage curriculum cap")
@@ -85,6 +87,8 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
     if args.negative_candidates < 1 or (args.negative_candidates > 1 and args.model not in EMBEDDING_MODELS):
         parser.error("--negative-candidates takes a count ≥ 1, "
                      "and more than 1 applies to lightgcn and ngcf only")
+    if args.time_budget is not None and args.time_budget < 0:
+        parser.error("--time-budget takes seconds ≥ 0")
     if args.init == "spectral" and args.model not in GRADIENT_TRAINED_MODELS:
         parser.error(f"--init {args.init} applies to lightgcn, ngcf and pinsage, not {args.model}")
     return TrainOptions(
@@ -114,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         "seconds_per_epoch": result.seconds_per_epoch,
         "train_seconds": round(result.train_seconds, 2),
         "epochs_run": len(result.epoch_seconds),
+        "budget_hit": result.budget["hit"],
         **result.metrics,
     }
     print(json.dumps(summary))

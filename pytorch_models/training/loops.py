@@ -3,8 +3,12 @@
 LightGCN and NGCF learn with BPR on (user, positive, negative) triples of the train pairs
 (`fit_embedding_model`); PinSage with a max-margin loss on its random-walk sampler's batches
 (`fit_pinsage`). Both run `batch_loop` (the learning-rate schedule, `optimiser_step`, the
-mean loss) inside `epochs_run` (the per-epoch history, the evaluations, the time budget), and
-hand `train_model` a `ModelFit`.
+mean loss, the deadline) inside `epochs_run` (the per-epoch history, the evaluations, the
+deadline again), and hand `train_model` a `ModelFit`.
+
+The time budget (`TrainOptions.time_budget_s`, made a `deadline` by `train_model`) stops a run
+at the first batch boundary after it, not at the end of an epoch: an epoch of a large graph can
+outlast the whole budget of a scheduled retrain. A run always takes at least one step.
 """
 
 from __future__ import annotations
@@ -51,19 +55,25 @@ class ModelFit:
 
 class CosineDecay:
     """Sets the learning rate from `lr` down to `floor`·lr along half a cosine of the run's
-    progress: the share of the time budget spent when there is one, else of the epochs."""
+    progress: the share of the epochs done or, with a time budget, of the budget spent,
+    whichever is further along (a run ends at whichever comes first).
+
+    deadline: the `time.monotonic()` at which the budget ends (`TrainOptions.deadline`);
+    None with a budget: `time_budget_s` from now."""
 
     def __init__(self, optimiser, lr: float, *, epochs: int, time_budget_s: float | None,
-                 floor: float = 0.05):
+                 floor: float = 0.05, deadline: float | None = None):
         self.optimiser, self.lr, self.epochs = optimiser, lr, epochs
         self.time_budget_s, self.floor = time_budget_s, floor
-        self.started = time.perf_counter()
+        if deadline is None and time_budget_s:
+            deadline = time.monotonic() + time_budget_s
+        self.deadline = deadline
 
     def step(self, epoch: int, batch: int, n_batches: int) -> None:
-        if self.time_budget_s:
-            progress = (time.perf_counter() - self.started) / self.time_budget_s
-        else:
-            progress = (epoch + batch / n_batches) / self.epochs
+        progress = (epoch + batch / n_batches) / self.epochs if self.epochs else 1.0
+        if self.time_budget_s and self.deadline is not None:
+            spent = 1 - (self.deadline - time.monotonic()) / self.time_budget_s
+            progress = max(progress, spent)
         factor = self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         for group in self.optimiser.param_groups:
             group["lr"] = self.lr * factor
@@ -72,7 +82,8 @@ class CosineDecay:
 def learning_rate_schedule(options: TrainOptions, optimiser) -> CosineDecay | None:
     if options.lr_schedule != "cosine":
         return None
-    return CosineDecay(optimiser, options.lr, epochs=options.epochs, time_budget_s=options.time_budget_s)
+    return CosineDecay(optimiser, options.lr, epochs=options.epochs, time_budget_s=options.time_budget_s,
+                       deadline=options.deadline)
 
 
 def optimiser_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> float:
@@ -83,40 +94,64 @@ def optimiser_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> floa
     return float(loss)
 
 
+@dataclass(frozen=True)
+class EpochRun:
+    """What `batch_loop` did in one epoch."""
+
+    loss: float  # mean over the batches it ran
+    batches: int  # how many it ran
+    cut: bool  # the deadline stopped it with batches left
+
+
+def past(deadline: float | None) -> bool:
+    """Whether `deadline` (a `time.monotonic()` time; None: none) has passed."""
+    return deadline is not None and time.monotonic() >= deadline
+
+
 def batch_loop(batches: Iterable, loss_of: Callable[[object], torch.Tensor], optimiser,
                schedule: CosineDecay | None, *, epoch: int, n_batches: int, progress: bool,
-               desc: str) -> float:
-    """One epoch: per batch the scheduled learning rate, then one step on `loss_of(batch)`.
-    Returns the mean loss over `n_batches`."""
-    total = 0.0
+               desc: str, deadline: float | None = None) -> EpochRun:
+    """One epoch: per batch the scheduled learning rate, then one step on `loss_of(batch)`,
+    until the batches end or, after a step, `deadline` has passed (so at least one step)."""
+    total, done, cut = 0.0, 0, False
     for i, batch in enumerate(tqdm(batches, total=n_batches, disable=not progress, desc=desc)):
         if schedule:
             schedule.step(epoch, i, n_batches)
         total += optimiser_step(optimiser, loss_of(batch))
-    return total / n_batches
+        done += 1
+        if past(deadline):
+            cut = i + 1 < n_batches
+            break
+    return EpochRun(total / max(done, 1), done, cut)
 
 
-def epochs_run(run_epoch: Callable[[int], float], held_out: Callable[[], dict],
+def epochs_run(run_epoch: Callable[[int], EpochRun], held_out: Callable[[], dict],
                options: TrainOptions) -> list[dict]:
     """`run_epoch` for each epoch: the run's history (see `ModelFit.history`), with the
-    `held_out` metrics every `eval_every` epochs, and the time budget, which counts the
-    evaluations too."""
+    `held_out` metrics every `eval_every` epochs, until `options.deadline` (evaluations count).
+
+    An epoch the deadline cut, or one that ends past it, is not evaluated (`train_model`'s
+    final evaluation follows at once); the entry of the epoch the budget stopped the run in
+    carries `budget_spent: True`."""
     k = options.k
-    history, started = [], time.perf_counter()
+    history = []
     for epoch in range(options.epochs):
         t0 = time.perf_counter()
-        loss = run_epoch(epoch)
-        entry = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - t0, f"recall@{k}": None,
-                 "eval_seconds": 0.0}
-        log.info("epoch %d loss %.4f (%.2fs)", epoch, loss, entry["seconds"])
-        if options.eval_every and (epoch + 1) % options.eval_every == 0:
+        run = run_epoch(epoch)
+        entry = {"epoch": epoch + 1, "loss": run.loss, "batches": run.batches,
+                 "seconds": time.perf_counter() - t0, f"recall@{k}": None, "eval_seconds": 0.0}
+        log.info("epoch %d loss %.4f (%d batches, %.2fs)", epoch, run.loss, run.batches, entry["seconds"])
+        due = options.eval_every and (epoch + 1) % options.eval_every == 0
+        if due and not (run.cut or past(options.deadline)):
             t1 = time.perf_counter()
             metrics = held_out()
             entry[f"recall@{k}"], entry["eval_seconds"] = metrics.get(f"recall@{k}"), time.perf_counter() - t1
             log.info("epoch %d metrics %s (%.2fs)", epoch, metrics, entry["eval_seconds"])
         history.append(entry)
-        if options.time_budget_s is not None and time.perf_counter() - started > options.time_budget_s:
-            log.info("time budget of %.0fs reached after %d epochs", options.time_budget_s, epoch + 1)
+        if run.cut or (epoch + 1 < options.epochs and past(options.deadline)):
+            entry["budget_spent"] = True
+            log.info("time budget of %.0fs spent in epoch %d, after %d of its batches", options.time_budget_s,
+                     epoch + 1, run.batches)
             break
     return history
 
@@ -151,7 +186,7 @@ def fit_embedding_model(name: str, data: Interactions, options: TrainOptions, ge
         model.train()
         batches = bpr_batches(pairs, positives, options.batch_size, generator, options.negative_candidates)
         return batch_loop(batches, loss_of, optimiser, schedule, epoch=epoch, n_batches=n_batches,
-                          progress=options.progress, desc=f"{name} {epoch}")
+                          progress=options.progress, desc=f"{name} {epoch}", deadline=options.deadline)
 
     def scorer():
         model.eval()
@@ -210,7 +245,7 @@ def fit_pinsage(data: Interactions, features: ItemFeatures | None, options: Trai
             num_workers=options.num_workers, table=table, n_shared=options.shared_negatives,
         )
         return batch_loop(loader, loss_of, optimiser, schedule, epoch=epoch, n_batches=n_batches,
-                          progress=options.progress, desc=f"pinsage {epoch}")
+                          progress=options.progress, desc=f"pinsage {epoch}", deadline=options.deadline)
 
     def scorer():
         model.eval()

@@ -9,6 +9,7 @@ What to train with is a `TrainOptions` (`training.options`); the epoch loops are
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import statistics
 import time
@@ -22,7 +23,7 @@ from torch import nn
 from pytorch_models.checkpoint import save_checkpoint
 from pytorch_models.data.interactions import Interactions, ItemFeatures
 from pytorch_models.evaluation.metrics import held_out_metrics
-from pytorch_models.models.names import SERVED_MODELS
+from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, SERVED_MODELS
 from pytorch_models.serving.scoring import popularity_scorer
 from pytorch_models.training.graphfilter import train_graphfilter
 from pytorch_models.training.loops import ModelFit, fit_embedding_model, fit_pinsage
@@ -44,6 +45,8 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
     hyper: dict = field(default_factory=dict)
+    # What the time budget did (`budget_summary`): meta.json's `budget`.
+    budget: dict = field(default_factory=dict)
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -68,16 +71,19 @@ def train_model(
 ) -> TrainResult:
     """Train `model_name` on `interactions.train` and evaluate on `interactions.test` (if any).
 
-    options: how (None: every default); its unset fields take the model's defaults.
+    options: how (None: every default); its unset fields take the model's defaults; its time
+    budget starts now (`TrainOptions.time_budget_s`).
     initialise: called with the new model before training (a warm start, see `warm_start`).
     """
     if model_name not in SERVED_MODELS:
         raise ValueError(f"unknown model {model_name!r}; expected one of {SERVED_MODELS}")
     options = (options or TrainOptions()).for_model(model_name)
+    started = time.perf_counter()
+    if options.time_budget_s is not None:
+        options = dataclasses.replace(options, deadline=time.monotonic() + options.time_budget_s)
     torch.manual_seed(options.seed)
     np.random.seed(options.seed)
     generator = torch.Generator().manual_seed(options.seed)
-    started = time.perf_counter()
     counts = torch.bincount(torch.from_numpy(interactions.train[:, 1]),
                             minlength=interactions.n_items).float()
     fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts)
@@ -94,7 +100,17 @@ def train_model(
         history=fit.history,
         train_seconds=train_seconds,
         hyper=options.hyper(model_name),
+        budget=budget_summary(model_name, options, fit.history, train_seconds),
     )
+
+
+def budget_summary(model_name: str, options: TrainOptions, history: list[dict], train_seconds: float) -> dict:
+    """meta.json's `budget`: the seconds allowed (None: no budget, or a closed-form model, which
+    is never budgeted), whether it stopped the run, the seconds trained, epochs and batches run."""
+    budgeted = options.time_budget_s if model_name in GRADIENT_TRAINED_MODELS else None
+    return {"seconds": budgeted, "hit": any(entry.get("budget_spent") for entry in history),
+            "trained_seconds": round(train_seconds, 3), "epochs": len(history),
+            "batches": sum(entry.get("batches", 0) for entry in history)}
 
 
 def _fit(model_name, interactions, item_features, options: TrainOptions, generator, initialise,
@@ -164,6 +180,7 @@ def publish(
         },
         "losses": result.losses,
         "history": result.history,
+        "budget": result.budget,
         **(extra_meta or {}),
     }
     return save_checkpoint(
