@@ -8,7 +8,10 @@ deadline again), and hand `train_model` a `ModelFit`.
 
 The time budget (`TrainOptions.time_budget_s`, made a `deadline` by `train_model`) stops a run
 at the first batch boundary after it, not at the end of an epoch: an epoch of a large graph can
-outlast the whole budget of a scheduled retrain. A run always takes at least one step.
+outlast the whole budget of a scheduled retrain. A run always takes at least one step. Both fits
+draw their batches from `batch_pairs` when given (a retrain's new pairs and its replay sample,
+`training.replay`) and from every train pair otherwise; the graph they propagate over, sample
+walks on and avoid as negatives is always the whole train split.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -164,15 +168,17 @@ def _built(name: str, config, initialise: Callable[[nn.Module], None] | None) ->
 
 
 def fit_embedding_model(name: str, data: Interactions, options: TrainOptions, generator: torch.Generator,
-                        initialise: Callable[[nn.Module], None] | None = None) -> ModelFit:
-    """LightGCN or NGCF: BPR with one negative per train pair, in shuffled batches; uniform, or
-    the hardest of `options.negative_candidates` uniform ones."""
+                        initialise: Callable[[nn.Module], None] | None = None,
+                        batch_pairs: np.ndarray | None = None) -> ModelFit:
+    """LightGCN or NGCF: BPR with one negative per pair of `batch_pairs` (None: every train
+    pair), in shuffled batches; uniform, or the hardest of `options.negative_candidates`
+    uniform ones."""
     config = CONFIGS[name](n_users=data.n_users, n_items=data.n_items, dim=options.dim, layers=options.layers,
                            **options.config_overrides)
     model = _built(name, config, initialise)
     adjacency = SymmetricAdjacency(data.n_users, data.n_items, data.train)
     positives = PositiveSet(data.train, data.n_items)
-    pairs = torch.from_numpy(data.train)
+    pairs = torch.from_numpy(data.train if batch_pairs is None else batch_pairs)
     optimiser = torch.optim.Adam(model.parameters(), lr=options.lr)
     n_batches = math.ceil(len(pairs) / options.batch_size)
     schedule = learning_rate_schedule(options, optimiser)
@@ -218,16 +224,19 @@ def pinsage_config(data: Interactions, features: ItemFeatures | None, options: T
 
 
 def fit_pinsage(data: Interactions, features: ItemFeatures | None, options: TrainOptions,
-                initialise: Callable[[nn.Module], None] | None = None) -> ModelFit:
+                initialise: Callable[[nn.Module], None] | None = None,
+                batch_pairs: np.ndarray | None = None) -> ModelFit:
     """PinSage: max-margin on the sampler's (query, positive, negatives) batches; items are
-    embedded from their features over importance-weighted random-walk neighbourhoods."""
+    embedded from their features over importance-weighted random-walk neighbourhoods. Queries
+    come from the pairs of `batch_pairs` (None: from every train pair; `sample_positive_pairs`)."""
     config = pinsage_config(data, features, options)
     model = _built("pinsage", config, initialise)
     tables = features.tensors() if features is not None else None
     g = build_graph(data.n_users, data.n_items, data.train)
     walks = WalkConfig(negative_power=options.negative_power)
     optimiser = torch.optim.Adam(model.parameters(), lr=options.lr)
-    n_batches = math.ceil(len(data.train) / options.batch_size)
+    edges = None if batch_pairs is None else torch.from_numpy(batch_pairs)
+    n_batches = math.ceil(len(data.train if edges is None else edges) / options.batch_size)
     schedule = learning_rate_schedule(options, optimiser)
 
     def loss_of(batch):
@@ -242,7 +251,7 @@ def fit_pinsage(data: Interactions, features: ItemFeatures | None, options: Trai
         loader = batch_loader(
             g, config.layers, walks, batch_size=options.batch_size, n_batches=n_batches,
             n_hard=min(epoch, options.hard_negatives), seed=options.seed * 10_000 + epoch,
-            num_workers=options.num_workers, table=table, n_shared=options.shared_negatives,
+            num_workers=options.num_workers, table=table, n_shared=options.shared_negatives, edges=edges,
         )
         return batch_loop(loader, loss_of, optimiser, schedule, epoch=epoch, n_batches=n_batches,
                           progress=options.progress, desc=f"pinsage {epoch}", deadline=options.deadline)

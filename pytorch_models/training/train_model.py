@@ -68,12 +68,17 @@ def train_model(
     options: TrainOptions | None = None,
     *,
     initialise=None,
+    batch_pairs: np.ndarray | None = None,
 ) -> TrainResult:
     """Train `model_name` on `interactions.train` and evaluate on `interactions.test` (if any).
 
     options: how (None: every default); its unset fields take the model's defaults; its time
     budget starts now (`TrainOptions.time_budget_s`).
     initialise: called with the new model before training (a warm start, see `warm_start`).
+    batch_pairs: (P, 2) rows of `interactions.train` that LightGCN, NGCF and PinSage draw their
+    batches from (a retrain's new pairs and replay sample, `training.replay`); None: all of
+    them. The graph is the whole train split either way; the closed-form models ignore it.
+    Raises ValueError for batch pairs that are not train pairs (a held-out pair would leak).
     """
     if model_name not in SERVED_MODELS:
         raise ValueError(f"unknown model {model_name!r}; expected one of {SERVED_MODELS}")
@@ -81,12 +86,14 @@ def train_model(
     started = time.perf_counter()
     if options.time_budget_s is not None:
         options = dataclasses.replace(options, deadline=time.monotonic() + options.time_budget_s)
+    if batch_pairs is not None:
+        batch_pairs = train_rows(interactions, batch_pairs)
     torch.manual_seed(options.seed)
     np.random.seed(options.seed)
     generator = torch.Generator().manual_seed(options.seed)
     counts = torch.bincount(torch.from_numpy(interactions.train[:, 1]),
                             minlength=interactions.n_items).float()
-    fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts)
+    fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts, batch_pairs)
     train_seconds = time.perf_counter() - started
     metrics = held_out_metrics(fit.scorer, interactions, options.k)
     log.info("%s trained in %.1fs: %s", model_name, train_seconds, metrics)
@@ -104,6 +111,17 @@ def train_model(
     )
 
 
+def train_rows(interactions: Interactions, pairs: np.ndarray) -> np.ndarray:
+    """`pairs` as an (P, 2) int64 array, checked to be non-empty rows of `interactions.train`."""
+    pairs = np.asarray(pairs, dtype=np.int64)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0:
+        raise ValueError(f"batch pairs must be a non-empty (P, 2) array, not of shape {pairs.shape}")
+    train = np.unique(interactions.train[:, 0] * interactions.n_items + interactions.train[:, 1])
+    if not np.isin(pairs[:, 0] * interactions.n_items + pairs[:, 1], train).all():
+        raise ValueError("batch pairs must be train pairs: a held-out pair would leak into training")
+    return pairs
+
+
 def budget_summary(model_name: str, options: TrainOptions, history: list[dict], train_seconds: float) -> dict:
     """meta.json's `budget`: the seconds allowed (None: no budget, or a closed-form model, which
     is never budgeted), whether it stopped the run, the seconds trained, epochs and batches run."""
@@ -114,7 +132,7 @@ def budget_summary(model_name: str, options: TrainOptions, history: list[dict], 
 
 
 def _fit(model_name, interactions, item_features, options: TrainOptions, generator, initialise,
-         counts) -> ModelFit:
+         counts, batch_pairs=None) -> ModelFit:
     if model_name == "popular":
         return ModelFit(None, {}, counts.clone().unsqueeze(1), {}, popularity_scorer(counts), [])
     if model_name == "graphfilter":
@@ -127,8 +145,8 @@ def _fit(model_name, interactions, item_features, options: TrainOptions, generat
         import dgl
 
         dgl.seed(options.seed)
-        return fit_pinsage(interactions, item_features, options, initialise)
-    return fit_embedding_model(model_name, interactions, options, generator, initialise)
+        return fit_pinsage(interactions, item_features, options, initialise, batch_pairs)
+    return fit_embedding_model(model_name, interactions, options, generator, initialise, batch_pairs)
 
 
 def _then(first, second):

@@ -1,11 +1,13 @@
-"""The time budget of the epoch loops: a spent budget stops a run at the next batch boundary
-(after at least one step) for every model trained in batches, and the run is still evaluated
-and published with what the budget did."""
+"""The time budget and the batch pairs of the epoch loops: a spent budget stops a run at the
+next batch boundary (after at least one step) for every model trained in batches, and the run
+is still evaluated and published with what the budget did; batches can be drawn from a subset
+of the train pairs while the graph stays whole."""
 
 import json
 import math
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -92,3 +94,17 @@ def test_cosine_decay_follows_the_budget_or_the_epochs_whichever_is_further_alon
     fresh = CosineDecay(optimiser, 0.01, epochs=2, time_budget_s=3600, deadline=time.monotonic() + 3600)
     fresh.step(1, 0, 10)  # half the epochs, ~0 of the budget
     assert optimiser.param_groups[0]["lr"] == pytest.approx(0.01 * (0.05 + 0.95 * 0.5), rel=1e-3)
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "pinsage"])
+def test_batches_come_from_the_batch_pairs_and_a_held_out_pair_is_refused(communities, community_features,
+                                                                          name):
+    some = communities.train[::4]
+    result = train_model(name, communities, community_features, TrainOptions(epochs=2, **TINY),
+                         batch_pairs=some)
+
+    assert [e["batches"] for e in result.history] == [math.ceil(len(some) / 8)] * 2
+    assert result.item_embeddings.shape[0] == communities.n_items  # the graph is the whole split
+    with pytest.raises(ValueError, match="held-out pair"):
+        train_model(name, communities, community_features, TrainOptions(epochs=1, **TINY),
+                    batch_pairs=np.concatenate([some, communities.test[:1]]))
