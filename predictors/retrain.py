@@ -1,23 +1,40 @@
 """The scheduled retrain's training data: the imported ratings plus every visitor's current
-history, each visitor a user node and all of its clicks training edges.
+history, each visitor a user node and all of its clicks training edges; and what a retrain may
+spend on it.
 
 `workers.tasks.retrain_models` makes each model's next version from it with
 `predictors.versions.version_make`, warm-started from the live version (rows matched by movie
 id and by user: a MovieLens user id, or a visitor's digest) and gated: a model whose data did
 not change is skipped, a version below the reference is not published. What one visitor and
 one client address weigh in it is capped (`movie.tracking.selectors.visitor_interactions`).
+
+A retrain is bounded (`RetrainBudget`, from settings): LightGCN, NGCF and PinSage train for at
+most `RETRAIN_BUDGET_S` seconds each, on batches of the pairs new since the live version plus a
+seeded replay sample of the old ones (`pytorch_models.training.replay`), with at most
+`RETRAIN_THREADS` cores. The graph filter and popular are not budgeted: they are fitted in
+closed form on the whole graph, in seconds on ml-latest-small.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
+from torch import nn
 
+from predictors.registry import Published
 from predictors.training import TrainingData, training_dataset
 from predictors.visitor_digest import visitor_digest
 from pytorch_models.data.interactions import Interactions, ItemFeatures
+from pytorch_models.models.names import GRADIENT_TRAINED_MODELS
+from pytorch_models.training.replay import new_pair_mask, replay_rows
+from pytorch_models.training.warm_start import warm_start as weights_carry
+
+log = logging.getLogger(__name__)
 
 
 def visitors_as_users(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]]
@@ -38,3 +55,77 @@ def visitors_as_users(training_data: TrainingData, visitor_pairs: Sequence[tuple
     interactions.train = np.concatenate([interactions.train, interactions.test[held_visitors]])
     interactions.test = interactions.test[~held_visitors]
     return interactions, features, visitors
+
+
+@dataclass(frozen=True)
+class RetrainBudget:
+    """What a scheduled retrain may spend on each model trained in batches (webapp/settings.py
+    says why each default): `seconds` of training (None: no limit), a replay sample of
+    `replay_fraction` of the old pairs, at most `replay_max`, and `threads` cores."""
+
+    seconds: float | None
+    replay_fraction: float
+    replay_max: int
+    threads: int
+
+    @classmethod
+    def from_settings(cls) -> RetrainBudget:
+        return cls(seconds=settings.RETRAIN_BUDGET_S or None,
+                   replay_fraction=settings.RETRAIN_REPLAY_FRACTION, replay_max=settings.RETRAIN_REPLAY_MAX,
+                   threads=settings.RETRAIN_THREADS)
+
+    @property
+    def sampling_workers(self) -> int:
+        """PinSage's sampling processes: one beside the training thread when the retrain may
+        keep two cores busy, else none (it samples between steps)."""
+        return 1 if self.threads > 1 else 0
+
+
+@dataclass(frozen=True)
+class WarmPlan:
+    """How a retrain starts and what it steps over: an `initialise` hook for `train_model`
+    (None: nothing to carry), the batch pairs (None: every train pair) and meta.json's
+    `data.replay` (None when there is no sample)."""
+
+    initialise: Callable[[nn.Module], None] | None = None
+    batch_pairs: np.ndarray | None = None
+    replay: dict | None = None
+
+
+def user_keys(user_ids, visitors: dict[str, int]) -> list[str]:
+    """A key per user row that names the same user in every version: a visitor's digest, else
+    the MovieLens user id."""
+    digest_of_row = {row: digest for digest, row in visitors.items()}
+    return [digest_of_row.get(row, str(int(user))) for row, user in enumerate(user_ids)]
+
+
+def warm_plan(model: str, live: Published | None, interactions: Interactions, visitors: dict[str, int] | None,
+              *, budget: RetrainBudget | None, seed: int) -> WarmPlan:
+    """The warm start from `live` (models learnt by gradient descent; the others have no
+    parameters to carry) and, with a `budget`, its batches: the pairs `live` did not train on
+    and a replay sample of those it did, drawn with `seed`. Without a live version there is
+    nothing to start from or to replay against: every pair."""
+    if live is None or model not in GRADIENT_TRAINED_MODELS:
+        return WarmPlan()
+    old = live.checkpoint
+    old_graph = old.graph()
+    old_keys = user_keys(old_graph.user_ids, old.visitors())
+    new_keys = user_keys(interactions.user_ids, visitors or {})
+
+    def initialise(new_model):
+        carried = weights_carry(new_model, old, item_ids=interactions.item_ids, checkpoint_user_keys=old_keys,
+                                user_keys=new_keys)
+        log.info("%s warm start from %s: %s", model, live.version, carried)
+
+    if budget is None:
+        return WarmPlan(initialise)
+    is_new = new_pair_mask(interactions.train, user_keys=new_keys, item_ids=interactions.item_ids,
+                           old_train=old_graph.train_edges, old_user_keys=old_keys,
+                           old_item_ids=old_graph.item_ids)
+    rows = replay_rows(is_new, fraction=budget.replay_fraction, max_pairs=budget.replay_max, seed=seed)
+    n_new = int(is_new.sum())
+    replay = {"new": n_new, "replayed": len(rows) - n_new, "old": len(is_new) - n_new,
+              "fraction": budget.replay_fraction, "max": budget.replay_max, "seed": seed}
+    log.info("%s batches from %d new pairs and %d of %d old ones", model, n_new, replay["replayed"],
+             replay["old"])
+    return WarmPlan(initialise, interactions.train[rows], replay)

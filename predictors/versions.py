@@ -28,14 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from predictors import registry, retrieval
-from predictors.retrain import visitors_as_users
+from predictors.retrain import RetrainBudget, WarmPlan, visitors_as_users, warm_plan
 from predictors.training import TrainingData, data_digest, ratings_digest, training_dataset
 from pytorch_models.checkpoint import load_checkpoint
-from pytorch_models.data.interactions import Interactions
-from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, RECOMMENDERS
+from pytorch_models.models.names import RECOMMENDERS
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
-from pytorch_models.training.warm_start import warm_start as weights_carry
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +112,7 @@ def publish_gate(*, recall: float | None, split: str,
 def version_make(
     *, model: str, training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]] | None = None,
     epochs: int | None = None, progress: bool = False, warm_start: bool = False, gated: bool = False,
+    budget: RetrainBudget | None = None,
 ) -> VersionMade:
     """Train `model`, evaluate it on the held-out ratings and publish it as the model's newest
     version, unless the gate says no.
@@ -123,7 +122,11 @@ def version_make(
     None: the ratings alone. epochs: None takes the model's default (RETRAIN_EPOCHS with a warm
     start). warm_start: begin from the live version's weights where they fit (models learnt by
     gradient descent; the others have no parameters to carry). gated: skip an unchanged model
-    and refuse a version below the reference (the module's docstring).
+    and refuse a version below the reference (the module's docstring). budget: the scheduled
+    retrain's bounds (`predictors.retrain.RetrainBudget`): its seconds and sampling processes,
+    and with a warm start, batches of the new pairs and a replay sample, seeded by the data's
+    digest (the same data draws the same sample, the next retrain's data another); None: the
+    whole train split, unbounded.
     Raises ValueError when there are no ratings to train on."""
     live = registry.published(model) if warm_start or gated else None
     live_recall = live.checkpoint.meta.get("metrics", {}).get("recall@20") if live else None
@@ -137,12 +140,16 @@ def version_make(
         (interactions, features), visitors = training_dataset(training_data), None
     else:
         interactions, features, visitors = visitors_as_users(training_data, visitor_pairs)
-    initialise = _warm_initialiser(model, live, interactions, visitors) if warm_start else None
+    plan = (warm_plan(model, live, interactions, visitors, budget=budget, seed=int(digest[:8], 16))
+            if warm_start else WarmPlan())
     if epochs is None and warm_start:
         epochs = RETRAIN_EPOCHS[model]
     options = TrainOptions(epochs=epochs, progress=progress, eval_every=CURVE_EVERY,
-                           config_overrides=SITE_OPTIONS.get(model, {}))
-    result = train_model(model, interactions, features, options, initialise=initialise)
+                           config_overrides=SITE_OPTIONS.get(model, {}),
+                           time_budget_s=budget.seconds if budget else None,
+                           num_workers=budget.sampling_workers if budget else TrainOptions.num_workers)
+    result = train_model(model, interactions, features, options, initialise=plan.initialise,
+                         batch_pairs=plan.batch_pairs)
     recall = result.metrics.get("recall@20")
     reference = gate_reference(live.checkpoint.meta, live.version) if gated and live else None
     refused, carried = publish_gate(recall=recall, split=split, reference=reference)
@@ -156,12 +163,14 @@ def version_make(
     if visitors is not None:
         dataset.update(source="catalogue+visitors", n_visitors=len(visitors),
                        n_visitor_interactions=len(visitor_pairs))
+    if plan.replay is not None:
+        dataset["replay"] = plan.replay
     with registry.publishing(model) as folder:
         gate = carried or {"recall@20": recall, "version": registry.version_of(folder),
                            "ratings_digest": split}
         extra_meta = {"gate": gate}
         if warm_start:
-            extra_meta["warm_start"] = live.version if initialise else None
+            extra_meta["warm_start"] = live.version if plan.initialise else None
         publish(result, interactions, folder, item_features=features, visitors=visitors, dataset=dataset,
                 extra_meta=extra_meta)
         retrieval.indexes_write(folder, load_checkpoint(folder))  # above ANN_MIN_ITEMS only
@@ -169,27 +178,3 @@ def version_make(
     log.info("%s published %s: recall@20 %s (live %s, reference %s)", model, version, recall, live_recall,
              gate["recall@20"])
     return VersionMade(model, True, version, "published", result.metrics, live_recall, gate["recall@20"])
-
-
-def _user_keys(user_ids, visitors: dict[str, int]) -> list[str]:
-    """A key per user row that names the same user in every version: a visitor's digest, else
-    the MovieLens user id."""
-    digest_of_row = {row: digest for digest, row in visitors.items()}
-    return [digest_of_row.get(row, str(int(user))) for row, user in enumerate(user_ids)]
-
-
-def _warm_initialiser(model: str, live: registry.Published | None, interactions: Interactions,
-                      visitors: dict[str, int] | None):
-    """An `initialise` hook for `train_model` that copies the live version's weights into the
-    new model (rows matched by movie id and user key); None when there is nothing to carry."""
-    if live is None or model not in GRADIENT_TRAINED_MODELS:
-        return None
-    old = live.checkpoint
-    old_keys = _user_keys(old.graph().user_ids, old.visitors())
-
-    def initialise(new_model):
-        carried = weights_carry(new_model, old, item_ids=interactions.item_ids, checkpoint_user_keys=old_keys,
-                                user_keys=_user_keys(interactions.user_ids, visitors or {}))
-        log.info("%s warm start from %s: %s", model, live.version, carried)
-
-    return initialise

@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                              "history. Off by default: on Gowalla one evaluation takes ~11 s against a "
                              "LightGCN epoch of ~25 s (docs/benchmarks.md)")
     parser.add_argument("--time-budget", type=float,
-                        help="stop after the epoch that passes this many seconds")
+                        help="stop at the first batch boundary after this many seconds, counted from the "
+                             "start of training (graph, initialisation and evaluations count); LightGCN, "
+                             "NGCF and PinSage")
     parser.add_argument("--workers", type=int, default=1, help="PinSage sampling processes")
     parser.add_argument("--hard-negatives", type=int, default=MAX_HARD_NEGATIVES,
                         help="PinSage curriculum cap")
@@ -103,6 +105,8 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
                      "and more than 1 applies to lightgcn and ngcf only")
     if (args.propagation != "auto" or args.fanout) and args.model not in EMBEDDING_MODELS:
         parser.error(f"--propagation and --fanout apply to lightgcn and ngcf, not {args.model}")
+    if args.time_budget is not None and args.time_budget < 0:
+        parser.error("--time-budget takes seconds ≥ 0")
     if args.init == "spectral" and args.model not in GRADIENT_TRAINED_MODELS:
         parser.error(f"--init {args.init} applies to lightgcn, ngcf and pinsage, not {args.model}")
     options = TrainOptions(
@@ -138,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         "seconds_per_epoch": result.seconds_per_epoch,
         "train_seconds": round(result.train_seconds, 2),
         "epochs_run": len(result.epoch_seconds),
+        "budget_hit": result.budget["hit"],
         **result.metrics,
     }
     print(json.dumps(summary))

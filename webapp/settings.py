@@ -244,6 +244,33 @@ RECOMMENDATIONS_K = 20
 # most similar after one retrain (tests/workers/test_retrain.py). 0 turns the client cap off.
 RETRAIN_VISITOR_MAX = min(int(_env("RETRAIN_VISITOR_MAX", str(VISITOR_HISTORY_MAX))), VISITOR_HISTORY_MAX)
 RETRAIN_CLIENT_MAX = int(_env("RETRAIN_CLIENT_MAX", "20"))
+# What a scheduled retrain may spend (predictors.retrain.RetrainBudget) on each model trained in
+# batches (LightGCN, NGCF, PinSage; the graph filter and popular fit in closed form, in seconds,
+# and are not budgeted).
+# RETRAIN_BUDGET_S: seconds of training each, from the start of its run; it stops at the first
+# batch boundary after them (or at the end of its RETRAIN_EPOCHS, if sooner), then evaluates and
+# meets the gate. 0: no limit. 120 s: three of them and their evaluations fit in RETRAIN_EVERY's
+# 900 s, and on ml-latest-small they end on their epochs first but for NGCF's slowest runs (10
+# epochs of 7.5-25 s, predictors.versions); at 1M ratings, where an epoch of all 800k pairs took
+# LightGCN 91 s (issue 24), it ends a retrain of 100k pairs after about 11 of its 15 epochs.
+# Their batches: every pair new since the live version, and a seeded replay sample of the old
+# ones, RETRAIN_REPLAY_FRACTION of them and at most RETRAIN_REPLAY_MAX. With the defaults a site
+# below 100k train pairs (ml-latest-small: 80k) replays them all, which is the retrain whose
+# quality the gate was set on; above, a uniform 100k (49 batches of 2,048), so the new pairs
+# are every epoch's and the epochs stop growing with the history. A quarter was tried in the
+# worker tests: their briefly trained NGCF fell 2.9% below its reference in two such epochs and
+# the gate refused it, so a share below all waits for a measurement (make demo).
+# RETRAIN_THREADS: the cores a retrain keeps busy (torch's and DGL's threads; above 1, PinSage
+# also samples in a process of its own): 1 leaves the web server the other core of a two-core
+# machine. Torch's own default is a thread per core.
+RETRAIN_BUDGET_S = float(_env("RETRAIN_BUDGET_S", "120"))
+RETRAIN_REPLAY_FRACTION = float(_env("RETRAIN_REPLAY_FRACTION", "1"))
+RETRAIN_REPLAY_MAX = int(_env("RETRAIN_REPLAY_MAX", "100000"))
+RETRAIN_THREADS = int(_env("RETRAIN_THREADS", "1"))
+if (RETRAIN_BUDGET_S < 0 or not 0 < RETRAIN_REPLAY_FRACTION <= 1 or RETRAIN_REPLAY_MAX < 1
+        or RETRAIN_THREADS < 1):
+    raise RuntimeError("RETRAIN_BUDGET_S must be ≥ 0 (0: no limit), RETRAIN_REPLAY_FRACTION in (0, 1], "
+                       "RETRAIN_REPLAY_MAX and RETRAIN_THREADS ≥ 1")
 
 # Rate limits, (count, window seconds), per client address as movie.tracking.ratelimit names it (through
 # TRUSTED_PROXIES below; IPv6 by /64) and per visitor or username. .env.dev raises the address

@@ -3,12 +3,14 @@ new versions. Both queues can have any number of worker processes on any machine
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import secrets
 from datetime import UTC, datetime, timedelta
 
+import dgl.utils
 import redis
 import torch
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +27,7 @@ from movie.catalogue.selectors import training_snapshot
 from movie.tracking.selectors import visitor_interactions, visitors_recent
 from movie.tracking.services import history_expire, impressions_expire
 from predictors.live import LiveEngine
+from predictors.retrain import RetrainBudget
 from predictors.versions import version_make
 from pytorch_models.models.names import SERVED_MODELS
 
@@ -179,18 +182,35 @@ def one_at_a_time(name: str, *, hold_s: float):
     return decorate
 
 
+@contextlib.contextmanager
+def threads_at_most(n: int):
+    """Run the block with `n` torch and DGL threads, then put back what was there. Torch's
+    default is a thread per core: a retrain would take every core the web server has."""
+    before = torch.get_num_threads(), dgl.utils.get_num_threads()
+    torch.set_num_threads(n)
+    dgl.utils.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        dgl.utils.set_num_threads(before[1])
+
+
 @shared_task(acks_late=True)
 @one_at_a_time(RETRAIN_LOCK, hold_s=RETRAIN_LOCK_S)
 def retrain_models(epochs: int | None = None, models: list[str] | None = None) -> dict:
     """Retrain each model (default: every one) on the ratings plus the visitors' clicks, capped
-    per visitor and per client; publish those whose data changed and that pass the gate. After
-    a publish a live tick wakes a live worker, which loads the new versions and re-derives the
-    visitors on the replaced ones (predictors.live.LiveEngine.refresh) without waiting for a
-    click or beat's sweep."""
+    per visitor and per client, within the settings' budget (`predictors.retrain.RetrainBudget`:
+    seconds per model, new pairs plus a replay sample, RETRAIN_THREADS cores); publish those
+    whose data changed and that pass the gate. After a publish a live tick wakes a live worker,
+    which loads the new versions and re-derives the visitors on the replaced ones
+    (predictors.live.LiveEngine.refresh) without waiting for a click or beat's sweep."""
+    budget = RetrainBudget.from_settings()
     training_data, visitor_pairs = training_snapshot(), visitor_interactions()
-    results = {model: version_make(model=model, training_data=training_data, visitor_pairs=visitor_pairs,
-                                   epochs=epochs, warm_start=True, gated=True).summary()
-               for model in (models or SERVED_MODELS)}
+    with threads_at_most(budget.threads):
+        results = {model: version_make(model=model, training_data=training_data, visitor_pairs=visitor_pairs,
+                                       epochs=epochs, warm_start=True, gated=True, budget=budget).summary()
+                   for model in (models or SERVED_MODELS)}
     if any(result["published"] for result in results.values()):
         live_tick()
     return results

@@ -3,8 +3,15 @@
 LightGCN and NGCF learn with BPR on (user, positive, negative) triples of the train pairs
 (`fit_embedding_model`); PinSage with a max-margin loss on its random-walk sampler's batches
 (`fit_pinsage`). Both run `batch_loop` (the learning-rate schedule, `optimiser_step`, the
-mean loss) inside `epochs_run` (the per-epoch history, the evaluations, the time budget), and
-hand `train_model` a `ModelFit`.
+mean loss, the deadline) inside `epochs_run` (the per-epoch history, the evaluations, the
+deadline again), and hand `train_model` a `ModelFit`.
+
+The time budget (`TrainOptions.time_budget_s`, made a `deadline` by `train_model`) stops a run
+at the first batch boundary after it, not at the end of an epoch: an epoch of a large graph can
+outlast the whole budget of a scheduled retrain. A run always takes at least one step. Both fits
+draw their batches from `batch_pairs` when given (a retrain's new pairs and its replay sample,
+`training.replay`) and from every train pair otherwise; the graph they propagate over, sample
+walks on and avoid as negatives is always the whole train split.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -51,19 +59,25 @@ class ModelFit:
 
 class CosineDecay:
     """Sets the learning rate from `lr` down to `floor`·lr along half a cosine of the run's
-    progress: the share of the time budget spent when there is one, else of the epochs."""
+    progress: the share of the epochs done or, with a time budget, of the budget spent,
+    whichever is further along (a run ends at whichever comes first).
+
+    deadline: the `time.monotonic()` at which the budget ends (`TrainOptions.deadline`);
+    None with a budget: `time_budget_s` from now."""
 
     def __init__(self, optimiser, lr: float, *, epochs: int, time_budget_s: float | None,
-                 floor: float = 0.05):
+                 floor: float = 0.05, deadline: float | None = None):
         self.optimiser, self.lr, self.epochs = optimiser, lr, epochs
         self.time_budget_s, self.floor = time_budget_s, floor
-        self.started = time.perf_counter()
+        if deadline is None and time_budget_s:
+            deadline = time.monotonic() + time_budget_s
+        self.deadline = deadline
 
     def step(self, epoch: int, batch: int, n_batches: int) -> None:
-        if self.time_budget_s:
-            progress = (time.perf_counter() - self.started) / self.time_budget_s
-        else:
-            progress = (epoch + batch / n_batches) / self.epochs
+        progress = (epoch + batch / n_batches) / self.epochs if self.epochs else 1.0
+        if self.time_budget_s and self.deadline is not None:
+            spent = 1 - (self.deadline - time.monotonic()) / self.time_budget_s
+            progress = max(progress, spent)
         factor = self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         for group in self.optimiser.param_groups:
             group["lr"] = self.lr * factor
@@ -72,7 +86,8 @@ class CosineDecay:
 def learning_rate_schedule(options: TrainOptions, optimiser) -> CosineDecay | None:
     if options.lr_schedule != "cosine":
         return None
-    return CosineDecay(optimiser, options.lr, epochs=options.epochs, time_budget_s=options.time_budget_s)
+    return CosineDecay(optimiser, options.lr, epochs=options.epochs, time_budget_s=options.time_budget_s,
+                       deadline=options.deadline)
 
 
 def optimiser_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> float:
@@ -83,40 +98,64 @@ def optimiser_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> floa
     return float(loss)
 
 
+@dataclass(frozen=True)
+class EpochRun:
+    """What `batch_loop` did in one epoch."""
+
+    loss: float  # mean over the batches it ran
+    batches: int  # how many it ran
+    cut: bool  # the deadline stopped it with batches left
+
+
+def past(deadline: float | None) -> bool:
+    """Whether `deadline` (a `time.monotonic()` time; None: none) has passed."""
+    return deadline is not None and time.monotonic() >= deadline
+
+
 def batch_loop(batches: Iterable, loss_of: Callable[[object], torch.Tensor], optimiser,
                schedule: CosineDecay | None, *, epoch: int, n_batches: int, progress: bool,
-               desc: str) -> float:
-    """One epoch: per batch the scheduled learning rate, then one step on `loss_of(batch)`.
-    Returns the mean loss over `n_batches`."""
-    total = 0.0
+               desc: str, deadline: float | None = None) -> EpochRun:
+    """One epoch: per batch the scheduled learning rate, then one step on `loss_of(batch)`,
+    until the batches end or, after a step, `deadline` has passed (so at least one step)."""
+    total, done, cut = 0.0, 0, False
     for i, batch in enumerate(tqdm(batches, total=n_batches, disable=not progress, desc=desc)):
         if schedule:
             schedule.step(epoch, i, n_batches)
         total += optimiser_step(optimiser, loss_of(batch))
-    return total / n_batches
+        done += 1
+        if past(deadline):
+            cut = i + 1 < n_batches
+            break
+    return EpochRun(total / max(done, 1), done, cut)
 
 
-def epochs_run(run_epoch: Callable[[int], float], held_out: Callable[[], dict],
+def epochs_run(run_epoch: Callable[[int], EpochRun], held_out: Callable[[], dict],
                options: TrainOptions) -> list[dict]:
     """`run_epoch` for each epoch: the run's history (see `ModelFit.history`), with the
-    `held_out` metrics every `eval_every` epochs, and the time budget, which counts the
-    evaluations too."""
+    `held_out` metrics every `eval_every` epochs, until `options.deadline` (evaluations count).
+
+    An epoch the deadline cut, or one that ends past it, is not evaluated (`train_model`'s
+    final evaluation follows at once); the entry of the epoch the budget stopped the run in
+    carries `budget_spent: True`."""
     k = options.k
-    history, started = [], time.perf_counter()
+    history = []
     for epoch in range(options.epochs):
         t0 = time.perf_counter()
-        loss = run_epoch(epoch)
-        entry = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - t0, f"recall@{k}": None,
-                 "eval_seconds": 0.0}
-        log.info("epoch %d loss %.4f (%.2fs)", epoch, loss, entry["seconds"])
-        if options.eval_every and (epoch + 1) % options.eval_every == 0:
+        run = run_epoch(epoch)
+        entry = {"epoch": epoch + 1, "loss": run.loss, "batches": run.batches,
+                 "seconds": time.perf_counter() - t0, f"recall@{k}": None, "eval_seconds": 0.0}
+        log.info("epoch %d loss %.4f (%d batches, %.2fs)", epoch, run.loss, run.batches, entry["seconds"])
+        due = options.eval_every and (epoch + 1) % options.eval_every == 0
+        if due and not (run.cut or past(options.deadline)):
             t1 = time.perf_counter()
             metrics = held_out()
             entry[f"recall@{k}"], entry["eval_seconds"] = metrics.get(f"recall@{k}"), time.perf_counter() - t1
             log.info("epoch %d metrics %s (%.2fs)", epoch, metrics, entry["eval_seconds"])
         history.append(entry)
-        if options.time_budget_s is not None and time.perf_counter() - started > options.time_budget_s:
-            log.info("time budget of %.0fs reached after %d epochs", options.time_budget_s, epoch + 1)
+        if run.cut or (epoch + 1 < options.epochs and past(options.deadline)):
+            entry["budget_spent"] = True
+            log.info("time budget of %.0fs spent in epoch %d, after %d of its batches", options.time_budget_s,
+                     epoch + 1, run.batches)
             break
     return history
 
@@ -129,18 +168,19 @@ def _built(name: str, config, initialise: Callable[[nn.Module], None] | None) ->
 
 
 def fit_embedding_model(name: str, data: Interactions, options: TrainOptions, generator: torch.Generator,
-                        initialise: Callable[[nn.Module], None] | None = None) -> ModelFit:
-    """LightGCN or NGCF: BPR with one negative per train pair, in shuffled batches; uniform, or
-    the hardest of `options.negative_candidates` uniform ones. Propagated over the whole graph
-    or over each batch's sampled blocks, as `options.propagation` says (after
-    `TrainOptions.with_propagation`)."""
+                        initialise: Callable[[nn.Module], None] | None = None,
+                        batch_pairs: np.ndarray | None = None) -> ModelFit:
+    """LightGCN or NGCF: BPR with one negative per pair of `batch_pairs` (None: every train
+    pair), in shuffled batches; uniform, or the hardest of `options.negative_candidates`
+    uniform ones. Propagated over the whole graph or over each batch's sampled blocks, as
+    `options.propagation` says (after `TrainOptions.with_propagation`)."""
     config = CONFIGS[name](n_users=data.n_users, n_items=data.n_items, dim=options.dim, layers=options.layers,
                            **options.config_overrides)
     model = _built(name, config, initialise)
     propagation = (SampledPropagation(model, data, options.fanouts(), generator)
                    if options.propagation == "sampled" else FullPropagation(model, data, generator))
     positives = PositiveSet(data.train, data.n_items)
-    pairs = torch.from_numpy(data.train)
+    pairs = torch.from_numpy(data.train if batch_pairs is None else batch_pairs)
     optimiser = torch.optim.Adam(model.parameters(), lr=options.lr)
     n_batches = math.ceil(len(pairs) / options.batch_size)
     schedule = learning_rate_schedule(options, optimiser)
@@ -149,7 +189,7 @@ def fit_embedding_model(name: str, data: Interactions, options: TrainOptions, ge
         model.train()
         batches = bpr_batches(pairs, positives, options.batch_size, generator, options.negative_candidates)
         return batch_loop(batches, propagation.loss, optimiser, schedule, epoch=epoch, n_batches=n_batches,
-                          progress=options.progress, desc=f"{name} {epoch}")
+                          progress=options.progress, desc=f"{name} {epoch}", deadline=options.deadline)
 
     def scorer():
         model.eval()
@@ -183,16 +223,19 @@ def pinsage_config(data: Interactions, features: ItemFeatures | None, options: T
 
 
 def fit_pinsage(data: Interactions, features: ItemFeatures | None, options: TrainOptions,
-                initialise: Callable[[nn.Module], None] | None = None) -> ModelFit:
+                initialise: Callable[[nn.Module], None] | None = None,
+                batch_pairs: np.ndarray | None = None) -> ModelFit:
     """PinSage: max-margin on the sampler's (query, positive, negatives) batches; items are
-    embedded from their features over importance-weighted random-walk neighbourhoods."""
+    embedded from their features over importance-weighted random-walk neighbourhoods. Queries
+    come from the pairs of `batch_pairs` (None: from every train pair; `sample_positive_pairs`)."""
     config = pinsage_config(data, features, options)
     model = _built("pinsage", config, initialise)
     tables = features.tensors() if features is not None else None
     g = build_graph(data.n_users, data.n_items, data.train)
     walks = WalkConfig(negative_power=options.negative_power)
     optimiser = torch.optim.Adam(model.parameters(), lr=options.lr)
-    n_batches = math.ceil(len(data.train) / options.batch_size)
+    edges = None if batch_pairs is None else torch.from_numpy(batch_pairs)
+    n_batches = math.ceil(len(data.train if edges is None else edges) / options.batch_size)
     schedule = learning_rate_schedule(options, optimiser)
 
     def loss_of(batch):
@@ -207,10 +250,10 @@ def fit_pinsage(data: Interactions, features: ItemFeatures | None, options: Trai
         loader = batch_loader(
             g, config.layers, walks, batch_size=options.batch_size, n_batches=n_batches,
             n_hard=min(epoch, options.hard_negatives), seed=options.seed * 10_000 + epoch,
-            num_workers=options.num_workers, table=table, n_shared=options.shared_negatives,
+            num_workers=options.num_workers, table=table, n_shared=options.shared_negatives, edges=edges,
         )
         return batch_loop(loader, loss_of, optimiser, schedule, epoch=epoch, n_batches=n_batches,
-                          progress=options.progress, desc=f"pinsage {epoch}")
+                          progress=options.progress, desc=f"pinsage {epoch}", deadline=options.deadline)
 
     def scorer():
         model.eval()

@@ -67,9 +67,16 @@ class TrainOptions:
     then GENERAL_DEFAULTS), which `for_model` fills in.
 
     epochs, lr, dim, layers (LightGCN/NGCF 3, PinSage 2), batch_size, seed: as usual.
-    lr_schedule: "constant" or "cosine" (decay to 5% over the time budget, else the epochs).
-    time_budget_s: stop after the epoch that passes it (evaluations count). eval_every: the
-    held-out recall@k every N epochs, the history's curve (None: only at the end).
+    lr_schedule: "constant" or "cosine" (decay to 5% over the epochs or the time budget,
+    whichever ends first).
+    time_budget_s: seconds a run may train, counted from the start of `train_model` (building
+    the graph, the spectral and warm starts and the evaluations between epochs count): it
+    stops at the first batch boundary after them, having taken at least one step, then
+    evaluates. It applies to the models trained in batches (LightGCN, NGCF, PinSage); the graph
+    filter and popular are fitted in closed form, in seconds, and never stopped. deadline: the
+    `time.monotonic()` at which that budget ends; `train_model` sets it, not a caller (one clock
+    for the batch loop, the epoch loop and the cosine decay). eval_every: the held-out recall@k
+    every N epochs, the history's curve (None: only at the end).
     init: LightGCN/NGCF ego embeddings and PinSage's item id table from "random" numbers (the
     model's own init) or from the "spectral" tables of `pytorch_models.training.spectral_init` (R̃'s
     top singular vectors; every GNN's default).
@@ -98,6 +105,7 @@ class TrainOptions:
     seed: int = 0
     progress: bool = True
     time_budget_s: float | None = None
+    deadline: float | None = None
     eval_every: int | None = None
     k: int = 20
     init: str | None = None

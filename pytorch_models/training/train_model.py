@@ -9,6 +9,7 @@ What to train with is a `TrainOptions` (`training.options`); the epoch loops are
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import statistics
 import time
@@ -23,7 +24,7 @@ from torch import nn
 from pytorch_models.checkpoint import save_checkpoint
 from pytorch_models.data.interactions import Interactions, ItemFeatures
 from pytorch_models.evaluation.metrics import held_out_metrics
-from pytorch_models.models.names import EMBEDDING_MODELS, SERVED_MODELS
+from pytorch_models.models.names import EMBEDDING_MODELS, GRADIENT_TRAINED_MODELS, SERVED_MODELS
 from pytorch_models.serving.scoring import popularity_scorer
 from pytorch_models.training.graphfilter import train_graphfilter
 from pytorch_models.training.loops import ModelFit, fit_embedding_model, fit_pinsage
@@ -45,6 +46,8 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
     hyper: dict = field(default_factory=dict)
+    # What the time budget did (`budget_summary`): meta.json's `budget`.
+    budget: dict = field(default_factory=dict)
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -66,11 +69,17 @@ def train_model(
     options: TrainOptions | None = None,
     *,
     initialise=None,
+    batch_pairs: np.ndarray | None = None,
 ) -> TrainResult:
     """Train `model_name` on `interactions.train` and evaluate on `interactions.test` (if any).
 
-    options: how (None: every default); its unset fields take the model's defaults.
+    options: how (None: every default); its unset fields take the model's defaults; its time
+    budget starts now (`TrainOptions.time_budget_s`).
     initialise: called with the new model before training (a warm start, see `warm_start`).
+    batch_pairs: (P, 2) rows of `interactions.train` that LightGCN, NGCF and PinSage draw their
+    batches from (a retrain's new pairs and replay sample, `training.replay`); None: all of
+    them. The graph is the whole train split either way; the closed-form models ignore it.
+    Raises ValueError for batch pairs that are not train pairs (a held-out pair would leak).
     """
     if model_name not in SERVED_MODELS:
         raise ValueError(f"unknown model {model_name!r}; expected one of {SERVED_MODELS}")
@@ -79,13 +88,17 @@ def train_model(
         options = options.with_propagation(len(interactions.train))
         log.info("%s: %s propagation over %d training edges%s", model_name, options.propagation,
                  len(interactions.train), f", fan-out {options.fanout}" if options.fanout else "")
+    started = time.perf_counter()
+    if options.time_budget_s is not None:
+        options = dataclasses.replace(options, deadline=time.monotonic() + options.time_budget_s)
+    if batch_pairs is not None:
+        batch_pairs = train_rows(interactions, batch_pairs)
     torch.manual_seed(options.seed)
     np.random.seed(options.seed)
     generator = torch.Generator().manual_seed(options.seed)
-    started = time.perf_counter()
     counts = torch.bincount(torch.from_numpy(interactions.train[:, 1]),
                             minlength=interactions.n_items).float()
-    fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts)
+    fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts, batch_pairs)
     train_seconds = time.perf_counter() - started
     metrics = held_out_metrics(fit.scorer, interactions, options.k)
     log.info("%s trained in %.1fs: %s", model_name, train_seconds, metrics)
@@ -99,11 +112,32 @@ def train_model(
         history=fit.history,
         train_seconds=train_seconds,
         hyper=options.hyper(model_name),
+        budget=budget_summary(model_name, options, fit.history, train_seconds),
     )
 
 
+def train_rows(interactions: Interactions, pairs: np.ndarray) -> np.ndarray:
+    """`pairs` as an (P, 2) int64 array, checked to be non-empty rows of `interactions.train`."""
+    pairs = np.asarray(pairs, dtype=np.int64)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0:
+        raise ValueError(f"batch pairs must be a non-empty (P, 2) array, not of shape {pairs.shape}")
+    train = np.unique(interactions.train[:, 0] * interactions.n_items + interactions.train[:, 1])
+    if not np.isin(pairs[:, 0] * interactions.n_items + pairs[:, 1], train).all():
+        raise ValueError("batch pairs must be train pairs: a held-out pair would leak into training")
+    return pairs
+
+
+def budget_summary(model_name: str, options: TrainOptions, history: list[dict], train_seconds: float) -> dict:
+    """meta.json's `budget`: the seconds allowed (None: no budget, or a closed-form model, which
+    is never budgeted), whether it stopped the run, the seconds trained, epochs and batches run."""
+    budgeted = options.time_budget_s if model_name in GRADIENT_TRAINED_MODELS else None
+    return {"seconds": budgeted, "hit": any(entry.get("budget_spent") for entry in history),
+            "trained_seconds": round(train_seconds, 3), "epochs": len(history),
+            "batches": sum(entry.get("batches", 0) for entry in history)}
+
+
 def _fit(model_name, interactions, item_features, options: TrainOptions, generator, initialise,
-         counts) -> ModelFit:
+         counts, batch_pairs=None) -> ModelFit:
     if model_name == "popular":
         return ModelFit(None, {}, counts.clone().unsqueeze(1), {}, popularity_scorer(counts), [])
     if model_name == "graphfilter":
@@ -114,8 +148,8 @@ def _fit(model_name, interactions, item_features, options: TrainOptions, generat
         initialise = _then(spectral, initialise)
     dgl.seed(options.seed)  # PinSage's walks and the sampled blocks of LightGCN / NGCF
     if model_name == "pinsage":
-        return fit_pinsage(interactions, item_features, options, initialise)
-    return fit_embedding_model(model_name, interactions, options, generator, initialise)
+        return fit_pinsage(interactions, item_features, options, initialise, batch_pairs)
+    return fit_embedding_model(model_name, interactions, options, generator, initialise, batch_pairs)
 
 
 def _then(first, second):
@@ -167,6 +201,7 @@ def publish(
         },
         "losses": result.losses,
         "history": result.history,
+        "budget": result.budget,
         **(extra_meta or {}),
     }
     return save_checkpoint(

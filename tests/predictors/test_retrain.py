@@ -1,9 +1,17 @@
-"""The scheduled retrain's training data: every visitor a user, all of its clicks training."""
+"""The scheduled retrain's training data: every visitor a user, all of its clicks training;
+and its budget: the pairs new since the live version plus a replay sample, its seconds, what
+meta.json says of both."""
+
+import math
 
 import numpy as np
+import pytest
 
-from predictors.retrain import visitors_as_users
-from predictors.training import training_dataset
+from predictors import registry
+from predictors.retrain import RetrainBudget, WarmPlan, visitors_as_users, warm_plan
+from predictors.training import data_digest, training_dataset
+from predictors.versions import RETRAIN_EPOCHS, version_make
+from predictors.visitor_digest import visitor_digest
 from tests.predictors.tiny_catalogue import TINY_CATALOGUE
 
 
@@ -19,3 +27,61 @@ def test_visitors_are_users_after_the_rating_users_and_hold_nothing_out():
     # The held-out ratings are those of the ratings alone: every version is measured on them.
     ratings_alone, _ = training_dataset(TINY_CATALOGUE)
     assert np.array_equal(interactions.test, ratings_alone.test) and len(interactions.test) > 0
+
+
+# --- the budgeted retrain ----------------------------------------------------------------
+
+
+@pytest.fixture
+def versions_dir(settings, tmp_path):
+    settings.MODEL_DIR = tmp_path
+    return tmp_path
+
+
+def test_a_budgeted_retrain_steps_over_the_new_pairs_and_a_replay_sample_and_says_so(versions_dir):
+    """A budget of 0 s: one batch (the new pairs and the sample fit in one), no second epoch,
+    then the evaluation and the gate as ever."""
+    live = version_make(model="lightgcn", training_data=TINY_CATALOGUE, epochs=1)
+    clicks = [("v:a", 3), ("v:a", 4), ("v:a", 50)]
+    budget = RetrainBudget(seconds=0, replay_fraction=0.1, replay_max=1000, threads=1)
+
+    made = version_make(model="lightgcn", training_data=TINY_CATALOGUE, visitor_pairs=clicks, warm_start=True,
+                        gated=True, budget=budget)
+
+    assert made.published, made.reason
+    meta = registry.version_meta("lightgcn", made.version)
+    n_old = registry.version_meta("lightgcn", live.version)["data"]["n_train"]
+    assert meta["warm_start"] == live.version
+    assert meta["data"]["replay"] == {"new": 3, "replayed": math.ceil(0.1 * n_old), "old": n_old,
+                                      "fraction": 0.1, "max": 1000,
+                                      "seed": int(data_digest(TINY_CATALOGUE, clicks)[:8], 16)}
+    assert meta["budget"] == {"seconds": 0, "hit": True, "trained_seconds": meta["budget"]["trained_seconds"],
+                              "epochs": 1, "batches": 1}
+    assert meta["metrics"]["recall@20"] == made.recall
+    assert meta["hyper"]["epochs"] == RETRAIN_EPOCHS["lightgcn"]  # the epochs it was allowed
+
+
+def test_the_new_pairs_are_those_the_live_version_did_not_train_on(versions_dir):
+    version_make(model="lightgcn", training_data=TINY_CATALOGUE, visitor_pairs=[("v:a", 3)], epochs=0)
+    interactions, _, visitors = visitors_as_users(TINY_CATALOGUE, [("v:a", 3), ("v:a", 4), ("v:b", 5)])
+    budget = RetrainBudget(seconds=None, replay_fraction=1.0, replay_max=2, threads=1)
+
+    live = registry.published("lightgcn")
+    plan = warm_plan("lightgcn", live, interactions, visitors, budget=budget, seed=0)
+
+    movie_row = interactions.item_ids.tolist().index
+    new = {(visitors[visitor_digest("v:a")], movie_row(4)), (visitors[visitor_digest("v:b")], movie_row(5))}
+    batch = {tuple(pair) for pair in plan.batch_pairs.tolist()}
+    assert new <= batch and len(batch) == 2 + 2  # both new pairs, and the replay ceiling of old ones
+    assert plan.initialise is not None and plan.replay["new"] == 2
+    # The graph filter has nothing to carry, so nothing to replay against: every pair.
+    assert warm_plan("graphfilter", live, interactions, visitors, budget=budget, seed=0) == WarmPlan()
+
+
+def test_the_budget_comes_from_the_settings(settings):
+    settings.RETRAIN_BUDGET_S, settings.RETRAIN_REPLAY_FRACTION = 0, 0.5
+    settings.RETRAIN_REPLAY_MAX, settings.RETRAIN_THREADS = 10, 2
+    budget = RetrainBudget.from_settings()
+    assert budget == RetrainBudget(seconds=None, replay_fraction=0.5, replay_max=10, threads=2)  # 0: no limit
+    assert budget.sampling_workers == 1
+    assert RetrainBudget(seconds=60, replay_fraction=0.5, replay_max=10, threads=1).sampling_workers == 0

@@ -5,12 +5,14 @@ nothing; a click farm behind one address cannot move "More like this"."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from movie.catalogue.models import Movie
@@ -63,6 +65,11 @@ def test_retrain_publishes_visitor_clicks_and_serving_switches_without_restart(
         movie_rows = set(np.flatnonzero(np.isin(checkpoint.item_ids, CLICKED)).tolist())
         assert set(edges[edges[:, 0] == row, 1].tolist()) == movie_rows
         assert checkpoint.meta["data"]["n_visitors"] >= 1
+        # Within the budget: its batches were the clicks and a bounded replay of the ratings.
+        replay = checkpoint.meta["data"]["replay"]
+        assert replay["new"] >= len(CLICKED) and replay["replayed"] == min(
+            math.ceil(settings.RETRAIN_REPLAY_FRACTION * replay["old"]), settings.RETRAIN_REPLAY_MAX)
+        assert checkpoint.meta["budget"]["seconds"] == settings.RETRAIN_BUDGET_S
 
     # The web process serves the new version at once ...
     page = client.get("/api/recommendations/ngcf/?k=20").json()

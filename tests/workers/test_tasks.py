@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+import dgl.utils
 import pytest
+import torch
 from django.conf import settings
 
 from workers import tasks
@@ -75,6 +77,17 @@ def test_one_at_a_time_releases_its_lock_when_the_body_ends_or_raises(services):
         body(fail=True)
     assert tasks.broker().exists(lock) == 0
     assert body() == {"done": True}  # free again after a failure
+
+
+def test_a_retrain_trains_with_its_threads_and_gives_the_process_its_own_back():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # torch's default on a two-core machine: a thread per core
+    try:
+        with tasks.threads_at_most(settings.RETRAIN_THREADS):
+            inside = torch.get_num_threads(), dgl.utils.get_num_threads()
+        assert inside == (1, 1) and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_every_scheduled_task_expires_when_the_next_one_is_due():

@@ -110,14 +110,25 @@ def full_hops(table: torch.Tensor, weights: torch.Tensor, layers: int) -> list[H
     return [hop] * layers
 
 
-def sample_positive_pairs(g: dgl.DGLGraph, n: int, generator: torch.Generator | None = None):
-    """(query, positive) item pairs co-interacted by a user: movie -> user -> movie walks."""
+def sample_positive_pairs(g: dgl.DGLGraph, n: int, generator: torch.Generator | None = None,
+                          edges: torch.Tensor | None = None):
+    """(query, positive) item pairs co-interacted by a user: movie -> user -> movie walks.
+
+    edges: (P, 2) [user, item] rows of the graph to start from (a retrain's new and replayed
+    pairs): the query is a random row's item and the positive another item of that row's user,
+    so a new pair's user is the one walked through. None: random edges of the whole graph."""
     # Queries are the items of random edges (degree-weighted), the mix users' histories have;
     # uniform queries over-train rare movies (recall@20 0.10 vs 0.13+ on ml-latest-small).
-    _, items = g.edges(etype=WATCHED)
-    queries = items[torch.randint(0, len(items), (n,), generator=generator)]
-    traces, _ = dgl.sampling.random_walk(g, queries, metapath=[WATCHED_BY, WATCHED])
-    pos = traces[:, 2]
+    if edges is None:
+        _, items = g.edges(etype=WATCHED)
+        queries = items[torch.randint(0, len(items), (n,), generator=generator)]
+        traces, _ = dgl.sampling.random_walk(g, queries, metapath=[WATCHED_BY, WATCHED])
+        pos = traces[:, 2]
+    else:
+        picked = edges[torch.randint(0, len(edges), (n,), generator=generator)]
+        queries = picked[:, 1]
+        traces, _ = dgl.sampling.random_walk(g, picked[:, 0], metapath=[WATCHED])
+        pos = traces[:, 1]
     keep = (pos >= 0) & (pos != queries)
     return queries[keep], pos[keep]
 
@@ -156,13 +167,15 @@ class PinSageBatch:
     shared_neg: torch.Tensor | None = None  # (M,) local rows: negatives of every query
 
 
-def make_batch(g, layers, walks, batch_size, n_hard, generator=None, table=None, n_shared=0) -> PinSageBatch:
+def make_batch(g, layers, walks, batch_size, n_hard, generator=None, table=None, n_shared=0,
+               edges=None) -> PinSageBatch:
     """Sample pairs and negatives, then build the blocks (this is the DataLoader's collate).
 
     table: an optional (neighbours, weights) pair from `neighbour_table` over all items; the
     blocks then come from it instead of fresh random walks per batch. n_shared: uniform random
-    items that serve as negatives for every query in the batch (the paper shares 500)."""
-    queries, pos = sample_positive_pairs(g, batch_size, generator)
+    items that serve as negatives for every query in the batch (the paper shares 500). edges:
+    the (user, item) rows queries start from (`sample_positive_pairs`; None: every edge)."""
+    queries, pos = sample_positive_pairs(g, batch_size, generator, edges)
     neg = random_negatives(g, (len(queries), 1), walks.negative_power, generator)
     if n_hard > 0:
         neg = torch.cat([neg, hard_negatives(g, queries, n_hard, walks, generator)], dim=1)
@@ -177,9 +190,10 @@ def make_batch(g, layers, walks, batch_size, n_hard, generator=None, table=None,
 
 
 class _Batches(IterableDataset):
-    def __init__(self, g, layers, walks, batch_size, n_batches, n_hard, seed, table, n_shared):
+    def __init__(self, g, layers, walks, batch_size, n_batches, n_hard, seed, table, n_shared, edges):
         self.g, self.layers, self.walks, self.table, self.n_shared = g, layers, walks, table, n_shared
         self.batch_size, self.n_batches, self.n_hard, self.seed = batch_size, n_batches, n_hard, seed
+        self.edges = edges
 
     def __iter__(self):
         info = get_worker_info()
@@ -189,7 +203,7 @@ class _Batches(IterableDataset):
         for _ in range(worker, self.n_batches, n_workers):
             yield make_batch(
                 self.g, self.layers, self.walks, self.batch_size, self.n_hard, generator, self.table,
-                self.n_shared,
+                self.n_shared, self.edges,
             )
 
 
@@ -198,13 +212,14 @@ def _one_thread(_: int) -> None:
 
 
 def batch_loader(
-    g, layers, walks, *, batch_size, n_batches, n_hard, seed, num_workers=1, table=None, n_shared=0
+    g, layers, walks, *, batch_size, n_batches, n_hard, seed, num_workers=1, table=None, n_shared=0,
+    edges=None,
 ) -> DataLoader:
     """Producer–consumer batches: `num_workers` processes sample while the main one trains.
 
-    table, n_shared: see `make_batch`."""
+    table, n_shared, edges: see `make_batch`."""
     return DataLoader(
-        _Batches(g, layers, walks, batch_size, n_batches, n_hard, seed, table, n_shared),
+        _Batches(g, layers, walks, batch_size, n_batches, n_hard, seed, table, n_shared, edges),
         batch_size=None,
         num_workers=num_workers,
         worker_init_fn=_one_thread if num_workers else None,
