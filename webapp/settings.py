@@ -221,9 +221,11 @@ MODEL_VERSIONS_KEPT = int(_env("MODEL_VERSIONS_KEPT", "3"))
 MODEL_VERSION_GRACE_S = float(_env("MODEL_VERSION_GRACE_S", "600"))
 RECOMMENDATION_MODELS = SERVED_MODELS
 # Catalogue size from which LightGCN, NGCF and PinSage lists and "More like this" take their
-# candidates from an HNSW index (predictors.retrieval) instead of scoring every movie; below
-# it an exact scan costs less than a search (benchmarks/ann_recall.py).
-ANN_MIN_ITEMS = int(_env("ANN_MIN_ITEMS", "50000"))
+# candidates from an HNSW index (predictors.retrieval) instead of scoring every movie. Below it
+# the exact scan is exact and, on benchmarks/ann_recall.py's catalogues, no dearer than an index
+# that finds 0.99 of the top 20 (docs/benchmarks.md: at 250,000 movies none did under 9 ms,
+# the scan took 14 ms): MovieLens-25M's 62,000 movies cost 1.4-3 ms a list.
+ANN_MIN_ITEMS = int(_env("ANN_MIN_ITEMS", "300000"))
 # A visitor away this long comes back to lists and parameters re-derived from its log, both at
 # once (livepath.state, predictors.cache). Bound: one state and its lists per visitor id active
 # within it; 30 days held 4x the visitors in Redis for the rare visitor who returns after a week.
