@@ -1,9 +1,9 @@
 """DynamoDB's JSON protocol spoken directly: the click path's client.
 
-A click makes three DynamoDB calls in the web process and one in the live worker. Through boto3
-each cost 1.3-2 ms of the caller's CPU (botocore's event hooks, validation, user agent and
-urllib3 around a request that itself takes 0.25 ms; /tmp-free micro-benchmark in
-docs/benchmarks.md, "The click path's cost"). The protocol is one HTTP POST a call (an
+A click makes two or three DynamoDB calls in the web process and one in the live worker.
+Through boto3 each cost the caller 1.4-2.1 ms of CPU (botocore's event hooks, validation, user
+agent and urllib3 around a request that itself takes 0.22 ms; docs/benchmarks.md, "The click
+path, first cuts"). The protocol is one HTTP POST a call (an
 `X-Amz-Target` header naming the operation, a JSON body of AttributeValues), so this module
 sends it over one kept-alive connection per thread and process. What stays botocore's:
 credentials (its provider chain, refreshed as it refreshes them), SigV4 signing

@@ -6,7 +6,7 @@ from the click log.
 
 The producer is confluent-kafka's (librdkafka, in C): a send and its acknowledgement cost the
 web process 0.16 ms of CPU where kafka-python's cost 0.8-0.9 ms, and half the wait
-(docs/benchmarks.md, "The click path's cost"). The consumer (`workers.consumer`) and the admin
+(docs/benchmarks.md, "The click path, first cuts"). The consumer (`workers.consumer`) and the admin
 calls stay kafka-python's.
 """
 
