@@ -131,7 +131,11 @@ def movie_stats_write(movie_model=Movie, rating_model=DatasetRating) -> int:
     movie_fk, rating = (quote(rating_model._meta.get_field(name).column) for name in ("movie", "rating"))
     count, score = (quote(movie_model._meta.get_field(name).column)
                     for name in ("ratings_count", "rating_score"))
-    per_movie = (f"SELECT {movie_fk} AS movie, COUNT(*) AS n, SUM({rating}) AS total FROM {ratings} "
+    # On MariaDB the GROUP BY otherwise walks the movie index and reads each rating's row behind
+    # it at random: over 12 minutes at 25M ratings with a 128 MB buffer pool, where a scan in
+    # the table's own order and a temporary table of the 62,000 movies took 17 s.
+    scan = " FORCE INDEX (PRIMARY)" if connection.vendor == "mysql" else ""
+    per_movie = (f"SELECT {movie_fk} AS movie, COUNT(*) AS n, SUM({rating}) AS total FROM {ratings}{scan} "
                  f"GROUP BY {movie_fk}")
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {movies} SET {count} = 0, {score} = %s", [mean])  # the unrated ones
