@@ -1,7 +1,7 @@
 """Recall and latency of the HNSW retrieval (predictors.retrieval) against the exact scan (not a test).
 
     python -m benchmarks.ann_recall [--sizes 10000 60000 250000] [--dims 64 128] [--queries 200]
-                                    [--ef 128 256 512]
+                                    [--ef 128 256 512] [--hnsw-m 32] [--ef-construction 200]
 
 A synthetic catalogue per size and dimension (64: LightGCN's, 128: PinSage's, with an item bias
 as PinSage has): rows around 256 cluster centres, norms spread as trained tables' are (log-normal),
@@ -156,7 +156,10 @@ def main() -> None:
     parser.add_argument("--dims", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--ef", type=int, nargs="+", default=[128, 256, 512])
+    parser.add_argument("--hnsw-m", type=int, default=retrieval.HNSW_M, help="links per movie per level")
+    parser.add_argument("--ef-construction", type=int, default=retrieval.EF_CONSTRUCTION)
     args = parser.parse_args()
+    retrieval.HNSW_M, retrieval.EF_CONSTRUCTION = args.hnsw_m, args.ef_construction
     torch.set_num_threads(1)
     before = calibration_ms()
     print(f"calibration loop: {before:.1f} ms (benchmarks.pages.calibration_ms)")
@@ -171,7 +174,8 @@ def main() -> None:
           f"of one visitor, one thread, the served list; recall@20: mean over "
           f"{args.queries} visitors of |served ∩ exact top 20| / 20. On a host 1.5x slower every ms figure "
           f"is 1.5x, recall unchanged.")
-    print(json.dumps({"calibration_ms": [round(before, 1), round(after, 1)], "runs": results}))
+    print(json.dumps({"calibration_ms": [round(before, 1), round(after, 1)], "hnsw_m": args.hnsw_m,
+                      "ef_construction": args.ef_construction, "runs": results}))
 
 
 if __name__ == "__main__":
