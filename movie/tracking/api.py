@@ -46,13 +46,14 @@ def _posted(request: HttpRequest) -> tuple[dict, str]:
     answers 429; per address first, so a client opening a session per request is held there
     before it has one). Then raises BadBody for a body that is no JSON object."""
     address = client_address(request)
-    known = None if request.user.is_authenticated else session_visitor(request)
-    if known is None:  # the address first: a new session is made only for a client under its limit
+    visitor = None if request.user.is_authenticated else session_visitor(request)
+    if visitor is None:  # the address first: a new session is made only for a client under its limit
         limit("event_address", address)
-        limit("event", visitor_key(request))
+        visitor = visitor_key(request)
+        limit("event", visitor)
     else:  # a returning anonymous visitor, the common case: one Redis round trip for both
-        limits(("event_address", address), ("event", known))
-    return _json_object(request), visitor_key(request)
+        limits(("event_address", address), ("event", visitor))
+    return _json_object(request), visitor
 
 
 @require_POST

@@ -129,7 +129,7 @@ def layerwise_outputs(model: EmbeddingPropagation, full_block: Callable[[torch.T
     bounded by the chunk, not the graph. Dropout follows the model's mode (call it in eval)."""
     device = model.user_embedding.weight.device
     with torch.no_grad():
-        layers = [torch.cat([model.user_embedding.weight, model.item_embedding.weight]).cpu()]
+        layers = [model.ego_embeddings().cpu()]
         for k in range(model.config.layers):
             h, out = layers[-1], torch.empty_like(layers[-1])
             for nodes in chunks:
