@@ -1,15 +1,20 @@
 """The registry: its listing read once per change of the model folder, old versions pruned
-after a grace period."""
+after a grace period, one version per model held in memory."""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import os
 import time
+import weakref
 from datetime import UTC, datetime
 
 import pytest
 
 from predictors import registry
+from predictors.versions import version_make
+from tests.predictors.tiny_catalogue import TINY_CATALOGUE
 
 MODEL = "lightgcn"
 
@@ -141,3 +146,21 @@ def test_a_publish_that_fails_leaves_the_versions_as_they_were(model_folder, set
 
     assert registry.versions(MODEL) == old
     assert sorted(p.name for p in model_folder.iterdir()) == old
+
+
+def test_a_process_holds_only_each_models_newest_version(settings, tmp_path):
+    """A new version replaces the one a process held: the replaced one (its mapped tables) is
+    freed once no request holds it, however many versions a retrain publishes."""
+    settings.MODEL_DIR = tmp_path
+    first = version_make(model="popular", training_data=TINY_CATALOGUE)
+    held = registry.published("popular")
+    assert held.version == first.version and registry.published("popular") is held
+    replaced = weakref.ref(held)
+    del held
+
+    second = version_make(model="popular", training_data=dataclasses.replace(
+        TINY_CATALOGUE, pairs=[*TINY_CATALOGUE.pairs, (99, 3)]))
+
+    assert registry.published("popular").version == second.version != first.version
+    gc.collect()
+    assert replaced() is None
