@@ -4,6 +4,16 @@ PinSage, the graph filter or the popular baseline and save a checkpoint.
     python -m pytorch_models.train --dataset movielens --data-dir data/ml-latest-small \
         --model lightgcn --out var/models/lightgcn/dev
 
+Data-parallel on N processes or machines, the same command under torchrun (gloo on the CPU,
+nccl with --device cuda; `training.distributed`):
+
+    torchrun --nproc-per-node 2 -m pytorch_models.train --dataset gowalla --data-dir ... --model lightgcn
+    torchrun --nnodes 2 --nproc-per-node 1 --rdzv-backend c10d --rdzv-endpoint HOST:PORT \
+        --rdzv-id RUN -m pytorch_models.train ...          # on each machine
+
+--batch-size is the global batch, shared between the ranks; rank 0 evaluates, writes --out and
+prints the JSON line.
+
 The last stdout line is one JSON object (seconds_per_epoch, recall@20, ndcg@20, ...). What to
 train with is a `TrainOptions` (pytorch_models/training/options.py); the epoch loops are in
 pytorch_models/training/loops.py. `--out` writes the folder with `training.train_model.publish`,
@@ -22,6 +32,7 @@ from pytorch_models.data.interactions import load_dataset
 from pytorch_models.models.architectures import CONFIGS
 from pytorch_models.models.graphfilter.model import parse_override
 from pytorch_models.models.names import EMBEDDING_MODELS, GRADIENT_TRAINED_MODELS, SERVED_MODELS
+from pytorch_models.training import distributed
 from pytorch_models.training.options import (
     AUTO_SAMPLED_ABOVE,
     DEFAULT_FANOUT,
@@ -56,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="stop at the first batch boundary after this many seconds, counted from the "
                              "start of training (graph, initialisation and evaluations count); LightGCN, "
                              "NGCF and PinSage")
-    parser.add_argument("--workers", type=int, default=1, help="PinSage sampling processes")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="sampling processes (PinSage; LightGCN/NGCF under sampled propagation); "
+                             "0 samples in the training process")
     parser.add_argument("--hard-negatives", type=int, default=MAX_HARD_NEGATIVES,
                         help="PinSage curriculum cap")
     parser.add_argument("--neighbourhoods", choices=("sampled", "cached"),
@@ -86,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--filter", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
                         help="graphfilter config field (factor_dim, idl_beta, T_b, K_b, T_s, K_s, solver, "
                              "cheby_weight, ...); repeatable")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the model and its steps run (DGL samples on the CPU); under torchrun, "
+                             "each rank its LOCAL_RANK-th GPU")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", help="checkpoint folder to write")
     return parser
@@ -117,7 +133,12 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
         hard_negatives=args.hard_negatives, neighbourhoods=args.neighbourhoods,
         shared_negatives=args.shared_negatives, negative_power=args.negative_power,
         negative_candidates=args.negative_candidates, propagation=args.propagation, fanout=args.fanout,
+        device=args.device,
     )
+    try:
+        distributed.device_for(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     if args.fanout:
         try:
             parse_fanout(args.fanout, options.for_model(args.model).layers)
@@ -130,10 +151,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     options = _options(args, parser)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    ranks = distributed.start(args.device)
+    if ranks.many and args.model not in GRADIENT_TRAINED_MODELS:
+        distributed.stop()
+        parser.error(f"{args.model} is fitted in closed form: run it as one process, not under torchrun")
+    logging.basicConfig(level=logging.INFO if ranks.primary else logging.WARNING,
+                        format=f"%(asctime)s rank {ranks.rank} %(name)s %(message)s")
     data, features = load_dataset(args.dataset, args.data_dir, test_fraction=args.test_fraction,
                                   seed=args.seed)
-    result = train_model(args.model, data, features, options)
+    try:
+        result = train_model(args.model, data, features, options)
+    finally:
+        distributed.stop()
+    if not ranks.primary:
+        return
     if args.out:
         publish(result, data, args.out, item_features=features,
                 dataset={"dataset": args.dataset, "data_dir": str(args.data_dir)})

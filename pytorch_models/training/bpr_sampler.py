@@ -1,9 +1,14 @@
-"""Vectorised negative sampling for BPR: no Python loop per sample."""
+"""BPR's batches: vectorised negative sampling (no Python loop per sample), and the batches of
+an epoch made in DataLoader worker processes while the model trains (`prepared_batches`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import dgl
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 MAX_ROUNDS = 20  # redraw collisions; with ≤5% density 20 rounds leave ~1e-26 of them
 
@@ -42,12 +47,67 @@ class PositiveSet:
 
 def bpr_batches(
     pairs: torch.Tensor, positives: PositiveSet, batch_size: int, generator: torch.Generator | None = None,
-    n_negatives: int = 1,
+    n_negatives: int = 1, *, order_generator: torch.Generator | None = None, part: tuple[int, int] = (0, 1),
+    share: tuple[int, int] = (0, 1),
 ):
     """One epoch of (users, positive items, negative items) batches over shuffled train pairs;
-    the negatives are (B,), or (B, n_negatives) when n_negatives > 1."""
-    order = torch.randperm(len(pairs), generator=generator)
-    for start in range(0, len(pairs), batch_size):
-        batch = pairs[order[start : start + batch_size]]
+    the negatives are (B,), or (B, n_negatives) when n_negatives > 1.
+
+    part: (rank, world) of data-parallel training (`training.distributed`): the pairs are
+    shuffled with `order_generator` (the same on every rank; None: `generator`) into global
+    batches of `batch_size`, and this rank takes every world-th pair of each; a last batch with
+    fewer pairs than ranks is dropped, so every rank runs the same number of steps. The
+    negatives come from `generator`, each rank's own.
+    share: (worker, workers) of a DataLoader's sampling processes (`prepared_batches`): this
+    one yields batches worker, worker + workers, ... of the epoch."""
+    (rank, world), (worker, workers) = part, share
+    order = torch.randperm(len(pairs), generator=order_generator or generator)
+    for i, start in enumerate(range(0, len(pairs), batch_size)):
+        chosen = order[start : start + batch_size]
+        if world > 1:
+            if len(chosen) < world:
+                break
+            chosen = chosen[rank::world]
+        if i % workers != worker:
+            continue
+        batch = pairs[chosen]
         users, pos = batch[:, 0], batch[:, 1]
         yield users, pos, positives.sample_negatives(users, generator, n_negatives)
+
+
+class _PreparedBatches(IterableDataset):
+    """An epoch of `bpr_batches`, each passed through `prepare`; worker w of W makes batches
+    w, w + W, ..., which the DataLoader hands out in order."""
+
+    def __init__(self, pairs, positives, batch_size, n_negatives, order_seed, seed, part, prepare):
+        self.pairs, self.positives, self.batch_size = pairs, positives, batch_size
+        self.n_negatives = n_negatives
+        self.order_seed, self.seed, self.part, self.prepare = order_seed, seed, part, prepare
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        generator = torch.Generator().manual_seed(self.seed * 1000 + worker)
+        dgl.seed(self.seed * 1000 + worker)
+        order = torch.Generator().manual_seed(self.order_seed)
+        for batch in bpr_batches(self.pairs, self.positives, self.batch_size, generator, self.n_negatives,
+                                 order_generator=order, part=self.part, share=(worker, workers)):
+            yield self.prepare(batch)
+
+
+def prepared_batches(pairs: torch.Tensor, positives: PositiveSet, batch_size: int, n_negatives: int, *,
+                     order_seed: int, seed: int, prepare: Callable, num_workers: int,
+                     part: tuple[int, int] = (0, 1)) -> DataLoader:
+    """Producer-consumer: `num_workers` processes (one torch thread each) make an epoch's
+    `bpr_batches` and `prepare` them (LightGCN/NGCF's sampled blocks) while the main process
+    trains. The order comes from `order_seed` (the same on every rank), negatives and samples
+    from `seed` and the worker."""
+    return DataLoader(
+        _PreparedBatches(pairs, positives, batch_size, n_negatives, order_seed, seed, part, prepare),
+        batch_size=None, num_workers=num_workers, worker_init_fn=_one_thread if num_workers else None,
+        prefetch_factor=4 if num_workers else None,
+    )
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)

@@ -82,8 +82,9 @@ class TrainOptions:
     top singular vectors; every GNN's default).
     config_overrides: model config fields (LightGCN/NGCF: l2, node_dropout, message_dropout;
     graphfilter: any GraphFilterConfig field).
-    PinSage only: num_workers, the sampling processes (0 samples in this process);
-    hard_negatives, the curriculum's cap; neighbourhoods, blocks from random walks per batch
+    num_workers: the sampling processes of PinSage and of LightGCN/NGCF's sampled propagation,
+    which make the next batches while the model trains (0 samples in this process).
+    PinSage only: hard_negatives, the curriculum's cap; neighbourhoods, blocks from random walks per batch
     ("sampled") or from a neighbour table refreshed every epoch ("cached"); shared_negatives,
     random items that are negatives of every query in a batch, besides each query's own;
     negative_power, random negatives drawn ∝ (degree + 1) ** negative_power (0: uniform).
@@ -94,6 +95,8 @@ class TrainOptions:
     AUTO_SAMPLED_ABOVE training edges; `with_propagation` decides); fanout, the sampled
     neighbours per node per layer, input layer first: "10,10,10", one number for every layer,
     or "all" (None: DEFAULT_FANOUT per layer).
+    device: "cpu" or "cuda", where the model and its steps run (DGL samples on the CPU); under
+    torchrun every rank trains its share of each batch (`training.distributed`).
     """
 
     epochs: int | None = None
@@ -118,6 +121,7 @@ class TrainOptions:
     negative_candidates: int = 1
     propagation: str = "auto"
     fanout: str | None = None
+    device: str = "cpu"
 
     def for_model(self, model_name: str) -> TrainOptions:
         """These options with the model's defaults in place of the fields left unset."""
@@ -152,7 +156,7 @@ class TrainOptions:
                "fanout": self.fanout}
         return {"epochs": self.epochs, "lr": self.lr, "lr_schedule": self.lr_schedule,
                 "batch_size": self.batch_size, "seed": self.seed, "hard_negatives": self.hard_negatives,
-                "init": self.init,
+                "init": self.init, "device": self.device,
                 **(pinsage if model_name == "pinsage" else bpr if model_name in EMBEDDING_MODELS else {})}
 
 

@@ -29,22 +29,37 @@ def _node_dropout(model: EmbeddingPropagation) -> float:
 
 
 class FullPropagation:
-    """Every step propagates all N rows over the (N, N) normalised adjacency."""
+    """Every step propagates all N rows over the (N, N) normalised adjacency (held on the CPU,
+    moved to the model's device per step)."""
 
     def __init__(self, model: EmbeddingPropagation, data: Interactions, generator: torch.Generator):
         self.model, self.generator = model, generator
         self.adjacency = SymmetricAdjacency(data.n_users, data.n_items, data.train)
+        self._on_device: torch.Tensor | None = None
+
+    def prepare(self, batch):
+        """What `loss` takes for a BPR batch (users, pos, neg): the batch itself."""
+        return batch
 
     def loss(self, batch) -> torch.Tensor:
         """The BPR loss of (users, pos, neg), NGCF's edge dropout drawn on the whole graph."""
         users, pos, neg = batch
-        matrix = self.adjacency.dropped(_node_dropout(self.model), self.generator)
-        return self.model.loss(matrix, users, pos, neg)
+        device = self.model.user_embedding.weight.device
+        rate = _node_dropout(self.model)
+        matrix = self.adjacency.dropped(rate, self.generator).to(device) if rate > 0 else self._matrix()
+        return self.model.loss(matrix, *(t.to(device) for t in (users, pos, neg)))
 
     def layers(self) -> list[torch.Tensor]:
-        """[E^(0), ..., E^(K)] of every node, (N, d) each."""
+        """[E^(0), ..., E^(K)] of every node, (N, d) each, on the model's device."""
         with torch.no_grad():
-            return self.model.layer_outputs(self.adjacency.matrix, self.model.ego_embeddings())
+            return self.model.layer_outputs(self._matrix(), self.model.ego_embeddings())
+
+    def _matrix(self) -> torch.Tensor:
+        """The undropped adjacency on the model's device, moved there once."""
+        device = self.model.user_embedding.weight.device
+        if self._on_device is None or self._on_device.device != device:
+            self._on_device = self.adjacency.matrix.to(device)
+        return self._on_device
 
 
 class SampledPropagation:
@@ -58,11 +73,16 @@ class SampledPropagation:
         self.sampler = NeighbourSampler(data.n_users, data.n_items, data.train, fanouts, model.config.layers)
         self.chunks = node_chunks(self.sampler.degree, inference_edges)
 
-    def loss(self, batch) -> torch.Tensor:
-        """The BPR loss of (users, pos, neg) over their sampled blocks, NGCF's edge dropout drawn
-        on the blocks' edges."""
+    def prepare(self, batch):
+        """What `loss` takes for a BPR batch (users, pos, neg): (users, pos, neg, blocks), the
+        blocks sampled on the CPU (in a DataLoader worker, `bpr_sampler.prepared_batches`)."""
         users, pos, neg = batch
-        blocks = self.sampler.blocks(batch_seeds(users, pos, neg, self.model.config.n_users))
+        return users, pos, neg, self.sampler.blocks(batch_seeds(users, pos, neg, self.model.config.n_users))
+
+    def loss(self, batch) -> torch.Tensor:
+        """The BPR loss of a `prepare`d batch over its sampled blocks, NGCF's edge dropout drawn
+        on the blocks' edges."""
+        users, pos, neg, blocks = batch
         device = self.model.user_embedding.weight.device
         rate = _node_dropout(self.model)
         blocks = [block.dropped(rate, self.generator).to(device) for block in blocks]

@@ -26,6 +26,7 @@ from pytorch_models.data.interactions import Interactions, ItemFeatures
 from pytorch_models.evaluation.metrics import held_out_metrics
 from pytorch_models.models.names import EMBEDDING_MODELS, GRADIENT_TRAINED_MODELS, SERVED_MODELS
 from pytorch_models.serving.scoring import popularity_scorer
+from pytorch_models.training import distributed
 from pytorch_models.training.graphfilter import train_graphfilter
 from pytorch_models.training.loops import ModelFit, fit_embedding_model, fit_pinsage
 from pytorch_models.training.options import TrainOptions
@@ -95,12 +96,13 @@ def train_model(
         batch_pairs = train_rows(interactions, batch_pairs)
     torch.manual_seed(options.seed)
     np.random.seed(options.seed)
-    generator = torch.Generator().manual_seed(options.seed)
+    ranks = distributed.current()  # data-parallel: each rank its own negatives and samples
+    generator = torch.Generator().manual_seed(options.seed + 7919 * ranks.rank)
     counts = torch.bincount(torch.from_numpy(interactions.train[:, 1]),
                             minlength=interactions.n_items).float()
     fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts, batch_pairs)
     train_seconds = time.perf_counter() - started
-    metrics = held_out_metrics(fit.scorer, interactions, options.k)
+    metrics = held_out_metrics(fit.scorer, interactions, options.k) if fit.scorer is not None else {}
     log.info("%s trained in %.1fs: %s", model_name, train_seconds, metrics)
     return TrainResult(
         model_name=model_name,
@@ -111,7 +113,7 @@ def train_model(
         metrics=metrics,
         history=fit.history,
         train_seconds=train_seconds,
-        hyper=options.hyper(model_name),
+        hyper={**options.hyper(model_name), "processes": ranks.world},
         budget=budget_summary(model_name, options, fit.history, train_seconds),
     )
 
@@ -146,7 +148,7 @@ def _fit(model_name, interactions, item_features, options: TrainOptions, generat
     if options.init == "spectral":
         spectral = spectral_initialiser(interactions.train, interactions.n_users, interactions.n_items)
         initialise = _then(spectral, initialise)
-    dgl.seed(options.seed)  # PinSage's walks and the sampled blocks of LightGCN / NGCF
+    dgl.seed(options.seed + 7919 * distributed.current().rank)  # PinSage's walks, LightGCN/NGCF's blocks
     if model_name == "pinsage":
         return fit_pinsage(interactions, item_features, options, initialise, batch_pairs)
     return fit_embedding_model(model_name, interactions, options, generator, initialise, batch_pairs)

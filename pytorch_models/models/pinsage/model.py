@@ -56,6 +56,10 @@ class Hop:
     dst: torch.Tensor
     weight: torch.Tensor
 
+    def to(self, device: torch.device) -> Hop:
+        return Hop(self.src_nodes.to(device), self.n_dst, self.src.to(device), self.dst.to(device),
+                   self.weight.to(device))
+
 
 class ItemInput(nn.Module):
     """items (B,) + full feature tables -> (B, dim) input vectors."""
@@ -119,8 +123,9 @@ class WeightedSAGEConv(nn.Module):
     def forward(self, h_src: torch.Tensor, hop: Hop) -> torch.Tensor:
         h_dst = h_src[: hop.n_dst]
         message = F.relu(self.q(self.dropout(h_src)))[hop.src] * hop.weight.unsqueeze(1)  # (E, h)
-        pooled = torch.zeros(hop.n_dst, message.shape[1], dtype=message.dtype).index_add_(0, hop.dst, message)
-        total = torch.zeros(hop.n_dst, dtype=message.dtype).index_add_(0, hop.dst, hop.weight)
+        zeros = {"dtype": message.dtype, "device": message.device}
+        pooled = torch.zeros(hop.n_dst, message.shape[1], **zeros).index_add_(0, hop.dst, message)
+        total = torch.zeros(hop.n_dst, **zeros).index_add_(0, hop.dst, hop.weight)
         pooled = pooled / total.clamp(min=1).unsqueeze(1)  # weighted mean (N_dst, h)
         z = F.relu(self.w(self.dropout(torch.cat([pooled, h_dst], dim=1))))
         return F.normalize(z, dim=1)

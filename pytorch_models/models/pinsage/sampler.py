@@ -166,6 +166,14 @@ class PinSageBatch:
     neg: torch.Tensor  # (B, 1 + n_hard)
     shared_neg: torch.Tensor | None = None  # (M,) local rows: negatives of every query
 
+    def to(self, device: torch.device) -> PinSageBatch:
+        """This batch with every tensor on `device` (a no-op on the CPU)."""
+        if device.type == "cpu":
+            return self
+        shared = None if self.shared_neg is None else self.shared_neg.to(device)
+        return PinSageBatch([hop.to(device) for hop in self.hops], self.queries.to(device),
+                            self.pos.to(device), self.neg.to(device), shared)
+
 
 def make_batch(g, layers, walks, batch_size, n_hard, generator=None, table=None, n_shared=0,
                edges=None) -> PinSageBatch:

@@ -8,11 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from pytorch_models.models.architectures import build_model
+from pytorch_models.models.blocks import batch_seeds
 from pytorch_models.train import _options, _parser
+from pytorch_models.training.bpr_sampler import PositiveSet, bpr_batches, prepared_batches
 from pytorch_models.training.options import AUTO_SAMPLED_ABOVE, TrainOptions, parse_fanout
+from pytorch_models.training.propagation import SampledPropagation
 from pytorch_models.training.train_model import publish, train_model
 
-COMMON = dict(batch_size=64, dim=8, progress=False, k=5, init="random")
+# In-process sampling: the "same negatives" below need one generator drawing in one order.
+COMMON = dict(batch_size=64, dim=8, progress=False, k=5, init="random", num_workers=0)
 # No dropout: NGCF's masks are drawn over the whole graph's rows in one mode and the blocks'
 # in the other, so with dropout the two runs see different noise.
 NO_DROPOUT = {"lightgcn": {}, "ngcf": {"node_dropout": 0.0, "message_dropout": 0.0}}
@@ -96,3 +101,27 @@ def test_the_command_line_offers_propagation_and_fanout_to_the_bpr_models_only()
                 ["--model", "lightgcn", "--fanout", "10,10"], ["--model", "ngcf", "--fanout", "many"]):
         with pytest.raises(SystemExit):
             _options(parser.parse_args([*base, *bad]), parser)
+
+
+def test_sampling_workers_make_the_epochs_batches_in_order_while_the_model_trains(communities):
+    """Two DataLoader workers make the epoch's batches (users, positives, negatives, blocks) in
+    the order one process would shuffle them, with negatives the users never had and blocks
+    for each batch's own seeds; a run with a worker learns."""
+    pairs, n_users = torch.from_numpy(communities.train), communities.n_users
+    positives = PositiveSet(communities.train, communities.n_items)
+    model = build_model("lightgcn", {"n_users": n_users, "n_items": communities.n_items, "dim": 8,
+                                     "layers": 2})
+    propagation = SampledPropagation(model, communities, [2, 2], torch.Generator())
+    order = torch.Generator().manual_seed(5)
+    inline = list(bpr_batches(pairs, positives, 16, torch.Generator(), order_generator=order))
+    made = list(prepared_batches(pairs, positives, 16, 1, order_seed=5, seed=1, prepare=propagation.prepare,
+                                 num_workers=2))
+    assert len(made) == len(inline) == -(-len(pairs) // 16)
+    for (users, pos, neg, blocks), (users_inline, pos_inline, _) in zip(made, inline, strict=True):
+        assert torch.equal(users, users_inline) and torch.equal(pos, pos_inline)
+        assert not positives.contains(users, neg).any()
+        assert torch.equal(blocks[-1].dst_nodes, batch_seeds(users, pos, neg, n_users))
+
+    result = train_model("lightgcn", communities, options=TrainOptions(
+        **{**COMMON, "num_workers": 1}, epochs=4, lr=0.01, propagation="sampled", fanout="2"))
+    assert result.losses[-1] < 0.9 * result.losses[0]
