@@ -31,6 +31,7 @@ from predictors.training import TrainingData, training_dataset
 from predictors.visitor_digest import visitor_digest
 from pytorch_models.data.interactions import Interactions, ItemFeatures
 from pytorch_models.models.names import GRADIENT_TRAINED_MODELS
+from pytorch_models.training import distributed
 from pytorch_models.training.replay import new_pair_mask, replay_rows
 from pytorch_models.training.warm_start import warm_start as weights_carry
 
@@ -90,6 +91,24 @@ class WarmPlan:
     initialise: Callable[[nn.Module], None] | None = None
     batch_pairs: np.ndarray | None = None
     replay: dict | None = None
+
+
+def snapshot_shared(training_data: TrainingData | None, visitor_pairs: Sequence[tuple[str, int]] | None
+                    ) -> tuple[TrainingData, list[tuple[str, int]]]:
+    """Rank 0's training data and visitor pairs on every rank of a distributed retrain
+    (`workers.retrain` under torchrun: every rank must train on the very snapshot rank 0 took,
+    which a database read of its own a moment later would not be); the other ranks pass None.
+    The rating pairs travel as one int64 array, the rest as JSON. One process: as given."""
+    if not distributed.current().many:
+        return training_data, list(visitor_pairs)
+    primary = distributed.current().primary
+    pairs = distributed.broadcast_array(np.asarray(training_data.pairs, dtype=np.int64).reshape(-1, 2)
+                                        if primary else None)
+    rest = distributed.broadcast_json({**{f.name: getattr(training_data, f.name)
+                                          for f in dataclasses.fields(TrainingData) if f.name != "pairs"},
+                                       "visitor_pairs": list(visitor_pairs)} if primary else None)
+    visitor_pairs = [(visitor, movie) for visitor, movie in rest.pop("visitor_pairs")]
+    return TrainingData(**rest, pairs=[tuple(pair) for pair in pairs.tolist()]), visitor_pairs
 
 
 def user_keys(user_ids, visitors: dict[str, int]) -> list[str]:

@@ -32,6 +32,7 @@ from predictors.retrain import RetrainBudget, WarmPlan, visitors_as_users, warm_
 from predictors.training import TrainingData, data_digest, ratings_digest, training_dataset
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.models.names import RECOMMENDERS
+from pytorch_models.training import distributed
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
 
@@ -150,6 +151,9 @@ def version_make(
                            num_workers=budget.sampling_workers if budget else TrainOptions.num_workers)
     result = train_model(model, interactions, features, options, initialise=plan.initialise,
                          batch_pairs=plan.batch_pairs)
+    rank = distributed.current().rank
+    if rank:  # a rank of a distributed retrain (`workers.retrain`)
+        return VersionMade(model, False, None, f"trained as rank {rank}; rank 0 publishes")
     recall = result.metrics.get("recall@20")
     reference = gate_reference(live.checkpoint.meta, live.version) if gated and live else None
     refused, carried = publish_gate(recall=recall, split=split, reference=reference)

@@ -27,9 +27,10 @@ from movie.catalogue.selectors import training_snapshot
 from movie.tracking.selectors import visitor_interactions, visitors_recent
 from movie.tracking.services import history_expire, impressions_expire
 from predictors.live import LiveEngine
-from predictors.retrain import RetrainBudget
+from predictors.retrain import RetrainBudget, snapshot_shared
 from predictors.versions import version_make
-from pytorch_models.models.names import SERVED_MODELS
+from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, SERVED_MODELS
+from pytorch_models.training import distributed
 
 log = logging.getLogger(__name__)
 
@@ -205,12 +206,27 @@ def retrain_models(epochs: int | None = None, models: list[str] | None = None) -
     whose data changed and that pass the gate. After a publish a live tick wakes a live worker,
     which loads the new versions and re-derives the visitors on the replaced ones
     (predictors.live.LiveEngine.refresh) without waiting for a click or beat's sweep."""
+    return retrain_run(models, epochs)
+
+
+def retrain_run(models: list[str] | None = None, epochs: int | None = None) -> dict:
+    """The retrain's body (`retrain_models`; `workers.retrain` runs it on one process or as each
+    rank of a torchrun): the snapshot (rank 0's, on every rank), each model's version, a live
+    tick after a publish. Under torchrun the closed-form models are fitted by rank 0 alone,
+    and rank 0 publishes; the other ranks' results say so."""
     budget = RetrainBudget.from_settings()
-    training_data, visitor_pairs = training_snapshot(), visitor_interactions()
+    primary = distributed.current().primary
+    training_data, visitor_pairs = snapshot_shared(training_snapshot() if primary else None,
+                                                   visitor_interactions() if primary else None)
+    results = {}
     with threads_at_most(budget.threads):
-        results = {model: version_make(model=model, training_data=training_data, visitor_pairs=visitor_pairs,
-                                       epochs=epochs, warm_start=True, gated=True, budget=budget).summary()
-                   for model in (models or SERVED_MODELS)}
+        for model in models or SERVED_MODELS:
+            if not primary and model not in GRADIENT_TRAINED_MODELS:
+                results[model] = {"model": model, "published": False, "reason": "fitted by rank 0"}
+                continue
+            made = version_make(model=model, training_data=training_data, visitor_pairs=visitor_pairs,
+                                epochs=epochs, warm_start=True, gated=True, budget=budget)
+            results[model] = made.summary()
     if any(result["published"] for result in results.values()):
         live_tick()
     return results

@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import socket
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +168,29 @@ def test_a_click_farm_behind_one_address_does_not_move_more_like_this(catalogue_
 
     assert FARMED not in capped  # not even among the 100 nearest
     assert FARMED in uncapped[:SIMILAR_K]  # the same farm without the cap moves it: the cap is what holds
+
+
+def test_a_retrain_on_two_ranks_trains_rank_0s_snapshot_together_and_publishes_once(
+    catalogue_imported, trained_models, app_process_env, retrained
+):
+    """`torchrun --nproc-per-node 2 -m workers.retrain`: rank 0 reads the snapshot (the ratings
+    and a visitor's clicks) and sends it, both ranks train on it warm from the live version, and
+    rank 0 alone publishes; meta.json says two processes trained it."""
+    _clicks("v:two-ranks", [1, 260, 1196])
+    before = set(registry.versions("lightgcn"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("torchrun")), "--nproc-per-node", "2", "--master-port", str(port),
+         "-m", "workers.retrain", "--models", "lightgcn", "--epochs", "1"],
+        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=600,
+        env={**app_process_env, "OMP_NUM_THREADS": "1", "RETRAIN_BUDGET_S": "60"})
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    result = json.loads(done.stdout.strip().splitlines()[-1])["lightgcn"]
+    assert result["published"], result["reason"]
+    assert set(registry.versions("lightgcn")) - before == {result["version"]}
+    meta = registry.version_meta("lightgcn", result["version"])
+    assert meta["hyper"]["processes"] == 2 and meta["warm_start"] == trained_models["lightgcn"]
+    assert meta["data"]["n_visitors"] == 1 and meta["metrics"]["recall@20"] == result["recall"]
