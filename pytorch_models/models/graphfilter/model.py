@@ -168,6 +168,9 @@ class GraphFilter:
         self.item_factors = torch.as_tensor(np.asarray(item_factors), dtype=torch.float32)
         self.n_items = normalized.shape[1]
         self.blend_scale = tuple(float(x) for x in blend_scale)
+        # (values, right vectors) of R̃'s truncated SVD when `fit` computed it, before σ1
+        # division: what `spectral.fit_spectral` reuses. None for a filter rebuilt from a checkpoint.
+        self.singular: tuple[np.ndarray, np.ndarray] | None = None
         if config.cheby_weight > 0:
             self.cheby_coefficients = chebyshev.coefficients(config.cheby_order, config.cheby_flatness)
             self.cheby_pre = torch.as_tensor(degree_power(item_degree, -config.cheby_power),
@@ -292,20 +295,31 @@ def blend_scales(graph_filter: GraphFilter, binary: sp.csr_matrix) -> tuple[floa
 
 def fit(train_pairs: np.ndarray, n_users: int, n_items: int, config: GraphFilterConfig) -> GraphFilter:
     """The filter of a train matrix: degrees, R̃, the top singular vectors and, for a blend,
-    the two filters' scales."""
+    the two filters' scales. One truncated SVD serves the filter's factors and the serving
+    tables (`spectral.fit_spectral`) alike: at 25M ratings each costs minutes."""
     binary = binary_matrix(train_pairs, n_users, n_items)
     normalized, item_degree = normalize(binary, config.user_exponent, config.item_exponent)
     k = config.singular_vectors
-    values, vectors = top_singular(normalized, max(k, 1))  # σ1 even with no low-pass
-    vectors = vectors[:, :k]
-    log.info("graphfilter: %d singular vectors, largest %.4f, smallest kept %.4f", vectors.shape[1],
-             values[0], values[vectors.shape[1] - 1] if vectors.shape[1] else 0.0)
-    item_factors = degree_power(item_degree, -config.item_exponent)[:, None] * vectors  # E = D_I^-b V
+    values, vectors = top_singular(normalized, max(k, serve_count(binary, config), 1))  # σ1 even with k = 0
+    log.info("graphfilter: %d singular vectors, largest %.4f, smallest kept %.4f", min(k, vectors.shape[1]),
+             values[0], values[min(k, vectors.shape[1]) - 1] if k and vectors.shape[1] else 0.0)
+    item_factors = degree_power(item_degree, -config.item_exponent)[:, None] * vectors[:, :k]  # E = D_I^-b V
     graph_filter = GraphFilter(config, normalized, values[0], item_degree, item_factors)
+    graph_filter.singular = (values, vectors)
     if 0 < config.cheby_weight < 1:
         graph_filter.blend_scale = blend_scales(graph_filter, binary)
         log.info("graphfilter: blend scales BSPM %.4g, ChebyCF %.4g", *graph_filter.blend_scale)
     return graph_filter
+
+
+def rank_bound(binary: sp.csr_matrix) -> int:
+    """R̃'s rank at most: its users with an item, or its items with a user, the fewer."""
+    return min(int((np.diff(binary.indptr) > 0).sum()), int((binary.getnnz(axis=0) > 0).sum()))
+
+
+def serve_count(binary: sp.csr_matrix, config: GraphFilterConfig) -> int:
+    """How many of R̃'s singular vectors the serving tables take (`spectral.fit_spectral`)."""
+    return min(config.serve_dim, rank_bound(binary))
 
 
 # Users scored at once: a (256, I) block per ODE stage, ~42 MB each on Gowalla's 40,981 items

@@ -23,7 +23,9 @@ whatever the number of ratings. Where R̃'s rank is above `serve_dim` (a catalog
 millions of ratings), the rest of M (`tail`) is kept as each item's `serve_tail` largest
 entries of its row, computed exactly at fit time (the old filter on one-item histories minus
 the factored part), so a history adds |H| sparse rows; the scores then differ from the full
-filter by the dropped entries.
+filter by the dropped entries. Above `TAIL_MAX_FLOPS` of fit work (a catalogue of tens of
+thousands of movies) there is no tail, and the scores differ from the full filter's by the
+whole rest.
 
 Published beside E in `item_embeddings.safetensors`: `spectral_vectors` Q (I, m) float32,
 `spectral_values` λ (m,), `ideal_sharpened` (I, k) and, when truncated, `tail_items` (I, t)
@@ -43,13 +45,26 @@ from tqdm import tqdm
 
 from pytorch_models.linalg import binary_matrix, degree_power, normalize, top_singular
 from pytorch_models.models.graphfilter import chebyshev
-from pytorch_models.models.graphfilter.model import GraphFilter, GraphFilterConfig, filter_for, integrate
+from pytorch_models.models.graphfilter.model import (
+    GraphFilter,
+    GraphFilterConfig,
+    filter_for,
+    integrate,
+    rank_bound,
+    serve_count,
+)
 
 log = logging.getLogger(__name__)
 
 # One-item histories per filter pass when the tail is computed: the block size of SCORE_CHUNK.
 # The tail costs I / TAIL_CHUNK filter passes and I² · serve_dim multiply-adds at fit time.
 TAIL_CHUNK = 256
+# The tail is exact and costs about I · (20 · nnz + 4 · I · m) flops (`tail_flops`; m = 1024):
+# 8e11 for a generated 1M release (12,485 movies, 800k training ratings), 5e12 at 5M (27,916),
+# 4e13 at 25M (62,423 movies, 20M): hours on two cores, where the fit's SVD takes minutes. Above
+# this bound no tail is published: the filter is served from its top m eigenvectors (and the
+# ideal term) alone.
+TAIL_MAX_FLOPS = 2e12
 
 
 def bspm_response(config: GraphFilterConfig, values: torch.Tensor) -> torch.Tensor:
@@ -82,13 +97,14 @@ def fit_spectral(graph_filter: GraphFilter, train_pairs: np.ndarray, n_users: in
     eigenvectors of P̃, all of them where R̃'s rank is at most that; {} for serve_dim 0."""
     c = graph_filter.config
     binary = binary_matrix(train_pairs, n_users, graph_filter.n_items)
-    normalized, _ = normalize(binary, c.user_exponent, c.item_exponent)
-    rank = min(int((np.diff(binary.indptr) > 0).sum()), int((binary.getnnz(axis=0) > 0).sum()))
-    if not c.serve_dim or not rank:
+    rank, count = rank_bound(binary), serve_count(binary, c)
+    if not count:
         return {}
-    values, vectors = top_singular(normalized, min(c.serve_dim, rank))
-    log.info("graphfilter: %d of R̃'s at most %d eigenvectors published for serving%s", len(values), rank,
-             "" if len(values) >= rank else f", and the {c.serve_tail} largest entries of the rest per item")
+    if graph_filter.singular is not None and graph_filter.singular[1].shape[1] >= count:
+        values, vectors = (part[..., :count] for part in graph_filter.singular)  # `fit`'s SVD
+    else:
+        values, vectors = top_singular(normalize(binary, c.user_exponent, c.item_exponent)[0], count)
+    log.info("graphfilter: %d of R̃'s at most %d eigenvectors published for serving", len(values), rank)
     return spectral_tables(graph_filter, vectors, values, rank=rank, progress=progress)
 
 
@@ -96,7 +112,7 @@ def spectral_tables(graph_filter: GraphFilter, vectors: np.ndarray, values: np.n
                     progress: bool = False) -> dict[str, torch.Tensor]:
     """The tables `SpectralFilter` serves from: R̃'s top right singular `vectors` (I, m) and
     singular `values` (m,) (before dividing by σ1), and `rank`, R̃'s rank or its bound min(U, I);
-    the tail is computed when m < rank."""
+    the tail is computed when m < rank and it costs at most TAIL_MAX_FLOPS."""
     c = graph_filter.config
     eigenvalues = torch.as_tensor((np.asarray(values, dtype=np.float64) / graph_filter.scale) ** 2)
     tables = {"spectral_vectors": torch.as_tensor(np.asarray(vectors), dtype=torch.float32).contiguous(),
@@ -107,8 +123,22 @@ def spectral_tables(graph_filter: GraphFilter, vectors: np.ndarray, values: np.n
             tables["ideal_sharpened"] = integrate(lambda y: -graph_filter.propagate(y), start,
                                                   c.T_s, c.K_s, c.solver).contiguous()
     if c.serve_tail and len(eigenvalues) < rank:
-        tables.update(_tail(graph_filter, tables, progress))
+        flops = tail_flops(graph_filter, len(eigenvalues))
+        if flops <= TAIL_MAX_FLOPS:
+            tables.update(_tail(graph_filter, tables, progress))
+        else:
+            log.warning("graphfilter: no tail published: it would take %.1e flops (at most %.0e); served "
+                        "from the top %d eigenvectors alone", flops, TAIL_MAX_FLOPS, len(eigenvalues))
     return tables
+
+
+def tail_flops(graph_filter: GraphFilter, m: int) -> float:
+    """About what `_tail` costs: every item's one-item history through the filter (its passes
+    over R̃: 2 sparse products each) less the factored part ((I, m) products)."""
+    c = graph_filter.config
+    passes = c.K_b + c.K_s * (4 if c.solver == "rk4" else 1) + (c.cheby_order if c.cheby_weight else 0)
+    nnz = graph_filter.matrix.values().numel()
+    return graph_filter.n_items * (4.0 * nnz * passes + 4.0 * graph_filter.n_items * m)
 
 
 def _tail(graph_filter: GraphFilter, tables: dict[str, torch.Tensor],

@@ -11,6 +11,8 @@ import torch
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data.interactions import load_movielens
 from pytorch_models.linalg import binary_matrix
+from pytorch_models.models.graphfilter import model
+from pytorch_models.models.graphfilter import spectral as spectral_module
 from pytorch_models.models.graphfilter.model import GraphFilterConfig, filter_for, fit
 from pytorch_models.models.graphfilter.spectral import SpectralFilter, fit_spectral, serving_filter
 from pytorch_models.serving.explain import filter_contributions
@@ -70,6 +72,26 @@ def test_above_serve_dim_the_tail_keeps_each_items_largest_entries(communities, 
         errors[width] = float((spectral.scores(history) - expected).abs().max())
     assert tables["tail_items"].shape == (30, 5)
     assert errors[5] < 0.7 * errors[0]
+
+
+def test_a_tail_past_its_bound_is_not_published_and_one_svd_serves_both(communities, monkeypatch):
+    """One truncated SVD gives the filter's factors and the serving eigenvectors; a tail whose
+    fit would cost more than TAIL_MAX_FLOPS is left out, and the filter is served from its
+    eigenvectors alone: the scores of the tail-less serving tables of the same SVD."""
+    config = GraphFilterConfig(factor_dim=3, serve_dim=4, serve_tail=5)
+    calls = []
+    real = model.top_singular
+    monkeypatch.setattr(model, "top_singular", lambda matrix, k: calls.append(k) or real(matrix, k))
+    graph_filter, spectral, tables, history = _both(communities, config)
+    assert calls == [4] and "tail_items" in tables  # 30 items: far below the bound
+
+    cost = spectral_module.tail_flops(graph_filter, 4)
+    monkeypatch.setattr(spectral_module, "TAIL_MAX_FLOPS", cost / 2)
+    graph_filter, bounded, tables, history = _both(communities, config)
+    assert "tail_items" not in tables
+    untailed = _both(communities, GraphFilterConfig(**{**config.__dict__, "serve_tail": 0}))[1]
+    assert torch.allclose(bounded.scores(history), untailed.scores(history), atol=1e-6)
+    assert not torch.allclose(bounded.scores(history), spectral.scores(history), atol=1e-4)
 
 
 def test_the_explanations_are_the_factored_entries(communities):
