@@ -1,8 +1,8 @@
 """Training throughput against the graph's size, on one process and on two (issue 24, item 6).
 
     python -m benchmarks.train_scale [--sizes gowalla 5m 25m] [--models lightgcn ngcf pinsage]
-        [--steps 30] [--warm-up 5] [--gowalla ../shared/data/gowalla] [--work /tmp/cinegraph-scale]
-        [--out var/train_scale/train_scale.png]
+        [--steps 30] [--warm-up 5] [--repeats 3] [--gowalla ../shared/data/gowalla]
+        [--work /tmp/cinegraph-scale] [--out var/train_scale/train_scale.png]
 
 Per size, the train split: Gowalla's as the NGCF/LightGCN papers give it (810k pairs), or a
 generated release of 5M or 25M ratings (`benchmarks.synthetic_movielens`, written once into
@@ -10,13 +10,14 @@ generated release of 5M or 25M ratings (`benchmarks.synthetic_movielens`, writte
 the training step as `pytorch_models.training.loops` takes it, at the default global batch of
 2048 positive pairs: LightGCN and NGCF (dim 64, 3 layers) over sampled blocks (fan-out 10 per
 layer, `training.propagation`), PinSage (dim 128, 2 layers, ids only) over its cached
-importance-neighbour table. Three runs per size and model:
-- 1 process, 2 torch threads, blocks sampled in the training process (workers 0);
-- 1 process, 2 torch threads, one DataLoader worker sampling the next batches (workers 1);
+importance-neighbour table. Three ways to keep both cores busy, per size and model:
+- 1 process, 2 torch threads, blocks sampled between steps in the training process;
+- the same with one DataLoader worker (one thread) sampling the next batches meanwhile;
 - 2 processes on gloo (`training.distributed`, one torch thread each, the batch split between
-  them, gradients averaged every step), workers 0.
+  them, gradients averaged every step), sampling between steps.
 Each does --warm-up steps, then --steps timed ones; throughput is positive pairs per second of
-the timed steps (rank 0's clock). Graph building, the neighbour table and loading are not timed.
+the timed steps (rank 0's clock), the median of --repeats runs. Graph building, the neighbour
+table and loading are not timed.
 
 Goals (issue 24): per model, throughput at the largest size >= 0.8x Gowalla's (a step's cost
 independent of the graph), and 2 processes >= 1.0x one process with two threads (nothing lost
@@ -31,6 +32,7 @@ import json
 import math
 import os
 import socket
+import statistics
 import tempfile
 import time
 from dataclasses import asdict
@@ -59,8 +61,8 @@ BATCH = 2048
 FANOUT = [10, 10, 10]
 SCALE_GOAL = 0.8  # throughput at the largest size over Gowalla's
 DISTRIBUTED_GOAL = 1.0  # 2 processes over 1 process with 2 threads
-# (label, processes, sampling workers)
-RUNS = (("1 process", 1, 0), ("1 process + sampler", 1, 1), ("2 processes", 2, 0))
+# (label, processes, torch threads per process, sampling workers)
+RUNS = (("1 process", 1, 2, 0), ("1 process + sampler", 1, 2, 1), ("2 processes", 2, 1, 0))
 
 
 def split_load(size: str, args: argparse.Namespace) -> Path:
@@ -154,9 +156,10 @@ def _rank(rank: int, port: int, model_name: str, folder: str, warm_up: int, time
         dist.destroy_process_group()
 
 
-def run(model_name: str, folder: Path, processes: int, workers: int, args: argparse.Namespace) -> float:
+def run(model_name: str, folder: Path, processes: int, threads: int, workers: int,
+        args: argparse.Namespace) -> float:
     if processes == 1:
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
         return throughput(model_name, folder, workers, args.warm_up, args.steps)
     with socket.socket() as s, tempfile.TemporaryDirectory() as tmp:
         s.bind(("127.0.0.1", 0))
@@ -174,10 +177,11 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for model in sorted({r["model"] for r in rows}):
+    for colour, model in enumerate(sorted({r["model"] for r in rows})):
         for label, style in zip([r[0] for r in RUNS], ("-", ":", "--"), strict=True):
             points = sorted((r["train_pairs"], r["pairs_per_s"][label]) for r in rows if r["model"] == model)
-            ax.plot(*zip(*points, strict=True), style, marker="o", label=f"{model}, {label}")
+            ax.plot(*zip(*points, strict=True), style, marker="o", color=f"C{colour}",
+                    label=f"{model}, {label}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("train pairs (graph edges)")
@@ -196,6 +200,7 @@ def main() -> None:
                         choices=["lightgcn", "ngcf", "pinsage"])
     parser.add_argument("--steps", type=int, default=30, help="timed steps per run")
     parser.add_argument("--warm-up", type=int, default=5, help="untimed steps first")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the table shows the median")
     parser.add_argument("--gowalla", type=Path, default=Path("../shared/data/gowalla"))
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "cinegraph-scale")
     parser.add_argument("--out", type=Path, default=Path("var/train_scale/train_scale.png"))
@@ -203,17 +208,20 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # the spawned ranks' OpenMP pools
     calibration = calibration_ms()
     rows = []
-    progress = tqdm(total=len(args.sizes) * len(args.models) * len(RUNS), desc="train_scale")
+    progress = tqdm(total=len(args.sizes) * len(args.models) * len(RUNS) * args.repeats, desc="train_scale")
     for size in args.sizes:
         progress.set_postfix_str(f"{size}: loading")
         folder = split_load(size, args)
         pairs = len(np.load(folder / "train.npy", mmap_mode="r"))
         for model in args.models:
             figures = {}
-            for label, processes, workers in RUNS:
+            for label, processes, threads, workers in RUNS:
                 progress.set_postfix_str(f"{size}: {model}, {label}")
-                figures[label] = round(run(model, folder, processes, workers, args), 1)
-                progress.update()
+                runs = []
+                for _ in range(args.repeats):
+                    runs.append(run(model, folder, processes, threads, workers, args))
+                    progress.update()
+                figures[label] = round(statistics.median(runs), 1)
             rows.append({"size": size, "train_pairs": pairs, "model": model, "pairs_per_s": figures})
     progress.close()
 
