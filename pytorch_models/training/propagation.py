@@ -29,8 +29,8 @@ def _node_dropout(model: EmbeddingPropagation) -> float:
 
 
 class FullPropagation:
-    """Every step propagates all N rows over the (N, N) normalised adjacency (held on the CPU,
-    moved to the model's device per step)."""
+    """Every step propagates all N rows over the (N, N) normalised adjacency (built on the CPU;
+    on another device the model's, moved there once, or every step with NGCF's dropout)."""
 
     def __init__(self, model: EmbeddingPropagation, data: Interactions, generator: torch.Generator):
         self.model, self.generator = model, generator
