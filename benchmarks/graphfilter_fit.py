@@ -72,6 +72,7 @@ def main() -> None:
         done = subprocess.run([sys.executable, "-m", "benchmarks.graphfilter_fit", "--one", str(folder)],
                               cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
         rows[size] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{size}: {rows[size]}", flush=True)  # each size as it ends: the next can take long
     print(f"\n{'size':<8} {'train pairs':>12} {'users':>8} {'items':>7} {'fit s':>7} {'serving s':>10} "
           f"{'total s':>8} {'peak MB':>8} {'tail':>6}")
     for size, row in rows.items():
