@@ -186,12 +186,29 @@ def test_static_files_are_served_with_debug_off_once_collected(tmp_path, db):
         assert b"".join(response.streaming_content) == (ROOT / "movie/static/movie/app.css").read_bytes()
 
 
-@pytest.mark.parametrize("name", [name for name in COMPOSE["services"] if name != "init"])
+# Jobs that run to their end: the init, and the retrain on two containers (its own profile).
+ONE_OFF = {"init"} | {name for name, service in COMPOSE["services"].items()
+                      if "distributed-retrain" in service.get("profiles", ())}
+
+
+@pytest.mark.parametrize("name", [name for name in COMPOSE["services"] if name not in ONE_OFF])
 def test_every_long_running_service_restarts_and_has_a_health_check(name):
     service = COMPOSE["services"][name]
     assert service.get("restart") == "unless-stopped"
     test = service.get("healthcheck", {}).get("test")
     assert test and test[0] in ("CMD", "CMD-SHELL") and len(test) > 1
+
+
+def test_the_distributed_retrain_is_two_torchrun_ranks_that_meet_at_the_first():
+    ranks = sorted(ONE_OFF - {"init"})
+    assert ranks == ["retrain-rank-a", "retrain-rank-b"]
+    for name in ranks:
+        service = COMPOSE["services"][name]
+        command = service["command"]
+        assert service["restart"] == "no" and service["hostname"] == name
+        assert command[0] == "torchrun" and command[-2:] == ["-m", "workers.retrain"]
+        assert command[command.index("--nnodes") + 1] == "2"
+        assert command[command.index("--rdzv-endpoint") + 1].split(":")[0] == ranks[0]
 
 
 def test_init_runs_once_and_the_app_waits_for_it():
