@@ -153,7 +153,7 @@ def _rank(rank: int, port: int, model_name: str, folder: str, warm_up: int, time
         if rank == 0:
             Path(out).write_text(json.dumps(value))
     finally:
-        dist.destroy_process_group()
+        distributed.stop()
 
 
 def run(model_name: str, folder: Path, processes: int, threads: int, workers: int,

@@ -98,8 +98,10 @@ def start(device: str = "cpu") -> Ranks:
 
 
 def stop() -> None:
-    """Leave the process group, if this process joined one."""
+    """Leave the process group, if this process joined one: every rank together (a barrier
+    first), since gloo's teardown could hang in a rank whose peers had already left."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

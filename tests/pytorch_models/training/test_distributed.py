@@ -92,7 +92,7 @@ def _gradient_ranks(rank: int, port: int) -> None:
         for name, p in gcn.named_parameters():
             torch.testing.assert_close(p.grad, whole[name], rtol=1e-5, atol=1e-7)
     finally:
-        dist.destroy_process_group()
+        distributed.stop()
 
 
 def test_averaged_gradients_are_the_global_batch_gradient():
@@ -113,7 +113,7 @@ def _train_ranks(rank: int, port: int, name: str, out: str) -> None:
         (Path(out) / f"rank{rank}.json").write_text(json.dumps(
             {"metrics": result.metrics, "losses": result.losses, "processes": result.hyper["processes"]}))
     finally:
-        dist.destroy_process_group()
+        distributed.stop()
 
 
 @pytest.mark.parametrize("name", ["lightgcn", "ngcf", "pinsage"])
