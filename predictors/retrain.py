@@ -107,6 +107,8 @@ def snapshot_shared(training_data: TrainingData | None, visitor_pairs: Sequence[
     rest = distributed.broadcast_json({**{f.name: getattr(training_data, f.name)
                                           for f in dataclasses.fields(TrainingData) if f.name != "pairs"},
                                        "visitor_pairs": list(visitor_pairs)} if primary else None)
+    if primary:  # what it sent; rebuilding 25M pairs from the array would only cost time
+        return training_data, list(visitor_pairs)
     visitor_pairs = [(visitor, movie) for visitor, movie in rest.pop("visitor_pairs")]
     return TrainingData(**rest, pairs=[tuple(pair) for pair in pairs.tolist()]), visitor_pairs
 
