@@ -15,15 +15,15 @@ CHROMIUM_PATH ?= /usr/bin/chromium
 # On a bare machine the first missing piece installs everything the goal needs, in one apt run.
 SYSTEM_PACKAGES := PYTHON=$(PYTHON) bash scripts/system_packages.sh $(if $(filter test chromium mariadb,$(MAKECMDGOALS)),test,demo)
 
-.PHONY: demo test lint venv node chromium mariadb
+.PHONY: demo test lint venv node chromium mariadb redis
 
 # WORKERS: live worker processes (each a Celery worker on queue `live`).
 WORKERS ?= 1
 
-demo: venv node
+demo: venv node redis
 	WORKERS=$(WORKERS) $(PY) -m devstack demo
 
-test: venv node chromium mariadb
+test: venv node redis chromium mariadb
 	DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/cinegraph} \
 	CHROMIUM_PATH=$(CHROMIUM_PATH) \
 	$(PY) -m pytest
@@ -53,6 +53,10 @@ $(NODE_STAMP): package-lock.json
 # The browser test drives Chromium from apt (tests/conftest.py); `make demo` does not need it.
 chromium:
 	@test -x "$(CHROMIUM_PATH)" || $(SYSTEM_PACKAGES)
+
+# Debian's Redis server, built on jemalloc (devstack/services.py, redis_server_binary).
+redis:
+	@test -x /usr/bin/redis-check-rdb || $(SYSTEM_PACKAGES)
 
 # The tests start their own MariaDB where none answers at DATABASE_URL (a bare machine).
 mariadb:

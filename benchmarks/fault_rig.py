@@ -11,7 +11,7 @@ from pathlib import Path
 
 from devstack import app
 from devstack.process import free_port
-from devstack.services import DynamoDB, Kafka, Valkey, ensure_clicklog_table
+from devstack.services import DynamoDB, Kafka, RedisServer, ensure_clicklog_table
 
 
 class Rig:
@@ -20,7 +20,7 @@ class Rig:
 
     def __init__(self, env: dict[str, str], *, log_dir: Path, model_dir: Path):
         self.log_dir, self.tmp = Path(log_dir), Path(tempfile.mkdtemp(prefix="faults-"))
-        self.redis = Valkey(log_dir=log_dir)
+        self.redis = RedisServer(log_dir=log_dir)
         self.kafka = Kafka(log_dir=log_dir)
         self.dynamodb = DynamoDB(path=self.tmp / "dynalite", log_dir=log_dir)
         self.web_port = free_port()

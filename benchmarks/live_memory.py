@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from django.conf import settings  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from devstack.services import Valkey  # noqa: E402
+from devstack.services import RedisServer  # noqa: E402
 from livepath import queue  # noqa: E402
 from predictors import registry  # noqa: E402
 from predictors.live import MAX_BATCH, LiveEngine  # noqa: E402
@@ -71,7 +71,7 @@ def main() -> None:
                          f"run `make demo` once (it trains them)")
     popular = published.movie_ids[np.argsort(-published.checkpoint.extra["item_popularity"].numpy())[:500]]
 
-    valkey = Valkey(log_dir=Path("var/log")).start()
+    valkey = RedisServer(log_dir=Path("var/log")).start()
     try:
         settings.REDIS_URL = valkey.url
         engine = LiveEngine(idle_s=args.idle)

