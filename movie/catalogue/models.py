@@ -8,6 +8,8 @@ Django app, `movie` (`db_table`): moving the models here changed no table (migra
 
 from django.db import models
 
+from movie.catalogue.titles import title_display
+
 
 class Genre(models.Model):
     name = models.CharField(max_length=64, unique=True)
@@ -23,6 +25,8 @@ class Genre(models.Model):
 class Movie(models.Model):
     # The MovieLens movieId, so ratings, links and trained models share one key.
     id = models.IntegerField(primary_key=True)
+    # As MovieLens writes it, without the year: "Matrix, The", the catalogue's sort key. Pages
+    # show `display_title`.
     title = models.CharField(max_length=255)
     year = models.PositiveSmallIntegerField(null=True, blank=True)
     genres = models.ManyToManyField(Genre, related_name="movies", blank=True)
@@ -46,8 +50,13 @@ class Movie(models.Model):
             models.Index(fields=["-year", "id"], name="movie_newest_idx"),
         ]
 
+    @property
+    def display_title(self) -> str:
+        """ "The Matrix": the title as people write it."""
+        return title_display(self.title)
+
     def __str__(self) -> str:
-        return f"{self.title} ({self.year})" if self.year else self.title
+        return f"{self.display_title} ({self.year})" if self.year else self.display_title
 
 
 class MovieTag(models.Model):

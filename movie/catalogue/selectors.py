@@ -10,9 +10,10 @@ from collections.abc import Iterable
 
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Prefetch
+from django.db.models import Count, Prefetch, Q
 
 from movie.catalogue.models import DatasetRating, Genre, Movie, MovieTag, PaperReview
+from movie.catalogue.titles import query_article_split
 from predictors.training import TrainingData
 
 CATALOGUE_PAGE_SIZE = 48
@@ -128,6 +129,16 @@ CATALOGUE_SORTS = {
 }
 
 
+def title_search(query: str) -> Q:
+    """Titles holding `query` as stored ("Matrix, The") or as shown ("The Matrix")."""
+    found = Q(title__icontains=query)
+    split = query_article_split(query)
+    if split is not None:
+        article, rest = split
+        found |= Q(title__icontains=rest) & Q(title__icontains=f", {article}")
+    return found
+
+
 def catalogue_page(*, genre: str = "", query: str = "", page: int = 1, sort: str = "popular") -> Page:
     """One page of 48 movies in the order `sort` names (CATALOGUE_SORTS); raises
     django.core.paginator.EmptyPage past the end.
@@ -138,7 +149,7 @@ def catalogue_page(*, genre: str = "", query: str = "", page: int = 1, sort: str
     if genre:
         movies = movies.filter(genres__name=genre)
     if query:
-        movies = movies.filter(title__icontains=query)
+        movies = movies.filter(title_search(query))
     paginator = Paginator(movies, CATALOGUE_PAGE_SIZE, allow_empty_first_page=True)
     # The count and the page's movie ids read as many rows as the page (a title search: every
     # title) and change only with an import or an edit: kept a minute, like the genres, and

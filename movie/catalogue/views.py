@@ -176,7 +176,7 @@ def paper_review(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def poster(request: HttpRequest, movie_id: int) -> HttpResponse:
     movie = _movie_or_404(movie_id)
-    svg = poster_svg(title=movie.title, year=movie.year, genres=[g.name for g in movie.genres.all()])
+    svg = poster_svg(title=movie.display_title, year=movie.year, genres=[g.name for g in movie.genres.all()])
     etag = quote_etag(poster_etag(svg))
     response = HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
     response["ETag"] = etag

@@ -116,7 +116,8 @@ def recommendations(request: HttpRequest, model: str) -> JsonResponse:
             "source": recs.source,
             "as_of_event": recs.as_of_event,
             "items": [
-                {"movie_id": m.id, "title": m.title, "score": round(s, 6), "because": [b.id for b in because]}
+                {"movie_id": m.id, "title": m.display_title, "score": round(s, 6),
+                 "because": [b.id for b in because]}
                 for (m, s), because in zip(recs.items, recs.because_per_item, strict=True)
             ],
         }
