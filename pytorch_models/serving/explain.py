@@ -10,9 +10,14 @@ the visitor's history H (n = |H| items), so they split exactly into one term per
   s_i = Σ_h F(e_h)_i, with F(e_h) the scores of a one-item history: one filter pass over
   min(n, k) one-hot rows (the history's) or columns (the listed items') gives every term.
 
-The history items with the largest terms are therefore exactly the ones that contributed most
-to the score, not a similarity heuristic beside it. One (k, n) matrix product covers all k
-recommended items at once.
+Which terms name the reasons. The largest terms are exact, but the same few history movies have
+the largest terms for almost every candidate (the ones nearest the visitor's mean), so a page
+named the same two everywhere. `distinctive` (what the site shows) names, among an item's
+positive terms, those that stand out most from the same history item's mean term over the
+items explained together: what sets this item apart. That is also what its rank depends on:
+removing history item h moves every score by its term for h, so the item falls below the
+others by how much its term exceeds theirs. Every named movie is still a positive term of the
+score. `largest` is the rule it replaced (benchmarks.explain_quality compares them).
 """
 
 from __future__ import annotations
@@ -28,50 +33,68 @@ from pytorch_models.models.graphfilter.spectral import SpectralFilter, serving_f
 from pytorch_models.models.names import PERSONALISED_MODELS
 
 
-def contributions(item_table: torch.Tensor, history_rows: torch.Tensor, item_rows: torch.Tensor,
-                  top: int = 2, *, unit_history: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The `top` largest per-history-item terms <h, e_i> / n of each item's score.
+def embedding_terms(item_table: torch.Tensor, history_rows: torch.Tensor, item_rows: torch.Tensor,
+                    *, unit_history: bool = False) -> torch.Tensor:
+    """The (k, n) terms <h, e_i> / n of each item's score, one per history item.
 
     item_table: (I, d); history_rows: (n,) the visitor's rows, n > 0; item_rows: (k,) the items
-    to explain; unit_history: normalise the history rows first (PinSage's query). Returns
-    ((k, t) terms, (k, t) history rows), largest first, t = min(top, n).
+    to explain; unit_history: normalise the history rows first (PinSage's query).
     """
     history = item_table[history_rows]  # (n, d)
     if unit_history:
         history = F.normalize(history, dim=1)
-    terms = item_table[item_rows] @ history.T / len(history_rows)  # (k, n)
-    values, order = torch.topk(terms, min(top, len(history_rows)), dim=1)
-    return values, history_rows[order]
+    return item_table[item_rows] @ history.T / len(history_rows)
+
+
+def filter_terms(graph_filter: GraphFilter | SpectralFilter, history_rows: torch.Tensor,
+                 item_rows: torch.Tensor) -> torch.Tensor:
+    """The graph filter's (k, n) terms F(e_h)_i."""
+    if isinstance(graph_filter, SpectralFilter):  # M's entries from the factors: n · k · m
+        return graph_filter.entries(history_rows, item_rows).T
+    if len(item_rows) < len(history_rows):  # the listed items' columns of the filter: k passes, not n
+        return graph_filter.columns(item_rows)[history_rows].T
+    one_hot = torch.zeros(len(history_rows), graph_filter.n_items)
+    one_hot[torch.arange(len(history_rows)), history_rows] = 1.0
+    return graph_filter.scores(one_hot)[:, item_rows].T
+
+
+def history_terms(checkpoint: Checkpoint, history_rows: Sequence[int],
+                  item_rows: Sequence[int]) -> torch.Tensor:
+    """The (k, n) terms of `score_history`'s scores for this checkpoint's model."""
+    if checkpoint.model_name not in PERSONALISED_MODELS:
+        raise ValueError(f"{checkpoint.model_name!r} scores do not come from a history")
+    history = torch.as_tensor(list(history_rows), dtype=torch.int64)
+    items = torch.as_tensor(list(item_rows), dtype=torch.int64)
+    if checkpoint.model_name == "graphfilter":
+        return filter_terms(serving_filter(checkpoint), history, items)
+    return embedding_terms(checkpoint.item_embeddings.float(), history, items,
+                           unit_history=checkpoint.model_name == "pinsage")
+
+
+def largest(terms: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each item's `top` largest terms: ((k, t) terms, (k, t) history columns), t = min(top, n)."""
+    return torch.topk(terms, min(top, terms.shape[1]), dim=1)
+
+
+def distinctive(terms: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each item's `top` terms that stand out most from their history item's mean term over the
+    k items, positive terms first: ((k, t) terms, (k, t) history columns). With one item
+    there is nothing to compare with, and the largest terms come first."""
+    t = min(top, terms.shape[1])
+    if terms.shape[0] < 2:
+        return largest(terms, t)
+    key = (terms - terms.mean(dim=0, keepdim=True)).masked_fill(terms <= 0, float("-inf"))
+    _, order = torch.topk(key, t, dim=1)
+    return terms.gather(1, order), order
+
+
+RULES = {"distinctive": distinctive, "largest": largest}
 
 
 def explain_history(checkpoint: Checkpoint, history_rows: Sequence[int], item_rows: Sequence[int],
-                    top: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """`contributions` with the decomposition of `score_history` for this checkpoint's model."""
-    if checkpoint.model_name not in PERSONALISED_MODELS:
-        raise ValueError(f"{checkpoint.model_name!r} scores do not come from a history")
-    if checkpoint.model_name == "graphfilter":
-        return filter_contributions(serving_filter(checkpoint), history_rows, item_rows, top)
-    return contributions(
-        checkpoint.item_embeddings.float(),
-        torch.as_tensor(list(history_rows), dtype=torch.int64),
-        torch.as_tensor(list(item_rows), dtype=torch.int64),
-        top,
-        unit_history=checkpoint.model_name == "pinsage",
-    )
-
-
-def filter_contributions(graph_filter: GraphFilter | SpectralFilter, history_rows: Sequence[int],
-                         item_rows: Sequence[int], top: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """The graph filter's `top` largest terms F(e_h)_i of each item's score, as `contributions`."""
-    history_rows = torch.as_tensor(list(history_rows), dtype=torch.int64)
-    item_rows = torch.as_tensor(list(item_rows), dtype=torch.int64)
-    if isinstance(graph_filter, SpectralFilter):  # M's entries from the factors: n · k · m
-        terms = graph_filter.entries(history_rows, item_rows).T  # (k, n)
-    elif len(item_rows) < len(history_rows):  # the listed items' columns of the filter: k passes, not n
-        terms = graph_filter.columns(item_rows)[history_rows].T  # (k, n)
-    else:
-        one_hot = torch.zeros(len(history_rows), graph_filter.n_items)
-        one_hot[torch.arange(len(history_rows)), history_rows] = 1.0
-        terms = graph_filter.scores(one_hot)[:, item_rows].T  # (k, n)
-    values, order = torch.topk(terms, min(top, len(history_rows)), dim=1)
-    return values, history_rows[order]
+                    top: int = 2, *, rule: str = "distinctive") -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to `top` reasons per item by `rule`, from the decomposition of `score_history`:
+    ((k, t) terms, (k, t) history rows). A caller names only the positive ones."""
+    terms = history_terms(checkpoint, history_rows, item_rows)
+    values, columns = RULES[rule](terms, top)
+    return values, torch.as_tensor(list(history_rows), dtype=torch.int64)[columns]

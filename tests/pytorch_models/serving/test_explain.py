@@ -1,4 +1,5 @@
-"""Per-history-item terms of a score: a hand-worked table, and agreement with score_history."""
+"""Per-history-item terms of a score: a hand-worked table, agreement with score_history, and
+which terms name the reasons (the deletion property on a model where the answer is known)."""
 
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from pytorch_models.checkpoint import Checkpoint, load_checkpoint
-from pytorch_models.serving.explain import contributions, explain_history
+from pytorch_models.serving.explain import distinctive, embedding_terms, explain_history, largest
 from pytorch_models.serving.fold_in import score_history
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
@@ -20,24 +21,78 @@ HISTORY, ITEMS = torch.tensor([0, 1, 2]), torch.tensor([3, 4])
 def test_embedding_terms_by_hand():
     # Item 3 = (3, 1): <h, e_3> / 3 = 3/3, 1/3, 5/3 for rows 0, 1, 2.
     # Item 4 = (-1, 2): -1/3, 2/3, 3/3.
-    values, rows = contributions(TABLE, HISTORY, ITEMS, top=2)
+    values, columns = largest(embedding_terms(TABLE, HISTORY, ITEMS), top=2)
 
-    assert rows.tolist() == [[2, 0], [2, 1]]
+    assert HISTORY[columns].tolist() == [[2, 0], [2, 1]]
     assert torch.allclose(values, torch.tensor([[5 / 3, 1.0], [1.0, 2 / 3]]))
 
 
 def test_pinsage_terms_use_the_unit_history_rows():
     # Row 2 normalised is (1, 2)/√5, so its terms shrink to √5/3 (item 3) and 3/(3√5) (item 4):
     # item 3's best contributor becomes row 0 (1.0), then row 2 (0.745).
-    values, rows = contributions(TABLE, HISTORY, ITEMS, top=2, unit_history=True)
+    values, columns = largest(embedding_terms(TABLE, HISTORY, ITEMS, unit_history=True), top=2)
 
-    assert rows.tolist() == [[0, 2], [1, 2]]
+    assert HISTORY[columns].tolist() == [[0, 2], [1, 2]]
     assert torch.allclose(values, torch.tensor([[1.0, 5**0.5 / 3], [2 / 3, 1 / 5**0.5]]))
 
 
 def test_top_beyond_the_history_gives_every_history_item():
-    values, rows = contributions(TABLE, torch.tensor([1]), ITEMS, top=2)
-    assert rows.tolist() == [[1], [1]] and values.shape == (2, 1)
+    for rule in (largest, distinctive):
+        values, columns = rule(embedding_terms(TABLE, torch.tensor([1]), ITEMS), top=2)
+        assert columns.tolist() == [[0], [0]] and values.shape == (2, 1)
+
+
+def test_distinctive_names_what_sets_each_item_apart():
+    # Terms by hand (item 3, item 4): row 0: 1, -1/3; row 1: 1/3, 2/3; row 2: 5/3, 1.
+    # Mean term per history row over the two items: 1/3, 1/2, 4/3. Item 3 stands out on row 0
+    # (+2/3), item 4 on row 1 (+1/6): the largest rule named row 2 for both.
+    values, columns = distinctive(embedding_terms(TABLE, HISTORY, ITEMS), top=1)
+
+    assert HISTORY[columns].tolist() == [[0], [1]]
+    assert torch.allclose(values, torch.tensor([[1.0], [2 / 3]]))  # the terms themselves
+
+
+def test_distinctive_never_names_a_term_that_pulls_the_score_down():
+    # Item 4's term for row 0 is -1/3, far below its mean (1/3) but also far from "standing
+    # out": a negative term goes last, whatever its distance from the mean.
+    terms = embedding_terms(TABLE, HISTORY, ITEMS)
+    values, columns = distinctive(terms, top=3)
+    assert HISTORY[columns[1]].tolist()[-1] == 0 and values[1, -1] < 0
+    assert (values[:, :2] > 0).all()
+
+
+def _rank(scores: torch.Tensor, item: int) -> int:
+    return int((scores > scores[item]).sum())
+
+
+def test_removing_the_named_movie_lowers_the_items_rank_more_than_removing_any_other():
+    """The deletion property, on a model where the answer is known. History: four movies, one
+    per axis of a 4-d space, and a fifth close to all of them. Twelve candidates share a common
+    part and lean towards one axis each, a little less every one. The fifth history movie has
+    the largest term of every candidate's score, yet removing it moves every score alike and
+    no rank; removing a candidate's own axis drops it below the others. That axis is the
+    reason: `distinctive` names it, `largest` names the fifth."""
+    axes = torch.eye(4)
+    candidates = torch.stack([0.5 + (1.0 - 0.01 * j) * axes[j % 4] for j in range(12)])
+    table = torch.cat([axes, 0.8 * torch.ones(1, 4), candidates])
+    history, page = [0, 1, 2, 3, 4], list(range(5, 13))  # the top 8 of the 12
+    checkpoint = _checkpoint("lightgcn", table)
+
+    def rank(history: list[int], item: int) -> int:
+        scores = score_history(checkpoint, history)
+        scores[:5] = float("-inf")  # the visitor's own movies are never listed
+        return int((scores > scores[item]).sum())
+
+    assert [rank(history, item) for item in page] == list(range(8))
+    _, largest_rows = explain_history(checkpoint, history, page, top=1, rule="largest")
+    assert largest_rows[:, 0].tolist() == [4] * 8
+    values, rows = explain_history(checkpoint, history, page, top=1)
+    assert rows[:, 0].tolist() == [(item - 5) % 4 for item in page] and (values > 0).all()
+    for item, named in zip(page, rows[:, 0].tolist(), strict=True):
+        drops = {removed: rank([h for h in history if h != removed], item) - rank(history, item)
+                 for removed in history}
+        assert drops[4] == 0
+        assert drops[named] > max(drop for removed, drop in drops.items() if removed != named), drops
 
 
 def _checkpoint(model_name: str, table: torch.Tensor) -> Checkpoint:
