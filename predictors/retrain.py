@@ -38,13 +38,16 @@ from pytorch_models.training.warm_start import warm_start as weights_carry
 log = logging.getLogger(__name__)
 
 
-def visitors_as_users(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]]
+def visitors_as_users(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]],
+                      dismissals: Sequence[tuple[str, int]] = ()
                       ) -> tuple[Interactions, ItemFeatures, dict[str, int]]:
     """(the interactions with every visitor a user, the movies' features, visitor digest -> user row).
 
     The held-out split covers MovieLens users only: a visitor's pairs all train. So it is the
     split every version since the ratings were imported was measured on, and their recall@20
-    figures compare. A version names a visitor by its digest, never by its id."""
+    figures compare. A version names a visitor by its digest, never by its id. `dismissals`,
+    (visitor, movie id) pairs of "Not interested", become `Interactions.negatives` for the
+    visitors that are users (those with a positive pair): BPR draws them as negatives."""
     first = max((u for u, _ in training_data.pairs), default=0) + 1
     digests = sorted({visitor_digest(v) for v, _ in visitor_pairs})
     user_of = {digest: first + i for i, digest in enumerate(digests)}
@@ -55,6 +58,11 @@ def visitors_as_users(training_data: TrainingData, visitor_pairs: Sequence[tuple
     held_visitors = np.isin(interactions.test[:, 0], list(visitors.values()))
     interactions.train = np.concatenate([interactions.train, interactions.test[held_visitors]])
     interactions.test = interactions.test[~held_visitors]
+    row_of_movie = {int(m): row for row, m in enumerate(interactions.item_ids)}
+    negatives = [(visitors[visitor_digest(v)], row_of_movie[m]) for v, m in dismissals
+                 if visitor_digest(v) in visitors and m in row_of_movie]
+    if negatives:
+        interactions.negatives = np.asarray(sorted(set(negatives)), dtype=np.int64)
     return interactions, features, visitors
 
 
@@ -93,24 +101,28 @@ class WarmPlan:
     replay: dict | None = None
 
 
-def snapshot_shared(training_data: TrainingData | None, visitor_pairs: Sequence[tuple[str, int]] | None
-                    ) -> tuple[TrainingData, list[tuple[str, int]]]:
-    """Rank 0's training data and visitor pairs on every rank of a distributed retrain
-    (`workers.retrain` under torchrun: every rank must train on the very snapshot rank 0 took,
-    which a database read of its own a moment later would not be); the other ranks pass None.
-    The rating pairs travel as one int64 array, the rest as JSON. One process: as given."""
+def snapshot_shared(training_data: TrainingData | None, visitor_pairs: Sequence[tuple[str, int]] | None,
+                    dismissals: Sequence[tuple[str, int]] | None = ()
+                    ) -> tuple[TrainingData, list[tuple[str, int]], list[tuple[str, int]]]:
+    """Rank 0's training data, visitor pairs and dismissals on every rank of a distributed
+    retrain (`workers.retrain` under torchrun: every rank must train on the very snapshot rank
+    0 took, which a database read of its own a moment later would not be); the other ranks
+    pass None. The rating pairs travel as one int64 array, the rest as JSON. One process: as
+    given."""
     if not distributed.current().many:
-        return training_data, list(visitor_pairs)
+        return training_data, list(visitor_pairs), list(dismissals)
     primary = distributed.current().primary
     pairs = distributed.broadcast_array(np.asarray(training_data.pairs, dtype=np.int64).reshape(-1, 2)
                                         if primary else None)
     rest = distributed.broadcast_json({**{f.name: getattr(training_data, f.name)
                                           for f in dataclasses.fields(TrainingData) if f.name != "pairs"},
-                                       "visitor_pairs": list(visitor_pairs)} if primary else None)
+                                       "visitor_pairs": list(visitor_pairs),
+                                       "dismissals": list(dismissals)} if primary else None)
     if primary:  # what it sent; rebuilding 25M pairs from the array would only cost time
-        return training_data, list(visitor_pairs)
+        return training_data, list(visitor_pairs), list(dismissals)
     visitor_pairs = [(visitor, movie) for visitor, movie in rest.pop("visitor_pairs")]
-    return TrainingData(**rest, pairs=[tuple(pair) for pair in pairs.tolist()]), visitor_pairs
+    dismissals = [(visitor, movie) for visitor, movie in rest.pop("dismissals")]
+    return TrainingData(**rest, pairs=[tuple(pair) for pair in pairs.tolist()]), visitor_pairs, dismissals
 
 
 def user_keys(user_ids, visitors: dict[str, int]) -> list[str]:

@@ -68,13 +68,17 @@ def ratings_digest(training_data: TrainingData) -> str:
     return digest.hexdigest()
 
 
-def data_digest(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]] = ()) -> str:
-    """Everything a version trains on: the ratings, the movies' features and the visitors'
-    (visitor, movie) pairs, each in any order. Equal digests: a retrain would learn nothing new."""
+def data_digest(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]] = (),
+                dismissals: Sequence[tuple[str, int]] = ()) -> str:
+    """Everything a version trains on: the ratings, the movies' features, the visitors'
+    (visitor, movie) pairs and their dismissals, each in any order. Equal digests: a retrain
+    would learn nothing new."""
     digest = hashlib.sha256(ratings_digest(training_data).encode())
     features = [training_data.titles, training_data.genres, training_data.years, training_data.tags]
     digest.update(json.dumps(features, default=list).encode())
     digest.update(json.dumps(sorted((str(v), int(m)) for v, m in visitor_pairs)).encode())
+    if dismissals:  # absent, the digest of a version made before dismissals existed
+        digest.update(json.dumps(sorted((str(v), int(m)) for v, m in dismissals)).encode())
     return digest.hexdigest()
 
 

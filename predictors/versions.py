@@ -112,17 +112,19 @@ def publish_gate(*, recall: float | None, split: str,
 
 def version_make(
     *, model: str, training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]] | None = None,
-    epochs: int | None = None, progress: bool = False, warm_start: bool = False, gated: bool = False,
-    budget: RetrainBudget | None = None,
+    dismissals: Sequence[tuple[str, int]] = (), epochs: int | None = None, progress: bool = False,
+    warm_start: bool = False, gated: bool = False, budget: RetrainBudget | None = None,
 ) -> VersionMade:
     """Train `model`, evaluate it on the held-out ratings and publish it as the model's newest
     version, unless the gate says no.
 
     visitor_pairs: (visitor, movie id) pairs, each visitor trained as a user of its own
     (`predictors.retrain.visitors_as_users`) and named by digest in the version's visitors.json;
-    None: the ratings alone. epochs: None takes the model's default (RETRAIN_EPOCHS with a warm
-    start). warm_start: begin from the live version's weights where they fit (models learnt by
-    gradient descent; the others have no parameters to carry). gated: skip an unchanged model
+    None: the ratings alone. dismissals: (visitor, movie id) pairs of "Not interested", which
+    BPR draws as those visitors' negatives (LightGCN, NGCF). epochs: None takes the model's
+    default (RETRAIN_EPOCHS with a warm start). warm_start: begin from the live version's
+    weights where they fit (models learnt by gradient descent; the others have no parameters
+    to carry). gated: skip an unchanged model
     and refuse a version below the reference (the module's docstring). budget: the scheduled
     retrain's bounds (`predictors.retrain.RetrainBudget`): its seconds and sampling processes,
     and with a warm start, batches of the new pairs and a replay sample, seeded by the data's
@@ -131,7 +133,7 @@ def version_make(
     Raises ValueError when there are no ratings to train on."""
     live = registry.published(model) if warm_start or gated else None
     live_recall = live.checkpoint.meta.get("metrics", {}).get("recall@20") if live else None
-    digest, split = data_digest(training_data, visitor_pairs or ()), ratings_digest(training_data)
+    digest, split = data_digest(training_data, visitor_pairs or (), dismissals), ratings_digest(training_data)
     if gated and live is not None and live.checkpoint.meta.get("data", {}).get("digest") == digest:
         log.info("%s not trained: the training data is the one %s was trained on", model, live.version)
         registry.versions_prune_logged(model)  # superseded versions whose grace has run out since
@@ -140,7 +142,7 @@ def version_make(
     if visitor_pairs is None:
         (interactions, features), visitors = training_dataset(training_data), None
     else:
-        interactions, features, visitors = visitors_as_users(training_data, visitor_pairs)
+        interactions, features, visitors = visitors_as_users(training_data, visitor_pairs, dismissals)
     plan = (warm_plan(model, live, interactions, visitors, budget=budget, seed=int(digest[:8], 16))
             if warm_start else WarmPlan())
     if epochs is None and warm_start:
@@ -166,7 +168,9 @@ def version_make(
     dataset = {"source": "catalogue", "digest": digest, "ratings_digest": split}
     if visitors is not None:
         dataset.update(source="catalogue+visitors", n_visitors=len(visitors),
-                       n_visitor_interactions=len(visitor_pairs))
+                       n_visitor_interactions=len(visitor_pairs),
+                       n_visitor_negatives=0 if interactions.negatives is None
+                       else len(interactions.negatives))
     if plan.replay is not None:
         dataset["replay"] = plan.replay
     with registry.publishing(model) as folder:

@@ -200,9 +200,10 @@ def threads_at_most(n: int):
 @shared_task(acks_late=True)
 @one_at_a_time(RETRAIN_LOCK, hold_s=RETRAIN_LOCK_S)
 def retrain_models(epochs: int | None = None, models: list[str] | None = None) -> dict:
-    """Retrain each model (default: every one) on the ratings plus the visitors' clicks, capped
-    per visitor and per client, within the settings' budget (`predictors.retrain.RetrainBudget`:
-    seconds per model, new pairs plus a replay sample, RETRAIN_THREADS cores); publish those
+    """Retrain each model (default: every one) on the ratings plus the visitors' clicks (their
+    dismissals as negatives), capped per visitor and per client, within the settings' budget
+    (`predictors.retrain.RetrainBudget`: seconds per model, new pairs plus a replay sample,
+    RETRAIN_THREADS cores); publish those
     whose data changed and that pass the gate. After a publish a live tick wakes a live worker,
     which loads the new versions and re-derives the visitors on the replaced ones
     (predictors.live.LiveEngine.refresh) without waiting for a click or beat's sweep."""
@@ -216,8 +217,9 @@ def retrain_run(models: list[str] | None = None, epochs: int | None = None) -> d
     and rank 0 publishes; the other ranks' results say so."""
     budget = RetrainBudget.from_settings()
     primary = distributed.current().primary
-    training_data, visitor_pairs = snapshot_shared(training_snapshot() if primary else None,
-                                                   visitor_interactions() if primary else None)
+    training_data, visitor_pairs, dismissals = snapshot_shared(
+        training_snapshot() if primary else None, visitor_interactions() if primary else None,
+        visitor_interactions(dismissed=True) if primary else None)
     results = {}
     with threads_at_most(budget.threads):
         for model in models or SERVED_MODELS:
@@ -225,7 +227,8 @@ def retrain_run(models: list[str] | None = None, epochs: int | None = None) -> d
                 results[model] = {"model": model, "published": False, "reason": "fitted by rank 0"}
                 continue
             made = version_make(model=model, training_data=training_data, visitor_pairs=visitor_pairs,
-                                epochs=epochs, warm_start=True, gated=True, budget=budget)
+                                dismissals=dismissals, epochs=epochs, warm_start=True, gated=True,
+                                budget=budget)
             results[model] = made.summary()
     if any(result["published"] for result in results.values()):
         live_tick()

@@ -53,6 +53,8 @@ class Interactions:
     train, test: (E, 2) int64 arrays of [user row, item row].
     item_ids: (n_items,) external id of each item row; user_ids: (n_users,) the same for users.
     split: how the hold-out was drawn (recorded in checkpoints so evaluation reuses it).
+    negatives: (N, 2) [user row, item row] the user said it does not want (a site visitor's
+    "Not interested"): BPR draws them as that user's negatives; None: none.
     """
 
     n_users: int
@@ -62,6 +64,7 @@ class Interactions:
     item_ids: np.ndarray
     user_ids: np.ndarray
     split: dict = field(default_factory=dict)
+    negatives: np.ndarray | None = None
 
 
 @dataclass

@@ -11,15 +11,23 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 MAX_ROUNDS = 20  # redraw collisions; with ≤5% density 20 rounds leave ~1e-26 of them
+# The share of a user's negatives drawn from the items it said it does not want, when it has any.
+EXPLICIT_SHARE = 0.5
 
 
 class PositiveSet:
-    """Membership test for (user, item) pairs via sorted keys user * n_items + item."""
+    """Membership test for (user, item) pairs via sorted keys user * n_items + item; with
+    `negatives` ((N, 2) [user, item], a site visitor's "Not interested"), the negatives that
+    `sample_negatives` draws for those users instead of uniform ones, EXPLICIT_SHARE of the time."""
 
-    def __init__(self, pairs: np.ndarray | torch.Tensor, n_items: int):
+    def __init__(self, pairs: np.ndarray | torch.Tensor, n_items: int, negatives: np.ndarray | None = None):
         pairs = torch.as_tensor(np.asarray(pairs), dtype=torch.int64).reshape(-1, 2)
         self.n_items = n_items
         self.keys = torch.sort(pairs[:, 0] * n_items + pairs[:, 1]).values
+        explicit = torch.as_tensor(np.asarray(negatives if negatives is not None else np.empty((0, 2))),
+                                   dtype=torch.int64).reshape(-1, 2)
+        explicit = explicit[torch.argsort(explicit[:, 0] * n_items + explicit[:, 1])]
+        self.explicit_users, self.explicit_items = explicit[:, 0].contiguous(), explicit[:, 1].contiguous()
 
     def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         if len(self.keys) == 0:
@@ -42,7 +50,18 @@ class PositiveSet:
             if not bad.any():
                 break
             items[bad] = torch.randint(0, self.n_items, (int(bad.sum()),), generator=generator)
+        if len(self.explicit_users):
+            items = self._explicit(users, items, generator)
         return items.view(-1, n_per_user) if n_per_user > 1 else items
+
+    def _explicit(self, users: torch.Tensor, items: torch.Tensor, generator) -> torch.Tensor:
+        """`items` with EXPLICIT_SHARE of those of users with negatives of their own replaced
+        by one of those, drawn uniformly."""
+        start = torch.searchsorted(self.explicit_users, users)
+        count = torch.searchsorted(self.explicit_users, users, right=True) - start
+        chosen = (count > 0) & (torch.rand(users.shape, generator=generator) < EXPLICIT_SHARE)
+        pick = start + (torch.rand(users.shape, generator=generator) * count).long()
+        return torch.where(chosen, self.explicit_items[pick.clamp(max=len(self.explicit_items) - 1)], items)
 
 
 def bpr_batches(

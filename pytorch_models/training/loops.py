@@ -190,7 +190,7 @@ def fit_embedding_model(name: str, data: Interactions, options: TrainOptions, ge
     distributed.broadcast_parameters(model)
     propagation = (SampledPropagation(model, data, options.fanouts(), generator)
                    if options.propagation == "sampled" else FullPropagation(model, data, generator))
-    positives = PositiveSet(data.train, data.n_items)
+    positives = PositiveSet(data.train, data.n_items, data.negatives)
     pairs = torch.from_numpy(data.train if batch_pairs is None else batch_pairs)
     optimiser = torch.optim.Adam(model.parameters(), lr=options.lr)
     n_batches = math.ceil(len(pairs) / options.batch_size)

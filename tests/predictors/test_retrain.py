@@ -29,6 +29,19 @@ def test_visitors_are_users_after_the_rating_users_and_hold_nothing_out():
     assert np.array_equal(interactions.test, ratings_alone.test) and len(interactions.test) > 0
 
 
+def test_a_visitors_dismissals_are_its_negatives_never_its_training_pairs():
+    interactions, _, visitors = visitors_as_users(TINY_CATALOGUE, [("v:a", 3), ("v:a", 4)],
+                                                  dismissals=[("v:a", 50), ("v:gone", 51), ("v:a", 999_999)])
+
+    (row,) = visitors.values()
+    assert [tuple(pair) for pair in interactions.negatives.tolist()] == [(row, int(np.flatnonzero(
+        interactions.item_ids == 50)[0]))]  # a visitor with no clicks is no user; an unknown movie is no row
+    visitor_movies = interactions.item_ids[interactions.train[interactions.train[:, 0] == row, 1]]
+    assert sorted(visitor_movies.tolist()) == [3, 4]
+    clicks = [("v:a", 3)]
+    assert data_digest(TINY_CATALOGUE, clicks, [("v:a", 50)]) != data_digest(TINY_CATALOGUE, clicks)
+
+
 # --- the budgeted retrain ----------------------------------------------------------------
 
 
