@@ -1,4 +1,5 @@
-"""Reasons a visitor can use: how specific and how faithful "because you watched …" is, per rule.
+"""Reasons and controls a visitor can trust: how specific and faithful "because you watched …"
+is, per rule, and what "Not interested" does to the movies like the dismissed one.
 
     python -m benchmarks.explain_quality [--seed 0] [--models lightgcn ngcf pinsage graphfilter]
 
@@ -16,8 +17,14 @@ it now), and measured as the issue asks:
   movies whose rank falls more in the first case than in the second (ties count against).
   Ranks are among the movies of neither history, so a removed movie is not a competitor.
 
+"Not interested": each visitor then dismisses the first movie of its page and is folded in
+again (the same history, the dismissal as the live path's explicit negative; the graph filter's
+signed history). The ten movies closest to the dismissed one in the model's own item space
+(cosine, outside the history) are ranked in both lists; their mean rank should grow (fall down
+the list), per model.
+
 Every fold-in starts from the same seed, so two folds of one visitor differ only by the
-removed movie. Prints a table; the last line is one JSON object.
+removed or dismissed movie. Prints a table; the last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -45,10 +52,14 @@ MIN_HISTORY = 5
 GOALS = {"specificity": 0.5, "faithfulness": 0.8}
 
 
-def live_scores(checkpoint, histories: list[list[int]], seed: int) -> torch.Tensor:
-    """(V, I) scores of visitors folded in with their whole histories in one live round."""
+def live_scores(checkpoint, histories: list[list[int]], seed: int,
+                dismissed: list[list[int]] | None = None) -> torch.Tensor:
+    """(V, I) scores of visitors folded in with their whole histories (and dismissed movies) in
+    one live round."""
+    dismissed = [[] for _ in histories] if dismissed is None else dismissed
     if checkpoint.model_name == "graphfilter":
-        return torch.stack([score_history(checkpoint, history) for history in histories])
+        return torch.stack([score_history(checkpoint, history, against)
+                            for history, against in zip(histories, dismissed, strict=True)])
     fold_in = fold_in_for(checkpoint)
     dgl.seed(seed)  # PinSage's walks
     base = graph = None
@@ -59,7 +70,7 @@ def live_scores(checkpoint, histories: list[list[int]], seed: int) -> torch.Tens
     rows = {str(v): history for v, history in enumerate(histories)}
     offsets = torch.zeros(len(histories), checkpoint.config["dim"])
     offsets, batch, visits = fold_in_round(fold_in, rows, offsets, graph=graph, base=base,
-                                           generator=torch.Generator().manual_seed(seed))
+                                           generator=torch.Generator().manual_seed(seed), dismissed=dismissed)
     return fold_in.scores(offsets, batch, visits)
 
 
@@ -103,6 +114,25 @@ def measure_visitor(checkpoint, history: list[int], seed: int, rng: np.random.Ge
     return result
 
 
+NEIGHBOURS = 10
+
+
+def measure_dismissal(checkpoint, history: list[int], seed: int) -> tuple[float, float]:
+    """Mean rank (0 = first) of the dismissed top movie's NEIGHBOURS nearest movies among the
+    unseen, before and after the dismissal."""
+    before = live_scores(checkpoint, [history], seed)[0]
+    before[history] = float("-inf")
+    top = int(before.argmax())
+    after = live_scores(checkpoint, [history], seed, dismissed=[[top]])[0]
+    table = torch.nn.functional.normalize(checkpoint.item_embeddings.float(), dim=1)
+    closeness = table @ table[top]
+    closeness[[top, *history]] = float("-inf")
+    neighbours = torch.topk(closeness, NEIGHBOURS).indices.tolist()
+    excluded = [*history, top]
+    return (float(np.mean(ranks(before, neighbours, excluded))),
+            float(np.mean(ranks(after, neighbours, excluded))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="data/ml-latest-small")
@@ -127,27 +157,43 @@ def main() -> None:
         rng = np.random.default_rng(args.seed)
         visitors = [measure_visitor(checkpoint, h, args.seed, rng)
                     for h in tqdm(histories, desc=f"{name} visitors", leave=False)]
+        moved = [measure_dismissal(checkpoint, h, args.seed)
+                 for h in tqdm(histories, desc=f"{name} dismissals", leave=False)]
+        dismissal = {"neighbour_rank_before": round(float(np.mean([b for b, _ in moved])), 1),
+                     "neighbour_rank_after": round(float(np.mean([a for _, a in moved])), 1),
+                     "visitors_dropped": round(float(np.mean([a > b for b, a in moved])), 4)}
         summary[name] = {
-            rule: {
+            "dismissal": dismissal,
+            **{rule: {
                 "specificity": round(float(np.mean([v[rule]["specificity"] for v in visitors])), 4),
                 "faithfulness": round(sum(v[rule]["wins"] for v in visitors)
                                       / max(1, sum(v[rule]["tested"] for v in visitors)), 4),
                 "explained": sum(v[rule]["tested"] for v in visitors),
-            }
-            for rule in RULES
+            } for rule in RULES},
         }
 
     print(f"\nreasons on {args.data_dir}: {len(histories)} held-out visitors (seed {args.seed}, history "
           f"≥ {MIN_HISTORY}), pages of {PAGE}, {TOP} reasons per movie")
     print(f"{'model':<12} {'rule':<12} {'specificity':>11} {'faithfulness':>12} {'explained':>9}")
     for name, rules in summary.items():
-        for rule, figures in rules.items():
+        for rule in RULES:
+            figures = rules[rule]
             print(f"{name:<12} {rule:<12} {figures['specificity']:>11.3f} {figures['faithfulness']:>12.3f} "
                   f"{figures['explained']:>9}")
     print(f"goals (distinctive): specificity ≥ {GOALS['specificity']}, "
           f"faithfulness ≥ {GOALS['faithfulness']}")
+    print(f"\n\"Not interested\" in the top movie: mean rank of its {NEIGHBOURS} nearest movies in the "
+          "visitor's next list (0 = first)")
+    print(f"{'model':<12} {'before':>8} {'after':>8} {'visitors where they fell':>25}")
+    for name, rules in summary.items():
+        d = rules["dismissal"]
+        print(f"{name:<12} {d['neighbour_rank_before']:>8.1f} {d['neighbour_rank_after']:>8.1f} "
+              f"{d['visitors_dropped']:>25.3f}")
     summary["goals_met"] = all(summary[name]["distinctive"][g] >= bar for name in args.models
                                for g, bar in GOALS.items())
+    summary["dismissal_drops"] = all(figures["dismissal"]["neighbour_rank_after"]
+                                     > figures["dismissal"]["neighbour_rank_before"]
+                                     for figures in (summary[name] for name in args.models))
     print(json.dumps(summary))
 
 

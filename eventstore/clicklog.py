@@ -114,6 +114,10 @@ def _from_item(item: dict) -> Event:
 
 
 ADDING_KINDS = ("click", "rate")  # the kinds that put a movie in the history; `remove` takes it out
+DISMISS = "dismiss"  # "Not interested": the movie leaves every list, a negative for the models
+# The kinds a movie's latest event can be, of which `remove` undoes each (and a `dismiss` undone
+# is a removal of its movie).
+MOVIE_KINDS = (*ADDING_KINDS, DISMISS)
 
 # Item states (`item_state`), and what `item_abandon` answers when it deleted the item itself.
 PENDING, CONFIRMED, CANCELLED, DELETED = "pending", "confirmed", "cancelled", "deleted"
@@ -274,9 +278,9 @@ def removals(visitor: str, *, after: str, movie_id: int | None = None) -> list[E
 
 
 def pending_adds_before(visitor: str, *, before: str, movie_id: int) -> list[Event]:
-    """Clicks and ratings of a movie still pending in a visitor's log, sorting before `before`:
-    in flight, or left by requests that died."""
-    return _query(visitor, before=before, movie_id=movie_id, kinds=ADDING_KINDS, pending_only=True)
+    """Clicks, ratings and dismissals of a movie still pending in a visitor's log, sorting
+    before `before`: in flight, or left by requests that died."""
+    return _query(visitor, before=before, movie_id=movie_id, kinds=MOVIE_KINDS, pending_only=True)
 
 
 def events_for(visitor: str, after: str | None = None, *, pending: bool = False) -> list[Event]:

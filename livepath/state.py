@@ -5,6 +5,7 @@
     recent      JSON list of the sort keys applied within the grace window of the watermark
                 (predictors.GRACE_S; which events are new is the engine's rule: predictors.watermark)
     history     JSON list of movie ids, oldest first: the newest VISITOR_HISTORY_MAX only
+    dismissed   JSON list of the movie ids it said "Not interested" to, oldest first: as many at most
     applied     how many events have been applied (each exactly once)
     p:<model>:<version>   float32 bytes of the visitor's parameters for that version
     r:<model>:<version>   fine-tuning rounds those parameters have had
@@ -20,7 +21,8 @@ Bounds. This is evictable cache: a lost state costs fine-tuning rounds, never ev
 update replays the log), and a lost index only leaves its visitors to re-derive at their next
 click.
 - A visitor's hash: history ≤ VISITOR_HISTORY_MAX movie ids (≤ 8 B each as JSON: 4 KB at
-  500); parameters for the live GNNs, 3 × dim × 4 B (768 B at dim 64, 3 KB at 256); `recent`,
+  500), as many dismissed ones at most (a visitor rarely dismisses more than a few);
+  parameters for the live GNNs, 3 × dim × 4 B (768 B at dim 64, 3 KB at 256); `recent`,
   the sort keys of the last GRACE_S: ≤ 120 at the click rate limit × 66 B ≈ 8 KB. Measured
   (MEMORY USAGE ... SAMPLES 0, Redis 7): 2.1 KB for 20 movies at dim 64, 14 KB at the worst
   (500 movies, 120 recent keys), 17 KB so at dim 256. It expires LIVE_STATE_TTL_S (settings)
@@ -75,6 +77,7 @@ class VisitorState:
     watermark: str | None = None
     recent: list[str] = field(default_factory=list)
     history: list[int] = field(default_factory=list)
+    dismissed: list[int] = field(default_factory=list)
     applied: int = 0
     params: dict[str, torch.Tensor] = field(default_factory=dict)  # "<model>:<version>" -> (d,)
     rounds: dict[str, int] = field(default_factory=dict)
@@ -91,6 +94,7 @@ class VisitorState:
             watermark=fields["watermark"].decode() if fields.get("watermark") else None,
             recent=json.loads(fields.get("recent", b"[]")),
             history=json.loads(fields.get("history", b"[]")),
+            dismissed=json.loads(fields.get("dismissed", b"[]")),
             applied=int(fields.get("applied", 0)),
         )
         for name, value in fields.items():
@@ -105,6 +109,7 @@ class VisitorState:
             "watermark": self.watermark or "",
             "recent": json.dumps(self.recent),
             "history": json.dumps(self.history),
+            "dismissed": json.dumps(self.dismissed),
             "applied": self.applied,
         }
         for name, value in self.params.items():

@@ -30,8 +30,9 @@ TOP = 2  # "Because you watched A and B": more names stop being read
 
 def because(published: Published, *, history: Sequence[int], items: Sequence[int],
             top: int = TOP) -> dict[int, list[int]]:
-    """Movie id of each item -> the (up to `top`) history movie ids that contributed most to
-    its score, largest first; empty for models whose scores do not come from a history."""
+    """Movie id of each item -> the (up to `top`) history movie ids whose positive terms in its
+    score stand out most from their terms for the other `items` (`explain.distinctive`), first
+    the most; empty for models whose scores do not come from a history."""
     history_rows, item_ids = published.indices(history), [m for m in items if m in published.index_of]
     if published.model not in PERSONALISED_MODELS or not history_rows or not item_ids:
         return {}

@@ -59,7 +59,7 @@ READ_THREADS = 16  # click-log queries in flight per batch (I/O bound)
 class Event(Protocol):
     event_id: str
     movie_id: int
-    kind: str  # click | rate | remove
+    kind: str  # click | rate | dismiss | remove
     ts: str
     pending: bool  # written, not confirmed yet (movie.tracking.events): never applied
 
@@ -84,13 +84,20 @@ def _unix(stamp: str) -> float:
     return datetime.strptime(stamp, TS_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
-def history_after(history: Sequence[int], events: Sequence[Event], *, limit: int | None = None) -> list[int]:
+ADDING_KINDS = ("click", "rate")  # the kinds that put a movie in the history (eventstore.clicklog's)
+DISMISS = "dismiss"
+
+
+def history_after(history: Sequence[int], events: Sequence[Event], *, limit: int | None = None,
+                  kinds: Sequence[str] = ADDING_KINDS) -> list[int]:
     """Movie ids the visitor has after `events`, oldest first: a click or rating makes its movie
-    the newest (again, if it was there), a removal drops it; then only the newest `limit`."""
+    the newest (again, if it was there), a removal or a dismissal drops it; then only the
+    newest `limit`. With `kinds` = (DISMISS,), the movies it dismissed: a dismissal makes its
+    movie the newest, a click, rating or removal drops it (its latest event decides)."""
     result = dict.fromkeys(history)
     for event in events:
         result.pop(event.movie_id, None)
-        if event.kind != "remove":
+        if event.kind in kinds:
             result[event.movie_id] = None
     movies = list(result)
     return movies if limit is None else movies[max(0, len(movies) - limit):]
@@ -243,6 +250,8 @@ class LiveEngine:
             outdated = any(live.params_key not in state.params for live in self.live.values())
             if new or (outdated and state.history):
                 state.history = history_after(state.history, new, limit=settings.VISITOR_HISTORY_MAX)
+                state.dismissed = history_after(state.dismissed, new, limit=settings.VISITOR_HISTORY_MAX,
+                                                kinds=(DISMISS,))
                 events_applied(state, new)
                 changed[visitor], applied[visitor] = state, len(new)
                 if not state.replay:
@@ -299,10 +308,12 @@ class LiveEngine:
             log.warning("live batch: %d latency timings not recorded", len(created), exc_info=True)
 
     def _fold(self, live: LiveModel, graph: VisitorGraph | None, rows: dict[str, list[int]],
-              offsets: torch.Tensor, user_rows: list[int]):
-        """Fine-tune a micro-batch (visitor -> item rows) and rank: (offsets, top values, top rows)."""
+              offsets: torch.Tensor, user_rows: list[int], dismissed: list[list[int]] | None = None):
+        """Fine-tune a micro-batch (visitor -> item rows; `dismissed`: each one's dismissed item
+        rows, negatives never listed) and rank: (offsets, top values, top rows)."""
         offsets, batch, visits = fold_in_round(live.fold_in, rows, offsets, user_rows=user_rows, graph=graph,
-                                               base=live.base, now=time.time(), generator=self.generator)
+                                               base=live.base, now=time.time(), generator=self.generator,
+                                               dismissed=dismissed)
         values, top = top_unseen(live.fold_in.scores(offsets, batch, visits), batch, CACHED_ITEMS)
         return offsets, values, top
 
@@ -329,6 +340,7 @@ class LiveEngine:
             live, live.graph, {v: rows[v] for v in visitors},
             torch.stack([states[v].params.get(key, torch.zeros(live.dim)) for v in visitors]),
             [live.known_users.get(visitor_digest(v), -1) for v in visitors],
+            [live.published.indices(states[v].dismissed) for v in visitors],
         )
         movie_ids = live.published.movie_ids
         for i, visitor in enumerate(visitors):

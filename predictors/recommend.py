@@ -48,7 +48,7 @@ class Recommendations(Generic[Item]):
     # "closed_form" (a model with nothing to fine-tune: the whole history, scored on request)
     source: str
     as_of_event: str | None = None  # newest event a "fresh" list reflects
-    # Movie id -> the history movies that contributed most to its score ("because you watched",
+    # Movie id -> the history movies that set its score apart ("because you watched",
     # predictors.explain); empty for the popular list. A mapping beside `items`, not a third
     # element of each item, so every `for movie, score in recs.items` stays as it is.
     because: dict[int, list[Item]] = field(default_factory=dict)
@@ -72,19 +72,22 @@ def popular(*, k: int, exclude: Sequence[int] = ()) -> tuple[str | None, list[tu
     return published.version, _top_k(published, score_history(published.checkpoint, []), exclude, k)
 
 
-def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Recommendations:
-    """Top-k for `visitor`, never containing a movie in `history` (movie ids)."""
+def recommend(*, visitor: str, model: str, k: int, history: Sequence[int],
+              dismissed: Sequence[int] = ()) -> Recommendations:
+    """Top-k for `visitor`, never containing a movie in `history` or `dismissed` (movie ids:
+    what it clicked or rated, and what it said "Not interested" to)."""
     if model not in SERVED_MODELS:
         raise UnknownModel(model)
-    seen = set(history)
+    hidden = [*history, *dismissed]
+    seen = set(hidden)
     published = registry.published(model)
     if model == POPULAR or not history or published is None:
-        version, items = popular(k=k, exclude=history)
+        version, items = popular(k=k, exclude=hidden)
         reason = None if model == POPULAR else ("not_trained" if published is None else "no_history")
         return Recommendations(model, version, reason is not None, reason, items, source="popular")
 
     if model not in FINE_TUNED_LIVE:  # the graph filter: its closed form already holds every click
-        items, explained = _closed_form(published, history, k)
+        items, explained = _closed_form(published, history, dismissed, k)
         return Recommendations(model, published.version, False, None, items, source="closed_form",
                                because=explained)
 
@@ -94,7 +97,8 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
         log.warning("recommendation cache unreachable; scoring %s from the published tables", model)
         cached = None
     # A list from a replaced version is scored from the new table until the live workers have
-    # re-derived it (predictors.live.LiveEngine.refresh queues its visitor).
+    # re-derived it (predictors.live.LiveEngine.refresh queues its visitor). A movie dismissed
+    # since the list was made leaves it now.
     if cached is not None and cached["model_version"] == published.version:
         items = [(int(m), float(s)) for m, s in cached["items"] if int(m) not in seen]
         if len(items) >= k:
@@ -103,15 +107,16 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int]) -> Re
                 as_of_event=cached["as_of_event"], because=_because(published, history, items[:k]),
             )
 
-    items = _published_top_k(published, history, k)
+    items = _published_top_k(published, history, dismissed, k)
     return Recommendations(model, published.version, False, None, items, source="published",
                            because=_because(published, history, items))
 
 
-def _published_top_k(published: registry.Published, history: Sequence[int],
+def _published_top_k(published: registry.Published, history: Sequence[int], dismissed: Sequence[int],
                      k: int) -> list[tuple[int, float]]:
-    """Top-k of the history's scores from the published table: through the version's index
-    above ANN_MIN_ITEMS (`predictors.retrieval`), else scoring every movie."""
+    """Top-k of the history's scores from the published table, outside the history and the
+    dismissed: through the version's index above ANN_MIN_ITEMS (`predictors.retrieval`), else
+    scoring every movie."""
     rows = published.indices(history)
     checkpoint = published.checkpoint
     if rows and retrieval.applies(checkpoint):
@@ -122,13 +127,15 @@ def _published_top_k(published: registry.Published, history: Sequence[int],
             scores = table[candidates].float() @ query
             return scores if bias is None else scores + bias[candidates]
 
-        found = retrieval.top_k(published, retrieval.RECOMMEND, query, exact, rows, k)
+        found = retrieval.top_k(published, retrieval.RECOMMEND, query, exact,
+                                [*rows, *published.indices(dismissed)], k)
         if found is not None:
             return [(int(published.movie_ids[r]), s) for r, s in found]
-    return _top_k(published, score_history(checkpoint, rows), history, k)
+    return _top_k(published, score_history(checkpoint, rows), [*history, *dismissed], k)
 
 
-# (model folder, model, version, digest of the history, k) -> (items, because), newest use last.
+# (model folder, model, version, digest of the history and the dismissed, k) -> (items, because),
+# newest use last.
 # A closed form's list is a function of these alone, and a visitor asks for the same one again
 # and again (a reload, the home row, a tab, the API): the filter's products were 4.3 of the
 # 7.3 ms of CPU its page took. A click changes the history, a publish the version: a new key.
@@ -177,14 +184,18 @@ def closed_form_clear() -> None:
         _closed_form_held[0] = 0
 
 
-def _closed_form(published: registry.Published, history: Sequence[int], k: int) -> tuple[list, dict]:
-    key = (str(registry.model_dir()), published.model, published.version, history_digest(history), k)
+def _closed_form(published: registry.Published, history: Sequence[int], dismissed: Sequence[int],
+                 k: int) -> tuple[list, dict]:
+    """The graph filter's list: its closed form of the signed history (a dismissed movie is -1)."""
+    digest = history_digest([*history, -1, *dismissed]) if dismissed else history_digest(history)
+    key = (str(registry.model_dir()), published.model, published.version, digest, k)
     with _closed_form_lock:
         held = _closed_form_lists.get(key)
         if held is not None:
             _closed_form_lists.move_to_end(key)
     if held is None:  # computed outside the lock: two requests may both compute, never block
-        items = _top_k(published, score_history(published.checkpoint, published.indices(history)), history, k)
+        scores = score_history(published.checkpoint, published.indices(history), published.indices(dismissed))
+        items = _top_k(published, scores, [*history, *dismissed], k)
         held = (items, _because(published, history, items))
         _closed_form_keep(key, held)
     return list(held[0]), {m: list(h) for m, h in held[1].items()}
@@ -224,12 +235,15 @@ def _unit_items(published: registry.Published) -> torch.Tensor:
     return held[1]
 
 
-def similar(*, movie_id: int, k: int, model: str = "pinsage") -> list[tuple[int, float]]:
-    """Movies whose published embeddings are closest (cosine) to `movie_id`'s."""
+def similar(*, movie_id: int, k: int, model: str = "pinsage",
+            exclude: Sequence[int] = ()) -> list[tuple[int, float]]:
+    """Movies whose published embeddings are closest (cosine) to `movie_id`'s, none of
+    `exclude` (a visitor's dismissed movies)."""
     published = registry.published(model)
     if published is None or movie_id not in published.index_of:
         return []
     row = published.index_of[movie_id]
+    excluded = [row, *published.indices(exclude)]
     if retrieval.applies(published.checkpoint):
         table = published.checkpoint.item_embeddings
         query = table[row].float()
@@ -238,9 +252,9 @@ def similar(*, movie_id: int, k: int, model: str = "pinsage") -> list[tuple[int,
             return torch.nn.functional.normalize(table[candidates].float(), dim=1) @ \
                 torch.nn.functional.normalize(query, dim=0)
 
-        found = retrieval.top_k(published, retrieval.SIMILAR, query, cosine, [row], k)
+        found = retrieval.top_k(published, retrieval.SIMILAR, query, cosine, excluded, k)
         if found is not None:
             return [(int(published.movie_ids[r]), s) for r, s in found]
     table = _unit_items(published)
     scores = table @ table[published.index_of[movie_id]]
-    return _top_k(published, scores, [movie_id], k)
+    return _top_k(published, scores, [movie_id, *exclude], k)

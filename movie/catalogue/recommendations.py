@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from movie.catalogue.models import Movie
 from movie.catalogue.selectors import movies_by_ids, popular_movies
-from movie.tracking.selectors import visitor_movie_ids
+from movie.tracking.selectors import visitor_movies
 from predictors import recommend as predictors
 from predictors import registry
 
@@ -36,16 +37,17 @@ def _explained(
     return items, {m: [movies[h] for h in explaining if h in movies] for m, explaining in because.items()}
 
 
-def recommendations_for(*, visitor: str, model: str, k: int = 20,
-                        seen: list[int] | None = None) -> MovieRecommendations:
-    """Top-k movies for `visitor` from `model`, never one the visitor has clicked or rated
-    (`seen`: those movie ids, when the caller has read them already)."""
-    history = visitor_movie_ids(visitor) if seen is None else seen
-    recs = predictors.recommend(visitor=visitor, model=model, k=k, history=history)
+def recommendations_for(*, visitor: str, model: str, k: int = 20, seen: list[int] | None = None,
+                        dismissed: list[int] | None = None) -> MovieRecommendations:
+    """Top-k movies for `visitor` from `model`, never one the visitor has clicked, rated or
+    dismissed (`seen`, `dismissed`: those movie ids, when the caller has read them already)."""
+    if seen is None or dismissed is None:
+        seen, dismissed = visitor_movies(visitor)
+    recs = predictors.recommend(visitor=visitor, model=model, k=k, history=seen, dismissed=dismissed)
     items, because = _explained(recs.items, recs.because)
     if not items and recs.source == "popular":
         # No popularity model published yet (a fresh site): count the imported ratings.
-        items = popular_movies(k=k, exclude=history)
+        items = popular_movies(k=k, exclude=[*seen, *dismissed])
     served = {f.name: getattr(recs, f.name) for f in fields(recs)}
     return MovieRecommendations(**{**served, "items": items, "because": because})
 
@@ -60,13 +62,14 @@ class Similar:
     items: list[tuple[Movie, float]]  # best first
 
 
-def similar_movies(movie_id: int, k: int = 12) -> Similar:
-    """Movies like `movie_id`, best first, from the live PinSage item embeddings."""
+def similar_movies(movie_id: int, k: int = 12, exclude: Sequence[int] = ()) -> Similar:
+    """Movies like `movie_id`, best first, from the live PinSage item embeddings; none of
+    `exclude` (the visitor's dismissed movies)."""
     published = registry.published(SIMILAR_MODEL)
     return Similar(
         model=SIMILAR_MODEL,
         model_version=published.version if published else None,
-        items=_with_movies(predictors.similar(movie_id=movie_id, k=k, model=SIMILAR_MODEL)),
+        items=_with_movies(predictors.similar(movie_id=movie_id, k=k, model=SIMILAR_MODEL, exclude=exclude)),
     )
 
 

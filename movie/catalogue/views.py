@@ -18,7 +18,7 @@ from movie.catalogue.recommendations import model_metrics, recommendations_for, 
 from movie.experiments.selectors import visitor_arm
 from movie.tracking import events, removals
 from movie.tracking.impression_tokens import impression_token
-from movie.tracking.selectors import visitor_history_read, visitor_movie_ids
+from movie.tracking.selectors import visitor_history_read, visitor_movies
 from movie.tracking.visitors import session_visitor, visitor_key
 
 # Posters change only when a title is corrected; a day of caching, revalidated by ETag.
@@ -81,15 +81,16 @@ def _home_row(request: HttpRequest) -> dict:
     the model its A/B arm names (`visitor_arm`), with the because-lines; otherwise, or while
     that model is untrained, "Popular now"."""
     visitor = _known_visitor(request)
-    seen = visitor_movie_ids(visitor) if visitor else []
+    seen, dismissed = visitor_movies(visitor) if visitor else ([], [])
     model = visitor_arm(visitor) if seen else "popular"
-    recs = recommendations_for(visitor=visitor or "", model=model, k=HOME_ROW_K, seen=seen)
+    recs = recommendations_for(visitor=visitor or "", model=model, k=HOME_ROW_K, seen=seen,
+                               dismissed=dismissed)
     personal = bool(seen) and not recs.fallback
     movies = [m for m, _ in recs.items]
     return {
         "personal": personal,
         "model": model if personal else "popular",
-        "grid": grid(movies, recs.because_per_item if personal else None),
+        "grid": grid(movies, recs.because_per_item if personal else None, dismissable=visitor is not None),
         # Only the arm's own list counts for the experiment (page "home").
         "impression": _impression(request, model if personal else "popular", recs.model_version,
                                   "home" if personal else "popular", movies),
@@ -100,9 +101,11 @@ def _home_row(request: HttpRequest) -> dict:
 @ensure_csrf_cookie
 def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
     movie = _movie_or_404(movie_id)
-    similar = similar_movies(movie.id, k=SIMILAR_K)
+    visitor = _known_visitor(request)
+    similar = similar_movies(movie.id, k=SIMILAR_K, exclude=visitor_movies(visitor)[1] if visitor else ())
     movies = [m for m, _ in similar.items]
-    context = {"movie": movie, "similar": movies, "grid": grid(movies), "rating_values": RATING_VALUES,
+    context = {"movie": movie, "similar": movies, "grid": grid(movies, dismissable=visitor is not None),
+               "rating_values": RATING_VALUES,
                "impression": _impression(request, similar.model, similar.model_version, "similar", movies)}
     return render(request, "catalogue/movie_detail.html", context)
 
@@ -115,12 +118,12 @@ def recommendations(request: HttpRequest, model: str) -> HttpResponse:
     visitor = visitor_key(request)
     read = visitor_history_read(visitor)
     recs = recommendations_for(visitor=visitor, model=model, k=settings.RECOMMENDATIONS_K,
-                               seen=read.movie_ids)
+                               seen=read.movie_ids, dismissed=read.dismissed)
     movies = [m for m, _ in recs.items]
     context = {
         "model": model,
         "recs": recs,
-        "grid": grid(movies, recs.because_per_item),
+        "grid": grid(movies, recs.because_per_item, dismissable=True),
         # A fallback list is the popular one, whichever model was asked for.
         "impression": _impression(request, "popular" if recs.fallback else recs.model, recs.model_version,
                                   "recommendations", movies),

@@ -1,5 +1,6 @@
-"""The fields of a public event (a click or a rating), checked before anything is written:
-`movie.tracking.events` records only what passes, and a request that fails answers 400 with the message."""
+"""The fields of a public event (a click, a rating or a "Not interested"), checked before
+anything is written: `movie.tracking.events` records only what passes, and a request that fails
+answers 400 with the message."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 
 from movie.catalogue.models import Movie
 
-PUBLIC_KINDS = ("click", "rate")
+PUBLIC_KINDS = ("click", "rate", "dismiss")
 RATING_MIN, RATING_MAX, RATING_STEP = 0.5, 5.0, 0.5
 MOVIE_ID_MIN, MOVIE_ID_MAX = 1, 2**31 - 1  # the database column's range
 POSITION_MIN, POSITION_MAX = 1, 100  # a shown list holds at most 100 movies (api.MAX_K)
@@ -40,7 +41,7 @@ def event_validate(*, movie_id, kind, value) -> tuple[int, str, float | None]:
         raise EventRejected(f"'movie_id' must be from {MOVIE_ID_MIN} to {MOVIE_ID_MAX}")
     if not Movie.objects.filter(pk=movie_id).exists():
         raise EventRejected(f"no movie with id {movie_id}")
-    if kind == "click":
+    if kind != "rate":
         if value is not None:
             raise EventRejected("'value' is only allowed with kind 'rate'")
         return movie_id, kind, None

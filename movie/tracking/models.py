@@ -20,6 +20,7 @@ class Interaction(models.Model):
     class Kind(models.TextChoices):
         CLICK = "click", "Click"
         RATE = "rate", "Rate"
+        DISMISS = "dismiss", "Not interested"  # the movie's latest row: out of the history and every list
 
     # A visitor id (`movie.tracking.visitors`): never the session key, which is a credential.
     visitor = models.CharField(max_length=64, db_index=True)

@@ -81,10 +81,10 @@ def forward_target(visitor: str) -> str | None:
 
 def _settle_removals(visitor: str, events: list[Event]) -> None:
     """`events` were just given to `visitor` (log items and mirror rows): make the history say
-    what the workers' replay of `visitor`'s log will. A click or rating that sorts before a
-    confirmed removal of its movie loses its mirror row; a removal still pending is cancelled
-    first (its request then restores the rows it took), so it removes nothing."""
-    adds = [e for e in events if e.kind in clicklog.ADDING_KINDS]
+    what the workers' replay of `visitor`'s log will. A click, rating or dismissal that sorts
+    before a confirmed removal of its movie loses its mirror row; a removal still pending is
+    cancelled first (its request then restores the rows it took), so it removes nothing."""
+    adds = [e for e in events if e.kind in clicklog.MOVIE_KINDS]
     if not adds:
         return
     latest: dict[int, str] = {}

@@ -1,5 +1,7 @@
 """Reads of what visitors did: a visitor's history (the pages, the live sweep, the models'
-input), and the visitor pairs a retrain adds to the ratings."""
+input) and the movies it said "Not interested" to, and the visitor pairs a retrain adds to the
+ratings. A movie's latest row decides where it is: a click or rating puts it in the history, a
+dismissal among the dismissed; a removal deleted its older rows."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ HISTORY_LIMIT = 50
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """A movie in a visitor's history with its latest click or rating."""
+    """A movie in a visitor's history with its latest click or rating, or one it dismissed."""
 
     movie: Movie
     kind: str  # Interaction.Kind
@@ -31,6 +33,10 @@ class HistoryEntry:
     @property
     def movie_id(self) -> int:
         return self.movie.id
+
+    @property
+    def dismissed(self) -> bool:
+        return self.kind == Interaction.Kind.DISMISS
 
 
 def _history_rows(visitor: str, *, limit: int) -> list[tuple[int, str, float | None, datetime]]:
@@ -73,7 +79,7 @@ def _entries(rows: list[tuple[int, str, float | None, datetime]]) -> list[Histor
 
 def visitor_history(visitor: str, *, limit: int = HISTORY_LIMIT) -> list[HistoryEntry]:
     """The visitor's latest interaction per movie, newest first, at most `limit` movies (and
-    never more than VISITOR_HISTORY_MAX)."""
+    never more than VISITOR_HISTORY_MAX), dismissals among them."""
     return _entries(_history_rows(visitor, limit=min(limit, settings.VISITOR_HISTORY_MAX)))
 
 
@@ -81,8 +87,9 @@ def visitor_history(visitor: str, *, limit: int = HISTORY_LIMIT) -> list[History
 class VisitorHistory:
     """What a page with the history panel reads, in one statement."""
 
-    entries: list[HistoryEntry]  # the newest HISTORY_LIMIT movies, for the panel
-    movie_ids: list[int]  # the newest VISITOR_HISTORY_MAX movies: what the models use and lists exclude
+    entries: list[HistoryEntry]  # the newest HISTORY_LIMIT movies, dismissed ones too, for the panel
+    movie_ids: list[int]  # clicked or rated, newest first: what the models use and lists exclude
+    dismissed: list[int]  # "Not interested", newest first: what every list leaves out
     capped: bool  # the visitor has older movies too, which no longer shape the recommendations
 
     @property
@@ -96,8 +103,16 @@ def visitor_history_read(visitor: str) -> VisitorHistory:
     whether older movies fell out (one row past VISITOR_HISTORY_MAX says so)."""
     most = settings.VISITOR_HISTORY_MAX
     rows = _history_rows(visitor, limit=most + 1)
-    return VisitorHistory(entries=_entries(rows[:min(HISTORY_LIMIT, most)]),
-                          movie_ids=[row[0] for row in rows[:most]], capped=len(rows) > most)
+    history, dismissed = _split(rows[:most])
+    return VisitorHistory(entries=_entries(rows[:min(HISTORY_LIMIT, most)]), movie_ids=history,
+                          dismissed=dismissed, capped=len(rows) > most)
+
+
+def _split(rows: list[tuple[int, str, float | None, datetime]]) -> tuple[list[int], list[int]]:
+    """(history, dismissed) movie ids of `_history_rows`, newest first."""
+    history = [movie for movie, kind, _, _ in rows if kind != Interaction.Kind.DISMISS]
+    dismissed = [movie for movie, kind, _, _ in rows if kind == Interaction.Kind.DISMISS]
+    return history, dismissed
 
 
 # Visitors whose rows are read per round trip while building a retrain's visitor pairs: at
@@ -105,12 +120,15 @@ def visitor_history_read(visitor: str) -> VisitorHistory:
 RETRAIN_VISITOR_CHUNK = 100
 
 
-def visitor_interactions(*, per_visitor: int | None = None,
-                         per_client: int | None = None) -> list[tuple[str, int]]:
+def visitor_interactions(*, per_visitor: int | None = None, per_client: int | None = None,
+                         dismissed: bool = False) -> list[tuple[str, int]]:
     """What a retrain adds to the ratings: (visitor, movie id) pairs of the visitors' histories,
-    with what one visitor and one client can weigh bounded.
+    with what one visitor and one client can weigh bounded; `dismissed`: the pairs of the
+    movies they said "Not interested" to instead, under the same bounds, which a retrain takes
+    as negatives.
 
-    Each visitor gives its newest `per_visitor` movies (settings.RETRAIN_VISITOR_MAX). Each
+    Each visitor gives its newest `per_visitor` movies (settings.RETRAIN_VISITOR_MAX), never
+    one whose latest row is a dismissal: "Not interested" is no positive. Each
     client (`Interaction.client`, its address as the rate limits see it; a row without one is a
     client of its own per visitor) gives at most `per_client` pairs (settings.RETRAIN_CLIENT_MAX,
     0: no cap), spread over its visitors a movie at a time, newest first (`_spread`). A hard cap,
@@ -126,14 +144,18 @@ def visitor_interactions(*, per_visitor: int | None = None,
     visitors = list(Interaction.objects.order_by("visitor").values_list("visitor", flat=True).distinct())
     for start in range(0, len(visitors), RETRAIN_VISITOR_CHUNK):
         rows = (Interaction.objects.filter(visitor__in=visitors[start:start + RETRAIN_VISITOR_CHUNK])
-                .order_by("visitor", "-created_at", "-id").values_list("visitor", "movie_id", "client"))
-        current, seen = None, set()
-        for visitor, movie_id, client in rows:
+                .order_by("visitor", "-created_at", "-id")
+                .values_list("visitor", "movie_id", "client", "kind"))
+        current, seen, kept = None, set(), 0
+        for visitor, movie_id, client, kind in rows:
             if visitor != current:
-                current, seen = visitor, set()
-            if movie_id in seen or len(seen) >= per_visitor:
+                current, seen, kept = visitor, set(), 0
+            if movie_id in seen or kept >= per_visitor:
                 continue
-            seen.add(movie_id)
+            seen.add(movie_id)  # its latest row decides
+            if (kind == Interaction.Kind.DISMISS) != dismissed:
+                continue
+            kept += 1
             by_client[(client, "") if client else ("", visitor)].setdefault(visitor, []).append(movie_id)
     pairs = []
     for key in sorted(by_client):
@@ -166,7 +188,14 @@ def visitors_recent(since) -> dict[str, str]:
     return {visitor: newest.strftime(TS_FORMAT) for visitor, newest in rows}
 
 
-def visitor_movie_ids(visitor: str) -> list[int]:
-    """The newest VISITOR_HISTORY_MAX movies the visitor has clicked or rated, newest first:
-    what the models score and recommendations exclude (older ones no longer count)."""
+def visitor_movies(visitor: str) -> tuple[list[int], list[int]]:
+    """(history, dismissed): of the visitor's newest VISITOR_HISTORY_MAX movies, those it
+    clicked or rated, which the models score and lists exclude, and those it dismissed, which
+    lists exclude too; newest first (older ones no longer count)."""
+    return _split(_history_rows(visitor, limit=settings.VISITOR_HISTORY_MAX))
+
+
+def visitor_latest_movie_ids(visitor: str) -> list[int]:
+    """The newest VISITOR_HISTORY_MAX movies the visitor has clicked, rated or dismissed, newest
+    first: the rows the history mirror keeps (`services.history_expire`)."""
     return [row[0] for row in _history_rows(visitor, limit=settings.VISITOR_HISTORY_MAX)]

@@ -13,7 +13,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from movie.tracking.models import Impression, Interaction
-from movie.tracking.selectors import visitor_movie_ids
+from movie.tracking.selectors import visitor_latest_movie_ids
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def history_expire(*, retention_days: float, per_visitor: int, budget: int = EXP
                .values_list("visitor", flat=True)[:EXPIRE_CROWDED_VISITORS])
     trimmed = 0
     for visitor in crowded:
-        kept = visitor_movie_ids(visitor)[:per_visitor]
+        kept = visitor_latest_movie_ids(visitor)[:per_visitor]
         trimmed += _delete_in_batches(Interaction.objects.filter(visitor=visitor).exclude(movie_id__in=kept),
                                       budget - trimmed)
         if trimmed >= budget:

@@ -13,6 +13,13 @@ and a click costs work proportional to the visitor's history, not to the graph:
   see `VisitorGraph.visits`), fine-tuned with the max-margin loss against the frozen item
   table, negatives drawn uniformly and from the middle band of the visitor's walk ranking.
 
+A movie the visitor dismissed ("Not interested") is an explicit negative: each fine-tune step
+adds, per dismissal, the model's own loss with one of the visitor's movies as the positive and
+the dismissed one as the negative (BPR for LightGCN / NGCF, max-margin for PinSage), weighted
+so the visitor's dismissals together weigh as much as its positives; PinSage's initial query
+also subtracts the dismissed movies' mean (DISMISS_PULL), since its single small step moves the
+query little. Dismissed movies are never listed (`top_unseen`) nor drawn as random negatives.
+
 What is stored per visitor is an offset from the documented initial value (`initial`), so a
 new click moves the visitor at once (the initial value follows the history) and fine-tuning
 continues from where it left off; L2 pulls the offset towards zero.
@@ -56,6 +63,9 @@ PINSAGE_LR = 1e-4
 PINSAGE_NEGATIVES = 4  # uniform, per positive; plus PINSAGE_HARD from the walk band
 PINSAGE_HARD = 4
 MAX_POSITIVES = 256  # a visitor's items used per step (its newest first)
+# PinSage's initial query: the mean of the visitor's movies minus this times the mean of its
+# dismissed ones (both normalised), scaled by the dismissed share of the two.
+DISMISS_PULL = 1.0
 
 
 @dataclass
@@ -64,23 +74,31 @@ class VisitorBatch:
 
     items: (E,) item rows, each visitor's items contiguous; owner: (E,) the visitor (0..V-1)
     of each; count: (V,) items per visitor (> 0). user_row: (V,) the visitor's row in the
-    version's training graph, or -1 when the version has never seen it.
+    version's training graph, or -1 when the version has never seen it. dismissed: (D,) item
+    rows the visitors said "Not interested" to, dismissed_owner: (D,) whose.
     """
 
     items: torch.Tensor
     owner: torch.Tensor
     count: torch.Tensor
     user_row: torch.Tensor
+    dismissed: torch.Tensor
+    dismissed_owner: torch.Tensor
 
     @classmethod
-    def from_histories(cls, histories: Sequence[Sequence[int]], user_rows: Sequence[int] | None = None):
+    def from_histories(cls, histories: Sequence[Sequence[int]], user_rows: Sequence[int] | None = None,
+                       dismissed: Sequence[Sequence[int]] | None = None):
         if any(len(h) == 0 for h in histories):
             raise ValueError("every visitor in a batch needs at least one item")
         count = torch.tensor([len(h) for h in histories], dtype=torch.int64)
         items = torch.tensor([i for h in histories for i in h], dtype=torch.int64)
         owner = torch.repeat_interleave(torch.arange(len(histories)), count)
         rows = [-1] * len(histories) if user_rows is None else list(user_rows)
-        return cls(items, owner, count, torch.tensor(rows, dtype=torch.int64))
+        dismissed = [[] for _ in histories] if dismissed is None else dismissed
+        return cls(items, owner, count, torch.tensor(rows, dtype=torch.int64),
+                   torch.tensor([i for d in dismissed for i in d], dtype=torch.int64),
+                   torch.repeat_interleave(torch.arange(len(histories)),
+                                           torch.tensor([len(d) for d in dismissed], dtype=torch.int64)))
 
     def __len__(self) -> int:
         return len(self.count)
@@ -102,10 +120,21 @@ class VisitorBatch:
         return self.items[keep], owners, 1.0 / torch.bincount(owners, minlength=len(self)).float()[owners]
 
     def seen(self, n_items: int) -> torch.Tensor:
-        """(V, n_items) bool: the visitor has the item."""
+        """(V, n_items) bool: the visitor has the item, or dismissed it."""
         mask = torch.zeros(len(self), n_items, dtype=torch.bool)
         mask[self.owner, self.items] = True
+        mask[self.dismissed_owner, self.dismissed] = True
         return mask
+
+    def dismissal_pairs(self, generator=None) -> tuple[torch.Tensor, ...]:
+        """(positives, negatives, owners, weights), one pair per dismissal: a movie of the
+        visitor's history drawn uniformly against the dismissed movie, weighted 1/dismissals so
+        a visitor's dismissals weigh as much together as its positives."""
+        owners = self.dismissed_owner
+        starts = torch.cumsum(self.count, 0) - self.count
+        pick = starts[owners] + (torch.rand(len(owners), generator=generator) * self.count[owners]).long()
+        weight = 1.0 / torch.bincount(owners, minlength=len(self)).float()[owners]
+        return self.items[pick], self.dismissed, owners, weight
 
 
 def _random_negatives(owners: torch.Tensor, m: int, seen: torch.Tensor, n_items: int, generator,
@@ -186,10 +215,16 @@ class EmbeddingFoldIn:
         optimiser = torch.optim.Adam([offset], lr=EMBEDDING_LR)
         for _ in range(steps):
             neg = _random_negatives(owners, EMBEDDING_NEGATIVES, seen, self.n_items, generator)
-            user = self.user_final(base + offset, batch, sides)[owners]  # (P, d')
+            users = self.user_final(base + offset, batch, sides)  # (V, d')
+            user = users[owners]  # (P, d')
             pos_score = (user * self.item_final[pos]).sum(-1)  # (P,)
             neg_score = torch.einsum("pd,pmd->pm", user, self.item_final[neg])  # (P, M)
             loss = bpr_loss(pos_score, neg_score, weight) + EMBEDDING_L2 * offset.pow(2).sum() / 2
+            if len(batch.dismissed):
+                d_pos, d_neg, d_owners, d_weight = batch.dismissal_pairs(generator)
+                user = users[d_owners]
+                loss = loss + bpr_loss((user * self.item_final[d_pos]).sum(-1),
+                                       (user * self.item_final[d_neg]).sum(-1), d_weight)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -231,7 +266,13 @@ class PinSageFoldIn:
         if visits is not None:
             weight = weight + visits[batch.owner, batch.items].log1p()
         total = batch.segment_sum(self.item_unit[batch.items] * weight.unsqueeze(1))
-        return total / torch.zeros(len(batch)).index_add(0, batch.owner, weight).unsqueeze(1)
+        query = total / torch.zeros(len(batch)).index_add(0, batch.owner, weight).unsqueeze(1)
+        if len(batch.dismissed):  # minus DISMISS_PULL x the dismissed share x their mean
+            owners = batch.dismissed_owner
+            against = torch.zeros_like(query).index_add(0, owners, self.item_unit[batch.dismissed])
+            n = torch.bincount(owners, minlength=len(batch)).float().unsqueeze(1)
+            query = query - DISMISS_PULL * against / (n + batch.count.unsqueeze(1).float())
+        return query
 
     def _score(self, query: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """query (P, d), items (P,) or (P, M) -> scores q · z_i + b_i, as published users are scored."""
@@ -259,8 +300,14 @@ class PinSageFoldIn:
             if band is not None and PINSAGE_HARD:
                 neg = torch.cat([neg, sample_band(band, owners, PINSAGE_HARD, self.n_items, generator)],
                                 dim=1)
-            q = (base + offset)[owners]
+            queries = base + offset
+            q = queries[owners]
             loss = max_margin_loss(self._score(q, pos), self._score(q, neg), self.margin, weight)
+            if len(batch.dismissed):
+                d_pos, d_neg, d_owners, d_weight = batch.dismissal_pairs(generator)
+                q = queries[d_owners]
+                loss = loss + max_margin_loss(self._score(q, d_pos), self._score(q, d_neg), self.margin,
+                                              d_weight)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -274,20 +321,23 @@ class PinSageFoldIn:
 
 def fold_in_round(fold_in, rows: Mapping[str, Sequence[int]], offsets: torch.Tensor, *,
                   user_rows: Sequence[int] | None = None, graph=None, base=None, now: float = 0.0,
-                  generator: torch.Generator | None = None):
-    """One live-path round for a micro-batch (visitor key -> item rows, offsets (V, d)): for
-    PinSage the visitors' edges in `graph` (a `VisitorGraph`) and their walks on it and on the
-    frozen training graph `base`, then the fine-tune. Returns (offsets, batch, visits)."""
-    batch = VisitorBatch.from_histories(list(rows.values()), user_rows)
+                  generator: torch.Generator | None = None, dismissed: Sequence[Sequence[int]] | None = None):
+    """One live-path round for a micro-batch (visitor key -> item rows, offsets (V, d);
+    `dismissed`: each visitor's dismissed item rows): for PinSage the visitors' edges in
+    `graph` (a `VisitorGraph`) and their walks on it and on the frozen training graph `base`,
+    then the fine-tune. Returns (offsets, batch, visits)."""
+    batch = VisitorBatch.from_histories(list(rows.values()), user_rows, dismissed)
     visits = None if graph is None else graph.visits(base, graph.update(rows, now=now))
     return fold_in.fine_tune(offsets, batch, visits, generator=generator), batch, visits
 
 
 def top_unseen(scores: torch.Tensor, batch: VisitorBatch, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(values, item rows) of each visitor's top k among items it does not have; scores (V, I)
-    are modified in place."""
+    """(values, item rows) of each visitor's top k among items it neither has nor dismissed;
+    scores (V, I) are modified in place."""
     scores[batch.owner, batch.items] = float("-inf")
-    return torch.topk(scores, min(k, scores.shape[1] - int(batch.count.max())), dim=1)
+    scores[batch.dismissed_owner, batch.dismissed] = float("-inf")
+    hidden = batch.count + torch.bincount(batch.dismissed_owner, minlength=len(batch))
+    return torch.topk(scores, min(k, scores.shape[1] - int(hidden.max())), dim=1)
 
 
 def middle_band(visits: torch.Tensor, seen: torch.Tensor, band: tuple[int, int]) -> torch.Tensor:
@@ -321,18 +371,21 @@ def fold_in_for(checkpoint: Checkpoint):
     raise ValueError(f"no fold-in for model {checkpoint.model_name!r}")
 
 
-def score_history(checkpoint: Checkpoint, items: Sequence[int]) -> torch.Tensor:
+def score_history(checkpoint: Checkpoint, items: Sequence[int],
+                  dismissed: Sequence[int] = ()) -> torch.Tensor:
     """(n_items,) scores for a visitor with item rows `items`, from published tables only.
 
     Popular, or no history: interaction counts. PinSage: mean of normalised item vectors
     (+ item bias). LightGCN / NGCF: mean of the items' final embeddings, dotted with all items.
-    Graph filter: its closed form, the scores a training user with this history gets.
+    Graph filter: its closed form, the scores a training user with this history gets, with
+    `dismissed` (item rows) as a signed history; the other models learn from dismissals in
+    the live fine-tune only, and the callers leave them out of every list.
     """
     items = torch.as_tensor(list(items), dtype=torch.int64)
     if checkpoint.model_name == "popular" or len(items) == 0:
         return checkpoint.extra["item_popularity"].float()
     if checkpoint.model_name == "graphfilter":
-        return serving_filter(checkpoint).score_items(items)
+        return serving_filter(checkpoint).score_items(items, dismissed)
     query, bias = history_query(checkpoint, items)
     scores = checkpoint.item_embeddings.float() @ query
     return scores if bias is None else scores + bias

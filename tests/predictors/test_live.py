@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import torch
 
 from eventstore import clicklog
 from eventstore.clicklog import Event
@@ -18,7 +19,7 @@ from livepath import queue
 from livepath import state as live_state
 from livepath.store import client
 from predictors import TS_FORMAT, cache, registry
-from predictors.live import LiveEngine, history_after
+from predictors.live import DISMISS, LiveEngine, history_after
 from predictors.recommend import recommend
 from pytorch_models.models.names import FINE_TUNED_LIVE
 
@@ -64,6 +65,14 @@ def test_history_after_replays_adds_and_removals_in_order():
               Event("c", "v", 1, "remove", "t3"), Event("d", "v", 3, "click", "t4")]
     assert history_after([9], events) == [9, 2, 3]
     assert history_after([], []) == []
+
+
+def test_a_movies_latest_event_decides_between_history_and_dismissed():
+    events = [Event("a", "v", 1, "click", "t1"), Event("b", "v", 2, "dismiss", "t2"),
+              Event("c", "v", 1, "dismiss", "t3"), Event("d", "v", 2, "click", "t4"),
+              Event("e", "v", 3, "dismiss", "t5"), Event("f", "v", 3, "remove", "t6")]
+    assert history_after([], events) == [2]  # 1 dismissed after its click; 2 clicked after its dismissal
+    assert history_after([], events, kinds=(DISMISS,)) == [1]  # 3's dismissal undone by a removal
 
 
 def test_history_after_keeps_the_newest_movies_up_to_its_limit():
@@ -163,6 +172,42 @@ def test_an_id_whose_history_moved_away_leaves_no_lists_behind(engine, clicklog_
     assert not client().exists(live_state.key(anonymous), live_state.replay_key(anonymous))
     assert all(cache.recommendations_get(m, account) for m in FINE_TUNED_LIVE)
     assert live_state.states_get([account])[account].history == CLICKED
+
+
+def test_a_dismissal_leaves_the_lists_and_pulls_its_neighbours_down(engine, clicklog_table):
+    """The worker's next lists leave the dismissed movie out at once, for every live model, and
+    its fine-tune takes it as a negative: the movies most like it fall in the visitor's list,
+    against a visitor with the same history and rounds who dismissed nothing."""
+    plain, visitor = _visitor(), _visitor()
+    for who in (plain, visitor):
+        for i, movie_id in enumerate(CLICKED):
+            _event(who, movie_id, i)
+    _update(engine, plain, visitor)
+    lists = {model: [m for m, _ in cache.recommendations_get(model, visitor)["items"]]
+             for model in FINE_TUNED_LIVE}
+    top = lists["lightgcn"][0]
+    _event(visitor, top, 10, kind=DISMISS)
+    _event(plain, 2571, 10)  # the same number of rounds for the comparison visitor
+    _event(visitor, 2571, 11)
+
+    _update(engine, plain, visitor)
+
+    state = live_state.states_get([visitor])[visitor]
+    assert state.dismissed == [top] and top not in state.history
+    for model in FINE_TUNED_LIVE:
+        listed = [m for m, _ in cache.recommendations_get(model, visitor)["items"]]
+        assert top not in listed
+    published = registry.published("lightgcn")
+    table = torch.nn.functional.normalize(published.checkpoint.item_embeddings.float(), dim=1)
+    closeness = table @ table[published.index_of[top]]
+    closeness[published.indices([top, *CLICKED, 2571])] = float("-inf")
+    neighbours = [int(published.movie_ids[r]) for r in torch.topk(closeness, 10).indices]
+
+    def mean_rank(who):
+        listed = [m for m, _ in cache.recommendations_get("lightgcn", who)["items"]]
+        return sum(listed.index(m) if m in listed else len(listed) for m in neighbours) / len(neighbours)
+
+    assert mean_rank(visitor) > mean_rank(plain)
 
 
 def test_removing_everything_falls_back_to_popular(engine, clicklog_table):

@@ -17,6 +17,35 @@ def test_redis_down_serves_the_published_tables(trained_models, settings, unused
     assert len(recs.items) == 20 and not {m for m, _ in recs.items} & set(CLICKED)
 
 
+def _ids(recs) -> list[int]:
+    return [m for m, _ in recs.items]
+
+
+def test_a_dismissed_movie_leaves_every_models_list(trained_models):
+    """Scored on request, from the worker's fresh list written before the dismissal, from the
+    graph filter's closed form, the popular list, and "More like this"."""
+    from predictors import cache, registry
+    from predictors.recommend import similar
+    from pytorch_models.models.names import FINE_TUNED_LIVE, SERVED_MODELS
+
+    for model in SERVED_MODELS:
+        top = _ids(recommend(visitor="v:dismiss", model=model, k=20, history=CLICKED))[0]
+        after = recommend(visitor="v:dismiss", model=model, k=20, history=CLICKED, dismissed=[top])
+        assert top not in _ids(after) and len(after.items) == 20 and not set(_ids(after)) & set(CLICKED)
+    for model in FINE_TUNED_LIVE:
+        worker_list = recommend(visitor="v:other", model=model, k=40, history=CLICKED).items
+        cache.recommendations_set(model, "v:fresh", model_version=registry.published(model).version,
+                                  items=worker_list, as_of_event="e1")
+        top = worker_list[0][0]
+        after = recommend(visitor="v:fresh", model=model, k=20, history=CLICKED, dismissed=[top])
+        assert after.source == "fresh" and top not in _ids(after) and _ids(after)[0] == worker_list[1][0]
+    popular = _ids(recommend(visitor="v:new", model="lightgcn", k=20, history=[]))
+    assert popular[0] not in _ids(recommend(visitor="v:new", model="lightgcn", k=20, history=[],
+                                            dismissed=[popular[0]]))
+    alike = [m for m, _ in similar(movie_id=1, k=10)]
+    assert alike[0] not in [m for m, _ in similar(movie_id=1, k=10, exclude=[alike[0]])]
+
+
 def test_the_graph_filter_scores_a_history_once_per_version(trained_models, monkeypatch):
     """Its list is a function of (version, history, k): asked again it is served from memory,
     the same; a new history, k or version scores again."""
@@ -25,7 +54,8 @@ def test_the_graph_filter_scores_a_history_once_per_version(trained_models, monk
     scored = []
     real = serving.score_history
     monkeypatch.setattr(serving, "score_history",
-                        lambda checkpoint, rows: scored.append(rows) or real(checkpoint, rows))
+                        lambda checkpoint, rows, dismissed=(): scored.append(rows)
+                        or real(checkpoint, rows, dismissed))
     serving.closed_form_clear()
 
     first = recommend(visitor="v:filter", model="graphfilter", k=20, history=CLICKED)

@@ -1,5 +1,5 @@
-// Cinegraph: report poster clicks and ratings to /api/events, then carry on; report each list
-// of posters the page shows (its impression) to /api/impressions.
+// Cinegraph: report poster clicks, ratings and "Not interested" to /api/events, then carry on;
+// report each list of posters the page shows (its impression) to /api/impressions.
 (function () {
   "use strict";
 
@@ -93,6 +93,20 @@
     event.preventDefault();
     await sendEvent({ ...body, ...(await listFields(poster)) });
     window.location.href = poster.href;
+  });
+
+  // "Not interested": the poster leaves the list at once (hidden, so the list keeps its
+  // positions for the clicks that follow) and comes back if the event could not be saved.
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-dismiss]");
+    if (!button) return;
+    const item = button.closest("li");
+    item.hidden = true;
+    const ok = await sendEvent({ movie_id: Number(button.dataset.dismiss), kind: "dismiss" });
+    if (!ok) {
+      item.hidden = false;
+      button.textContent = "Could not save, try again";
+    }
   });
 
   function showRating(stars, value) {

@@ -266,11 +266,14 @@ class GraphFilter:
                 bspm, lambda: self.cheby_pre.unsqueeze(1) * self._cheby_core(self.cheby_post.unsqueeze(1) * x)
             )
 
-    def score_items(self, items: Sequence[int]) -> torch.Tensor:
+    def score_items(self, items: Sequence[int], dismissed: Sequence[int] = ()) -> torch.Tensor:
         """(I,) scores of a visitor with item rows `items`: the closed-form fold-in, the same
-        formula as a training user's row (no parameters per visitor, nothing to fine-tune)."""
+        formula as a training user's row (no parameters per visitor, nothing to fine-tune).
+        The history is signed: -1 for each movie the visitor dismissed (the filter is linear
+        in it)."""
         history = torch.zeros(1, self.n_items)
         history[0, torch.as_tensor(list(items), dtype=torch.int64)] = 1.0
+        history[0, torch.as_tensor(list(dismissed), dtype=torch.int64)] = -1.0
         return self.scores(history)[0]
 
 

@@ -233,11 +233,15 @@ class SpectralFilter:
         with torch.no_grad():
             return self._rows(rows, owner, history[owner, rows].float(), len(history))
 
-    def score_items(self, items: Sequence[int]) -> torch.Tensor:
-        """(I,) scores of a visitor with item rows `items` (each counted once)."""
+    def score_items(self, items: Sequence[int], dismissed: Sequence[int] = ()) -> torch.Tensor:
+        """(I,) scores of a visitor with item rows `items` (each counted once) and a signed
+        history: -1 for each movie it dismissed."""
         rows = torch.unique(torch.as_tensor(list(items), dtype=torch.int64))
+        against = torch.unique(torch.as_tensor(list(dismissed), dtype=torch.int64))
+        values = torch.cat([torch.ones(len(rows)), -torch.ones(len(against))])
+        rows = torch.cat([rows, against])
         with torch.no_grad():
-            return self._rows(rows, torch.zeros_like(rows), torch.ones(len(rows)), 1)[0]
+            return self._rows(rows, torch.zeros_like(rows), values, 1)[0]
 
     def entries(self, rows: Sequence[int], cols: Sequence[int]) -> torch.Tensor:
         """(len(rows), len(cols)) = M[rows][:, cols]: what history item `rows[a]` adds to the

@@ -89,9 +89,23 @@ def test_rating_keeps_its_value_and_events_come_back_in_order(movies, visitor_cl
     assert events[1].value == 4.5
 
 
+def test_not_interested_is_an_event_like_a_click(movies, visitor_client):
+    response = _post(visitor_client, {"movie_id": 2, "kind": "dismiss"})
+
+    assert response.status_code == 202
+    visitor = _visitor(visitor_client)
+    [logged] = clicklog.events_for(visitor)
+    assert (logged.event_id, logged.kind) == (response.json()["event_id"], "dismiss")
+    assert Interaction.objects.get(event_id=logged.event_id).kind == "dismiss"
+    assert [m["kind"] for m in _messages_for(visitor, expected=1)] == ["dismiss"]
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
+        ({"movie_id": 1, "kind": "dismiss", "value": 3}, "only allowed"),
+        ({"movie_id": 1, "kind": "dismiss", "impression": "0b5e6a35-5a54-4e8e-9d33-6a7b1d8c1e55"},
+         "only allowed with kind 'click'"),
         ("{not json", "JSON"),
         ("[1, 2]", "JSON object"),
         ({"movie_id": 999, "kind": "click"}, "no movie with id 999"),

@@ -32,7 +32,7 @@ deep_nesting = st.integers(min_value=1000, max_value=200_000).map(lambda n: "[" 
 event_bodies = st.one_of(
     st.fixed_dictionaries(
         {"movie_id": anything | st.sampled_from([1, 2, 3]),
-         "kind": st.sampled_from(["click", "rate", "remove", ""]) | st.text(max_size=8)},
+         "kind": st.sampled_from(["click", "rate", "dismiss", "remove", ""]) | st.text(max_size=8)},
         optional={"value": anything | st.sampled_from([0.5, 3, 5.0]),
                   "impression": anything | st.uuids().map(str),
                   "position": anything | st.integers(min_value=-2, max_value=102)},

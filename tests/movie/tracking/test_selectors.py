@@ -17,6 +17,24 @@ def test_visitor_history_is_newest_first_one_row_per_movie(catalogue, interactio
     assert selectors.visitor_history("s:nobody") == []
 
 
+def test_a_movies_latest_row_says_whether_it_was_dismissed(catalogue, interaction_add):
+    """"Not interested" takes a movie out of the history and into the dismissed; a later click
+    brings it back. The panel lists both, and a retrain never takes a dismissed movie as a
+    positive."""
+    interaction_add("s:no", 1, minute=1)
+    interaction_add("s:no", 11, kind="dismiss", minute=2)
+    interaction_add("s:no", 1, kind="dismiss", minute=3)  # clicked, then dismissed
+    interaction_add("s:no", 27008, kind="dismiss", minute=4)
+    interaction_add("s:no", 27008, minute=5)  # dismissed, then clicked
+
+    read = selectors.visitor_history_read("s:no")
+    assert read.movie_ids == [27008] and read.dismissed == [1, 11]
+    assert [(e.movie_id, e.dismissed) for e in read.entries] == [(27008, False), (1, True), (11, True)]
+    assert selectors.visitor_movies("s:no") == ([27008], [1, 11])
+    assert selectors.visitor_latest_movie_ids("s:no") == [27008, 1, 11]  # the rows the mirror keeps
+    assert [pair for pair in selectors.visitor_interactions() if pair[0] == "s:no"] == [("s:no", 27008)]
+
+
 def test_histories_are_read_up_to_the_cap_newest_first(catalogue, interaction_add, settings):
     """Never more than VISITOR_HISTORY_MAX movies, counted once each however many rows they
     have, in one statement that sends no more than that (its LIMIT)."""
@@ -33,7 +51,7 @@ def test_histories_are_read_up_to_the_cap_newest_first(catalogue, interaction_ad
     assert [entry.movie_id for entry in read.entries] == [40697, 171749, 11]
     (statement,) = [q["sql"] for q in queries if "interaction" in q["sql"]]
     assert statement.rstrip().endswith("LIMIT 4")  # the cap and one more, to tell a longer history
-    assert selectors.visitor_movie_ids("s:long") == [40697, 171749, 11]
+    assert selectors.visitor_movies("s:long") == ([40697, 171749, 11], [])
     assert [h.movie_id for h in selectors.visitor_history("s:long", limit=50)] == [40697, 171749, 11]
     assert [h.movie_id for h in selectors.visitor_history("s:long", limit=2)] == [40697, 171749]
 

@@ -102,6 +102,17 @@ def test_the_explanations_are_the_factored_entries(communities):
                           atol=1e-5)
 
 
+def test_a_dismissed_movie_is_a_negative_entry_of_the_history(communities):
+    """The filter is linear in the history row, so a signed history scores as the history
+    minus the dismissed movie's own row, in both forms of the filter."""
+    graph_filter, spectral, _, _ = _both(communities, GraphFilterConfig(factor_dim=3))
+    history, dismissed = [0, 3, 7], [11]
+    for scorer in (graph_filter, spectral):
+        signed = scorer.score_items(history, dismissed)
+        assert torch.allclose(signed, scorer.score_items(history) - scorer.score_items(dismissed), atol=1e-5)
+        assert signed[dismissed[0]] < scorer.score_items(history)[dismissed[0]]
+
+
 @pytest.fixture(scope="module")
 def movielens_checkpoint(tmp_path_factory):
     data = load_movielens(MOVIELENS)

@@ -10,7 +10,13 @@ import torch.nn.functional as F
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data.graph import SymmetricAdjacency
 from pytorch_models.models.losses import bpr_loss, max_margin_loss
-from pytorch_models.serving.fold_in import PinSageFoldIn, VisitorBatch, _random_negatives, fold_in_for
+from pytorch_models.serving.fold_in import (
+    PinSageFoldIn,
+    VisitorBatch,
+    _random_negatives,
+    fold_in_for,
+    top_unseen,
+)
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
 from tests.pytorch_models.conftest import community_interactions
@@ -105,6 +111,45 @@ def test_fine_tune_raises_the_visitors_items_and_keeps_its_community_first(check
     assert torch.isfinite(after).all()
     assert loss(after) < loss(before)
     assert mean_rank(after, own_community) < mean_rank(after, other)
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "ngcf", "pinsage"])
+def test_a_dismissal_is_a_negative_for_the_movie_and_its_neighbours(checkpoints, name):
+    """A visitor of one community dismisses the movie the fold-in ranks first: after the same
+    fine-tune with the same draws, that movie and the ten closest to it in the model's space
+    score lower than without the dismissal, and no list shows the dismissed movie."""
+    _, ckpts = checkpoints
+    fold_in = fold_in_for(ckpts[name])
+    history = [0, 1, 2, 3, 4]
+    plain = VisitorBatch.from_histories([history])
+    scores = fold_in.scores(torch.zeros(1, 16), plain)[0]
+    scores[history] = float("-inf")
+    top = int(scores.argmax())
+    table = F.normalize(ckpts[name].item_embeddings.float(), dim=1)
+    closeness = table @ table[top]
+    closeness[[top, *history]] = float("-inf")
+    neighbours = torch.topk(closeness, 10).indices
+
+    def tuned(batch):
+        offsets = fold_in.fine_tune(torch.zeros(1, 16), batch, steps=20,
+                                    generator=torch.Generator().manual_seed(0))
+        return fold_in.scores(offsets, batch)[0], batch
+
+    without, _ = tuned(plain)
+    with_dismissal, batch = tuned(VisitorBatch.from_histories([history], dismissed=[[top]]))
+
+    assert with_dismissal[top] < without[top]
+    assert with_dismissal[neighbours].mean() < without[neighbours].mean()
+    _, listed = top_unseen(with_dismissal.unsqueeze(0).clone(), batch, 150)
+    assert top not in listed[0].tolist() and len(listed[0]) == 150 - len(history) - 1
+
+
+def test_dismissal_pairs_weigh_each_visitors_dismissals_as_one():
+    batch = VisitorBatch.from_histories([[5, 6, 7], [8]], dismissed=[[1, 2], []])
+    positives, negatives, owners, weights = batch.dismissal_pairs(torch.Generator().manual_seed(0))
+    assert negatives.tolist() == [1, 2] and owners.tolist() == [0, 0]
+    assert set(positives.tolist()) <= {5, 6, 7} and weights.tolist() == [0.5, 0.5]
+    assert batch.seen(10)[0, [1, 2, 5, 6, 7]].all() and not batch.seen(10)[1, [1, 2]].any()
 
 
 def test_pinsage_initial_query_is_the_importance_weighted_mean(checkpoints):
