@@ -2,6 +2,7 @@
 is, per rule, and what "Not interested" does to the movies like the dismissed one.
 
     python -m benchmarks.explain_quality [--seed 0] [--models lightgcn ngcf pinsage graphfilter]
+                                         [--fold-seeds 4] [--published]
 
 Each model trains on ml-latest-small without 10% of its users (`fold_in_quality`'s split and
 cache: a second run only re-measures). Each held-out user with at least 5 movies is folded in
@@ -24,7 +25,11 @@ signed history). The ten movies closest to the dismissed one in the model's own 
 the list), per model.
 
 Every fold-in starts from the same seed, so two folds of one visitor differ only by the
-removed or dismissed movie. Prints a table; the last line is one JSON object.
+removed or dismissed movie. The live fine-tune draws random negatives, so removing any one of a
+long history moves every score a little at random; the deletion test ranks by the mean score
+over --fold-seeds such fold-ins (the graph filter has nothing random: one). --published scores
+every list from the published tables instead (`score_history`: what a page scores on request,
+and what the explanation splits exactly). Prints a table; the last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -52,12 +57,15 @@ MIN_HISTORY = 5
 GOALS = {"specificity": 0.5, "faithfulness": 0.8}
 
 
+PUBLISHED = False  # --published: score every list as `score_history` does, the split's own scores
+
+
 def live_scores(checkpoint, histories: list[list[int]], seed: int,
                 dismissed: list[list[int]] | None = None) -> torch.Tensor:
     """(V, I) scores of visitors folded in with their whole histories (and dismissed movies) in
     one live round."""
     dismissed = [[] for _ in histories] if dismissed is None else dismissed
-    if checkpoint.model_name == "graphfilter":
+    if checkpoint.model_name == "graphfilter" or PUBLISHED:
         return torch.stack([score_history(checkpoint, history, against)
                             for history, against in zip(histories, dismissed, strict=True)])
     fold_in = fold_in_for(checkpoint)
@@ -86,7 +94,15 @@ def _other(history: list[int], named: int, rng: np.random.Generator) -> int:
     return others[rng.integers(len(others))]
 
 
-def measure_visitor(checkpoint, history: list[int], seed: int, rng: np.random.Generator) -> dict:
+def mean_live_scores(checkpoint, histories: list[list[int]], seed: int, fold_seeds: int) -> torch.Tensor:
+    """`live_scores` averaged over `fold_seeds` fold-ins (seeds seed, seed + 1, ...)."""
+    if checkpoint.model_name == "graphfilter" or PUBLISHED:
+        return live_scores(checkpoint, histories, seed)
+    return torch.stack([live_scores(checkpoint, histories, seed + n) for n in range(fold_seeds)]).mean(0)
+
+
+def measure_visitor(checkpoint, history: list[int], seed: int, rng: np.random.Generator,
+                    fold_seeds: int = 1) -> dict:
     """One visitor's page, reasons by each rule, and its deletion test per rule."""
     scores = live_scores(checkpoint, [history], seed)[0]
     scores[history] = float("-inf")
@@ -102,7 +118,8 @@ def measure_visitor(checkpoint, history: list[int], seed: int, rng: np.random.Ge
     pairs = {rule: [(names[0], _other(history, names[0], rng)) if names else None for names in reasons]
              for rule, reasons in named.items()}
     removed = sorted({movie for rule in pairs.values() for pair in rule if pair for movie in pair})
-    without = live_scores(checkpoint, [[h for h in history if h != r] for r in removed], seed)
+    variants = [[h for h in history if h != r] for r in removed]
+    without = mean_live_scores(checkpoint, variants, seed, fold_seeds)
     rank_without = {r: ranks(without[n], page, history) for n, r in enumerate(removed)}
     result = {}
     for rule, reasons in named.items():
@@ -140,7 +157,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default="var/benchmarks/fold_in_quality")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--fold-seeds", type=int, default=4,
+                        help="fold-ins averaged per visitor in the deletion test")
+    parser.add_argument("--published", action="store_true",
+                        help="score from the published tables (what a page scores on request, and what the "
+                             "explanation splits exactly) instead of the live fold-in")
     args = parser.parse_args()
+    global PUBLISHED
+    PUBLISHED = args.published
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     data = load_movielens(args.data_dir, test_fraction=0.0)
@@ -155,7 +179,7 @@ def main() -> None:
     for name in args.models:
         checkpoint = trained_checkpoint(name, trained, features, Path(args.cache_dir), args.seed)
         rng = np.random.default_rng(args.seed)
-        visitors = [measure_visitor(checkpoint, h, args.seed, rng)
+        visitors = [measure_visitor(checkpoint, h, args.seed, rng, args.fold_seeds)
                     for h in tqdm(histories, desc=f"{name} visitors", leave=False)]
         moved = [measure_dismissal(checkpoint, h, args.seed)
                  for h in tqdm(histories, desc=f"{name} dismissals", leave=False)]
@@ -173,7 +197,8 @@ def main() -> None:
         }
 
     print(f"\nreasons on {args.data_dir}: {len(histories)} held-out visitors (seed {args.seed}, history "
-          f"≥ {MIN_HISTORY}), pages of {PAGE}, {TOP} reasons per movie")
+          f"≥ {MIN_HISTORY}), pages of {PAGE}, {TOP} reasons per movie; deletion test over the mean of "
+          f"{args.fold_seeds} fold-ins" + ("; scored from the published tables" if args.published else ""))
     print(f"{'model':<12} {'rule':<12} {'specificity':>11} {'faithfulness':>12} {'explained':>9}")
     for name, rules in summary.items():
         for rule in RULES:
