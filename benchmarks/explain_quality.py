@@ -57,15 +57,12 @@ MIN_HISTORY = 5
 GOALS = {"specificity": 0.5, "faithfulness": 0.8}
 
 
-PUBLISHED = False  # --published: score every list as `score_history` does, the split's own scores
-
-
 def live_scores(checkpoint, histories: list[list[int]], seed: int,
-                dismissed: list[list[int]] | None = None) -> torch.Tensor:
+                dismissed: list[list[int]] | None = None, *, published: bool = False) -> torch.Tensor:
     """(V, I) scores of visitors folded in with their whole histories (and dismissed movies) in
-    one live round."""
+    one live round; `published`: scored from the published tables instead (`score_history`)."""
     dismissed = [[] for _ in histories] if dismissed is None else dismissed
-    if checkpoint.model_name == "graphfilter" or PUBLISHED:
+    if checkpoint.model_name == "graphfilter" or published:
         return torch.stack([score_history(checkpoint, history, against)
                             for history, against in zip(histories, dismissed, strict=True)])
     fold_in = fold_in_for(checkpoint)
@@ -94,17 +91,18 @@ def _other(history: list[int], named: int, rng: np.random.Generator) -> int:
     return others[rng.integers(len(others))]
 
 
-def mean_live_scores(checkpoint, histories: list[list[int]], seed: int, fold_seeds: int) -> torch.Tensor:
+def mean_live_scores(checkpoint, histories: list[list[int]], seed: int, fold_seeds: int, *,
+                     published: bool = False) -> torch.Tensor:
     """`live_scores` averaged over `fold_seeds` fold-ins (seeds seed, seed + 1, ...)."""
-    if checkpoint.model_name == "graphfilter" or PUBLISHED:
-        return live_scores(checkpoint, histories, seed)
+    if checkpoint.model_name == "graphfilter" or published:
+        return live_scores(checkpoint, histories, seed, published=published)
     return torch.stack([live_scores(checkpoint, histories, seed + n) for n in range(fold_seeds)]).mean(0)
 
 
 def measure_visitor(checkpoint, history: list[int], seed: int, rng: np.random.Generator,
-                    fold_seeds: int = 1) -> dict:
+                    fold_seeds: int = 1, *, published: bool = False) -> dict:
     """One visitor's page, reasons by each rule, and its deletion test per rule."""
-    scores = live_scores(checkpoint, [history], seed)[0]
+    scores = live_scores(checkpoint, [history], seed, published=published)[0]
     scores[history] = float("-inf")
     page = torch.topk(scores, PAGE).indices.tolist()
     terms = history_terms(checkpoint, history, page)
@@ -119,7 +117,7 @@ def measure_visitor(checkpoint, history: list[int], seed: int, rng: np.random.Ge
              for rule, reasons in named.items()}
     removed = sorted({movie for rule in pairs.values() for pair in rule if pair for movie in pair})
     variants = [[h for h in history if h != r] for r in removed]
-    without = mean_live_scores(checkpoint, variants, seed, fold_seeds)
+    without = mean_live_scores(checkpoint, variants, seed, fold_seeds, published=published)
     rank_without = {r: ranks(without[n], page, history) for n, r in enumerate(removed)}
     result = {}
     for rule, reasons in named.items():
@@ -134,13 +132,14 @@ def measure_visitor(checkpoint, history: list[int], seed: int, rng: np.random.Ge
 NEIGHBOURS = 10
 
 
-def measure_dismissal(checkpoint, history: list[int], seed: int) -> tuple[float, float]:
+def measure_dismissal(checkpoint, history: list[int], seed: int, *,
+                      published: bool = False) -> tuple[float, float]:
     """Mean rank (0 = first) of the dismissed top movie's NEIGHBOURS nearest movies among the
     unseen, before and after the dismissal."""
-    before = live_scores(checkpoint, [history], seed)[0]
+    before = live_scores(checkpoint, [history], seed, published=published)[0]
     before[history] = float("-inf")
     top = int(before.argmax())
-    after = live_scores(checkpoint, [history], seed, dismissed=[[top]])[0]
+    after = live_scores(checkpoint, [history], seed, dismissed=[[top]], published=published)[0]
     table = torch.nn.functional.normalize(checkpoint.item_embeddings.float(), dim=1)
     closeness = table @ table[top]
     closeness[[top, *history]] = float("-inf")
@@ -163,8 +162,6 @@ def main() -> None:
                         help="score from the published tables (what a page scores on request, and what the "
                              "explanation splits exactly) instead of the live fold-in")
     args = parser.parse_args()
-    global PUBLISHED
-    PUBLISHED = args.published
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     data = load_movielens(args.data_dir, test_fraction=0.0)
@@ -179,9 +176,9 @@ def main() -> None:
     for name in args.models:
         checkpoint = trained_checkpoint(name, trained, features, Path(args.cache_dir), args.seed)
         rng = np.random.default_rng(args.seed)
-        visitors = [measure_visitor(checkpoint, h, args.seed, rng, args.fold_seeds)
+        visitors = [measure_visitor(checkpoint, h, args.seed, rng, args.fold_seeds, published=args.published)
                     for h in tqdm(histories, desc=f"{name} visitors", leave=False)]
-        moved = [measure_dismissal(checkpoint, h, args.seed)
+        moved = [measure_dismissal(checkpoint, h, args.seed, published=args.published)
                  for h in tqdm(histories, desc=f"{name} dismissals", leave=False)]
         dismissal = {"neighbour_rank_before": round(float(np.mean([b for b, _ in moved])), 1),
                      "neighbour_rank_after": round(float(np.mean([a for _, a in moved])), 1),
