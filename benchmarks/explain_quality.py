@@ -44,12 +44,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from benchmarks.fold_in_quality import split_users, trained_checkpoint
-from pytorch_models.data.graph import build_graph
+from benchmarks.fold_in_quality import split_users, trained_checkpoint, walk_graphs
 from pytorch_models.data.interactions import load_movielens, load_movielens_features
 from pytorch_models.serving.explain import RULES, history_terms
 from pytorch_models.serving.fold_in import fold_in_for, fold_in_round, score_history
-from pytorch_models.serving.visitor_graph import VisitorGraph
 
 PAGE = 20
 TOP = 2  # the site's "Because you watched A and B"
@@ -67,11 +65,7 @@ def live_scores(checkpoint, histories: list[list[int]], seed: int,
                             for history, against in zip(histories, dismissed, strict=True)])
     fold_in = fold_in_for(checkpoint)
     dgl.seed(seed)  # PinSage's walks
-    base = graph = None
-    if checkpoint.model_name == "pinsage":
-        snapshot = checkpoint.graph()
-        base = build_graph(snapshot.n_users, snapshot.n_items, snapshot.train_edges)
-        graph = VisitorGraph(snapshot.n_items)
+    base, graph = walk_graphs(checkpoint)
     rows = {str(v): history for v, history in enumerate(histories)}
     offsets = torch.zeros(len(histories), checkpoint.config["dim"])
     offsets, batch, visits = fold_in_round(fold_in, rows, offsets, graph=graph, base=base,

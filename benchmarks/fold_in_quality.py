@@ -68,16 +68,22 @@ def trained_checkpoint(name, trained, features, cache: Path, seed: int):
     return load_checkpoint(folder)
 
 
+def walk_graphs(checkpoint) -> tuple:
+    """PinSage's frozen training graph and an empty `VisitorGraph` for the live visitors' walks,
+    as a live worker holds them; (None, None) for the other models."""
+    if checkpoint.model_name != "pinsage":
+        return None, None
+    snapshot = checkpoint.graph()
+    base = build_graph(snapshot.n_users, snapshot.n_items, snapshot.train_edges)
+    return base, VisitorGraph(snapshot.n_items)
+
+
 def fold_in_replay(checkpoint, histories: list[list[int]], seed: int) -> torch.Tensor:
     """Replay each visitor's history one click per round; returns the (V, I) final scores."""
     fold_in = fold_in_for(checkpoint)
     generator = torch.Generator().manual_seed(seed)
     dgl.seed(seed)  # PinSage's walks
-    base = graph = None
-    if checkpoint.model_name == "pinsage":
-        snapshot = checkpoint.graph()
-        base = build_graph(snapshot.n_users, snapshot.n_items, snapshot.train_edges)
-        graph = VisitorGraph(snapshot.n_items)
+    base, graph = walk_graphs(checkpoint)
     offsets = torch.zeros(len(histories), checkpoint.config["dim"])
     for r in tqdm(range(max(map(len, histories))), desc=f"{checkpoint.model_name} replay", leave=False):
         who = [v for v, h in enumerate(histories) if len(h) > r]
