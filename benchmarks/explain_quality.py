@@ -16,7 +16,9 @@ it now), and measured as the issue asks:
 - faithfulness (the deletion test): the visitor is folded in again without the first named
   movie, and again without a random other movie of its history; the share of explained
   movies whose rank falls more in the first case than in the second (ties count against).
-  Ranks are among the movies of neither history, so a removed movie is not a competitor.
+  Ranks are among the movies of neither history, so a removed movie is not a competitor. Also
+  printed: the share of ties (the two removals leave the movie at the same rank), and the
+  faithfulness among the rest.
 
 "Not interested": each visitor then dismisses the first movie of its page and is folded in
 again (the same history, the dismissal as the live path's explicit negative; the graph filter's
@@ -119,7 +121,9 @@ def measure_visitor(checkpoint, history: list[int], seed: int, rng: np.random.Ge
         tested = [(position, pair) for position, pair in enumerate(pairs[rule]) if pair]
         wins = sum(rank_without[first][position] > rank_without[other][position]
                    for position, (first, other) in tested)
-        result[rule] = {"specificity": len(sets) / PAGE, "wins": wins, "tested": len(tested)}
+        ties = sum(rank_without[first][position] == rank_without[other][position]
+                   for position, (first, other) in tested)
+        result[rule] = {"specificity": len(sets) / PAGE, "wins": wins, "ties": ties, "tested": len(tested)}
     return result
 
 
@@ -184,18 +188,24 @@ def main() -> None:
                 "faithfulness": round(sum(v[rule]["wins"] for v in visitors)
                                       / max(1, sum(v[rule]["tested"] for v in visitors)), 4),
                 "explained": sum(v[rule]["tested"] for v in visitors),
+                "unmoved": round(sum(v[rule]["ties"] for v in visitors)
+                                 / max(1, sum(v[rule]["tested"] for v in visitors)), 4),
+                "faithful_where_moved": round(sum(v[rule]["wins"] for v in visitors) / max(1, sum(
+                    v[rule]["tested"] - v[rule]["ties"] for v in visitors)), 4),
             } for rule in RULES},
         }
 
     print(f"\nreasons on {args.data_dir}: {len(histories)} held-out visitors (seed {args.seed}, history "
           f"≥ {MIN_HISTORY}), pages of {PAGE}, {TOP} reasons per movie; deletion test over the mean of "
           f"{args.fold_seeds} fold-ins" + ("; scored from the published tables" if args.published else ""))
-    print(f"{'model':<12} {'rule':<12} {'specificity':>11} {'faithfulness':>12} {'explained':>9}")
+    print(f"{'model':<12} {'rule':<12} {'specificity':>11} {'faithfulness':>12} {'explained':>9} "
+          f"{'same rank':>9} {'faithful where a rank moved':>27}")
     for name, rules in summary.items():
         for rule in RULES:
             figures = rules[rule]
             print(f"{name:<12} {rule:<12} {figures['specificity']:>11.3f} {figures['faithfulness']:>12.3f} "
-                  f"{figures['explained']:>9}")
+                  f"{figures['explained']:>9} {figures['unmoved']:>9.3f} "
+                  f"{figures['faithful_where_moved']:>27.3f}")
     print(f"goals (distinctive): specificity ≥ {GOALS['specificity']}, "
           f"faithfulness ≥ {GOALS['faithfulness']}")
     print(f"\n\"Not interested\" in the top movie: mean rank of its {NEIGHBOURS} nearest movies in the "
