@@ -36,7 +36,8 @@ from pytorch_models.data.interactions import (
     split_per_user,
 )
 from pytorch_models.evaluation.metrics import ranking_metrics
-from pytorch_models.serving.fold_in import VisitorBatch, fold_in_for, fold_in_round, score_history
+from pytorch_models.serving.fold_in import fold_in_for, fold_in_round, score_history
+from pytorch_models.serving.visitor_batch import VisitorBatch
 from pytorch_models.serving.visitor_graph import VisitorGraph
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model

@@ -24,7 +24,8 @@ from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data.graph import build_graph
 from pytorch_models.data.interactions import load_gowalla, load_movielens, load_movielens_features
 from pytorch_models.models.names import FINE_TUNED_LIVE
-from pytorch_models.serving.fold_in import fold_in_for, fold_in_round, top_unseen
+from pytorch_models.serving.fold_in import fold_in_for, fold_in_round
+from pytorch_models.serving.visitor_batch import top_unseen
 from pytorch_models.serving.visitor_graph import VisitorGraph
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model

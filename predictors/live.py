@@ -45,8 +45,8 @@ from pytorch_models.serving.fold_in import (
     PinSageFoldIn,
     fold_in_for,
     fold_in_round,
-    top_unseen,
 )
+from pytorch_models.serving.visitor_batch import top_unseen
 from pytorch_models.serving.visitor_graph import VisitorGraph
 
 log = logging.getLogger(__name__)

@@ -10,13 +10,8 @@ import torch.nn.functional as F
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data.graph import SymmetricAdjacency
 from pytorch_models.models.losses import bpr_loss, max_margin_loss
-from pytorch_models.serving.fold_in import (
-    PinSageFoldIn,
-    VisitorBatch,
-    _random_negatives,
-    fold_in_for,
-    top_unseen,
-)
+from pytorch_models.serving.fold_in import PinSageFoldIn, fold_in_for
+from pytorch_models.serving.visitor_batch import VisitorBatch, _random_negatives, top_unseen
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
 from tests.pytorch_models.conftest import community_interactions
