@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="evaluate on the held-out split every N epochs: the recall curve in meta.json's "
                              "history. Off by default: on Gowalla one evaluation takes ~11 s against a "
                              "LightGCN epoch of ~25 s (docs/benchmarks.md)")
+    parser.add_argument("--eval-users", type=int,
+                        help="rank at most this many held-out users in each evaluation, a seeded sample "
+                             "(default: every one, as the papers' figures are)")
     parser.add_argument("--time-budget", type=float,
                         help="stop at the first batch boundary after this many seconds, counted from the "
                              "start of training (graph, initialisation and evaluations count); LightGCN, "
@@ -123,12 +126,14 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
         parser.error(f"--propagation and --fanout apply to lightgcn and ngcf, not {args.model}")
     if args.time_budget is not None and args.time_budget < 0:
         parser.error("--time-budget takes seconds ≥ 0")
+    if args.eval_users is not None and args.eval_users < 1:
+        parser.error("--eval-users takes a count ≥ 1")
     if args.init == "spectral" and args.model not in GRADIENT_TRAINED_MODELS:
         parser.error(f"--init {args.init} applies to lightgcn, ngcf and pinsage, not {args.model}")
     options = TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, dim=args.dim, layers=args.layers, lr=args.lr,
         lr_schedule=args.lr_schedule, seed=args.seed, progress=not args.no_progress,
-        time_budget_s=args.time_budget, eval_every=args.eval_every, init=args.init,
+        time_budget_s=args.time_budget, eval_every=args.eval_every, eval_users=args.eval_users, init=args.init,
         config_overrides=overrides, num_workers=args.workers,
         hard_negatives=args.hard_negatives, neighbourhoods=args.neighbourhoods,
         shared_negatives=args.shared_negatives, negative_power=args.negative_power,

@@ -3,6 +3,10 @@
 Every item is ranked for every user with test items; the user's training items are masked
 out. Relevance is binary. recall = hits / |test|; precision = hits / K; ndcg = DCG / IDCG with
 IDCG over min(K, |test|) ideal hits; hit = any hit; mrr = 1 / rank of the first hit (0 if none).
+
+`users_max` bounds the cost: past it, a seeded uniform sample of that many users with test
+items is ranked instead of all of them (at MovieLens-25M's 162,000 users, ranking every one
+dominated a retrain). The same split and seed give the same sample.
 """
 
 from __future__ import annotations
@@ -43,15 +47,18 @@ def ranking_metrics(
     n_items: int,
     k: int = 20,
     batch_size: int = DEFAULT_BATCH,
+    users_max: int | None = None,
+    seed: int = 0,
 ) -> dict[str, float]:
-    """Mean recall/ndcg/precision/hit/mrr@k over users with at least one test item.
+    """Mean recall/ndcg/precision/hit/mrr@k over users with at least one test item, or over
+    `users_max` of them drawn with `seed` where there are more.
 
     score_fn: (B,) user rows -> (B, n_items) scores (higher is better).
     """
     train_crow, train_items = _csr(train_pairs, n_users)
     test_crow, test_items = _csr(test_pairs, n_users)
     n_test = test_crow[1:] - test_crow[:-1]
-    users = torch.nonzero(n_test > 0).flatten()
+    users = users_sample(torch.nonzero(n_test > 0).flatten(), users_max, seed)
     discounts = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))
     ideal = torch.cumsum(discounts, 0)
     totals = dict.fromkeys(("recall", "ndcg", "precision", "hit", "mrr"), 0.0)
@@ -79,9 +86,20 @@ def ranking_metrics(
     return result
 
 
-def held_out_metrics(score_fn: Callable[[torch.Tensor], torch.Tensor], data, k: int = 20) -> dict[str, float]:
+def users_sample(users: torch.Tensor, users_max: int | None, seed: int) -> torch.Tensor:
+    """`users` when at most `users_max` (None: no bound), else `users_max` of them drawn
+    uniformly without replacement by `seed`, in their order."""
+    if users_max is None or len(users) <= users_max:
+        return users
+    drawn = torch.randperm(len(users), generator=torch.Generator().manual_seed(seed))[:users_max]
+    return users[drawn.sort().values]
+
+
+def held_out_metrics(score_fn: Callable[[torch.Tensor], torch.Tensor], data, k: int = 20,
+                     users_max: int | None = None) -> dict[str, float]:
     """`ranking_metrics` of `score_fn` on the held-out split of `data` (an `Interactions`),
-    its train pairs masked; empty when nothing is held out."""
+    its train pairs masked, over at most `users_max` users; empty when nothing is held out."""
     if len(data.test) == 0:
         return {}
-    return ranking_metrics(score_fn, data.train, data.test, data.n_users, data.n_items, k=k)
+    return ranking_metrics(score_fn, data.train, data.test, data.n_users, data.n_items, k=k,
+                           users_max=users_max)

@@ -33,3 +33,30 @@ def test_users_without_test_items_are_skipped():
     scores = torch.arange(4.0).flip(0).repeat(3, 1)
     got = ranking_metrics(lambda u: scores[u], np.zeros((0, 2), np.int64), np.array([[1, 0]]), 3, 4, k=2)
     assert got["n_users_evaluated"] == 1 and got["recall@2"] == 1.0 and got["ndcg@2"] == 1.0
+
+
+def test_a_bound_on_users_ranks_a_seeded_sample_of_them():
+    # 100 users, each with test item (user % 5): scores hit it only for users below 30.
+    n_users, n_items = 100, 5
+    test = np.array([[u, u % 5] for u in range(n_users)])
+    scores = torch.zeros(n_users, n_items)
+    scores[torch.arange(n_users), torch.arange(n_users) % 5] = -1.0  # last, a miss
+    scores[torch.arange(30), torch.arange(30) % 5] = 1.0  # first, a hit
+    asked = []
+
+    def score(users):
+        asked.append(users.clone())
+        return scores[users]
+
+    train = np.zeros((0, 2), np.int64)
+    got = ranking_metrics(score, train, test, n_users, n_items, k=1, users_max=40, seed=3)
+    ranked = torch.cat(asked)
+    assert got["n_users_evaluated"] == 40 and len(ranked.unique()) == 40  # 40 distinct users
+    assert got["recall@1"] == pytest.approx(float((ranked < 30).double().mean()))  # over those 40 only
+    again = ranking_metrics(lambda u: scores[u], train, test, n_users, n_items, k=1, users_max=40, seed=3)
+    assert again == got  # the same seed draws the same users
+    asked.clear()
+    ranking_metrics(score, train, test, n_users, n_items, k=1, users_max=40, seed=4)
+    assert not torch.equal(torch.cat(asked), ranked)  # another seed, another sample
+    whole = ranking_metrics(lambda u: scores[u], train, test, n_users, n_items, k=1, users_max=100)
+    assert whole["n_users_evaluated"] == 100 and whole["recall@1"] == pytest.approx(0.3)
