@@ -133,7 +133,8 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
     options = TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, dim=args.dim, layers=args.layers, lr=args.lr,
         lr_schedule=args.lr_schedule, seed=args.seed, progress=not args.no_progress,
-        time_budget_s=args.time_budget, eval_every=args.eval_every, eval_users=args.eval_users, init=args.init,
+        time_budget_s=args.time_budget, eval_every=args.eval_every, eval_users=args.eval_users,
+        init=args.init,
         config_overrides=overrides, num_workers=args.workers,
         hard_negatives=args.hard_negatives, neighbourhoods=args.neighbourhoods,
         shared_negatives=args.shared_negatives, negative_power=args.negative_power,

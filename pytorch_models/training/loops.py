@@ -222,7 +222,10 @@ def fit_embedding_model(name: str, data: Interactions, options: TrainOptions, ge
         items = final[data.n_users :]
         return dot_scorer(final[: data.n_users], items), items, layers
 
-    history = epochs_run(run_epoch, lambda: held_out_metrics(scorer()[0], data, options.k, options.eval_users), options)
+    def evaluate() -> dict:
+        return held_out_metrics(scorer()[0], data, options.k, options.eval_users)
+
+    history = epochs_run(run_epoch, evaluate, options)
     if not ranks.primary:  # rank 0 evaluates and publishes
         return ModelFit(model, asdict(config), torch.empty(0, config.dim), {}, None, history)
     score, items, layers = scorer()
@@ -304,7 +307,10 @@ def fit_pinsage(data: Interactions, features: ItemFeatures | None, options: Trai
         extra = {"item_bias": bias, "neighbour_table": table, "neighbour_weights": weights}
         return dot_scorer(users, items, bias), items, extra
 
-    history = epochs_run(run_epoch, lambda: held_out_metrics(scorer()[0], data, options.k, options.eval_users), options)
+    def evaluate() -> dict:
+        return held_out_metrics(scorer()[0], data, options.k, options.eval_users)
+
+    history = epochs_run(run_epoch, evaluate, options)
     if not ranks.primary:  # rank 0 evaluates and publishes
         return ModelFit(model, asdict(config), torch.empty(0, config.dim), {}, None, history)
     score, items, extra = scorer()

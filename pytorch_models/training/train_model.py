@@ -102,7 +102,8 @@ def train_model(
                             minlength=interactions.n_items).float()
     fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts, batch_pairs)
     train_seconds = time.perf_counter() - started
-    metrics = held_out_metrics(fit.scorer, interactions, options.k, options.eval_users) if fit.scorer is not None else {}
+    metrics = ({} if fit.scorer is None
+               else held_out_metrics(fit.scorer, interactions, options.k, options.eval_users))
     log.info("%s trained in %.1fs: %s", model_name, train_seconds, metrics)
     return TrainResult(
         model_name=model_name,
