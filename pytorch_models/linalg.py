@@ -38,13 +38,23 @@ def normalize(binary: sp.csr_matrix, user_exponent: float = 0.5, item_exponent: 
     return normalized.tocsr(), item_degree
 
 
+# From this many vectors on, `top_singular` iterates a block instead of asking ARPACK: ARPACK's
+# 2k + 1 Lanczos vectors, orthogonalised at every restart, cost it 530 s for 1,024 vectors of
+# Gowalla and 1,400 s at 25M ratings (docs/benchmarks.md), where the products with the matrix
+# are a few seconds.
+BLOCK_FROM = 512
+BLOCK_OVERSAMPLE = 0.25  # extra columns in the block, as a share of k
+BLOCK_ITERATIONS = 8  # products with RᵀR before the Rayleigh-Ritz step
+
+
 def top_singular(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(singular values (k,), right singular vectors (I, k)) of the k largest, descending.
 
-    ARPACK (`svds`, deterministic start) when k is small against the matrix; a dense LAPACK
-    SVD when ARPACK would need about every Lanczos vector anyway (2k + 1 >= min side). On
-    ml-latest-small (610 x 9,742) `svds` gave the exact top-256 subspace in 0.37 s, while
-    torch.svd_lowrank needed q = 2k and 4 power iterations (1.9 s) for the same accuracy.
+    A dense LAPACK SVD when ARPACK would need about every Lanczos vector anyway (2k + 1 >=
+    min side); ARPACK (`svds`, deterministic start) below BLOCK_FROM vectors; past it, block
+    subspace iteration (`block_top_singular`). On ml-latest-small (610 x 9,742) `svds` gave the
+    exact top-256 subspace in 0.37 s, while torch.svd_lowrank needed q = 2k and 4 power
+    iterations (1.9 s) for the same accuracy.
     """
     k = min(k, *matrix.shape)
     if k == 0:
@@ -52,14 +62,48 @@ def top_singular(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]
     if 2 * k + 1 >= min(matrix.shape):
         _, values, vt = np.linalg.svd(matrix.toarray().astype(np.float64), full_matrices=False)
         return values[:k], vt[:k].T
+    if k >= BLOCK_FROM:
+        return block_top_singular(matrix, k)
     _, values, vt = svds(matrix.astype(np.float64), k=k, random_state=0)
     order = np.argsort(-values)
     return values[order], vt[order].T
 
 
-def torch_csr(matrix: sp.csr_matrix) -> torch.Tensor:
+def block_top_singular(matrix: sp.csr_matrix, k: int, *, oversample: float = BLOCK_OVERSAMPLE,
+                       iterations: int = BLOCK_ITERATIONS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`top_singular` by subspace iteration: a seeded Gaussian block of k(1 + oversample)
+    columns multiplied by MᵀM `iterations` times, orthonormalised after each (QR), then the
+    Rayleigh-Ritz step: the SVD of M Q gives the values and Q W the vectors. Each iteration
+    costs two sparse products (torch's, on every thread) and one QR of an (I, block) matrix;
+    memory is a few (rows, block) float64 matrices. Vector j's error shrinks by about
+    (σ_{block+1} / σ_j)^(2 · iterations): the oversampling is what keeps the last of the k
+    accurate where the spectrum is flat."""
+    rows, columns = matrix.shape
+    block = min(columns, k + max(int(np.ceil(oversample * k)), 8))
+    forward = torch_csr(matrix, torch.float64)
+    backward = torch_csr(matrix.T.tocsr(), torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    basis = torch.linalg.qr(torch.randn(columns, block, dtype=torch.float64, generator=generator)).Q
+    for _ in range(iterations):
+        basis = torch.linalg.qr(backward @ (forward @ basis)).Q
+    image = forward @ basis  # (rows, block): M Q = U S Wᵀ
+    squares, rotation = torch.linalg.eigh(image.T @ image)  # ascending
+    order = torch.argsort(squares, descending=True)[:k]
+    values = squares[order].clamp(min=0).sqrt()
+    return values.numpy(), (basis @ rotation[:, order]).numpy()
+
+
+def singular_residuals(matrix: sp.csr_matrix, values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """‖MᵀM v_j − σ_j² v_j‖ / σ_j² for each pair `top_singular` returned: 0 for an exact one;
+    how a solver's last vectors are checked without an exact solver to compare with."""
+    gram = matrix.T @ (matrix @ vectors)
+    squares = np.asarray(values, dtype=np.float64) ** 2
+    return np.linalg.norm(gram - vectors * squares, axis=0) / np.where(squares > 0, squares, 1.0)
+
+
+def torch_csr(matrix: sp.csr_matrix, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     matrix = matrix.tocsr()
     return torch.sparse_csr_tensor(
         torch.from_numpy(matrix.indptr.astype(np.int64)), torch.from_numpy(matrix.indices.astype(np.int64)),
-        torch.from_numpy(matrix.data.astype(np.float32)), matrix.shape,
+        torch.tensor(matrix.data, dtype=dtype), matrix.shape,
     )
