@@ -55,6 +55,8 @@ class Interactions:
     split: how the hold-out was drawn (recorded in checkpoints so evaluation reuses it).
     negatives: (N, 2) [user row, item row] the user said it does not want (a site visitor's
     "Not interested"): BPR draws them as that user's negatives; None: none.
+    train_stamps: (E,) int64 seconds of each train row, where the data has them (a sequence
+    model needs the order: `data.sequences`); None: unordered.
     """
 
     n_users: int
@@ -65,6 +67,7 @@ class Interactions:
     user_ids: np.ndarray
     split: dict = field(default_factory=dict)
     negatives: np.ndarray | None = None
+    train_stamps: np.ndarray | None = None
 
 
 @dataclass
@@ -131,7 +134,8 @@ def split_per_user(
     return pairs[order[~is_test]], pairs[order[is_test]]
 
 
-def _index_of(ids: np.ndarray, values: np.ndarray, what: str) -> np.ndarray:
+def index_of(ids: np.ndarray, values: np.ndarray, what: str) -> np.ndarray:
+    """The row in `ids` of each of `values`; ValueError naming `what` when one is missing."""
     order = np.argsort(ids, kind="stable")
     pos = np.searchsorted(ids[order], values)
     pos = np.clip(pos, 0, len(ids) - 1)
@@ -160,7 +164,7 @@ def interactions_from_pairs(
     item_ids = np.asarray(item_ids, dtype=np.int64)
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     rows = np.stack(
-        [_index_of(user_ids, pairs[:, 0], "user"), _index_of(item_ids, pairs[:, 1], "item")], axis=1
+        [index_of(user_ids, pairs[:, 0], "user"), index_of(item_ids, pairs[:, 1], "item")], axis=1
     )
     rows = np.unique(rows, axis=0)
     train, test = split_per_user(rows, len(user_ids), test_fraction, seed)

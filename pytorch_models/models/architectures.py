@@ -12,10 +12,11 @@ from pytorch_models.models.graphfilter.model import GraphFilterConfig
 from pytorch_models.models.lightgcn import LightGCN, LightGCNConfig
 from pytorch_models.models.ngcf import NGCF, NGCFConfig
 from pytorch_models.models.pinsage.model import PinSage, PinSageConfig
+from pytorch_models.models.sasrec import SASRec, SASRecConfig
 
 CONFIGS = {"lightgcn": LightGCNConfig, "ngcf": NGCFConfig, "pinsage": PinSageConfig,
-           "graphfilter": GraphFilterConfig}
-CLASSES = {"lightgcn": LightGCN, "ngcf": NGCF, "pinsage": PinSage}
+           "graphfilter": GraphFilterConfig, "sasrec": SASRecConfig}
+CLASSES = {"lightgcn": LightGCN, "ngcf": NGCF, "pinsage": PinSage, "sasrec": SASRec}
 
 
 def build_model(model_name: str, config: dict) -> nn.Module:

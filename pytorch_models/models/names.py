@@ -39,6 +39,11 @@ PERSONALISED_MODELS = tuple(r.name for r in RECOMMENDERS if r.name != POPULAR)
 GRADIENT_TRAINED_MODELS = tuple(r.name for r in RECOMMENDERS if r.gradient_trained)
 # The models the live workers fine-tune on each click (their fresh lists sit in the cache).
 FINE_TUNED_LIVE = tuple(r.name for r in RECOMMENDERS if r.fine_tuned_live)
+# Trained and evaluated by `python -m pytorch_models.train` but not served yet: SASRec (issue
+# 25) learns from the order of each user's ratings, which the site's training snapshot and
+# pages do not carry yet.
+SEQUENCE_MODELS = ("sasrec",)
+TRAINED_MODELS = SERVED_MODELS + SEQUENCE_MODELS
 # The models of free user and item ego embeddings propagated over the graph
 # (`models.embedding`), trained with BPR: `--negative-candidates` and `EmbeddingFoldIn` apply.
 EMBEDDING_MODELS = ("lightgcn", "ngcf")

@@ -24,12 +24,13 @@ from torch import nn
 from pytorch_models.checkpoint import save_checkpoint
 from pytorch_models.data.interactions import Interactions, ItemFeatures
 from pytorch_models.evaluation.metrics import held_out_metrics
-from pytorch_models.models.names import EMBEDDING_MODELS, GRADIENT_TRAINED_MODELS, SERVED_MODELS
+from pytorch_models.models.names import EMBEDDING_MODELS, GRADIENT_TRAINED_MODELS, TRAINED_MODELS
 from pytorch_models.serving.scoring import popularity_scorer
 from pytorch_models.training import distributed
 from pytorch_models.training.graphfilter import train_graphfilter
 from pytorch_models.training.loops import ModelFit, fit_embedding_model, fit_pinsage
 from pytorch_models.training.options import TrainOptions
+from pytorch_models.training.sasrec import fit_sasrec
 from pytorch_models.training.spectral_init import spectral_initialiser
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,8 @@ def train_model(
     them. The graph is the whole train split either way; the closed-form models ignore it.
     Raises ValueError for batch pairs that are not train pairs (a held-out pair would leak).
     """
-    if model_name not in SERVED_MODELS:
-        raise ValueError(f"unknown model {model_name!r}; expected one of {SERVED_MODELS}")
+    if model_name not in TRAINED_MODELS:
+        raise ValueError(f"unknown model {model_name!r}; expected one of {TRAINED_MODELS}")
     options = (options or TrainOptions()).for_model(model_name)
     if model_name in EMBEDDING_MODELS:
         options = options.with_propagation(len(interactions.train))
@@ -146,6 +147,8 @@ def _fit(model_name, interactions, item_features, options: TrainOptions, generat
     if model_name == "graphfilter":
         return train_graphfilter(interactions, config_overrides=options.config_overrides,
                                  progress=options.progress)
+    if model_name == "sasrec":
+        return fit_sasrec(interactions, options, generator, initialise)
     if options.init == "spectral":
         spectral = spectral_initialiser(interactions.train, interactions.n_users, interactions.n_items)
         initialise = _then(spectral, initialise)

@@ -1,0 +1,74 @@
+"""Interactions in time order: the time-ordered hold-out (each user's latest interactions held
+out), each user's training items as a sequence, and MovieLens read that way.
+
+What SASRec learns from, and the split every model is compared on for it (issue 25): a
+random per-user hold-out (`interactions.split_per_user`) asks a sequence model to predict
+items from the middle of a history it has seen both sides of, which is not what a visitor's
+next click is.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from pytorch_models.data.interactions import Interactions, index_of
+from pytorch_models.data.movielens import movies_read, release_detect
+from pytorch_models.data.movielens_ratings import ratings_chunks
+
+log = logging.getLogger(__name__)
+
+
+def time_order(rows: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+    """The order of `rows` ((E, 2) [user row, item row]) by user, then time, then item row
+    (MovieLens gives a user several ratings in the same second)."""
+    return np.lexsort((rows[:, 1], stamps, rows[:, 0]))
+
+
+def split_by_time(rows: np.ndarray, stamps: np.ndarray, n_users: int,
+                  test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train rows, their stamps, test rows): each user's latest round(test_fraction · count)
+    interactions held out, at least one kept in train; train in (user, time) order."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+    stamps = np.asarray(stamps, dtype=np.int64)
+    order = time_order(rows, stamps)
+    rows, stamps = rows[order], stamps[order]
+    counts = np.bincount(rows[:, 0], minlength=n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(len(rows)) - starts[rows[:, 0]]
+    n_test = np.minimum(np.rint(counts * test_fraction).astype(np.int64), np.maximum(counts - 1, 0))
+    is_test = rank >= (counts - n_test)[rows[:, 0]]
+    return rows[~is_test], stamps[~is_test], rows[is_test]
+
+
+def user_sequences(train: np.ndarray, stamps: np.ndarray, n_users: int) -> list[np.ndarray]:
+    """Each user's train item rows in time order (ties by item row); [] for a user with none."""
+    order = time_order(train, stamps)
+    users, items = train[order, 0], train[order, 1]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=n_users))])
+    return [items[bounds[u]:bounds[u + 1]] for u in range(n_users)]
+
+
+def load_movielens_by_time(data_dir: str | Path, *, test_fraction: float = 0.2) -> Interactions:
+    """MovieLens as `interactions.load_movielens` reads it (every rating an interaction, the same
+    users and items in the same order), held out by time: each user's latest `test_fraction`.
+    `train_stamps` keeps when each train interaction happened."""
+    release = release_detect(data_dir)
+    movie_ids = np.asarray([movie.movie_id for movie in movies_read(release)], dtype=np.int64)
+    chunks = list(ratings_chunks(release))
+    users = np.concatenate([c.users for c in chunks]) if chunks else np.zeros(0, np.int64)
+    movies = np.concatenate([c.movies for c in chunks]) if chunks else np.zeros(0, np.int64)
+    stamps = np.concatenate([c.stamps for c in chunks]) if chunks else np.zeros(0, np.int64)
+    item_ids = np.concatenate([movie_ids, np.setdiff1d(np.unique(movies), movie_ids)])
+    user_ids = np.unique(users)
+    rows = np.stack([index_of(user_ids, users, "user"), index_of(item_ids, movies, "item")], axis=1)
+    first = np.unique(rows[time_order(rows, stamps)], axis=0, return_index=True)[1]  # a pair's first rating
+    kept = time_order(rows, stamps)[first]
+    train, train_stamps, test = split_by_time(rows[kept], stamps[kept], len(user_ids), test_fraction)
+    log.info("movielens %s by time: %d users, %d items, %d train, %d test", Path(data_dir).name,
+             len(user_ids), len(item_ids), len(train), len(test))
+    return Interactions(n_users=len(user_ids), n_items=len(item_ids), train=train, test=test, item_ids=item_ids,
+                        user_ids=user_ids, split={"by": "time", "test_fraction": test_fraction},
+                        train_stamps=train_stamps)
