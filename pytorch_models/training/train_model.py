@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,9 @@ class TrainResult:
     hyper: dict = field(default_factory=dict)
     # What the time budget did (`budget_summary`): meta.json's `budget`.
     budget: dict = field(default_factory=dict)
+    # user rows (B,) -> scores (B, n_items), as the held-out metrics were computed; None on
+    # ranks other than 0 and for a model with nothing to score.
+    scorer: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -117,6 +121,7 @@ def train_model(
         train_seconds=train_seconds,
         hyper={**options.hyper(model_name), "processes": ranks.world},
         budget=budget_summary(model_name, options, fit.history, train_seconds),
+        scorer=fit.scorer,
     )
 
 
