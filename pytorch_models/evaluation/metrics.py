@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 # 1024 users × 40,981 Gowalla items is a 160 MB score chunk; topk over it takes ~0.1 s.
 DEFAULT_BATCH = 1024
@@ -49,11 +50,13 @@ def ranking_metrics(
     batch_size: int = DEFAULT_BATCH,
     users_max: int | None = None,
     seed: int = 0,
+    progress: str | None = None,
 ) -> dict[str, float]:
     """Mean recall/ndcg/precision/hit/mrr@k over users with at least one test item, or over
     `users_max` of them drawn with `seed` where there are more.
 
-    score_fn: (B,) user rows -> (B, n_items) scores (higher is better).
+    score_fn: (B,) user rows -> (B, n_items) scores (higher is better). progress: a bar over the
+    users, with this label (None: no bar).
     """
     train_crow, train_items = _csr(train_pairs, n_users)
     test_crow, test_items = _csr(test_pairs, n_users)
@@ -62,6 +65,7 @@ def ranking_metrics(
     discounts = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))
     ideal = torch.cumsum(discounts, 0)
     totals = dict.fromkeys(("recall", "ndcg", "precision", "hit", "mrr"), 0.0)
+    bar = tqdm(total=len(users), desc=progress, unit="user", disable=progress is None)
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         scores = score_fn(batch).float().clone()  # (B, n_items)
@@ -80,6 +84,8 @@ def ranking_metrics(
         totals["precision"] += float((n_hits / k).sum())
         totals["hit"] += float((n_hits > 0).double().sum())
         totals["mrr"] += float((1.0 / first).sum())
+        bar.update(len(batch))
+    bar.close()
     n = max(len(users), 1)
     result = {f"{name}@{k}": value / n for name, value in totals.items()}
     result["n_users_evaluated"] = int(len(users))
@@ -96,10 +102,10 @@ def users_sample(users: torch.Tensor, users_max: int | None, seed: int) -> torch
 
 
 def held_out_metrics(score_fn: Callable[[torch.Tensor], torch.Tensor], data, k: int = 20,
-                     users_max: int | None = None) -> dict[str, float]:
+                     users_max: int | None = None, progress: str | None = None) -> dict[str, float]:
     """`ranking_metrics` of `score_fn` on the held-out split of `data` (an `Interactions`),
     its train pairs masked, over at most `users_max` users; empty when nothing is held out."""
     if len(data.test) == 0:
         return {}
     return ranking_metrics(score_fn, data.train, data.test, data.n_users, data.n_items, k=k,
-                           users_max=users_max)
+                           users_max=users_max, progress=progress)

@@ -18,5 +18,5 @@ def train_graphfilter(data: Interactions, *, config_overrides: dict, progress: b
     graph_filter = fit(data.train, data.n_users, data.n_items, config)
     tables = graph_filter.tables()
     tables.update(fit_spectral(graph_filter, data.train, data.n_users, progress=progress))
-    scorer = user_scorer(graph_filter, data.train, data.n_users, progress=progress)
+    scorer = user_scorer(graph_filter, data.train, data.n_users)
     return ModelFit(None, asdict(config), tables.pop("item_embeddings"), tables, scorer, [])

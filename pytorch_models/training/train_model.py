@@ -108,7 +108,8 @@ def train_model(
     fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts, batch_pairs)
     train_seconds = time.perf_counter() - started
     metrics = ({} if fit.scorer is None
-               else held_out_metrics(fit.scorer, interactions, options.k, options.eval_users))
+               else held_out_metrics(fit.scorer, interactions, options.k, options.eval_users,
+                                     progress=f"{model_name} evaluation" if options.progress else None))
     log.info("%s trained in %.1fs: %s", model_name, train_seconds, metrics)
     return TrainResult(
         model_name=model_name,

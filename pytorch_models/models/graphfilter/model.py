@@ -40,7 +40,6 @@ from dataclasses import dataclass, fields
 import numpy as np
 import scipy.sparse as sp
 import torch
-from tqdm import tqdm
 
 from pytorch_models.linalg import binary_matrix, degree_power, normalize, top_singular, torch_csr
 from pytorch_models.models.graphfilter import chebyshev
@@ -331,26 +330,16 @@ def serve_count(binary: sp.csr_matrix, config: GraphFilterConfig) -> int:
 SCORE_CHUNK = 256
 
 
-def user_scorer(graph_filter: GraphFilter, train_pairs: np.ndarray, n_users: int, *, progress: bool = True,
+def user_scorer(graph_filter: GraphFilter, train_pairs: np.ndarray, n_users: int, *,
                 chunk: int = SCORE_CHUNK):
-    """users (B,) -> (B, I) scores from each user's training history, `chunk` users at a time,
-    with a progress bar over all `n_users` (full-ranking evaluation scores every user with a
-    held-out item, which on our data sets is every user)."""
+    """users (B,) -> (B, I) scores from each user's training history, `chunk` users at a time
+    (the evaluation that calls it shows the progress: `ranking_metrics`)."""
     binary = binary_matrix(train_pairs, n_users, graph_filter.n_items)
-    bar = None
 
     def score(users: torch.Tensor) -> torch.Tensor:
-        nonlocal bar
-        bar = bar or tqdm(total=n_users, disable=not progress, desc="graphfilter", unit="user")
         rows = users.numpy()
-        blocks = []
-        for start in range(0, len(rows), chunk):
-            history = torch.from_numpy(binary[rows[start : start + chunk]].toarray())  # (b, I)
-            blocks.append(graph_filter.scores(history))
-            bar.update(len(history))
-        if bar.n >= n_users:  # a full pass is done; a later pass gets a bar of its own
-            bar.close()
-            bar = None
+        blocks = [graph_filter.scores(torch.from_numpy(binary[rows[start : start + chunk]].toarray()))
+                  for start in range(0, len(rows), chunk)]
         return torch.cat(blocks) if blocks else torch.zeros(0, graph_filter.n_items)
 
     return score
