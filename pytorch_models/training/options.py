@@ -82,7 +82,9 @@ class TrainOptions:
     `time.monotonic()` at which that budget ends; `train_model` sets it, not a caller (one clock
     for the batch loop, the epoch loop and the cosine decay). eval_every: the held-out recall@k
     every N epochs, the history's curve (None: only at the end). eval_users: held-out users
-    ranked by those evaluations, a seeded sample past it (None: every one).
+    ranked by those evaluations, a seeded sample past it (None: every one). eval_served: the
+    graph filter is evaluated through the tables it publishes, as the site serves it, instead
+    of through the exact filter (`training.graphfilter`).
     init: LightGCN/NGCF ego embeddings and PinSage's item id table from "random" numbers (the
     model's own init) or from the "spectral" tables of `pytorch_models.training.spectral_init` (R̃'s
     top singular vectors; every GNN's default).
@@ -117,6 +119,7 @@ class TrainOptions:
     deadline: float | None = None
     eval_every: int | None = None
     eval_users: int | None = None
+    eval_served: bool = False
     k: int = 20
     init: str | None = None
     config_overrides: dict = field(default_factory=dict)

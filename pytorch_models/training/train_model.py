@@ -152,7 +152,7 @@ def _fit(model_name, interactions, item_features, options: TrainOptions, generat
         return ModelFit(None, {}, counts.clone().unsqueeze(1), {}, popularity_scorer(counts), [])
     if model_name == "graphfilter":
         return train_graphfilter(interactions, config_overrides=options.config_overrides,
-                                 progress=options.progress)
+                                 progress=options.progress, served=options.eval_served)
     if model_name == "sasrec":
         return fit_sasrec(interactions, options, generator, initialise)
     if options.init == "spectral":

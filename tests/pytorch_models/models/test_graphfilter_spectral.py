@@ -159,3 +159,21 @@ def test_a_version_without_factors_is_filtered_over_r(tmp_path, communities):
     assert serving_filter(versions[1024]) is serving_filter(versions[1024])  # built once per loaded version
     items = communities.train[communities.train[:, 0] == 2, 1].tolist()
     assert torch.allclose(score_history(versions[0], items), score_history(versions[1024], items), atol=1e-5)
+
+
+def test_the_served_evaluation_ranks_as_the_exact_one_where_the_rank_fits(communities, community_features):
+    def trained(served: bool, **config):
+        options = TrainOptions(config_overrides={"factor_dim": 3, **config}, progress=False,
+                               eval_served=served)
+        return train_model("graphfilter", communities, community_features, options)
+
+    users = torch.arange(communities.n_users)
+    # serve_dim above the data's rank: the published tables hold every eigenvector, so the
+    # filter served from them scores as the exact one and the held-out figures agree.
+    exact, served = trained(False, serve_dim=64), trained(True, serve_dim=64)
+    assert torch.allclose(served.scorer(users), exact.scorer(users), atol=1e-4)
+    assert served.metrics == pytest.approx(exact.metrics)
+    # Fewer eigenvectors than the rank and no tail: what is served approximates, and that is
+    # what the served evaluation scores.
+    exact, served = trained(False, serve_dim=4, serve_tail=0), trained(True, serve_dim=4, serve_tail=0)
+    assert not torch.allclose(served.scorer(users), exact.scorer(users), atol=1e-4)
