@@ -73,12 +73,13 @@ def block_top_singular(matrix: sp.csr_matrix, k: int, *, oversample: float = BLO
                        iterations: int = BLOCK_ITERATIONS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`top_singular` by subspace iteration: a seeded Gaussian block of k(1 + oversample)
     columns multiplied by MᵀM `iterations` times, orthonormalised after each (QR), then the
-    Rayleigh-Ritz step: the SVD of M Q gives the values and Q W the vectors. Each iteration
+    Rayleigh-Ritz step: the eigenvectors W of (M Q)ᵀ(M Q) give the vectors Q W and its
+    eigenvalues the squared values. Each iteration
     costs two sparse products (torch's, on every thread) and one QR of an (I, block) matrix;
     memory is a few (rows, block) float64 matrices. Vector j's error shrinks by about
     (σ_{block+1} / σ_j)^(2 · iterations): the oversampling is what keeps the last of the k
     accurate where the spectrum is flat."""
-    rows, columns = matrix.shape
+    columns = matrix.shape[1]
     block = min(columns, k + max(int(np.ceil(oversample * k)), 8))
     forward = torch_csr(matrix, torch.float64)
     backward = torch_csr(matrix.T.tocsr(), torch.float64)

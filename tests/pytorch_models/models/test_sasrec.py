@@ -5,11 +5,14 @@ import numpy as np
 import pytest
 import torch
 
+from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data.interactions import Interactions
 from pytorch_models.data.sequences import split_by_time, user_sequences
+from pytorch_models.models.architectures import build_model
 from pytorch_models.models.sasrec import SASRec, SASRecConfig, padded_rows
+from pytorch_models.train import _options, _parser
 from pytorch_models.training.options import TrainOptions
-from pytorch_models.training.train_model import train_model
+from pytorch_models.training.train_model import publish, train_model
 
 
 @pytest.fixture
@@ -86,3 +89,26 @@ def test_without_timestamps_it_refuses():
     data.train_stamps = None
     with pytest.raises(ValueError, match="timestamps"):
         train_model("sasrec", data, None, TrainOptions(epochs=1, progress=False))
+
+
+def test_it_publishes_as_safetensors_and_loads_back(tmp_path):
+    data = cycles()
+    result = train_model("sasrec", data, None, TrainOptions(epochs=1, batch_size=16, dim=16, progress=False))
+    folder = publish(result, data, tmp_path / "sasrec", dataset={"dataset": "cycles"})
+    checkpoint = load_checkpoint(folder)
+    model = build_model("sasrec", checkpoint.config)
+    model.load_state_dict(checkpoint.state_dict())
+    rows = padded_rows([[1, 2, 3]], model.config.max_len)
+    with torch.no_grad():
+        assert torch.equal(model.eval().last_scores(rows), result.model.eval().last_scores(rows))
+    assert torch.equal(checkpoint.item_embeddings, result.model.item_table().detach())
+
+
+def test_the_command_line_trains_it_on_movielens_split_by_time_only():
+    parser = _parser()
+    base = ["--data-dir", "x", "--model", "sasrec"]
+    good = parser.parse_args([*base, "--dataset", "movielens", "--split", "time"])
+    assert _options(good, parser).for_model("sasrec").batch_size == 128  # sequences, the paper's
+    for bad in (["--dataset", "movielens"], ["--dataset", "gowalla", "--split", "time"]):
+        with pytest.raises(SystemExit):
+            _options(parser.parse_args([*base, *bad]), parser)
