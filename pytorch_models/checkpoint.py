@@ -5,7 +5,8 @@
                                  `item_popularity` (n_items,) and what fold-in needs
                                  (e.g. `item_bias` for PinSage)
     graph.safetensors            the training snapshot: `train_edges` (E, 2), `n_users`,
-                                 `n_items`, `item_ids`, `user_ids`, `feature.*` tables
+                                 `n_items`, `item_ids`, `user_ids`, `feature.*` tables and,
+                                 where the data is ordered, `train_stamps` (E,)
     meta.json                    model name, config, metrics, data snapshot counts, timings
     visitors.json                the site's visitors trained as users: {visitor digest: user row}
                                  (only a scheduled retrain's versions have one)
@@ -60,10 +61,12 @@ def save_checkpoint(
     user_ids: np.ndarray | None = None,
     item_features: ItemFeatures | None = None,
     visitors: dict[str, int] | None = None,
+    train_stamps: np.ndarray | None = None,
 ) -> Path:
     """Write a checkpoint folder (created if missing) and return its path.
 
-    visitors: visitor digest -> user row, for the users that are the site's visitors."""
+    visitors: visitor digest -> user row, for the users that are the site's visitors.
+    train_stamps: (E,) seconds of each train edge, where the data has them (`Interactions`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     item_ids_t = torch.as_tensor(np.asarray(item_ids, dtype=np.int64))
@@ -81,6 +84,8 @@ def save_checkpoint(
     }
     if item_features is not None:
         graph.update({f"feature.{k}": v for k, v in item_features.tensors().items()})
+    if train_stamps is not None:
+        graph["train_stamps"] = torch.as_tensor(np.asarray(train_stamps, dtype=np.int64))
     save_file(_contiguous(graph), out / GRAPH)
     document = {
         "model": model_name,
@@ -102,6 +107,7 @@ class GraphSnapshot:
     item_ids: np.ndarray
     user_ids: np.ndarray
     item_features: ItemFeatures | None
+    train_stamps: np.ndarray | None = None  # (E,) seconds of each train edge, where ordered
 
     def trained_on(self, pairs: np.ndarray) -> bool:
         """Whether `pairs` (E, 2) are this snapshot's train edges, as a set of (user, item) rows."""
@@ -151,6 +157,7 @@ class Checkpoint:
             user_ids=tensors["user_ids"].numpy(),
             item_features=(ItemFeatures.from_tensors(features, self.meta["item_features"]) if features
                            else None),
+            train_stamps=tensors["train_stamps"].numpy() if "train_stamps" in tensors else None,
         )
 
 

@@ -9,6 +9,7 @@ import time
 
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data.interactions import load_dataset
+from pytorch_models.data.sequences import load_movielens_by_time
 from pytorch_models.evaluation.blend import blended_scorer
 from pytorch_models.evaluation.metrics import ranking_metrics
 from pytorch_models.serving.scoring import checkpoint_scorer
@@ -27,9 +28,13 @@ def blend_metrics(checkpoint_dirs, weights, dataset: str, data_dir, *, k: int = 
     splits = [checkpoint.meta.get("data", {}).get("split", {}) for checkpoint in checkpoints]
     if any(split != splits[0] for split in splits):
         raise ValueError(f"the checkpoints were trained on different splits: {splits}")
-    data, _ = load_dataset(
-        dataset, data_dir, test_fraction=splits[0].get("test_fraction", 0.2), seed=splits[0].get("seed", 0)
-    )
+    if splits[0].get("by") == "time":
+        if dataset != "movielens":
+            raise ValueError(f"the checkpoints were trained on movielens held out by time, not on {dataset}")
+        data = load_movielens_by_time(data_dir, test_fraction=splits[0]["test_fraction"])
+    else:
+        data, _ = load_dataset(dataset, data_dir, test_fraction=splits[0].get("test_fraction", 0.2),
+                               seed=splits[0].get("seed", 0))
     for folder, checkpoint in zip(checkpoint_dirs, checkpoints, strict=True):
         if not checkpoint.graph().trained_on(data.train):
             raise ValueError(f"the data set's train split differs from {folder}'s training snapshot")

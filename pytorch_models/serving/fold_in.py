@@ -42,7 +42,7 @@ from pytorch_models.models.embedding import item_layers
 from pytorch_models.models.graphfilter.spectral import serving_filter
 from pytorch_models.models.losses import bpr_loss, max_margin_loss
 from pytorch_models.models.names import EMBEDDING_MODELS
-from pytorch_models.serving.scoring import pinsage_user_vectors
+from pytorch_models.serving.scoring import pinsage_user_vectors, sequence_model, sequence_scorer
 from pytorch_models.serving.visitor_batch import VisitorBatch, _random_negatives, middle_band, sample_band
 
 # Chosen with benchmarks/fold_in_quality.py on ml-latest-small, held-out users of seed 1
@@ -260,13 +260,16 @@ def score_history(checkpoint: Checkpoint, items: Sequence[int],
     (+ item bias). LightGCN / NGCF: mean of the items' final embeddings, dotted with all items.
     Graph filter: its closed form, the scores a training user with this history gets, with
     `dismissed` (item rows) as a signed history; the other models learn from dismissals in
-    the live fine-tune only, and the callers leave them out of every list.
+    the live fine-tune only, and the callers leave them out of every list. SASRec: what
+    follows the history, read in the order given (oldest first).
     """
     items = torch.as_tensor(list(items), dtype=torch.int64)
     if checkpoint.model_name == "popular" or len(items) == 0:
         return checkpoint.extra["item_popularity"].float()
     if checkpoint.model_name == "graphfilter":
         return serving_filter(checkpoint).score_items(items, dismissed)
+    if checkpoint.model_name == "sasrec":  # `items` in the order they came, the newest last
+        return sequence_scorer(sequence_model(checkpoint), [items.tolist()])(torch.tensor([0]))[0]
     query, bias = history_query(checkpoint, items)
     scores = checkpoint.item_embeddings.float() @ query
     return scores if bias is None else scores + bias

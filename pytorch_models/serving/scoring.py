@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from pytorch_models.data.graph import SymmetricAdjacency
+from pytorch_models.data.sequences import user_sequences
 from pytorch_models.models.architectures import build_model
 from pytorch_models.models.graphfilter.model import user_scorer
 from pytorch_models.models.graphfilter.spectral import serving_filter
+from pytorch_models.models.sasrec import SASRec, padded_rows
+
+SEQUENCE_CHUNK = 256  # sequences scored at once
 
 
 def user_item_mean(item_vectors: torch.Tensor, pairs: np.ndarray, n_users: int) -> torch.Tensor:
@@ -37,6 +42,34 @@ def dot_scorer(user_vectors: torch.Tensor, item_table: torch.Tensor, item_bias: 
     return score
 
 
+def sequence_scorer(model: SASRec, sequences: Sequence[np.ndarray]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """users (B,) -> (B, n_items): every item scored as what follows the user's sequence of item
+    rows (oldest first), its last max_len items, SEQUENCE_CHUNK users at a time."""
+
+    @torch.no_grad()
+    def score(users: torch.Tensor) -> torch.Tensor:
+        model.eval()
+        rows = padded_rows([list(sequences[u]) for u in users.tolist()], model.config.max_len)
+        return torch.cat([model.last_scores(rows[i:i + SEQUENCE_CHUNK])
+                          for i in range(0, len(rows), SEQUENCE_CHUNK)])
+
+    return score
+
+
+_SEQUENCE_MODELS: dict[int, SASRec] = {}
+
+
+def sequence_model(checkpoint) -> SASRec:
+    """A loaded SASRec checkpoint's module, in eval mode, built once per loaded checkpoint."""
+    key = id(checkpoint)
+    if key not in _SEQUENCE_MODELS:
+        model = build_model(checkpoint.model_name, checkpoint.config)
+        model.load_state_dict(checkpoint.state_dict())
+        _SEQUENCE_MODELS[key] = model.eval()
+        weakref.finalize(checkpoint, _SEQUENCE_MODELS.pop, key, None)
+    return _SEQUENCE_MODELS[key]
+
+
 def popularity_scorer(counts: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda users: counts.float().expand(len(users), -1)
 
@@ -52,6 +85,12 @@ def checkpoint_scorer(checkpoint, train_pairs: np.ndarray, n_users: int):
                           checkpoint.extra["item_bias"])
     if name == "graphfilter":
         return user_scorer(serving_filter(checkpoint), train_pairs, n_users)
+    if name == "sasrec":
+        stamps = checkpoint.graph().train_stamps
+        if stamps is None or len(stamps) != len(train_pairs):
+            raise ValueError("a sasrec checkpoint scores users by the order of their training items: "
+                             "it needs the snapshot's train_stamps for these pairs")
+        return sequence_scorer(sequence_model(checkpoint), user_sequences(train_pairs, stamps, n_users))
     model = build_model(name, checkpoint.config)
     model.load_state_dict(checkpoint.state_dict())
     model.eval()

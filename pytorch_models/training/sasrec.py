@@ -20,11 +20,10 @@ from pytorch_models.data.interactions import Interactions
 from pytorch_models.data.sequences import user_sequences
 from pytorch_models.evaluation.metrics import held_out_metrics
 from pytorch_models.models.sasrec import ITEM_OFFSET, SASRec, SASRecConfig, padded_rows
+from pytorch_models.serving.scoring import sequence_scorer
 from pytorch_models.training import distributed
 from pytorch_models.training.loops import ModelFit, batch_loop, epochs_run, learning_rate_schedule
 from pytorch_models.training.options import TrainOptions
-
-SCORE_BATCH = 256  # users scored at once by the held-out evaluation
 
 
 class Negatives:
@@ -107,12 +106,7 @@ def fit_sasrec(data: Interactions, options: TrainOptions, generator: torch.Gener
                           epoch=epoch, n_batches=n_batches, progress=options.progress and ranks.primary,
                           desc=f"sasrec {epoch}", deadline=options.deadline, synchronise=synchronise)
 
-    @torch.no_grad()
-    def score(users: torch.Tensor) -> torch.Tensor:
-        model.eval()
-        rows = padded_rows([sequences[u].tolist() for u in users.tolist()], config.max_len)
-        return torch.cat([model.last_scores(rows[i:i + SCORE_BATCH])
-                          for i in range(0, len(rows), SCORE_BATCH)])
+    score = sequence_scorer(model, sequences)
 
     def evaluate() -> dict:
         return held_out_metrics(score, data, options.k, options.eval_users)

@@ -230,4 +230,5 @@ def publish(
         user_ids=interactions.user_ids,
         item_features=item_features,
         visitors=visitors,
+        train_stamps=interactions.train_stamps,
     )

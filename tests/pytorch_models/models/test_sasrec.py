@@ -8,8 +8,10 @@ import torch
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data.interactions import Interactions
 from pytorch_models.data.sequences import split_by_time, user_sequences
-from pytorch_models.models.architectures import build_model
+from pytorch_models.evaluation.metrics import ranking_metrics
 from pytorch_models.models.sasrec import SASRec, SASRecConfig, padded_rows
+from pytorch_models.serving.fold_in import score_history
+from pytorch_models.serving.scoring import checkpoint_scorer
 from pytorch_models.train import _options, _parser
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
@@ -91,17 +93,22 @@ def test_without_timestamps_it_refuses():
         train_model("sasrec", data, None, TrainOptions(epochs=1, progress=False))
 
 
-def test_it_publishes_as_safetensors_and_loads_back(tmp_path):
+def test_it_publishes_and_serves_from_the_checkpoint_as_trained(tmp_path):
     data = cycles()
-    result = train_model("sasrec", data, None, TrainOptions(epochs=1, batch_size=16, dim=16, progress=False))
+    result = train_model("sasrec", data, None, TrainOptions(epochs=3, batch_size=16, dim=16, progress=False))
     folder = publish(result, data, tmp_path / "sasrec", dataset={"dataset": "cycles"})
     checkpoint = load_checkpoint(folder)
-    model = build_model("sasrec", checkpoint.config)
-    model.load_state_dict(checkpoint.state_dict())
-    rows = padded_rows([[1, 2, 3]], model.config.max_len)
-    with torch.no_grad():
-        assert torch.equal(model.eval().last_scores(rows), result.model.eval().last_scores(rows))
+    assert np.array_equal(checkpoint.graph().train_stamps, data.train_stamps)  # the order travels
     assert torch.equal(checkpoint.item_embeddings, result.model.item_table().detach())
+    # The held-out figures again, from the checkpoint alone.
+    scorer = checkpoint_scorer(checkpoint, data.train, data.n_users)
+    again = ranking_metrics(scorer, data.train, data.test, data.n_users, data.n_items)
+    assert again["recall@20"] == pytest.approx(result.metrics["recall@20"], abs=1e-6)
+    # A visitor's list: what follows its history, in the order given.
+    history = [5, 6, 7]
+    expected = result.model.eval().last_scores(padded_rows([history], 200))[0]
+    assert torch.allclose(score_history(checkpoint, history), expected, atol=1e-5)
+    assert not torch.allclose(score_history(checkpoint, history[::-1]), expected, atol=1e-3)
 
 
 def test_the_command_line_trains_it_on_movielens_split_by_time_only():
