@@ -64,11 +64,11 @@ def load_movielens_by_time(data_dir: str | Path, *, test_fraction: float = 0.2) 
     item_ids = np.concatenate([movie_ids, np.setdiff1d(np.unique(movies), movie_ids)])
     user_ids = np.unique(users)
     rows = np.stack([index_of(user_ids, users, "user"), index_of(item_ids, movies, "item")], axis=1)
-    first = np.unique(rows[time_order(rows, stamps)], axis=0, return_index=True)[1]  # a pair's first rating
-    kept = time_order(rows, stamps)[first]
+    order = time_order(rows, stamps)
+    kept = order[np.unique(rows[order], axis=0, return_index=True)[1]]  # each pair's first rating
     train, train_stamps, test = split_by_time(rows[kept], stamps[kept], len(user_ids), test_fraction)
     log.info("movielens %s by time: %d users, %d items, %d train, %d test", Path(data_dir).name,
              len(user_ids), len(item_ids), len(train), len(test))
-    return Interactions(n_users=len(user_ids), n_items=len(item_ids), train=train, test=test, item_ids=item_ids,
-                        user_ids=user_ids, split={"by": "time", "test_fraction": test_fraction},
-                        train_stamps=train_stamps)
+    return Interactions(n_users=len(user_ids), n_items=len(item_ids), train=train, test=test,
+                        item_ids=item_ids, user_ids=user_ids, train_stamps=train_stamps,
+                        split={"by": "time", "test_fraction": test_fraction})
