@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from predictors.registry import Published
 from predictors.training import TrainingData, training_dataset
 from predictors.visitor_digest import visitor_digest
 from pytorch_models.data.interactions import Interactions, ItemFeatures
-from pytorch_models.models.names import GRADIENT_TRAINED_MODELS
+from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, SEQUENCE_MODELS
 from pytorch_models.training import distributed
 from pytorch_models.training.replay import new_pair_mask, replay_rows
 from pytorch_models.training.warm_start import warm_start as weights_carry
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 
 def visitors_as_users(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]],
-                      dismissals: Sequence[tuple[str, int]] = ()
+                      dismissals: Sequence[tuple[str, int]] = (), *, by_time: bool = False
                       ) -> tuple[Interactions, ItemFeatures, dict[str, int]]:
     """(the interactions with every visitor a user, the movies' features, visitor digest -> user row).
 
@@ -47,23 +48,43 @@ def visitors_as_users(training_data: TrainingData, visitor_pairs: Sequence[tuple
     split every version since the ratings were imported was measured on, and their recall@20
     figures compare. A version names a visitor by its digest, never by its id. `dismissals`,
     (visitor, movie id) pairs of "Not interested", become `Interactions.negatives` for the
-    visitors that are users (those with a positive pair): BPR draws them as negatives."""
+    visitors that are users (those with a positive pair): BPR draws them as negatives.
+    by_time: the split by time (`training_dataset`), a visitor's pairs read as newest first
+    (`movie.tracking.selectors.visitor_interactions` gives each visitor's so) and dated after
+    every rating, a second apart, so a sequence model learns each visitor's clicks in order."""
     first = max((u for u, _ in training_data.pairs), default=0) + 1
     digests = sorted({visitor_digest(v) for v, _ in visitor_pairs})
     user_of = {digest: first + i for i, digest in enumerate(digests)}
     pairs = [*training_data.pairs, *((user_of[visitor_digest(v)], m) for v, m in visitor_pairs)]
-    interactions, features = training_dataset(dataclasses.replace(training_data, pairs=pairs))
+    with_visitors = dataclasses.replace(training_data, pairs=pairs)
+    if by_time:
+        stamps = _visitor_stamps(training_data, visitor_pairs)
+        with_visitors = dataclasses.replace(with_visitors, stamps=stamps)
+    interactions, features = training_dataset(with_visitors, by_time=by_time,
+                                              train_only=list(user_of.values()))
     visitors = {digest: int(np.searchsorted(interactions.user_ids, user_id))
                 for digest, user_id in user_of.items()}
-    held_visitors = np.isin(interactions.test[:, 0], list(visitors.values()))
-    interactions.train = np.concatenate([interactions.train, interactions.test[held_visitors]])
-    interactions.test = interactions.test[~held_visitors]
     row_of_movie = {int(m): row for row, m in enumerate(interactions.item_ids)}
     negatives = [(visitors[visitor_digest(v)], row_of_movie[m]) for v, m in dismissals
                  if visitor_digest(v) in visitors and m in row_of_movie]
     if negatives:
         interactions.negatives = np.asarray(sorted(set(negatives)), dtype=np.int64)
     return interactions, features, visitors
+
+
+def _visitor_stamps(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]]) -> np.ndarray:
+    """The ratings' stamps, then one per visitor pair: after the newest rating, each visitor's
+    newest pair (its first) last."""
+    if training_data.stamps is None:
+        raise ValueError("a split by time needs each rating's time: a snapshot read with its stamps")
+    stamps = np.asarray(training_data.stamps, dtype=np.int64)
+    after = int(stamps.max()) + 1 if len(stamps) else 0
+    remaining = Counter(v for v, _ in visitor_pairs)  # pairs of the visitor still to come
+    visitor_stamps = []
+    for visitor, _ in visitor_pairs:
+        remaining[visitor] -= 1
+        visitor_stamps.append(after + remaining[visitor])
+    return np.concatenate([stamps, np.asarray(visitor_stamps, dtype=np.int64)])
 
 
 @dataclass(frozen=True)
@@ -114,16 +135,22 @@ def snapshot_shared(training_data: TrainingData | None, visitor_pairs: Sequence[
     primary = distributed.current().primary
     pairs = distributed.broadcast_array(np.asarray(training_data.pairs, dtype=np.int64).reshape(-1, 2)
                                         if primary else None)
+    has_stamps = distributed.broadcast_json(training_data.stamps is not None if primary else None)
+    stamps = distributed.broadcast_array(np.asarray(training_data.stamps, dtype=np.int64)
+                                         if primary else None) if has_stamps else None
     rest = distributed.broadcast_json({**{f.name: getattr(training_data, f.name)
-                                          for f in dataclasses.fields(TrainingData) if f.name != "pairs"},
+                                          for f in dataclasses.fields(TrainingData) if f.name not in _ARRAYS},
                                        "visitor_pairs": list(visitor_pairs),
                                        "dismissals": list(dismissals)} if primary else None)
     if primary:  # what it sent; rebuilding 25M pairs from the array would only cost time
         return training_data, list(visitor_pairs), list(dismissals)
     visitor_pairs = [(visitor, movie) for visitor, movie in rest.pop("visitor_pairs")]
     dismissals = [(visitor, movie) for visitor, movie in rest.pop("dismissals")]
-    return TrainingData(**rest, pairs=[tuple(pair) for pair in pairs.tolist()]), visitor_pairs, dismissals
+    return (TrainingData(**rest, pairs=[tuple(pair) for pair in pairs.tolist()], stamps=stamps),
+            visitor_pairs, dismissals)
 
+
+_ARRAYS = ("pairs", "stamps")  # the snapshot's fields that travel as arrays, not as JSON
 
 def user_keys(user_ids, visitors: dict[str, int]) -> list[str]:
     """A key per user row that names the same user in every version: a visitor's digest, else
@@ -137,7 +164,8 @@ def warm_plan(model: str, live: Published | None, interactions: Interactions, vi
     """The warm start from `live` (models learnt by gradient descent; the others have no
     parameters to carry) and, with a `budget`, its batches: the pairs `live` did not train on
     and a replay sample of those it did, drawn with `seed`. Without a live version there is
-    nothing to start from or to replay against: every pair."""
+    nothing to start from or to replay against: every pair. SASRec trains on every user's
+    sequence for the budget's seconds: a sequence's next items are its batches' targets."""
     if live is None or model not in GRADIENT_TRAINED_MODELS:
         return WarmPlan()
     old = live.checkpoint
@@ -150,7 +178,7 @@ def warm_plan(model: str, live: Published | None, interactions: Interactions, vi
                                 user_keys=new_keys)
         log.info("%s warm start from %s: %s", model, live.version, carried)
 
-    if budget is None:
+    if budget is None or model in SEQUENCE_MODELS:  # SASRec steps over whole sequences, not pairs
         return WarmPlan(initialise)
     is_new = new_pair_mask(interactions.train, user_keys=new_keys, item_ids=interactions.item_ids,
                            old_train=old_graph.train_edges, old_user_keys=old_keys,

@@ -1,7 +1,8 @@
 """The site's training data: what every version trains on, its held-out split, its digests,
 and the metrics of a version on it.
 
-The site's models train on an 80/20 per-user split of the imported ratings (seeded), so
+The site's models train on an 80/20 per-user split of the imported ratings (seeded; SASRec's,
+which reads each user's ratings in order, holds out each user's latest fifth by time), so
 every published version carries metrics measured on ratings it never saw, and
 `manage.py evaluate` can recompute them on the same split (`live_version_metrics`). Versions
 are made from it by `predictors.versions.version_make`.
@@ -23,8 +24,10 @@ from pytorch_models.data.interactions import (
     interactions_from_pairs,
     movielens_item_features,
 )
+from pytorch_models.data.sequences import interactions_by_time
 from pytorch_models.evaluation.checkpoint_metrics import checkpoint_metrics
 from pytorch_models.evaluation.metrics import ranking_metrics
+from pytorch_models.models.names import SEQUENCE_MODELS
 from pytorch_models.serving.scoring import checkpoint_scorer
 
 TEST_FRACTION = 0.2
@@ -36,7 +39,9 @@ class TrainingData:
     """What the models train on, as plain lists: every movie with its features (one entry per
     movie), and the rating pairs (user, movie id).
 
-    tags: each movie's normalised tags, most applied first; None when none were imported."""
+    tags: each movie's normalised tags, most applied first; None when none were imported.
+    stamps: when each pair was rated (integer seconds, one per pair), which the sequence models
+    need (`names.SEQUENCE_MODELS`); None when the snapshot did not read them."""
 
     movie_ids: Sequence[int]
     titles: Sequence[str]
@@ -44,15 +49,31 @@ class TrainingData:
     years: Sequence[int | None]
     pairs: Sequence[tuple[int, int]]
     tags: Sequence[Sequence[str]] | None = None
+    stamps: Sequence[int] | np.ndarray | None = None
 
 
-def training_dataset(training_data: TrainingData) -> tuple[Interactions, ItemFeatures]:
-    if not training_data.pairs:
+def training_dataset(training_data: TrainingData, *, by_time: bool = False,
+                     train_only: Sequence[int] = ()) -> tuple[Interactions, ItemFeatures]:
+    """(the interactions split 80/20, the movies' features). by_time: hold out each user's
+    latest fifth by `stamps` (ValueError without them), with `train_stamps`; else a seeded
+    random fifth per user. train_only: user ids none of whose pairs is held out (the visitors
+    of a retrain)."""
+    if len(training_data.pairs) == 0:
         raise ValueError("there are no ratings to train on: import a MovieLens release first")
-    pairs = np.asarray(training_data.pairs, dtype=np.int64)
-    interactions = interactions_from_pairs(
-        np.unique(pairs[:, 0]), training_data.movie_ids, pairs, test_fraction=TEST_FRACTION, seed=SEED
-    )
+    pairs = np.asarray(training_data.pairs, dtype=np.int64).reshape(-1, 2)
+    user_ids = np.unique(pairs[:, 0])
+    if by_time:
+        if training_data.stamps is None or len(training_data.stamps) != len(pairs):
+            raise ValueError("a split by time needs each rating's time: a snapshot read with its stamps")
+        interactions = interactions_by_time(user_ids, training_data.movie_ids, pairs, training_data.stamps,
+                                            test_fraction=TEST_FRACTION, train_only=train_only)
+    else:
+        interactions = interactions_from_pairs(user_ids, training_data.movie_ids, pairs,
+                                               test_fraction=TEST_FRACTION, seed=SEED)
+        if len(train_only):  # the split of every other user is the one it would have been without them
+            held = np.isin(interactions.test[:, 0], np.searchsorted(user_ids, np.asarray(train_only)))
+            interactions.train = np.concatenate([interactions.train, interactions.test[held]])
+            interactions.test = interactions.test[~held]
     features = movielens_item_features(
         training_data.titles, training_data.genres, training_data.years, training_data.tags
     )
@@ -87,7 +108,7 @@ def live_version_metrics(*, model: str, training_data: TrainingData, k: int = 20
     published = registry.published(model)
     if published is None:
         raise LookupError(f"{model} has no published version yet: train it first")
-    interactions, _ = training_dataset(training_data)
+    interactions, _ = training_dataset(training_data, by_time=model in SEQUENCE_MODELS)
     if not published.checkpoint.graph().trained_on(interactions.train):
         raise ValueError(f"the ratings changed since {model} {published.version} was trained: retrain it")
     scorer = checkpoint_scorer(published.checkpoint, interactions.train, interactions.n_users)

@@ -31,7 +31,7 @@ from predictors import registry, retrieval
 from predictors.retrain import RetrainBudget, WarmPlan, visitors_as_users, warm_plan
 from predictors.training import TrainingData, data_digest, ratings_digest, training_dataset
 from pytorch_models.checkpoint import load_checkpoint
-from pytorch_models.models.names import RECOMMENDERS
+from pytorch_models.models.names import RECOMMENDERS, SEQUENCE_MODELS
 from pytorch_models.training import distributed
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
@@ -147,10 +147,12 @@ def version_make(
         registry.versions_prune_logged(model)  # superseded versions whose grace has run out since
         return VersionMade(model, False, live.version, "unchanged", live_recall=live_recall)
 
+    by_time = model in SEQUENCE_MODELS
     if visitor_pairs is None:
-        (interactions, features), visitors = training_dataset(training_data), None
+        (interactions, features), visitors = training_dataset(training_data, by_time=by_time), None
     else:
-        interactions, features, visitors = visitors_as_users(training_data, visitor_pairs, dismissals)
+        interactions, features, visitors = visitors_as_users(training_data, visitor_pairs, dismissals,
+                                                             by_time=by_time)
     plan = (warm_plan(model, live, interactions, visitors, budget=budget, seed=int(digest[:8], 16))
             if warm_start else WarmPlan())
     if epochs is None and warm_start:

@@ -29,7 +29,7 @@ from movie.tracking.services import history_expire, impressions_expire
 from predictors.live import LiveEngine
 from predictors.retrain import RetrainBudget, snapshot_shared
 from predictors.versions import version_make
-from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, SERVED_MODELS
+from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, SEQUENCE_MODELS, SERVED_MODELS
 from pytorch_models.training import distributed
 
 log = logging.getLogger(__name__)
@@ -217,12 +217,14 @@ def retrain_run(models: list[str] | None = None, epochs: int | None = None) -> d
     and rank 0 publishes; the other ranks' results say so."""
     budget = RetrainBudget.from_settings()
     primary = distributed.current().primary
+    models = models or SERVED_MODELS
     training_data, visitor_pairs, dismissals = snapshot_shared(
-        training_snapshot() if primary else None, visitor_interactions() if primary else None,
+        training_snapshot(stamps=any(m in SEQUENCE_MODELS for m in models)) if primary else None,
+        visitor_interactions() if primary else None,
         visitor_interactions(dismissed=True) if primary else None)
     results = {}
     with threads_at_most(budget.threads):
-        for model in models or SERVED_MODELS:
+        for model in models:
             if not primary and model not in GRADIENT_TRAINED_MODELS:
                 results[model] = {"model": model, "published": False, "reason": "fitted by rank 0"}
                 continue

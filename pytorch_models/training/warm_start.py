@@ -14,8 +14,11 @@ import torch
 from torch import nn
 
 from pytorch_models.checkpoint import Checkpoint
+from pytorch_models.models.sasrec import ITEM_OFFSET
 
-ITEM_ROWS = ("item_embedding.weight", "input.id_embedding.weight", "item_bias")
+# Per-item tables -> the row of item 0 (SASRec's row 0 is padding, `models.sasrec.ITEM_OFFSET`).
+ITEM_ROWS = {"item_embedding.weight": 0, "input.id_embedding.weight": 0, "item_bias": 0,
+             "items.weight": ITEM_OFFSET}
 USER_ROWS = ("user_embedding.weight",)
 
 
@@ -45,7 +48,9 @@ def warm_start(
             continue  # new, or another size (e.g. a version trained with another dim)
         if name in ITEM_ROWS or name in USER_ROWS:
             new_rows, old_rows = items if name in ITEM_ROWS else users
-            tensor[new_rows] = old[name][old_rows].to(tensor.dtype)
+            first = ITEM_ROWS.get(name, 0)
+            tensor[:first] = old[name][:first].to(tensor.dtype)  # rows before the items' (padding)
+            tensor[new_rows + first] = old[name][old_rows + first].to(tensor.dtype)
         elif old[name].shape == tensor.shape:
             tensor.copy_(old[name])
     model.load_state_dict(state)

@@ -2,6 +2,7 @@
 and its budget: the pairs new since the live version plus a replay sample, its seconds, what
 meta.json says of both."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,7 +13,8 @@ from predictors.retrain import RetrainBudget, WarmPlan, visitors_as_users, warm_
 from predictors.training import data_digest, training_dataset
 from predictors.versions import RETRAIN_EPOCHS, version_make
 from predictors.visitor_digest import visitor_digest
-from tests.predictors.tiny_catalogue import TINY_CATALOGUE
+from pytorch_models.data.sequences import user_sequences
+from tests.predictors.tiny_catalogue import RATINGS, TINY_CATALOGUE
 
 
 def test_visitors_are_users_after_the_rating_users_and_hold_nothing_out():
@@ -40,6 +42,24 @@ def test_a_visitors_dismissals_are_its_negatives_never_its_training_pairs():
     assert sorted(visitor_movies.tolist()) == [3, 4]
     clicks = [("v:a", 3)]
     assert data_digest(TINY_CATALOGUE, clicks, [("v:a", 50)]) != data_digest(TINY_CATALOGUE, clicks)
+
+
+def test_by_time_a_visitors_clicks_follow_the_ratings_in_the_order_they_came():
+    """For SASRec: the ratings held out by time as without visitors; each visitor's pairs (newest
+    first, as `visitor_interactions` gives them) all train, dated after every rating, oldest first."""
+    stamped = dataclasses.replace(TINY_CATALOGUE, stamps=[1000 + 7 * i for i in range(len(RATINGS))])
+    clicks = [("v:a", 7), ("v:b", 50), ("v:a", 3), ("v:a", 5)]  # v:a clicked 5, then 3, then 7
+
+    interactions, _, visitors = visitors_as_users(stamped, clicks, by_time=True)
+
+    ratings_alone, _ = training_dataset(stamped, by_time=True)
+    assert np.array_equal(interactions.test, ratings_alone.test) and len(interactions.test) > 0
+    row = visitors[visitor_digest("v:a")]
+    sequence = user_sequences(interactions.train, interactions.train_stamps, interactions.n_users)[row]
+    assert interactions.item_ids[sequence].tolist() == [5, 3, 7]
+    assert interactions.train_stamps[interactions.train[:, 0] == row].min() > max(stamped.stamps)
+    with pytest.raises(ValueError, match="time"):
+        visitors_as_users(TINY_CATALOGUE, clicks, by_time=True)
 
 
 # --- the budgeted retrain ----------------------------------------------------------------

@@ -9,12 +9,14 @@ from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data.interactions import Interactions
 from pytorch_models.data.sequences import split_by_time, user_sequences
 from pytorch_models.evaluation.metrics import ranking_metrics
+from pytorch_models.models.architectures import build_model
 from pytorch_models.models.sasrec import SASRec, SASRecConfig, padded_rows
 from pytorch_models.serving.fold_in import score_history
 from pytorch_models.serving.scoring import checkpoint_scorer
 from pytorch_models.train import _options, _parser
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
+from pytorch_models.training.warm_start import warm_start
 
 
 @pytest.fixture
@@ -119,3 +121,23 @@ def test_the_command_line_trains_it_on_movielens_split_by_time_only():
     for bad in (["--dataset", "movielens"], ["--dataset", "gowalla", "--split", "time"]):
         with pytest.raises(SystemExit):
             _options(parser.parse_args([*base, *bad]), parser)
+
+
+def test_a_warm_start_carries_each_items_row_past_the_padding_row(tmp_path):
+    """A retrain whose catalogue gained a movie in front (every item one row later): each item's
+    row follows its id, the padding row stays the padding row, and the rest (positions,
+    attention) is copied whole."""
+    data = cycles()
+    result = train_model("sasrec", data, None, TrainOptions(epochs=1, batch_size=16, dim=16, progress=False))
+    checkpoint = load_checkpoint(publish(result, data, tmp_path / "old", dataset={"dataset": "cycles"}))
+    grown = np.concatenate([[1000], data.item_ids])
+    new = build_model("sasrec", {**checkpoint.config, "n_items": len(grown)})
+    keys = [str(u) for u in data.user_ids]
+
+    carried = warm_start(new, checkpoint, item_ids=grown, user_keys=keys, checkpoint_user_keys=keys)
+
+    old = checkpoint.state_dict()
+    assert carried["items"] == data.n_items
+    assert torch.equal(new.items.weight[2:], old["items.weight"][1:])  # item i: row i + 2 now, i + 1 then
+    assert torch.equal(new.items.weight[0], old["items.weight"][0])
+    assert torch.equal(new.positions.weight, old["positions.weight"])

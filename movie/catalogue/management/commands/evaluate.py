@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from movie.catalogue.selectors import training_snapshot
 from predictors.training import checkpoint_folder_metrics, live_version_metrics
-from pytorch_models.models.names import SERVED_MODELS
+from pytorch_models.models.names import SEQUENCE_MODELS, SERVED_MODELS
 
 COLUMNS = ("recall@{k}", "ndcg@{k}", "hit@{k}", "precision@{k}", "mrr@{k}")
 
@@ -36,9 +36,10 @@ class Command(BaseCommand):
         elif dataset or data_dir:
             raise CommandError("--dataset and --data-dir go with --checkpoint")
         else:
-            training_data = training_snapshot()
+            names = model or SERVED_MODELS
+            training_data = training_snapshot(stamps=any(name in SEQUENCE_MODELS for name in names))
             rows = [(name, self._run(live_version_metrics, model=name, training_data=training_data, k=k))
-                    for name in model or SERVED_MODELS]
+                    for name in names]
         columns = [c.format(k=k) for c in COLUMNS]
         self.stdout.write("| model | " + " | ".join(columns) + " |")
         self.stdout.write("|---" * (len(columns) + 1) + "|")

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from movie.catalogue.selectors import training_snapshot
 from predictors import registry
 from predictors.versions import version_make
-from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, POPULAR, SERVED_MODELS
+from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, POPULAR, SEQUENCE_MODELS, SERVED_MODELS
 
 
 class Command(BaseCommand):
@@ -24,7 +24,7 @@ class Command(BaseCommand):
             models = [m for m in order if registry.latest_version(m) is None]
         else:
             models = [model]
-        training_data = training_snapshot()
+        training_data = training_snapshot(stamps=any(m in SEQUENCE_MODELS for m in models))
         for name in models:
             try:
                 made = version_make(model=name, training_data=training_data, epochs=epochs,
