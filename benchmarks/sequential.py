@@ -31,7 +31,7 @@ from predictors.versions import SITE_OPTIONS
 from pytorch_models.data.interactions import load_movielens_features
 from pytorch_models.data.sequences import load_movielens_by_time
 from pytorch_models.evaluation.metrics import ranking_metrics
-from pytorch_models.models.names import TRAINED_MODELS
+from pytorch_models.models.names import SERVED_MODELS
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import train_model
 
@@ -69,7 +69,7 @@ def figures(scorer, data, parts: dict[str, np.ndarray]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("data/ml-latest-small"))
-    parser.add_argument("--models", nargs="+", choices=TRAINED_MODELS, default=list(TRAINED_MODELS))
+    parser.add_argument("--models", nargs="+", choices=SERVED_MODELS, default=list(SERVED_MODELS))
     parser.add_argument("--out", type=Path, default=Path("var/sequential"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

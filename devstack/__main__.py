@@ -65,7 +65,7 @@ def demo() -> None:
         SERVICES_ENV.write_text("".join(f"{k}={v}\n" for k, v in found.items()))
         print(f"services up in {time.monotonic() - started:.1f} s", flush=True)
         # Popular and the graph filter train in seconds and the site serves them; the GNNs take
-        # minutes (316 s on this 2-core machine) and join one by one once the site is up.
+        # minutes (316 s on this 2-core machine), SASRec 265 s, and each joins once the site is up.
         missing = models_without_version(model_dir)
         timings = {}
         for name, args in (("migrate", ("migrate", "--noinput")),
@@ -89,7 +89,7 @@ def demo() -> None:
         print(f"\n{stack.table()}\n\nUp in {time.monotonic() - started:.1f} s. "
               f"Open http://127.0.0.1:{port} — Ctrl-C stops everything", flush=True)
         if slow:
-            print(f"\nTraining {', '.join(slow)} in the background, one at a time (about 5 minutes in all): "
+            print(f"\nTraining {', '.join(slow)} in the background, one at a time (about 10 minutes in all): "
                   "the site serves popular and the graph filter meanwhile, and each model joins as it is "
                   f"published. Progress (also in {LOG_DIR.relative_to(ROOT)}/train.log):\n", flush=True)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from predictors.registry import Published
-from pytorch_models.models.names import PERSONALISED_MODELS
+from pytorch_models.models.names import EXPLAINED_MODELS
 from pytorch_models.serving.explain import explain_history
 
 TOP = 2  # "Because you watched A and B": more names stop being read
@@ -34,7 +34,7 @@ def because(published: Published, *, history: Sequence[int], items: Sequence[int
     score stand out most from their terms for the other `items` (`explain.distinctive`), first
     the most; empty for models whose scores do not come from a history."""
     history_rows, item_ids = published.indices(history), [m for m in items if m in published.index_of]
-    if published.model not in PERSONALISED_MODELS or not history_rows or not item_ids:
+    if published.model not in EXPLAINED_MODELS or not history_rows or not item_ids:
         return {}
     values, rows = explain_history(published.checkpoint, history_rows, published.indices(item_ids), top)
     movie_ids = published.movie_ids

@@ -23,7 +23,7 @@ import torch
 
 from predictors import cache, registry, retrieval
 from predictors.explain import because
-from pytorch_models.models.names import FINE_TUNED_LIVE, POPULAR, SERVED_MODELS
+from pytorch_models.models.names import FINE_TUNED_LIVE, POPULAR, SEQUENCE_MODELS, SERVED_MODELS
 from pytorch_models.serving.fold_in import history_query, score_history
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ class Recommendations(Generic[Item]):
     reason: str | None  # why it fell back: "no_history" | "not_trained"
     items: list[tuple[Item, float]]  # (movie, score), best first
     # "popular" | "published" (scored on request) | "fresh" (the worker's fine-tuned cache) |
-    # "closed_form" (a model with nothing to fine-tune: the whole history, scored on request)
+    # "closed_form" (the graph filter: nothing to fine-tune, the whole history scored on request) |
+    # "sequence" (SASRec: nothing per visitor, the history in click order read on request)
     source: str
     as_of_event: str | None = None  # newest event a "fresh" list reflects
     # Movie id -> the history movies that set its score apart ("because you watched",
@@ -74,8 +75,8 @@ def popular(*, k: int, exclude: Sequence[int] = ()) -> tuple[str | None, list[tu
 
 def recommend(*, visitor: str, model: str, k: int, history: Sequence[int],
               dismissed: Sequence[int] = ()) -> Recommendations:
-    """Top-k for `visitor`, never containing a movie in `history` or `dismissed` (movie ids:
-    what it clicked or rated, and what it said "Not interested" to)."""
+    """Top-k for `visitor`, never containing a movie in `history` or `dismissed` (movie ids,
+    newest first: what it clicked or rated, and what it said "Not interested" to)."""
     if model not in SERVED_MODELS:
         raise UnknownModel(model)
     hidden = [*history, *dismissed]
@@ -86,10 +87,10 @@ def recommend(*, visitor: str, model: str, k: int, history: Sequence[int],
         reason = None if model == POPULAR else ("not_trained" if published is None else "no_history")
         return Recommendations(model, version, reason is not None, reason, items, source="popular")
 
-    if model not in FINE_TUNED_LIVE:  # the graph filter: its closed form already holds every click
+    if model not in FINE_TUNED_LIVE:  # the graph filter, SASRec: what they score holds every click
         items, explained = _closed_form(published, history, dismissed, k)
-        return Recommendations(model, published.version, False, None, items, source="closed_form",
-                               because=explained)
+        return Recommendations(model, published.version, False, None, items, because=explained,
+                               source="sequence" if model in SEQUENCE_MODELS else "closed_form")
 
     try:
         cached = cache.recommendations_get(model, visitor)
@@ -136,9 +137,10 @@ def _published_top_k(published: registry.Published, history: Sequence[int], dism
 
 # (model folder, model, version, digest of the history and the dismissed, k) -> (items, because),
 # newest use last.
-# A closed form's list is a function of these alone, and a visitor asks for the same one again
-# and again (a reload, the home row, a tab, the API): the filter's products were 4.3 of the
-# 7.3 ms of CPU its page took. A click changes the history, a publish the version: a new key.
+# A closed form's list is a function of these alone (SASRec's too: the digest keeps the order),
+# and a visitor asks for the same one again and again (a reload, the home row, a tab, the
+# API): the filter's products were 4.3 of the 7.3 ms of CPU its page took. A click changes the
+# history, a publish the version: a new key.
 # The history enters the key as a 16-byte digest, never as itself (a long history in every key
 # held its whole tuple once per k), and the cache is bounded in bytes, not entries: an entry's
 # size follows k (the API allows up to 100) and its because-lists. A web process holds about
@@ -186,7 +188,8 @@ def closed_form_clear() -> None:
 
 def _closed_form(published: registry.Published, history: Sequence[int], dismissed: Sequence[int],
                  k: int) -> tuple[list, dict]:
-    """The graph filter's list: its closed form of the signed history (a dismissed movie is -1)."""
+    """The graph filter's list: its closed form of the signed history (a dismissed movie is -1);
+    SASRec's: what follows the history read oldest first, the dismissed left out."""
     digest = history_digest([*history, -1, *dismissed]) if dismissed else history_digest(history)
     key = (str(registry.model_dir()), published.model, published.version, digest, k)
     with _closed_form_lock:
@@ -194,7 +197,10 @@ def _closed_form(published: registry.Published, history: Sequence[int], dismisse
         if held is not None:
             _closed_form_lists.move_to_end(key)
     if held is None:  # computed outside the lock: two requests may both compute, never block
-        scores = score_history(published.checkpoint, published.indices(history), published.indices(dismissed))
+        rows = published.indices(history)
+        if published.model in SEQUENCE_MODELS:
+            rows.reverse()  # oldest first, the order it reads
+        scores = score_history(published.checkpoint, rows, published.indices(dismissed))
         items = _top_k(published, scores, [*history, *dismissed], k)
         held = (items, _because(published, history, items))
         _closed_form_keep(key, held)

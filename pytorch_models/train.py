@@ -36,7 +36,7 @@ from pytorch_models.models.names import (
     EMBEDDING_MODELS,
     GRADIENT_TRAINED_MODELS,
     SEQUENCE_MODELS,
-    TRAINED_MODELS,
+    SERVED_MODELS,
 )
 from pytorch_models.training import distributed
 from pytorch_models.training.options import (
@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train a Cinegraph recommender and save a checkpoint.")
     parser.add_argument("--dataset", choices=("gowalla", "movielens"), required=True)
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--model", choices=TRAINED_MODELS, required=True)
+    parser.add_argument("--model", choices=SERVED_MODELS, required=True)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, help="default per model: 2048 pairs; SASRec 128 sequences")
     parser.add_argument("--dim", type=int, help="embedding size; default per model (DEFAULTS), else 64")
@@ -141,7 +141,8 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Train
         parser.error(f"{args.model} learns from each user's order: --dataset movielens --split time")
     if args.eval_users is not None and args.eval_users < 1:
         parser.error("--eval-users takes a count ≥ 1")
-    if args.init == "spectral" and args.model not in GRADIENT_TRAINED_MODELS:
+    if args.init == "spectral" and (args.model not in GRADIENT_TRAINED_MODELS
+                                    or args.model in SEQUENCE_MODELS):
         parser.error(f"--init {args.init} applies to lightgcn, ngcf and pinsage, not {args.model}")
     options = TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, dim=args.dim, layers=args.layers, lr=args.lr,
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     options = _options(args, parser)
     ranks = distributed.start(args.device)
-    if ranks.many and args.model not in GRADIENT_TRAINED_MODELS + SEQUENCE_MODELS:
+    if ranks.many and args.model not in GRADIENT_TRAINED_MODELS:
         distributed.stop()
         parser.error(f"{args.model} is fitted in closed form: run it as one process, not under torchrun")
     logging.basicConfig(level=logging.INFO if ranks.primary else logging.WARNING,

@@ -332,7 +332,7 @@ def click_consumer(service_stack, app_process_env, kafka_bootstrap, log_dir):
 
 
 # Tiny trainings keep the suite fast; the pipeline tests need trained weights, not good ones.
-TEST_EPOCHS = {"popular": 0, "lightgcn": 2, "ngcf": 2, "pinsage": 1, "graphfilter": 0}
+TEST_EPOCHS = {"popular": 0, "lightgcn": 2, "ngcf": 2, "pinsage": 1, "graphfilter": 0, "sasrec": 2}
 
 
 @pytest.fixture(scope="session")
@@ -342,24 +342,28 @@ def trained_models(model_dir):
     Trained from the CSV files rather than the database, so tests that count rows in the
     catalogue are not disturbed; `manage.py train` itself is tested in tests/movie/catalogue.
     """
+    import numpy as np
     import torch
 
     from predictors import registry
     from predictors.training import TrainingData
     from predictors.versions import version_make
     from pytorch_models.data.movielens import movie_tags, movies_read, release_detect, tags_read
-    from pytorch_models.data.movielens_ratings import rating_pairs
+    from pytorch_models.data.movielens_ratings import ratings_chunks
 
     release = release_detect(MOVIELENS)
     movies = list(movies_read(release))
     tags = movie_tags(tags_read(release))
+    chunks = list(ratings_chunks(release))
     training_data = TrainingData(
         movie_ids=[m.movie_id for m in movies],
         titles=[m.title for m in movies],
         genres=[list(m.genres) for m in movies],
         years=[m.year for m in movies],
-        pairs=rating_pairs(release).tolist(),
+        pairs=np.column_stack([np.concatenate([c.users for c in chunks]),
+                               np.concatenate([c.movies for c in chunks])]).tolist(),
         tags=[[tag for tag, _ in tags.get(m.movie_id, [])] for m in movies],
+        stamps=np.concatenate([c.stamps for c in chunks]),
     )
     # Small sparse products: 2 threads on a busy 2-core box ran ~10x slower than 1.
     torch.set_num_threads(1)

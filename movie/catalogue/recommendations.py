@@ -81,19 +81,27 @@ class MeasuredMetrics:
     version: str
     n_users: int
     rows: list[tuple[str, float, float | None]]  # (metric, this model, popular baseline)
+    by_time: bool  # held out each user's latest ratings (SASRec), not a random fifth
 
 
-def _metrics(model_name: str) -> tuple[str, dict] | None:
+def _metrics(model_name: str) -> tuple[str, dict, bool] | None:
+    """(live version, its held-out metrics, whether they were held out by time); None if untrained."""
     published = registry.published(model_name)
-    return None if published is None else (published.version, published.checkpoint.meta.get("metrics", {}))
+    if published is None:
+        return None
+    meta = published.checkpoint.meta
+    by_time = meta.get("data", {}).get("split", {}).get("by") == "time"
+    return published.version, meta.get("metrics", {}), by_time
 
 
 def model_metrics(model_name: str) -> MeasuredMetrics | None:
-    """The live version's held-out metrics beside the popular baseline's; None if untrained."""
+    """The live version's held-out metrics beside the popular baseline's, when the baseline was
+    held out the same way (figures on another split do not compare); None if untrained."""
     measured = _metrics(model_name)
     if measured is None:
         return None
-    version, metrics = measured
-    baseline = (_metrics("popular") or (None, {}))[1]
+    version, metrics, by_time = measured
+    popular = _metrics("popular")
+    baseline = popular[1] if popular is not None and popular[2] == by_time else {}
     rows = [(name, metrics[name], baseline.get(name)) for name in REPORTED_METRICS if name in metrics]
-    return MeasuredMetrics(version, int(metrics.get("n_users_evaluated", 0)), rows)
+    return MeasuredMetrics(version, int(metrics.get("n_users_evaluated", 0)), rows, by_time)

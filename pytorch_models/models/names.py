@@ -19,31 +19,38 @@ class Recommender:
     fine_tuned_live: bool  # the workers fine-tune it on each click; otherwise a visitor's list is
     # scored from the published tables on request (the graph filter's closed form, popular's counts)
     retrain_epochs: int  # epochs of the scheduled retrain, warm-started from the live version
+    # Its scores from a history split exactly into one term per history movie ("because you
+    # watched", `serving.explain`); SASRec's attention over the order does not split that way.
+    explained: bool = True
+    # It reads the history in order, oldest first (SASRec), and trains on each user's ratings in
+    # time order, held out by time; the others see a set, held out at random.
+    sequential: bool = False
 
 
 RECOMMENDERS = (
     Recommender("pinsage", "PinSage", gradient_trained=True, fine_tuned_live=True, retrain_epochs=2),
     Recommender("ngcf", "NGCF", gradient_trained=True, fine_tuned_live=True, retrain_epochs=10),
     Recommender("lightgcn", "LightGCN", gradient_trained=True, fine_tuned_live=True, retrain_epochs=15),
+    Recommender("sasrec", "SASRec", gradient_trained=True, fine_tuned_live=False, retrain_epochs=20,
+                explained=False, sequential=True),
     Recommender("graphfilter", "Graph filter", gradient_trained=False, fine_tuned_live=False,
                 retrain_epochs=0),
-    Recommender("popular", "Popular", gradient_trained=False, fine_tuned_live=False, retrain_epochs=0),
+    Recommender("popular", "Popular", gradient_trained=False, fine_tuned_live=False, retrain_epochs=0,
+                explained=False),
 )
 POPULAR = "popular"
 
 # Every model the site serves (and `python -m pytorch_models.train` trains), in the site's order.
 SERVED_MODELS = tuple(r.name for r in RECOMMENDERS)
-# The models that score a visitor from its history, which can therefore be explained: all but popular.
-PERSONALISED_MODELS = tuple(r.name for r in RECOMMENDERS if r.name != POPULAR)
+# The models whose scores split into one term per history movie, which can therefore be explained.
+EXPLAINED_MODELS = tuple(r.name for r in RECOMMENDERS if r.explained)
 # The models learnt by gradient descent: the ones a warm start or a spectral start applies to.
 GRADIENT_TRAINED_MODELS = tuple(r.name for r in RECOMMENDERS if r.gradient_trained)
-# The models the live workers fine-tune on each click (their fresh lists sit in the cache).
+# The models the live workers fine-tune on each click (their fresh lists sit in the cache); the
+# others score a visitor's whole history on request (`predictors.recommend`).
 FINE_TUNED_LIVE = tuple(r.name for r in RECOMMENDERS if r.fine_tuned_live)
-# Trained and evaluated by `python -m pytorch_models.train` but not served yet: SASRec (issue
-# 25) learns from the order of each user's ratings, which the site's training snapshot and
-# pages do not carry yet.
-SEQUENCE_MODELS = ("sasrec",)
-TRAINED_MODELS = SERVED_MODELS + SEQUENCE_MODELS
+# The models that learn from the order of each user's ratings: trained on a split by time.
+SEQUENCE_MODELS = tuple(r.name for r in RECOMMENDERS if r.sequential)
 # The models of free user and item ego embeddings propagated over the graph
 # (`models.embedding`), trained with BPR: `--negative-candidates` and `EmbeddingFoldIn` apply.
 EMBEDDING_MODELS = ("lightgcn", "ngcf")

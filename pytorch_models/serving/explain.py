@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from pytorch_models.checkpoint import Checkpoint
 from pytorch_models.models.graphfilter.model import GraphFilter
 from pytorch_models.models.graphfilter.spectral import SpectralFilter, serving_filter
-from pytorch_models.models.names import PERSONALISED_MODELS
+from pytorch_models.models.names import EXPLAINED_MODELS
 
 
 def embedding_terms(item_table: torch.Tensor, history_rows: torch.Tensor, item_rows: torch.Tensor,
@@ -61,7 +61,7 @@ def filter_terms(graph_filter: GraphFilter | SpectralFilter, history_rows: torch
 def history_terms(checkpoint: Checkpoint, history_rows: Sequence[int],
                   item_rows: Sequence[int]) -> torch.Tensor:
     """The (k, n) terms of `score_history`'s scores for this checkpoint's model."""
-    if checkpoint.model_name not in PERSONALISED_MODELS:
+    if checkpoint.model_name not in EXPLAINED_MODELS:
         raise ValueError(f"{checkpoint.model_name!r} scores do not come from a history")
     history = torch.as_tensor(list(history_rows), dtype=torch.int64)
     items = torch.as_tensor(list(item_rows), dtype=torch.int64)

@@ -25,7 +25,7 @@ from torch import nn
 from pytorch_models.checkpoint import save_checkpoint
 from pytorch_models.data.interactions import Interactions, ItemFeatures
 from pytorch_models.evaluation.metrics import held_out_metrics
-from pytorch_models.models.names import EMBEDDING_MODELS, GRADIENT_TRAINED_MODELS, TRAINED_MODELS
+from pytorch_models.models.names import EMBEDDING_MODELS, GRADIENT_TRAINED_MODELS, SERVED_MODELS
 from pytorch_models.serving.scoring import popularity_scorer
 from pytorch_models.training import distributed
 from pytorch_models.training.graphfilter import train_graphfilter
@@ -87,8 +87,8 @@ def train_model(
     them. The graph is the whole train split either way; the closed-form models ignore it.
     Raises ValueError for batch pairs that are not train pairs (a held-out pair would leak).
     """
-    if model_name not in TRAINED_MODELS:
-        raise ValueError(f"unknown model {model_name!r}; expected one of {TRAINED_MODELS}")
+    if model_name not in SERVED_MODELS:
+        raise ValueError(f"unknown model {model_name!r}; expected one of {SERVED_MODELS}")
     options = (options or TrainOptions()).for_model(model_name)
     if model_name in EMBEDDING_MODELS:
         options = options.with_propagation(len(interactions.train))

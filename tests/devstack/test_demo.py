@@ -27,7 +27,7 @@ def test_on_an_empty_folder_popular_comes_first_and_the_gnns_are_left_for_after(
 
     assert missing[0] == "popular" and sorted(missing) == sorted(SERVED_MODELS)
     assert [m for m in missing if m not in GRADIENT_TRAINED_MODELS] == ["popular", "graphfilter"]
-    assert {m for m in missing if m in GRADIENT_TRAINED_MODELS} == {"pinsage", "ngcf", "lightgcn"}
+    assert {m for m in missing if m in GRADIENT_TRAINED_MODELS} == {"pinsage", "ngcf", "lightgcn", "sasrec"}
 
 
 def test_commands_side_by_side_all_run_to_the_end_and_a_failure_names_its_command(tmp_path):

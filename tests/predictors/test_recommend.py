@@ -105,3 +105,22 @@ def test_the_graph_filter_lists_stay_under_their_byte_bound(trained_models, monk
     newest = next(reversed(kept))
     assert newest[3:] == (serving.history_digest(movie_ids[:509]), 100)
     serving.closed_form_clear()
+
+
+def test_sasrec_reads_the_history_oldest_first(trained_models):
+    """Histories come newest first; SASRec's list is what follows them read oldest first, so
+    the same movies in another order give another list, and nothing names a reason."""
+    from predictors import registry
+    from pytorch_models.serving.fold_in import score_history
+
+    published = registry.published("sasrec")
+    history = [2571, 1, 260, 1196, 589]  # newest first
+    recs = recommend(visitor="v:sequence", model="sasrec", k=20, history=history, dismissed=[318])
+    assert recs.source == "sequence" and recs.model_version == trained_models["sasrec"] and not recs.fallback
+    assert recs.because == {} and not {m for m, _ in recs.items} & {*history, 318}
+
+    scores = score_history(published.checkpoint, published.indices(history[::-1]))
+    scores[published.indices([*history, 318])] = float("-inf")
+    assert _ids(recs) == [int(published.movie_ids[r]) for r in scores.topk(20).indices]
+    reordered = recommend(visitor="v:sequence", model="sasrec", k=20, history=history[::-1], dismissed=[318])
+    assert _ids(reordered) != _ids(recs)

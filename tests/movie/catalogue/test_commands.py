@@ -30,9 +30,9 @@ def test_train_publishes_a_safetensors_version_with_metrics(catalogue, model_dir
 
 def test_train_missing_trains_only_the_models_without_a_version_untrained_first(catalogue,
                                                                                 model_dir_of_this_test):
-    for model in ("pinsage", "ngcf", "lightgcn"):
+    for model in ("pinsage", "ngcf", "lightgcn", "sasrec"):
         call_command("train", model=model, epochs=1, verbosity=0, stdout=StringIO())
-    before = {m: registry.latest_version(m) for m in ("pinsage", "ngcf", "lightgcn")}
+    before = {m: registry.latest_version(m) for m in ("pinsage", "ngcf", "lightgcn", "sasrec")}
     out = StringIO()
 
     call_command("train", missing=True, verbosity=0, stdout=out)

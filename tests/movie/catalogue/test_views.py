@@ -152,6 +152,30 @@ def test_paper_page_shows_measured_metrics_beside_popular(client, catalogue, mod
     assert f"<th scope=\"row\">recall@20</th><td>{recall:.4f}</td>" in body
 
 
+def test_sasrec_trains_by_time_and_its_pages_say_what_it_reads(client, catalogue, interaction_add,
+                                                                model_dir_of_this_test):
+    """`manage.py train --model sasrec` reads the ratings' times from the database; its review
+    shows its figures as held out by time, with no popular baseline from another split; its
+    page reads the visitor's clicks in order."""
+    for model in ("popular", "sasrec"):
+        call_command("train", model=model, epochs=1, verbosity=0, stdout=StringIO())
+    meta = json.loads(next((model_dir_of_this_test / "sasrec").glob("*/meta.json")).read_text())
+    assert meta["data"]["split"]["by"] == "time"
+    assert PaperReview.objects.get(slug="sasrec").venue == "ICDM 2018"
+
+    review = client.get(reverse("paper-review", args=["sasrec"]))
+    body = review.content.decode()
+    assert review.context["metrics"].by_time and "the latest 20% of each user's ratings by time" in body
+    assert f"<td>{meta['metrics']['recall@20']:.4f}</td><td>–</td>" in body
+
+    client.get(reverse("history"))  # creates the anonymous session
+    interaction_add(client.session["visitor"], 11, minute=1)
+    page = client.get(reverse("recommendations", args=["sasrec"]))
+    assert page.context["recs"].source == "sequence"
+    assert "in the order you clicked them" in page.content.decode()
+    assert 11 not in [m.id for m, _ in page.context["recs"].items]
+
+
 def test_static_assets_are_local(client, db):
     body = client.get(reverse("paper-list")).content.decode()
     assert "/static/movie/app.css" in body and "/static/movie/app.js" in body

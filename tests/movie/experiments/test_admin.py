@@ -35,6 +35,13 @@ def test_the_admin_form_explains_bad_arms(db, arms, message):
     assert not form.is_valid() and message in " ".join(form.errors["arms"])
 
 
+def test_every_served_model_can_be_an_arm_sasrec_too(db):
+    from pytorch_models.models.names import SERVED_MODELS
+
+    assert "sasrec" in SERVED_MODELS
+    assert _form([{"model": model, "weight": 1} for model in SERVED_MODELS]).is_valid()
+
+
 def test_the_admin_form_refuses_a_stop_before_the_start_and_new_arms_once_started(db):
     stopped_first = _form([{"model": "ngcf", "weight": 1}], stopped_at="2029-01-01 00:00:00")
     assert "stop after it starts" in str(stopped_first.errors["stopped_at"])

@@ -29,7 +29,7 @@ from predictors import registry
 pytestmark = pytest.mark.django_db
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MODELS = ("pinsage", "ngcf", "lightgcn", "popular")
+MODELS = ("pinsage", "ngcf", "lightgcn", "sasrec", "popular")
 OLD_VERSION = "20200101T000000000000Z"  # published before meta.json kept a training history
 
 
