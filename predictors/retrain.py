@@ -175,7 +175,7 @@ def warm_plan(model: str, live: Published | None, interactions: Interactions, vi
 
     def initialise(new_model):
         carried = weights_carry(new_model, old, item_ids=interactions.item_ids, checkpoint_user_keys=old_keys,
-                                user_keys=new_keys)
+                                user_keys=new_keys, train=interactions.train)
         log.info("%s warm start from %s: %s", model, live.version, carried)
 
     if budget is None or model in SEQUENCE_MODELS:  # SASRec steps over whole sequences, not pairs

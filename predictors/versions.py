@@ -41,7 +41,10 @@ log = logging.getLogger(__name__)
 # Evaluate on the held-out split after every epoch, for the training curve in meta.json's
 # `history` (the dashboard draws it). On ml-latest-small an evaluation took 0.04-0.06 s
 # against a LightGCN epoch of 1.0-1.4 s (~4%), 0.07-0.26 s against NGCF's 7.5-25 s and
-# 0.18 s against PinSage's 7-17 s (~1-2%): about 3 s on a 60-epoch LightGCN run.
+# 0.18 s against PinSage's 7-17 s (~1-2%): about 3 s on a 60-epoch LightGCN run. Not in a
+# budgeted retrain, which evaluates once, at the end: its evaluations count in its seconds, and
+# at 25M ratings one took about 30 s, while its epochs over the new pairs and the replay sample
+# are short.
 CURVE_EVERY = 1
 # Held-out users ranked by each of those evaluations; past it, the same seeded sample of them
 # every time for the same split. At MovieLens-25M (162,000 users), ranking every user through
@@ -157,8 +160,12 @@ def version_make(
             if warm_start else WarmPlan())
     if epochs is None and warm_start:
         epochs = RETRAIN_EPOCHS[model]
-    options = TrainOptions(epochs=epochs, progress=progress, eval_every=CURVE_EVERY, eval_users=EVAL_USERS,
-                           eval_served=True,
+    # A warm start needs no spectral start: the live version's rows replace it wherever they
+    # match, and a new visitor's row is folded in from its movies' (`training.warm_start`). At
+    # 25M ratings the spectral starts took 1.9 minutes of a retrain.
+    options = TrainOptions(epochs=epochs, progress=progress, eval_every=None if budget else CURVE_EVERY,
+                           eval_users=EVAL_USERS, eval_served=True,
+                           init="random" if plan.initialise else None,
                            config_overrides=SITE_OPTIONS.get(model, {}),
                            time_budget_s=budget.seconds if budget else None,
                            num_workers=budget.sampling_workers if budget else TrainOptions.num_workers)
