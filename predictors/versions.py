@@ -170,7 +170,7 @@ def version_make(
                            time_budget_s=budget.seconds if budget else None,
                            num_workers=budget.sampling_workers if budget else TrainOptions.num_workers)
     result = train_model(model, interactions, features, options, initialise=plan.initialise,
-                         batch_pairs=plan.batch_pairs)
+                         batch_pairs=plan.batch_pairs, singular_start=plan.singular_start)
     rank = distributed.current().rank
     if rank:  # a rank of a distributed retrain (`workers.retrain`)
         return VersionMade(model, False, None, f"trained as rank {rank}; rank 0 publishes")
@@ -196,7 +196,7 @@ def version_make(
                            "ratings_digest": split}
         extra_meta = {"gate": gate}
         if warm_start:
-            extra_meta["warm_start"] = live.version if plan.initialise else None
+            extra_meta["warm_start"] = live.version if plan.warm else None
         publish(result, interactions, folder, item_features=features, visitors=visitors, dataset=dataset,
                 extra_meta=extra_meta)
         retrieval.indexes_write(folder, load_checkpoint(folder))  # above ANN_MIN_ITEMS only

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+import numpy as np
+
 from pytorch_models.data.interactions import Interactions
 from pytorch_models.models.graphfilter.model import GraphFilterConfig, fit, user_scorer
 from pytorch_models.models.graphfilter.spectral import SpectralFilter, fit_spectral
@@ -16,11 +18,13 @@ from pytorch_models.training.loops import ModelFit
 
 
 def train_graphfilter(data: Interactions, *, config_overrides: dict, progress: bool,
-                      served: bool = False) -> ModelFit:
+                      served: bool = False, start: np.ndarray | None = None) -> ModelFit:
     """`fit` on `data.train` with the GraphFilterConfig fields in `config_overrides`; its
-    scorer is the exact filter's, or with `served` the published tables' (module docstring)."""
+    scorer is the exact filter's, or with `served` the published tables' (module docstring).
+    start: a published version's singular vectors, rows matched to `data`'s items, which the
+    SVD starts from (a retrain's warm start)."""
     config = GraphFilterConfig(**config_overrides)
-    graph_filter = fit(data.train, data.n_users, data.n_items, config)
+    graph_filter = fit(data.train, data.n_users, data.n_items, config, start=start)
     tables = graph_filter.tables()
     tables.update(fit_spectral(graph_filter, data.train, data.n_users, progress=progress))
     if served and "spectral_vectors" in tables:

@@ -76,6 +76,7 @@ def train_model(
     *,
     initialise=None,
     batch_pairs: np.ndarray | None = None,
+    singular_start: np.ndarray | None = None,
 ) -> TrainResult:
     """Train `model_name` on `interactions.train` and evaluate on `interactions.test` (if any).
 
@@ -85,6 +86,8 @@ def train_model(
     batch_pairs: (P, 2) rows of `interactions.train` that LightGCN, NGCF and PinSage draw their
     batches from (a retrain's new pairs and replay sample, `training.replay`); None: all of
     them. The graph is the whole train split either way; the closed-form models ignore it.
+    singular_start: (n_items, m) singular vectors of an earlier graph filter, rows matched to
+    these items, that its SVD starts from (a retrain's warm start; the other models ignore it).
     Raises ValueError for batch pairs that are not train pairs (a held-out pair would leak).
     """
     if model_name not in SERVED_MODELS:
@@ -105,7 +108,8 @@ def train_model(
     generator = torch.Generator().manual_seed(options.seed + 7919 * ranks.rank)
     counts = torch.bincount(torch.from_numpy(interactions.train[:, 1]),
                             minlength=interactions.n_items).float()
-    fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts, batch_pairs)
+    fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts, batch_pairs,
+               singular_start)
     train_seconds = time.perf_counter() - started
     metrics = ({} if fit.scorer is None
                else held_out_metrics(fit.scorer, interactions, options.k, options.eval_users,
@@ -147,12 +151,12 @@ def budget_summary(model_name: str, options: TrainOptions, history: list[dict], 
 
 
 def _fit(model_name, interactions, item_features, options: TrainOptions, generator, initialise,
-         counts, batch_pairs=None) -> ModelFit:
+         counts, batch_pairs=None, singular_start=None) -> ModelFit:
     if model_name == "popular":
         return ModelFit(None, {}, counts.clone().unsqueeze(1), {}, popularity_scorer(counts), [])
     if model_name == "graphfilter":
         return train_graphfilter(interactions, config_overrides=options.config_overrides,
-                                 progress=options.progress, served=options.eval_served)
+                                 progress=options.progress, served=options.eval_served, start=singular_start)
     if model_name == "sasrec":
         return fit_sasrec(interactions, options, generator, initialise)
     if options.init == "spectral":

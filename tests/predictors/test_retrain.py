@@ -14,7 +14,7 @@ from predictors.training import data_digest, training_dataset
 from predictors.versions import RETRAIN_EPOCHS, version_make
 from predictors.visitor_digest import visitor_digest
 from pytorch_models.data.sequences import user_sequences
-from tests.predictors.tiny_catalogue import RATINGS, TINY_CATALOGUE
+from tests.predictors.tiny_catalogue import MOVIES, RATINGS, TINY_CATALOGUE
 
 
 def test_visitors_are_users_after_the_rating_users_and_hold_nothing_out():
@@ -107,8 +107,29 @@ def test_the_new_pairs_are_those_the_live_version_did_not_train_on(versions_dir)
     batch = {tuple(pair) for pair in plan.batch_pairs.tolist()}
     assert new <= batch and len(batch) == 2 + 2  # both new pairs, and the replay ceiling of old ones
     assert plan.initialise is not None and plan.replay["new"] == 2
-    # The graph filter has nothing to carry, so nothing to replay against: every pair.
-    assert warm_plan("graphfilter", live, interactions, visitors, budget=budget, seed=0) == WarmPlan()
+
+
+def test_the_graph_filters_svd_starts_from_the_live_versions_vectors_by_movie(versions_dir):
+    """Nothing to carry and so nothing to replay against (every pair), but its SVD starts from
+    the live singular vectors, a row per movie id; a movie new to the catalogue starts at 0."""
+    version_make(model="graphfilter", training_data=TINY_CATALOGUE)
+    live = registry.published("graphfilter")
+    grown = dataclasses.replace(TINY_CATALOGUE, movie_ids=[61, *MOVIES],
+                                titles=["new", *TINY_CATALOGUE.titles],
+                                genres=[[], *TINY_CATALOGUE.genres],
+                                years=[None, *TINY_CATALOGUE.years])
+    interactions, _ = training_dataset(grown)
+    budget = RetrainBudget(seconds=None, replay_fraction=1.0, replay_max=2, threads=1)
+
+    plan = warm_plan("graphfilter", live, interactions, None, budget=budget, seed=0)
+
+    vectors = live.checkpoint.extra["spectral_vectors"]
+    assert plan.initialise is None and plan.batch_pairs is None and plan.warm
+    assert np.array_equal(plan.singular_start[1:], vectors.numpy()) and not plan.singular_start[0].any()
+    assert warm_plan("graphfilter", None, interactions, None, budget=budget, seed=0) == WarmPlan()
+    made = version_make(model="graphfilter", training_data=TINY_CATALOGUE, visitor_pairs=[("v:a", 3)],
+                        warm_start=True)
+    assert registry.published("graphfilter").checkpoint.meta["warm_start"] == live.version and made.published
 
 
 def test_the_budget_comes_from_the_settings(settings):

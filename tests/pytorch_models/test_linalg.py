@@ -52,3 +52,23 @@ def test_top_singular_picks_the_block_solver_from_its_threshold(spread, monkeypa
     assert np.allclose(block[0], arpack[0], rtol=1e-6)
     assert np.allclose(block[1] @ block[1].T, arpack[1] @ arpack[1].T, atol=1e-5)
     assert np.array_equal(block[1], block_top_singular(spread, k)[1])  # it was the block solver
+
+
+def test_from_an_earlier_fits_vectors_two_iterations_go_on_where_it_stopped(spread):
+    """A retrain's warm start: the matrix has moved a little (new ratings), the live version's
+    vectors start the block, and WARM_ITERATIONS products continue the earlier fit's iterations:
+    a thousand times closer than as many from noise."""
+    k = 30
+    _, earlier = block_top_singular(spread, k)
+    rng = np.random.default_rng(6)
+    noise = 0.01 * rng.standard_normal(spread.shape) * (rng.random(spread.shape) < 0.02)
+    moved = spread + sp.csr_matrix(noise)
+    _, dense_values, _ = np.linalg.svd(moved.toarray(), full_matrices=False)
+
+    def error(found):
+        return (np.abs(found[0] - dense_values[:k]) / dense_values[:k]).max()
+
+    warm = top_singular(moved, k, start=earlier)
+    assert linalg.WARM_ITERATIONS == 2
+    assert error(warm) < 1e-6 < 1e-4 < error(block_top_singular(moved, k, iterations=2))
+    assert singular_residuals(moved, *warm).max() < 1e-3

@@ -295,14 +295,17 @@ def blend_scales(graph_filter: GraphFilter, binary: sp.csr_matrix) -> tuple[floa
     return tuple(totals / max(len(users), 1))
 
 
-def fit(train_pairs: np.ndarray, n_users: int, n_items: int, config: GraphFilterConfig) -> GraphFilter:
+def fit(train_pairs: np.ndarray, n_users: int, n_items: int, config: GraphFilterConfig, *,
+        start: np.ndarray | None = None) -> GraphFilter:
     """The filter of a train matrix: degrees, R̃, the top singular vectors and, for a blend,
     the two filters' scales. One truncated SVD serves the filter's factors and the serving
-    tables (`spectral.fit_spectral`) alike: at 25M ratings each costs minutes."""
+    tables (`spectral.fit_spectral`) alike: at 25M ratings each costs minutes. start: an
+    earlier fit's singular vectors, rows matched to these items (`linalg.top_singular`)."""
     binary = binary_matrix(train_pairs, n_users, n_items)
     normalized, item_degree = normalize(binary, config.user_exponent, config.item_exponent)
     k = config.singular_vectors
-    values, vectors = top_singular(normalized, max(k, serve_count(binary, config), 1))  # σ1 even with k = 0
+    values, vectors = top_singular(normalized, max(k, serve_count(binary, config), 1),  # σ1 even with k = 0
+                                   start=start)
     log.info("graphfilter: %d singular vectors, largest %.4f, smallest kept %.4f", min(k, vectors.shape[1]),
              values[0], values[min(k, vectors.shape[1]) - 1] if k and vectors.shape[1] else 0.0)
     item_factors = degree_power(item_degree, -config.item_exponent)[:, None] * vectors[:, :k]  # E = D_I^-b V

@@ -81,7 +81,8 @@ def test_a_tail_past_its_bound_is_not_published_and_one_svd_serves_both(communit
     config = GraphFilterConfig(factor_dim=3, serve_dim=4, serve_tail=5)
     calls = []
     real = model.top_singular
-    monkeypatch.setattr(model, "top_singular", lambda matrix, k: calls.append(k) or real(matrix, k))
+    monkeypatch.setattr(model, "top_singular",
+                        lambda matrix, k, start=None: calls.append(k) or real(matrix, k, start=start))
     graph_filter, spectral, tables, history = _both(communities, config)
     assert calls == [4] and "tail_items" in tables  # 30 items: far below the bound
 
