@@ -5,6 +5,7 @@ curve and metrics of one process, and two "hosts" in network namespaces train to
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -161,10 +162,18 @@ def train_command(data: Path, out: Path, seed: int, *extra: str) -> list[str]:
 
 
 def run_training(prefix: list[str], args: list[str], **env) -> dict:
-    done = subprocess.run([*prefix, *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """The command's last line as JSON. In a session of its own, so a test stopped half-way (a
+    timeout) takes torchrun's ranks down with it, not only torchrun."""
+    with subprocess.Popen([*prefix, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+                          start_new_session=True) as child:
+        try:
+            out, err = child.communicate(timeout=600)
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def meta(out: Path) -> dict:
