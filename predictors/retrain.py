@@ -51,11 +51,22 @@ def visitors_as_users(training_data: TrainingData, visitor_pairs: Sequence[tuple
     visitors that are users (those with a positive pair): BPR draws them as negatives.
     by_time: the split by time (`training_dataset`), a visitor's pairs read as newest first
     (`movie.tracking.selectors.visitor_interactions` gives each visitor's so) and dated after
-    every rating, a second apart, so a sequence model learns each visitor's clicks in order."""
-    first = max((u for u, _ in training_data.pairs), default=0) + 1
+    every rating, a second apart, so a sequence model learns each visitor's clicks in order.
+    Computed once per TrainingData, visitor pairs, dismissals and split (`TrainingData.kept`)."""
+    return training_data.kept(("visitors_as_users", by_time),
+                              lambda: _visitors_as_users(training_data, visitor_pairs, dismissals, by_time),
+                              (visitor_pairs, dismissals))
+
+
+def _visitors_as_users(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]],
+                       dismissals: Sequence[tuple[str, int]], by_time: bool
+                       ) -> tuple[Interactions, ItemFeatures, dict[str, int]]:
+    ratings = training_data.pair_array
+    first = int(ratings[:, 0].max()) + 1 if len(ratings) else 1
     digests = sorted({visitor_digest(v) for v, _ in visitor_pairs})
     user_of = {digest: first + i for i, digest in enumerate(digests)}
-    pairs = [*training_data.pairs, *((user_of[visitor_digest(v)], m) for v, m in visitor_pairs)]
+    clicks = np.asarray([(user_of[visitor_digest(v)], m) for v, m in visitor_pairs], dtype=np.int64)
+    pairs = np.concatenate([ratings, clicks.reshape(-1, 2)])
     with_visitors = dataclasses.replace(training_data, pairs=pairs)
     if by_time:
         stamps = _visitor_stamps(training_data, visitor_pairs)
@@ -139,21 +150,20 @@ def snapshot_shared(training_data: TrainingData | None, visitor_pairs: Sequence[
     if not distributed.current().many:
         return training_data, list(visitor_pairs), list(dismissals)
     primary = distributed.current().primary
-    pairs = distributed.broadcast_array(np.asarray(training_data.pairs, dtype=np.int64).reshape(-1, 2)
-                                        if primary else None)
+    pairs = distributed.broadcast_array(training_data.pair_array if primary else None)
     has_stamps = distributed.broadcast_json(training_data.stamps is not None if primary else None)
     stamps = distributed.broadcast_array(np.asarray(training_data.stamps, dtype=np.int64)
                                          if primary else None) if has_stamps else None
     rest = distributed.broadcast_json({**{f.name: getattr(training_data, f.name)
-                                          for f in dataclasses.fields(TrainingData) if f.name not in _ARRAYS},
+                                          for f in dataclasses.fields(TrainingData)
+                                          if f.init and f.name not in _ARRAYS},
                                        "visitor_pairs": list(visitor_pairs),
                                        "dismissals": list(dismissals)} if primary else None)
-    if primary:  # what it sent; rebuilding 25M pairs from the array would only cost time
+    if primary:
         return training_data, list(visitor_pairs), list(dismissals)
     visitor_pairs = [(visitor, movie) for visitor, movie in rest.pop("visitor_pairs")]
     dismissals = [(visitor, movie) for visitor, movie in rest.pop("dismissals")]
-    return (TrainingData(**rest, pairs=[tuple(pair) for pair in pairs.tolist()], stamps=stamps),
-            visitor_pairs, dismissals)
+    return TrainingData(**rest, pairs=pairs, stamps=stamps), visitor_pairs, dismissals
 
 
 _ARRAYS = ("pairs", "stamps")  # the snapshot's fields that travel as arrays, not as JSON

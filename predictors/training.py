@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from pytorch_models.data.interactions import (
     ItemFeatures,
     interactions_from_pairs,
     movielens_item_features,
+    unique_pairs,
 )
 from pytorch_models.data.sequences import interactions_by_time
 from pytorch_models.evaluation.checkpoint_metrics import checkpoint_metrics
@@ -36,20 +37,40 @@ SEED = 0
 
 @dataclass(frozen=True)
 class TrainingData:
-    """What the models train on, as plain lists: every movie with its features (one entry per
-    movie), and the rating pairs (user, movie id).
+    """What the models train on: every movie with its features (one entry per movie), and the
+    rating pairs (user, movie id), a list of pairs or an (E, 2) int64 array (the snapshot's).
 
     tags: each movie's normalised tags, most applied first; None when none were imported.
     stamps: when each pair was rated (integer seconds, one per pair), which the sequence models
-    need (`names.SEQUENCE_MODELS`); None when the snapshot did not read them."""
+    need (`names.SEQUENCE_MODELS`); None when the snapshot did not read them.
+
+    What is derived from it (the pairs as an array, the digests, the splits) is computed once
+    per instance and kept in `derived` while the instance lives: a retrain trains six models on
+    one snapshot, and at 25M ratings each derivation took 25-50 s, once per model."""
 
     movie_ids: Sequence[int]
     titles: Sequence[str]
     genres: Sequence[Sequence[str]]
     years: Sequence[int | None]
-    pairs: Sequence[tuple[int, int]]
+    pairs: Sequence[tuple[int, int]] | np.ndarray
     tags: Sequence[Sequence[str]] | None = None
     stamps: Sequence[int] | np.ndarray | None = None
+    derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def pair_array(self) -> np.ndarray:
+        return self.kept("pairs", lambda: np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2))
+
+    def kept(self, key, compute, inputs: tuple = ()):
+        """`compute()`, once per key for this instance and these `inputs` (other objects it
+        reads, compared by identity: a retrain passes the same visitor pairs to every model);
+        other inputs replace the key's entry."""
+        held = self.derived.get(key)
+        same = held is not None and len(held[0]) == len(inputs) and all(
+            a is b for a, b in zip(held[0], inputs, strict=True))
+        if not same:
+            held = self.derived[key] = (inputs, compute())
+        return held[1]
 
 
 def training_dataset(training_data: TrainingData, *, by_time: bool = False,
@@ -57,10 +78,16 @@ def training_dataset(training_data: TrainingData, *, by_time: bool = False,
     """(the interactions split 80/20, the movies' features). by_time: hold out each user's
     latest fifth by `stamps` (ValueError without them), with `train_stamps`; else a seeded
     random fifth per user. train_only: user ids none of whose pairs is held out (the visitors
-    of a retrain)."""
+    of a retrain). Computed once per TrainingData and split (the callers never change it)."""
     if len(training_data.pairs) == 0:
         raise ValueError("there are no ratings to train on: import a MovieLens release first")
-    pairs = np.asarray(training_data.pairs, dtype=np.int64).reshape(-1, 2)
+    return training_data.kept(("dataset", by_time, tuple(train_only)),
+                              lambda: _training_dataset(training_data, by_time, train_only))
+
+
+def _training_dataset(training_data: TrainingData, by_time: bool,
+                      train_only: Sequence[int]) -> tuple[Interactions, ItemFeatures]:
+    pairs = training_data.pair_array
     user_ids = np.unique(pairs[:, 0])
     if by_time:
         if training_data.stamps is None or len(training_data.stamps) != len(pairs):
@@ -83,10 +110,11 @@ def training_dataset(training_data: TrainingData, *, by_time: bool = False,
 def ratings_digest(training_data: TrainingData) -> str:
     """What fixes the held-out split (the movies and the rating pairs, in any order): two
     versions' held-out metrics compare when this is the same."""
-    digest = hashlib.sha256(np.asarray(training_data.movie_ids, dtype=np.int64).tobytes())
-    pairs = np.asarray(training_data.pairs, dtype=np.int64).reshape(-1, 2)
-    digest.update(np.unique(pairs, axis=0).tobytes())
-    return digest.hexdigest()
+    def compute() -> str:
+        digest = hashlib.sha256(np.asarray(training_data.movie_ids, dtype=np.int64).tobytes())
+        digest.update(unique_pairs(training_data.pair_array).tobytes())
+        return digest.hexdigest()
+    return training_data.kept("ratings_digest", compute)
 
 
 def data_digest(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, int]] = (),
@@ -94,13 +122,15 @@ def data_digest(training_data: TrainingData, visitor_pairs: Sequence[tuple[str, 
     """Everything a version trains on: the ratings, the movies' features, the visitors'
     (visitor, movie) pairs and their dismissals, each in any order. Equal digests: a retrain
     would learn nothing new."""
-    digest = hashlib.sha256(ratings_digest(training_data).encode())
-    features = [training_data.titles, training_data.genres, training_data.years, training_data.tags]
-    digest.update(json.dumps(features, default=list).encode())
-    digest.update(json.dumps(sorted((str(v), int(m)) for v, m in visitor_pairs)).encode())
-    if dismissals:  # absent, the digest of a version made before dismissals existed
-        digest.update(json.dumps(sorted((str(v), int(m)) for v, m in dismissals)).encode())
-    return digest.hexdigest()
+    def compute() -> str:
+        digest = hashlib.sha256(ratings_digest(training_data).encode())
+        features = [training_data.titles, training_data.genres, training_data.years, training_data.tags]
+        digest.update(json.dumps(features, default=list).encode())
+        digest.update(json.dumps(sorted((str(v), int(m)) for v, m in visitor_pairs)).encode())
+        if dismissals:  # absent, the digest of a version made before dismissals existed
+            digest.update(json.dumps(sorted((str(v), int(m)) for v, m in dismissals)).encode())
+        return digest.hexdigest()
+    return training_data.kept("data_digest", compute, (visitor_pairs, dismissals))
 
 
 def live_version_metrics(*, model: str, training_data: TrainingData, k: int = 20) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pytorch_models.data.interactions import Interactions, index_of
+from pytorch_models.data.interactions import Interactions, index_of, unique_pairs
 from pytorch_models.data.movielens import movies_read, release_detect
 from pytorch_models.data.movielens_ratings import ratings_chunks
 
@@ -84,7 +84,7 @@ def interactions_by_time(user_ids: np.ndarray, item_ids: np.ndarray, pairs: np.n
     stamps = np.asarray(stamps, dtype=np.int64)
     rows = np.stack([index_of(user_ids, pairs[:, 0], "user"), index_of(item_ids, pairs[:, 1], "item")], axis=1)
     order = time_order(rows, stamps)
-    kept = order[np.unique(rows[order], axis=0, return_index=True)[1]]  # each pair's first time
+    kept = order[unique_pairs(rows[order], return_index=True)[1]]  # each pair's first time
     kept_users = index_of(user_ids, np.asarray(train_only, dtype=np.int64), "user") if len(train_only) else None
     train, train_stamps, test = split_by_time(rows[kept], stamps[kept], len(user_ids), test_fraction, kept_users)
     return Interactions(n_users=len(user_ids), n_items=len(item_ids), train=train, test=test,

@@ -3,6 +3,7 @@ and its budget: the pairs new since the live version plus a replay sample, its s
 meta.json says of both."""
 
 import dataclasses
+import hashlib
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from predictors import registry
 from predictors.retrain import RetrainBudget, WarmPlan, visitors_as_users, warm_plan
-from predictors.training import data_digest, training_dataset
+from predictors.training import data_digest, ratings_digest, training_dataset
 from predictors.versions import RETRAIN_EPOCHS, version_make
 from predictors.visitor_digest import visitor_digest
 from pytorch_models.data.sequences import user_sequences
@@ -139,3 +140,20 @@ def test_the_budget_comes_from_the_settings(settings):
     assert budget == RetrainBudget(seconds=None, replay_fraction=0.5, replay_max=10, threads=2)  # 0: no limit
     assert budget.sampling_workers == 1
     assert RetrainBudget(seconds=60, replay_fraction=0.5, replay_max=10, threads=1).sampling_workers == 0
+
+
+def test_a_retrains_models_share_one_split_and_one_digest_of_the_snapshot():
+    """Six models, one snapshot: the split with the visitors and the digests are computed once
+    for the same visitor pairs (at 25M ratings 25-50 s each, once per model before), again for
+    other pairs, and the digest of the ratings is the one np.unique's rows gave."""
+    snapshot = dataclasses.replace(TINY_CATALOGUE)
+    clicks, dismissed = [("v:a", 3), ("v:a", 4)], [("v:a", 50)]
+
+    first = visitors_as_users(snapshot, clicks, dismissed)
+    assert visitors_as_users(snapshot, clicks, dismissed)[0] is first[0]
+    assert visitors_as_users(snapshot, list(clicks), dismissed)[0] is not first[0]  # other pairs
+    again = data_digest(TINY_CATALOGUE, list(clicks), list(dismissed))
+    assert data_digest(snapshot, clicks, dismissed) == again
+    digest = hashlib.sha256(np.asarray(MOVIES, dtype=np.int64).tobytes())
+    digest.update(np.unique(np.asarray(RATINGS), axis=0).tobytes())
+    assert ratings_digest(snapshot) == digest.hexdigest()

@@ -13,7 +13,7 @@ def test_training_snapshot(catalogue):
     assert snap.titles[0] == "Toy Story" and snap.years[3] is None
     assert snap.genres[0] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
     assert snap.genres[4] == []
-    assert snap.pairs == [(1, 1), (1, 11), (1, 40697), (2, 1), (2, 27008), (3, 1), (3, 171749)]
+    assert snap.pairs.tolist() == [[1, 1], [1, 11], [1, 40697], [2, 1], [2, 27008], [3, 1], [3, 171749]]
     assert snap.tags == [["pixar"], ["pixar", "politics"], ["vampires"], ["space opera"], []]
     assert snap.stamps is None  # read only for the sequence models
 
@@ -22,7 +22,7 @@ def test_training_snapshot_stamps_are_the_files_timestamps(catalogue):
     """Integer seconds computed by the database (MariaDB here, SQLite on a bare machine), one
     per pair: ratings.csv's own timestamps."""
     snap = selectors.training_snapshot(stamps=True)
-    assert snap.pairs == selectors.training_snapshot().pairs
+    assert np.array_equal(snap.pairs, selectors.training_snapshot().pairs)
     assert snap.stamps.tolist() == [964982703, 964981247, 964982224, 1445714835, 1445714994,
                                     1306463578, 1306464000]
 

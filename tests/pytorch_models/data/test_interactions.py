@@ -9,6 +9,7 @@ from pytorch_models.data.interactions import (
     load_movielens_features,
     movielens_item_features,
     split_per_user,
+    unique_pairs,
 )
 
 
@@ -81,3 +82,14 @@ def test_load_gowalla(tmp_path):
     data = load_gowalla(tmp_path)
     assert (data.n_users, data.n_items) == (2, 5)
     assert data.train.shape == (5, 2) and data.test.tolist() == [[0, 3], [1, 4]]
+
+
+def test_unique_pairs_are_numpys_unique_rows_with_their_first_positions():
+    rng = np.random.default_rng(3)
+    pairs = np.stack([rng.integers(0, 50, 5000), rng.integers(0, 200_000, 5000)], axis=1)
+    pairs = np.concatenate([pairs, pairs[:700]])  # duplicates
+    rows, first = unique_pairs(pairs, return_index=True)
+    expected, expected_first = np.unique(pairs, axis=0, return_index=True)
+    assert np.array_equal(rows, expected) and np.array_equal(first, expected_first)
+    assert rows.tobytes() == expected.tobytes()  # the digests of the ratings hash these bytes
+    assert unique_pairs(np.zeros((0, 2), np.int64)).shape == (0, 2)
