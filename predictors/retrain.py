@@ -34,6 +34,7 @@ from pytorch_models.data.interactions import Interactions, ItemFeatures
 from pytorch_models.models.names import GRADIENT_TRAINED_MODELS, SEQUENCE_MODELS
 from pytorch_models.training import distributed
 from pytorch_models.training.replay import new_pair_mask, replay_rows
+from pytorch_models.training.warm_start import item_rows
 from pytorch_models.training.warm_start import warm_start as weights_carry
 
 log = logging.getLogger(__name__)
@@ -175,20 +176,6 @@ def user_keys(user_ids, visitors: dict[str, int]) -> list[str]:
     return [digest_of_row.get(row, str(int(user))) for row, user in enumerate(user_ids)]
 
 
-def _rows_by_item(checkpoint, item_ids: np.ndarray) -> np.ndarray:
-    """The checkpoint's singular vectors with a row per item of `item_ids`: its own row for an
-    item it has, zeros for a new one."""
-    vectors = checkpoint.extra["spectral_vectors"].numpy()
-    rows = np.zeros((len(item_ids), vectors.shape[1]), dtype=vectors.dtype)
-    old_row = {int(item): row for row, item in enumerate(np.asarray(checkpoint.item_ids).tolist())}
-    pairs = [(row, old_row[int(item)]) for row, item in enumerate(np.asarray(item_ids).tolist())
-             if int(item) in old_row]
-    if pairs:
-        new, old = np.asarray(pairs).T
-        rows[new] = vectors[old]
-    return rows
-
-
 def warm_plan(model: str, live: Published | None, interactions: Interactions, visitors: dict[str, int] | None,
               *, budget: RetrainBudget | None, seed: int) -> WarmPlan:
     """The warm start from `live` (models learnt by gradient descent; the others have no
@@ -199,7 +186,9 @@ def warm_plan(model: str, live: Published | None, interactions: Interactions, vi
     graph filter's SVD starts from the live version's singular vectors (`linalg.top_singular`):
     at 25M ratings its 1,024 vectors were most of a retrain's refit."""
     if live is not None and "spectral_vectors" in live.checkpoint.extra:
-        return WarmPlan(singular_start=_rows_by_item(live.checkpoint, interactions.item_ids))
+        return WarmPlan(singular_start=item_rows(live.checkpoint.extra["spectral_vectors"].numpy(),
+                                                 checkpoint_item_ids=live.checkpoint.item_ids,
+                                                 item_ids=interactions.item_ids))
     if live is None or model not in GRADIENT_TRAINED_MODELS:
         return WarmPlan()
     old = live.checkpoint

@@ -34,6 +34,16 @@ def _matches(new_keys: Sequence, old_keys: Sequence) -> tuple[torch.Tensor, torc
     return new, old
 
 
+def item_rows(table: np.ndarray, *, checkpoint_item_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+    """A checkpoint's per-item `table` (a row per checkpoint item) with a row per item of
+    `item_ids` instead: its own row for an item the checkpoint has, zeros for a new one (the
+    graph filter's singular vectors, which a retrain's SVD starts from)."""
+    new, old = _matches(np.asarray(item_ids).tolist(), np.asarray(checkpoint_item_ids).tolist())
+    rows = np.zeros((len(item_ids), table.shape[1]), dtype=table.dtype)
+    rows[new.numpy()] = table[old.numpy()]
+    return rows
+
+
 def warm_start(
     model: nn.Module, checkpoint: Checkpoint, *, item_ids: np.ndarray, user_keys: Sequence[str],
     checkpoint_user_keys: Sequence[str], train: np.ndarray | None = None,
