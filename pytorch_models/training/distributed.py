@@ -98,11 +98,25 @@ def start(device: str = "cpu") -> Ranks:
 
 
 def stop() -> None:
-    """Leave the process group, if this process joined one: every rank together (a barrier
-    first), since gloo's teardown could hang in a rank whose peers had already left."""
+    """Leave the process group, if this process joined one, once every rank has finished its
+    collectives. The meeting point is the rendezvous store, not a gloo barrier: a barrier's
+    last message can be lost when its sender tears the group down at once (seen: rank 0 past
+    the barrier and gone, rank 1 waiting in it for the full TIMEOUT). Rank 0 leaves last, so
+    a store that lives in rank 0's process outlives every rank's last question to it."""
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        store, world = dist.distributed_c10d._get_default_store(), dist.get_world_size()
+        _count_in(store, "cinegraph/stop/arrived", world)
+        store.wait(["cinegraph/stop/arrived"])
+        _count_in(store, "cinegraph/stop/left", world)
+        if dist.get_rank() == 0:
+            store.wait(["cinegraph/stop/left"])
         dist.destroy_process_group()
+
+
+def _count_in(store: dist.Store, key: str, world: int) -> None:
+    """Count this rank in at `key`; the last of the `world` ranks sets `key` for the waiters."""
+    if store.add(f"{key}/count", 1) == world:
+        store.set(key, "1")
 
 
 def broadcast_parameters(model: nn.Module) -> None:

@@ -223,6 +223,7 @@ def test_two_hosts_in_network_namespaces_rendezvous_over_tcp_and_train(tmp_path)
         prefix = ["ip", "netns", "exec", ns] if ns else []
         subprocess.run([*prefix, "ip", *args], check=True, capture_output=True)
 
+    procs = []
     try:
         for host in hosts:
             subprocess.run(["ip", "netns", "add", host], check=True, capture_output=True)
@@ -233,7 +234,6 @@ def test_two_hosts_in_network_namespaces_rendezvous_over_tcp_and_train(tmp_path)
             ip("link", "set", link, "up", ns=host)
             ip("link", "set", "lo", "up", ns=host)
         endpoint = "10.77.0.1:29517"
-        procs = []
         for n, (host, link) in enumerate(zip(hosts, links, strict=True)):
             command = ["ip", "netns", "exec", host, str(TORCHRUN), "--nnodes", "2", "--nproc-per-node", "1",
                        "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", tag,
@@ -243,10 +243,17 @@ def test_two_hosts_in_network_namespaces_rendezvous_over_tcp_and_train(tmp_path)
                        "-m", "pytorch_models.train",
                        *train_command(data, tmp_path / f"host{n}", 0)]
             command[command.index("--epochs") + 1] = "2"
-            procs.append(subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1",
-                                                          "GLOO_SOCKET_IFNAME": link}))
-        outputs = [proc.communicate(timeout=600) for proc in procs]
+            # output to files, not pipes: a host blocked on a full pipe that no one reads while the
+            # test waits on the other host would stall both in their next collective
+            with open(tmp_path / f"host{n}.out", "w") as out, open(tmp_path / f"host{n}.err", "w") as err:
+                procs.append(subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err, text=True,
+                                              start_new_session=True,
+                                              env={**os.environ, "OMP_NUM_THREADS": "1",
+                                                   "GLOO_SOCKET_IFNAME": link}))
+        for proc in procs:
+            proc.wait(timeout=240)
+        outputs = [((tmp_path / f"host{n}.out").read_text(), (tmp_path / f"host{n}.err").read_text())
+                   for n in range(2)]
         for proc, (_, err) in zip(procs, outputs, strict=True):
             assert proc.returncode == 0, err[-3000:]
         published = [(tmp_path / f"host{n}" / "meta.json").exists() for n in range(2)]
@@ -254,6 +261,13 @@ def test_two_hosts_in_network_namespaces_rendezvous_over_tcp_and_train(tmp_path)
         folder = tmp_path / f"host{published.index(True)}"
         assert meta(folder)["hyper"]["processes"] == 2 and len(meta(folder)["losses"]) == 2
         assert sum(bool(out.strip()) for out, _ in outputs) == 1  # one JSON line, from rank 0
+    except subprocess.TimeoutExpired:
+        pytest.fail("the two hosts did not finish in 240 s:\n" + "\n".join(
+            (tmp_path / f"host{n}.err").read_text()[-2000:] for n in range(len(procs))))
     finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         for host in hosts:
             subprocess.run(["ip", "netns", "delete", host], capture_output=True)
