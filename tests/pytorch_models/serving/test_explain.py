@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from pytorch_models.checkpoint import Checkpoint, load_checkpoint
-from pytorch_models.serving.explain import distinctive, embedding_terms, explain_history, largest
+from pytorch_models.serving.explain import (
+    counterfactual,
+    distinctive,
+    embedding_terms,
+    explain_history,
+    largest,
+    removal_ranks,
+)
 from pytorch_models.serving.fold_in import score_history
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
@@ -71,7 +78,7 @@ def test_removing_the_named_movie_lowers_the_items_rank_more_than_removing_any_o
     part and lean towards one axis each, a little less every one. The fifth history movie has
     the largest term of every candidate's score, yet removing it moves every score alike and
     no rank; removing a candidate's own axis drops it below the others. That axis is the
-    reason: `distinctive` names it, `largest` names the fifth."""
+    reason: `distinctive` and `counterfactual` name it, `largest` names the fifth."""
     axes = torch.eye(4)
     candidates = torch.stack([0.5 + (1.0 - 0.01 * j) * axes[j % 4] for j in range(12)])
     table = torch.cat([axes, 0.8 * torch.ones(1, 4), candidates])
@@ -86,13 +93,43 @@ def test_removing_the_named_movie_lowers_the_items_rank_more_than_removing_any_o
     assert [rank(history, item) for item in page] == list(range(8))
     _, largest_rows = explain_history(checkpoint, history, page, top=1, rule="largest")
     assert largest_rows[:, 0].tolist() == [4] * 8
-    values, rows = explain_history(checkpoint, history, page, top=1)
-    assert rows[:, 0].tolist() == [(item - 5) % 4 for item in page] and (values > 0).all()
+    for rule in ("distinctive", "counterfactual"):
+        values, rows = explain_history(checkpoint, history, page, top=1, rule=rule)
+        assert rows[:, 0].tolist() == [(item - 5) % 4 for item in page] and (values > 0).all()
     for item, named in zip(page, rows[:, 0].tolist(), strict=True):
         drops = {removed: rank([h for h in history if h != removed], item) - rank(history, item)
                  for removed in history}
         assert drops[4] == 0
         assert drops[named] > max(drop for removed, drop in drops.items() if removed != named), drops
+
+
+@pytest.mark.parametrize("model_name", ["lightgcn", "pinsage"])
+def test_removal_ranks_are_the_ranks_served_without_each_history_movie(model_name):
+    """Against every unseen movie (rivals: all of them), each item's rank with one history
+    movie removed is the rank `score_history` gives that shorter history: the mean's rescaling
+    and PinSage's item bias included."""
+    table = torch.randn(40, 6, generator=torch.Generator().manual_seed(1))
+    checkpoint = _checkpoint(model_name, table)
+    history, items = [3, 7, 11, 19, 26, 33], [0, 5, 12, 21]
+
+    terms, ranks = removal_ranks(checkpoint, history, items, rivals=40)
+
+    assert terms.shape == ranks.shape == (4, 6)
+    for j, removed in enumerate(history):
+        scores = score_history(checkpoint, [h for h in history if h != removed])
+        scores[history] = float("-inf")
+        assert ranks[:, j].tolist() == [_rank(scores, item) for item in items]
+
+
+def test_counterfactual_names_the_positive_term_whose_removal_drops_the_item_furthest():
+    terms = torch.tensor([[0.5, 0.4, -0.2, 0.1], [0.3, 0.3, 0.3, 0.3]])
+    ranks = torch.tensor([[2, 6, 9, 6], [1, 1, 1, 1]])
+    values, columns = counterfactual(terms, ranks, top=2)
+    # Item 0: the negative term (rank 9) is never a reason; of the two that drop it to 6, the
+    # one standing out more from its mean term (column 1: +0.05 against column 3's -0.1).
+    assert columns[0].tolist() == [1, 3] and values[0].tolist() == pytest.approx([0.4, 0.1])
+    # Item 1: no removal moves it; the terms that stand out most (columns 2 and 3) are named.
+    assert sorted(columns[1].tolist()) == [2, 3]
 
 
 def _checkpoint(model_name: str, table: torch.Tensor) -> Checkpoint:
