@@ -139,6 +139,14 @@ class WarmPlan:
     def warm(self) -> bool:
         return self.initialise is not None or self.singular_start is not None
 
+    @property
+    def share(self) -> float:
+        """The share of the training pairs the batches step over (1.0 without a sample)."""
+        if self.replay is None:
+            return 1.0
+        stepped, total = self.replay["new"] + self.replay["replayed"], self.replay["new"] + self.replay["old"]
+        return stepped / total if total else 1.0
+
 
 def snapshot_shared(training_data: TrainingData | None, visitor_pairs: Sequence[tuple[str, int]] | None,
                     dismissals: Sequence[tuple[str, int]] | None = ()

@@ -25,11 +25,15 @@ class Recommender:
     # It reads the history in order, oldest first (SASRec), and trains on each user's ratings in
     # time order, held out by time; the others see a set, held out at random.
     sequential: bool = False
+    # The learning rate of a warm-started retrain that steps over only a sample of the data
+    # (`predictors.versions.SAMPLED_BELOW`); None: the model's own. See benchmarks.retrain_lr.
+    sampled_retrain_lr: float | None = None
 
 
 RECOMMENDERS = (
     Recommender("pinsage", "PinSage", gradient_trained=True, fine_tuned_live=True, retrain_epochs=2),
-    Recommender("ngcf", "NGCF", gradient_trained=True, fine_tuned_live=True, retrain_epochs=10),
+    Recommender("ngcf", "NGCF", gradient_trained=True, fine_tuned_live=True, retrain_epochs=10,
+                sampled_retrain_lr=2e-4),
     Recommender("lightgcn", "LightGCN", gradient_trained=True, fine_tuned_live=True, retrain_epochs=15),
     Recommender("sasrec", "SASRec", gradient_trained=True, fine_tuned_live=False, retrain_epochs=20,
                 explained=False, sequential=True),

@@ -12,9 +12,10 @@ import pytest
 from predictors import registry
 from predictors.retrain import RetrainBudget, WarmPlan, visitors_as_users, warm_plan
 from predictors.training import data_digest, ratings_digest, training_dataset
-from predictors.versions import RETRAIN_EPOCHS, version_make
+from predictors.versions import RETRAIN_EPOCHS, SAMPLED_RETRAIN_LR, version_make
 from predictors.visitor_digest import visitor_digest
 from pytorch_models.data.sequences import user_sequences
+from pytorch_models.training.options import DEFAULTS
 from tests.predictors.tiny_catalogue import MOVIES, RATINGS, TINY_CATALOGUE
 
 
@@ -93,6 +94,22 @@ def test_a_budgeted_retrain_steps_over_the_new_pairs_and_a_replay_sample_and_say
                               "epochs": 1, "batches": 1}
     assert meta["metrics"]["recall@20"] == made.recall
     assert meta["hyper"]["epochs"] == RETRAIN_EPOCHS["lightgcn"]  # the epochs it was allowed
+
+
+@pytest.mark.parametrize("replay_fraction, lr", [(0.1, SAMPLED_RETRAIN_LR["ngcf"]),
+                                                 (1.0, DEFAULTS["ngcf"]["lr"])])
+def test_ngcf_retrains_at_its_sampled_rate_over_a_small_share(versions_dir, replay_fraction, lr):
+    """Stepping over 10% of the old pairs is a sample (below SAMPLED_BELOW): NGCF takes its
+    sampled_retrain_lr; over all of them, its own rate. What was used is in meta.json."""
+    version_make(model="ngcf", training_data=TINY_CATALOGUE, epochs=1)
+    budget = RetrainBudget(seconds=0, replay_fraction=replay_fraction, replay_max=10**6, threads=1)
+
+    made = version_make(model="ngcf", training_data=TINY_CATALOGUE, visitor_pairs=[("v:a", 3)],
+                        warm_start=True, budget=budget)
+
+    assert made.published, made.reason
+    assert registry.version_meta("ngcf", made.version)["hyper"]["lr"] == lr
+    assert SAMPLED_RETRAIN_LR["ngcf"] < DEFAULTS["ngcf"]["lr"]
 
 
 def test_the_new_pairs_are_those_the_live_version_did_not_train_on(versions_dir):
