@@ -102,7 +102,7 @@ def sampled_loss(model: EmbeddingPropagation, blocks: list[Block], users: torch.
     hardest-candidate rule, computed only on the batch's neighbourhood."""
     n_users = model.config.n_users
     seeds = blocks[-1].dst_nodes
-    users, pos, neg = (t.to(seeds.device) for t in (users, pos, neg))
+    users, pos, neg = (t.to(seeds.device).contiguous() for t in (users, pos, neg))  # pairs[:, 0] is a view
     layers = seed_layers(model, blocks)
     if neg.dim() == 2:
         neg = model.hardest(layers, torch.searchsorted(seeds, users),
