@@ -70,10 +70,28 @@ class Block:
                      self.weight * keep.to(self.weight.device))
 
 
+class _BlockProduct(torch.autograd.Function):
+    """matrix @ h with the gradient for h through the transposed matrix (both sparse CSR)."""
+
+    @staticmethod
+    def forward(ctx, matrix, transposed, h):
+        ctx.transposed = transposed
+        return matrix @ h
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, None, ctx.transposed @ grad
+
+
 def neighbour_sum(block: Block, h_src: torch.Tensor) -> torch.Tensor:
-    """(n_dst, d) the dst nodes' weighted sum of their sampled neighbours' rows h_src (S, d)."""
-    messages = h_src.index_select(0, block.edge_src) * block.weight.unsqueeze(1)  # (E, d)
-    return h_src.new_zeros(block.n_dst, h_src.shape[1]).index_add_(0, block.edge_dst, messages)
+    """(n_dst, d) the dst nodes' weighted sum of their sampled neighbours' rows h_src (S, d), as
+    a sparse product: a gather of every edge's row (edges × d floats) would be a fresh block of
+    memory each step, faulted in and zeroed by the kernel (docs/benchmarks.md, "A sampled
+    step's system time")."""
+    shape = (block.n_dst, h_src.shape[0])
+    coo = torch.sparse_coo_tensor(torch.stack([block.edge_dst, block.edge_src]), block.weight, shape)
+    coo_t = torch.sparse_coo_tensor(torch.stack([block.edge_src, block.edge_dst]), block.weight, shape[::-1])
+    return _BlockProduct.apply(coo.to_sparse_csr(), coo_t.to_sparse_csr(), h_src)
 
 
 def batch_seeds(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, n_users: int) -> torch.Tensor:
