@@ -70,17 +70,24 @@ class Block:
                      self.weight * keep.to(self.weight.device))
 
 
+def _csr(rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor,
+         shape: tuple[int, int]) -> torch.Tensor:
+    return torch.sparse_coo_tensor(torch.stack([rows, columns]), values, shape).to_sparse_csr()
+
+
 class _BlockProduct(torch.autograd.Function):
-    """matrix @ h with the gradient for h through the transposed matrix (both sparse CSR)."""
+    """The block's (n_dst, S) sparse matrix times h (S, d); h's gradient through the transposed
+    matrix, built only when a backward pass asks for it (layer-wise inference never does)."""
 
     @staticmethod
-    def forward(ctx, matrix, transposed, h):
-        ctx.transposed = transposed
-        return matrix @ h
+    def forward(ctx, block, h):
+        ctx.block, ctx.n_src = block, h.shape[0]
+        return _csr(block.edge_dst, block.edge_src, block.weight, (block.n_dst, h.shape[0])) @ h
 
     @staticmethod
     def backward(ctx, grad):
-        return None, None, ctx.transposed @ grad
+        block = ctx.block
+        return None, _csr(block.edge_src, block.edge_dst, block.weight, (ctx.n_src, block.n_dst)) @ grad
 
 
 def neighbour_sum(block: Block, h_src: torch.Tensor) -> torch.Tensor:
@@ -88,10 +95,7 @@ def neighbour_sum(block: Block, h_src: torch.Tensor) -> torch.Tensor:
     a sparse product: a gather of every edge's row (edges × d floats) would be a fresh block of
     memory each step, faulted in and zeroed by the kernel (docs/benchmarks.md, "A sampled
     step's system time")."""
-    shape = (block.n_dst, h_src.shape[0])
-    coo = torch.sparse_coo_tensor(torch.stack([block.edge_dst, block.edge_src]), block.weight, shape)
-    coo_t = torch.sparse_coo_tensor(torch.stack([block.edge_src, block.edge_dst]), block.weight, shape[::-1])
-    return _BlockProduct.apply(coo.to_sparse_csr(), coo_t.to_sparse_csr(), h_src)
+    return _BlockProduct.apply(block, h_src)
 
 
 def batch_seeds(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, n_users: int) -> torch.Tensor:
