@@ -25,7 +25,6 @@ from pytorch_models.data.graph import build_graph
 from pytorch_models.data.interactions import load_gowalla, load_movielens, load_movielens_features
 from pytorch_models.models.names import FINE_TUNED_LIVE
 from pytorch_models.serving.fold_in import fold_in_for, fold_in_round
-from pytorch_models.serving.visitor_batch import top_unseen
 from pytorch_models.serving.visitor_graph import VisitorGraph
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
@@ -73,7 +72,7 @@ def update_seconds(checkpoint, n_visitors: int, runs: int, seed: int = 0) -> flo
         rows = {f"{run}-{v}": h for v, h in enumerate(histories)}
         offsets, batch, visits = fold_in_round(fold_in, rows, torch.zeros(n_visitors, dim), graph=graph,
                                                base=base, now=float(run), generator=generator)
-        top_unseen(fold_in.scores(offsets, batch, visits), batch, 100)
+        fold_in.top_unseen(offsets, batch, visits, 100)
         if run:
             times.append((time.perf_counter() - started) / n_visitors)
     return statistics.median(times)

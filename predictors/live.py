@@ -46,7 +46,6 @@ from pytorch_models.serving.fold_in import (
     fold_in_for,
     fold_in_round,
 )
-from pytorch_models.serving.visitor_batch import top_unseen
 from pytorch_models.serving.visitor_graph import VisitorGraph
 
 log = logging.getLogger(__name__)
@@ -314,7 +313,7 @@ class LiveEngine:
         offsets, batch, visits = fold_in_round(live.fold_in, rows, offsets, user_rows=user_rows, graph=graph,
                                                base=live.base, now=time.time(), generator=self.generator,
                                                dismissed=dismissed)
-        values, top = top_unseen(live.fold_in.scores(offsets, batch, visits), batch, CACHED_ITEMS)
+        values, top = live.fold_in.top_unseen(offsets, batch, visits, CACHED_ITEMS)
         return offsets, values, top
 
     def warm_up(self) -> None:

@@ -42,8 +42,15 @@ from pytorch_models.models.embedding import item_layers
 from pytorch_models.models.graphfilter.spectral import serving_filter
 from pytorch_models.models.losses import bpr_loss, max_margin_loss
 from pytorch_models.models.names import EMBEDDING_MODELS
+from pytorch_models.serving.bounded_scan import MAX_QUERIES, BoundedScan, scan_for
 from pytorch_models.serving.scoring import pinsage_user_vectors, sequence_model, sequence_scorer
-from pytorch_models.serving.visitor_batch import VisitorBatch, _random_negatives, middle_band, sample_band
+from pytorch_models.serving.visitor_batch import (
+    VisitorBatch,
+    _random_negatives,
+    middle_band,
+    sample_band,
+    top_unseen,
+)
 
 # Chosen with benchmarks/fold_in_quality.py on ml-latest-small, held-out users of seed 1
 # (seeds 0, 2 and 3 are the reported run), replaying each history one click per round:
@@ -82,6 +89,7 @@ class EmbeddingFoldIn:
         self.item_final = item_final
         self.user_ego = user_ego
         self.n_items = item_final.shape[0]
+        self.scan = scan_for(item_final)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> EmbeddingFoldIn:
@@ -148,6 +156,13 @@ class EmbeddingFoldIn:
         with torch.no_grad():
             return self.user_final(self.initial(batch) + offset, batch) @ self.item_final.T
 
+    def top_unseen(self, offset: torch.Tensor, batch: VisitorBatch, visits: torch.Tensor | None,
+                   k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values, item rows) of each visitor's top k among items it neither has nor dismissed."""
+        with torch.no_grad():
+            return ranked_unseen(self.user_final(self.initial(batch) + offset, batch), self.scan, batch, k,
+                                 lambda users: users @ self.item_final.T)
+
 
 class PinSageFoldIn:
     """PinSage fold-in: a query vector per visitor against the frozen item table (I, d)."""
@@ -160,6 +175,7 @@ class PinSageFoldIn:
         self.margin = margin
         self.negative_weight = negative_weight  # (I,) random negatives ∝ this; None: uniform
         self.n_items = item_table.shape[0]
+        self.scan = scan_for(item_table, item_bias)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> PinSageFoldIn:
@@ -229,6 +245,23 @@ class PinSageFoldIn:
                visits: torch.Tensor | None = None) -> torch.Tensor:
         """(V, I) scores of every item for each visitor."""
         return (self.initial(batch, visits) + offset) @ self.item_table.T + self.item_bias
+
+    def top_unseen(self, offset: torch.Tensor, batch: VisitorBatch, visits: torch.Tensor | None,
+                   k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values, item rows) of each visitor's top k among items it neither has nor dismissed."""
+        return ranked_unseen(self.initial(batch, visits) + offset, self.scan, batch, k,
+                             lambda queries: queries @ self.item_table.T + self.item_bias)
+
+
+def ranked_unseen(queries: torch.Tensor, scan: BoundedScan | None, batch: VisitorBatch, k: int,
+                  scores) -> tuple[torch.Tensor, torch.Tensor]:
+    """`top_unseen` of the scores `scores(queries)` (V, I), found through `scan` (the same list,
+    exactly: `bounded_scan`) where the table has one and the batch is small enough to gain."""
+    if scan is None or len(queries) > MAX_QUERIES:
+        return top_unseen(scores(queries), batch, k)
+    hidden = batch.count + torch.bincount(batch.dismissed_owner, minlength=len(batch))
+    owners, rows = torch.cat([batch.owner, batch.dismissed_owner]), torch.cat([batch.items, batch.dismissed])
+    return scan.top_k(queries, min(k, scan.table.shape[0] - int(hidden.max())), owners, rows)
 
 
 def fold_in_round(fold_in, rows: Mapping[str, Sequence[int]], offsets: torch.Tensor, *,

@@ -208,3 +208,22 @@ def test_pinsage_fold_in_draws_negatives_as_its_version_was_trained(tmp_path, co
     seen[0, 3] = True
     neg = _random_negatives(torch.tensor([0, 1, 1]), 4, seen, communities.n_items, None, weight)
     assert neg.shape == (3, 4) and torch.all(neg == 5)
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "ngcf", "pinsage"])
+def test_the_bounded_scan_lists_what_the_full_product_lists(checkpoints, name):
+    """A large catalogue's lists go through `bounded_scan`; forced onto this small one, a visitor
+    with history and dismissals gets the same list as from every item's score."""
+    from pytorch_models.serving.bounded_scan import BoundedScan
+
+    _, ckpts = checkpoints
+    fold_in = fold_in_for(ckpts[name])
+    assert fold_in.scan is None  # 150 movies: the float32 product
+    batch = VisitorBatch.from_histories([[3, 40, 77, 120], [5, 6]], dismissed=[[90], []])
+    offsets = torch.randn(2, ckpts[name].config["dim"], generator=torch.Generator().manual_seed(0)) * 0.1
+    expected = top_unseen(fold_in.scores(offsets, batch), batch, 30)
+    table, bias = ((fold_in.item_table, fold_in.item_bias) if name == "pinsage" else (fold_in.item_final, None))
+    fold_in.scan = BoundedScan(table, bias)
+    values, rows = fold_in.top_unseen(offsets, batch, None, 30)
+    assert torch.equal(rows, expected[1])
+    torch.testing.assert_close(values, expected[0])
