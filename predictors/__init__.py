@@ -15,3 +15,6 @@ TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # engine that reads behind the watermark may import neither eventstore nor movie, and
 # livepath stores the watermark without reading events.
 GRACE_S = 60
+# The model whose item table answers "More like this" (the movie page); a version of it is
+# published with each movie's nearest movies (`predictors.versions`, `pytorch_models.serving.neighbours`).
+SIMILAR_MODEL = "pinsage"

@@ -21,9 +21,10 @@ from typing import Generic, TypeVar
 import redis
 import torch
 
-from predictors import cache, registry, retrieval
+from predictors import SIMILAR_MODEL, cache, registry, retrieval
 from predictors.explain import because
 from pytorch_models.models.names import FINE_TUNED_LIVE, POPULAR, SEQUENCE_MODELS, SERVED_MODELS
+from pytorch_models.serving import neighbours
 from pytorch_models.serving.fold_in import history_query, score_history
 
 log = logging.getLogger(__name__)
@@ -241,15 +242,33 @@ def _unit_items(published: registry.Published) -> torch.Tensor:
     return held[1]
 
 
-def similar(*, movie_id: int, k: int, model: str = "pinsage",
+# model -> (version folder, its neighbour table or None): one version per model, as registry holds.
+_neighbour_tables: dict[str, tuple[str, tuple[torch.Tensor, torch.Tensor] | None]] = {}
+
+
+def _neighbours(published: registry.Published) -> tuple[torch.Tensor, torch.Tensor] | None:
+    folder = str(published.checkpoint.path)
+    held = _neighbour_tables.get(published.model)
+    if held is None or held[0] != folder:
+        held = (folder, neighbours.neighbours_load(published.checkpoint.path))
+        _neighbour_tables[published.model] = held
+    return held[1]
+
+
+def similar(*, movie_id: int, k: int, model: str = SIMILAR_MODEL,
             exclude: Sequence[int] = ()) -> list[tuple[int, float]]:
     """Movies whose published embeddings are closest (cosine) to `movie_id`'s, none of
-    `exclude` (a visitor's dismissed movies)."""
+    `exclude` (a visitor's dismissed movies): read from the version's neighbour table where it
+    has one and enough are left, else scored."""
     published = registry.published(model)
     if published is None or movie_id not in published.index_of:
         return []
     row = published.index_of[movie_id]
     excluded = [row, *published.indices(exclude)]
+    table = _neighbours(published)
+    found = None if table is None else neighbours.listed(table, row, set(excluded), k)
+    if found is not None:
+        return [(int(published.movie_ids[r]), s) for r, s in found]
     if retrieval.applies(published.checkpoint):
         table = published.checkpoint.item_embeddings
         query = table[row].float()

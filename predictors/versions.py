@@ -27,11 +27,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from predictors import registry, retrieval
+from predictors import SIMILAR_MODEL, registry, retrieval
 from predictors.retrain import RetrainBudget, WarmPlan, visitors_as_users, warm_plan
 from predictors.training import TrainingData, data_digest, ratings_digest, training_dataset
 from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.models.names import RECOMMENDERS, SEQUENCE_MODELS
+from pytorch_models.serving.neighbours import neighbours_write
 from pytorch_models.training import distributed
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
@@ -213,7 +214,10 @@ def version_make(
             extra_meta["warm_start"] = live.version if plan.warm else None
         publish(result, interactions, folder, item_features=features, visitors=visitors, dataset=dataset,
                 extra_meta=extra_meta)
-        retrieval.indexes_write(folder, load_checkpoint(folder))  # above ANN_MIN_ITEMS only
+        checkpoint = load_checkpoint(folder)
+        retrieval.indexes_write(folder, checkpoint)  # above ANN_MIN_ITEMS only
+        if model == SIMILAR_MODEL:
+            neighbours_write(folder, checkpoint.item_embeddings, progress=progress)
     version = registry.version_of(folder)
     log.info("%s published %s: recall@20 %s (live %s, reference %s)", model, version, recall, live_recall,
              gate["recall@20"])

@@ -8,8 +8,8 @@ from dataclasses import dataclass, fields
 from movie.catalogue.models import Movie
 from movie.catalogue.selectors import movies_by_ids, popular_movies
 from movie.tracking.selectors import visitor_movies
+from predictors import SIMILAR_MODEL, registry
 from predictors import recommend as predictors
-from predictors import registry
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,6 @@ def recommendations_for(*, visitor: str, model: str, k: int = 20, seen: list[int
     served = {f.name: getattr(recs, f.name) for f in fields(recs)}
     return MovieRecommendations(**{**served, "items": items, "because": because})
 
-
-SIMILAR_MODEL = "pinsage"  # "More like this" comes from PinSage's item embeddings
 
 
 @dataclass(frozen=True)

@@ -124,3 +124,37 @@ def test_sasrec_reads_the_history_oldest_first(trained_models):
     assert _ids(recs) == [int(published.movie_ids[r]) for r in scores.topk(20).indices]
     reordered = recommend(visitor="v:sequence", model="sasrec", k=20, history=history[::-1], dismissed=[318])
     assert _ids(reordered) != _ids(recs)
+
+
+def test_more_like_this_reads_the_published_neighbours_and_lists_what_the_scan_lists(trained_models,
+                                                                                     monkeypatch):
+    """PinSage's versions carry each movie's nearest movies (pytorch_models.serving.neighbours):
+    "More like this" reads them, with a visitor's dismissed movies left out, and lists what
+    scoring every movie lists; past the table's depth in dismissals it scores every movie."""
+    import numpy as np
+
+    from predictors import SIMILAR_MODEL, registry
+    from predictors import recommend as serving
+    from pytorch_models.serving.neighbours import NEIGHBOURS, K
+
+    published = registry.published(SIMILAR_MODEL)
+    assert (published.checkpoint.path / NEIGHBOURS).exists()
+    read = []
+    real = serving.neighbours.listed
+    monkeypatch.setattr(serving.neighbours, "listed", lambda *a: read.append(a[1]) or real(*a))
+    for movie_id in [int(m) for m in published.movie_ids[[0, 7, 2000, 9000]]]:
+        table = serving.similar(movie_id=movie_id, k=12)
+        dismissed = [m for m, _ in table[:3]]
+        without = serving.similar(movie_id=movie_id, k=12, exclude=dismissed)
+        monkeypatch.setattr(serving, "_neighbours", lambda published: None)
+        assert [m for m, _ in table] == [m for m, _ in serving.similar(movie_id=movie_id, k=12)]
+        scanned = serving.similar(movie_id=movie_id, k=12, exclude=dismissed)
+        assert [m for m, _ in without] == [m for m, _ in scanned]
+        assert not set(dismissed) & dict(without).keys()
+        assert np.allclose([s for _, s in without], [s for _, s in scanned], atol=1e-5)
+        monkeypatch.undo()
+        monkeypatch.setattr(serving.neighbours, "listed", lambda *a: read.append(a[1]) or real(*a))
+    assert len(read) == 8  # every list above came from the table
+    deep = [m for m, _ in serving.similar(movie_id=1, k=K)]
+    past = serving.similar(movie_id=1, k=12, exclude=deep[:K - 11])  # 21 left of 32: too few
+    assert len(past) == 12 and not set(deep[:K - 11]) & dict(past).keys()

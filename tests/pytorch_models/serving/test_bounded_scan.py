@@ -36,7 +36,8 @@ def test_the_scan_lists_exactly_the_top_k_outside_the_hidden(with_bias):
     table = _table(20_000, 64, 3)
     bias = torch.randn(20_000, generator=torch.Generator().manual_seed(4)) if with_bias else None
     queries = torch.randn(3, 64, generator=torch.Generator().manual_seed(5))
-    top = _exact(table, bias, queries, 100, torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))[1]
+    none = torch.zeros(0, dtype=torch.long)
+    top = _exact(table, bias, queries, 100, none, none).indices
     # Hide some of each query's own best movies, so the list must reach past them.
     owners = torch.tensor([0, 0, 1, 2, 2, 2])
     rows = torch.stack([top[0, 0], top[0, 5], top[1, 1], top[2, 0], top[2, 1], top[2, 2]])

@@ -222,7 +222,7 @@ def test_the_bounded_scan_lists_what_the_full_product_lists(checkpoints, name):
     batch = VisitorBatch.from_histories([[3, 40, 77, 120], [5, 6]], dismissed=[[90], []])
     offsets = torch.randn(2, ckpts[name].config["dim"], generator=torch.Generator().manual_seed(0)) * 0.1
     expected = top_unseen(fold_in.scores(offsets, batch), batch, 30)
-    table, bias = ((fold_in.item_table, fold_in.item_bias) if name == "pinsage" else (fold_in.item_final, None))
+    table, bias = (fold_in.item_table, fold_in.item_bias) if name == "pinsage" else (fold_in.item_final, None)
     fold_in.scan = BoundedScan(table, bias)
     values, rows = fold_in.top_unseen(offsets, batch, None, 30)
     assert torch.equal(rows, expected[1])
