@@ -10,6 +10,8 @@
     meta.json                    model name, config, metrics, data snapshot counts, timings
     visitors.json                the site's visitors trained as users: {visitor digest: user row}
                                  (only a scheduled retrain's versions have one)
+    neighbours.safetensors       each movie's nearest movies (`serving.neighbours`; the site
+                                 writes it into its similar-movies model's versions)
 
 Loading maps the files, it does not read them: safetensors' `load_file` (0.4.5) builds each
 tensor on `torch.UntypedStorage.from_file(..., shared=False)`, a private mapping of the file, so
