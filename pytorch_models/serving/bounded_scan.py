@@ -6,18 +6,18 @@ thread, where ml-latest-small's 9,742 cost 0.3 ms, so the catalogue, not the vis
 the fold-in's cost. `BoundedScan` keeps the list exact and reads a quarter of that:
 
 1. fbgemm's int8 product (`quantized.linear_dynamic`): the table quantised once per row
-   (symmetric, x̃_i), the queries per call (affine over the whole batch, q̃). Each approximate
-   score s̃_i = q̃ · x̃_i is within
+   (symmetric, x̃_i), the queries per call (affine over the whole batch, q̃; an identity
+   table's product returns q̃ itself). Each approximate score s̃_i = q̃ · x̃_i is within
        ε_i = ‖q − q̃‖ ‖x̃_i‖ + ‖q‖ ‖x_i − x̃_i‖
-   of the exact one (Cauchy–Schwarz on q·(x − x̃) + (q − q̃)·x̃). ‖q − q̃‖ ≤ √d · step, with
-   step the activation scale at its coarsest (7 bits, `reduce_range`), since rounding and the
-   zero point's own rounding move a coordinate by at most one step.
+   of the exact one (Cauchy–Schwarz on q·(x − x̃) + (q − q̃)·x̃), widened by `SLACK` for the
+   float rounding of the products and of an item bias.
 2. The k-th largest lower bound s̃ − ε among the items allowed is a floor no member of the
    exact top k falls below; every allowed item whose upper bound s̃ + ε reaches it is scored
    exactly in float32, and the best k of those are the list: a full scan's list, found by
-   scoring a few dozen rows instead of all of them.
-3. A query whose candidates exceed `MAX_CANDIDATES` (a bound too loose for its scores) is
-   scored over the whole table, so the answer never depends on the bound being tight.
+   scoring a few hundred rows instead of all of them.
+3. A batch whose candidates pass a quarter of the table (`UNION_SHARE`: a bound too loose for
+   its scores) is scored over the whole table, so the answer never depends on the bound being
+   tight.
 
 Where it pays (one thread, 62,423 random rows with spread norms, 2026-12-07, beside other work):
 one query against 256 columns 1.8 ms instead of 6.7, 129 columns 0.8 instead of 3.3, 64
@@ -50,7 +50,9 @@ class BoundedScan:
         # The identity at scale 1: its product returns the queries as the int8 pass sees them, q̃.
         dim = self.table.shape[1]
         self.probe = torch.ops.quantized.linear_prepack(_per_row_int8(torch.eye(dim), torch.ones(dim)), None)
-        self.norms = torch.stack([approx.norm(dim=1), (self.table - approx).norm(dim=1)])  # ‖x̃‖, ‖x − x̃‖
+        bias_size = torch.zeros(len(self.table)) if bias is None else self.bias.abs()
+        # ‖x̃_i‖, ‖x_i − x̃_i‖ and |b_i|: the rows the bound is made of
+        self.norms = torch.stack([approx.norm(dim=1), (self.table - approx).norm(dim=1), bias_size])
 
     def approximate(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(s̃, ε), each (V, I): the int8 pass's scores of queries (V, d) and a bound on how far
@@ -62,8 +64,9 @@ class BoundedScan:
         seen_as = torch.ops.quantized.linear_dynamic(queries, self.probe, reduce_range=True)  # q̃
         error, norm = (queries - seen_as).norm(dim=1), queries.norm(dim=1)
         # ε = ‖q − q̃‖ ‖x̃_i‖ + ‖q‖ ‖x_i − x̃_i‖, widened by SLACK for the float rounding of both
-        # products (|s̃_i| ≤ ‖q̃‖ ‖x̃_i‖ ≤ (‖q‖ + ‖q − q̃‖) ‖x̃_i‖): a rank-2 product, one pass.
-        coefficients = torch.stack([error + SLACK * (norm + error), norm * (1 + SLACK)], 1)
+        # products (|q̃ · x̃_i| ≤ (‖q‖ + ‖q − q̃‖) ‖x̃_i‖) and of the bias: a rank-3 product, one pass.
+        coefficients = torch.stack([error + SLACK * (norm + error), norm * (1 + SLACK),
+                                    torch.full_like(norm, SLACK)], 1)
         return approx, coefficients @ self.norms
 
     def top_k(self, queries: torch.Tensor, k: int, hide_owner: torch.Tensor,
@@ -88,7 +91,6 @@ class BoundedScan:
         exact[~candidates[:, union]] = float("-inf")
         values, order = torch.topk(exact, k, dim=1)
         return values, union[order]
-
 
     def scores(self, queries: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """(V, I) float32 scores, or (V, len(rows)) of those rows only."""
