@@ -47,6 +47,7 @@ from pytorch_models.serving.scoring import pinsage_user_vectors, sequence_model,
 from pytorch_models.serving.visitor_batch import (
     VisitorBatch,
     _random_negatives,
+    draw_weights,
     middle_band,
     sample_band,
     top_unseen,
@@ -174,6 +175,7 @@ class PinSageFoldIn:
         self.item_bias = item_bias
         self.margin = margin
         self.negative_weight = negative_weight  # (I,) random negatives ∝ this; None: uniform
+        self.negative_draw = None if negative_weight is None else draw_weights(negative_weight)
         self.n_items = item_table.shape[0]
         self.scan = scan_for(item_table, item_bias)
 
@@ -224,7 +226,7 @@ class PinSageFoldIn:
         optimiser = torch.optim.Adam([offset], lr=PINSAGE_LR)
         for _ in range(steps):
             neg = _random_negatives(owners, PINSAGE_NEGATIVES, seen, self.n_items, generator,
-                                    self.negative_weight)
+                                    self.negative_draw)
             if band is not None and PINSAGE_HARD:
                 neg = torch.cat([neg, sample_band(band, owners, PINSAGE_HARD, self.n_items, generator)],
                                 dim=1)

@@ -81,14 +81,25 @@ class VisitorBatch:
         return self.items[pick], self.dismissed, owners, weight
 
 
+def draw_weights(weight: torch.Tensor) -> torch.Tensor:
+    """(I,) float64 cumulative shares of `weight`, for `_random_negatives`: drawing against them
+    costs a binary search a draw, where `torch.multinomial` reads all I weights every call
+    (0.09 ms at 62,423 movies, up to six calls a step)."""
+    cumulative = torch.cumsum(weight.double(), 0)
+    return cumulative / cumulative[-1]
+
+
 def _random_negatives(owners: torch.Tensor, m: int, seen: torch.Tensor, n_items: int, generator,
-                       weight: torch.Tensor | None = None) -> torch.Tensor:
-    """(P, m) items drawn for each pair's visitor, uniformly or ∝ `weight` (I,), redrawn (a few
-    times) if seen."""
+                       cumulative: torch.Tensor | None = None) -> torch.Tensor:
+    """(P, m) items drawn for each pair's visitor, uniformly or by the shares `cumulative`
+    (`draw_weights`), redrawn (a few times) if seen."""
     def draw(count: int) -> torch.Tensor:
-        if weight is None:
+        if cumulative is None:
             return torch.randint(0, n_items, (count,), generator=generator)
-        return torch.multinomial(weight, count, replacement=True, generator=generator)
+        # The first item whose cumulative share passes u: an item of weight 0 is never drawn.
+        found = torch.searchsorted(cumulative, torch.rand(count, generator=generator, dtype=torch.float64),
+                                   right=True)
+        return found.clamp_(max=n_items - 1)
 
     neg = draw(len(owners) * m).view(len(owners), m)
     for _ in range(5):

@@ -11,7 +11,7 @@ from pytorch_models.checkpoint import load_checkpoint
 from pytorch_models.data.graph import SymmetricAdjacency
 from pytorch_models.models.losses import bpr_loss, max_margin_loss
 from pytorch_models.serving.fold_in import PinSageFoldIn, fold_in_for
-from pytorch_models.serving.visitor_batch import VisitorBatch, _random_negatives, top_unseen
+from pytorch_models.serving.visitor_batch import VisitorBatch, _random_negatives, draw_weights, top_unseen
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.train_model import publish, train_model
 from tests.pytorch_models.conftest import community_interactions
@@ -206,8 +206,13 @@ def test_pinsage_fold_in_draws_negatives_as_its_version_was_trained(tmp_path, co
     weight[5] = 1.0
     seen = torch.zeros(2, communities.n_items, dtype=torch.bool)
     seen[0, 3] = True
-    neg = _random_negatives(torch.tensor([0, 1, 1]), 4, seen, communities.n_items, None, weight)
+    neg = _random_negatives(torch.tensor([0, 1, 1]), 4, seen, communities.n_items, None, draw_weights(weight))
     assert neg.shape == (3, 4) and torch.all(neg == 5)
+    # Drawn in proportion to the weights: item 7 three times as often as item 2, no other.
+    weight[5], weight[2], weight[7] = 0.0, 1.0, 3.0
+    neg = _random_negatives(torch.zeros(4000, dtype=torch.long), 1, seen[:1], communities.n_items,
+                            torch.Generator().manual_seed(0), draw_weights(weight))
+    assert set(neg.flatten().tolist()) == {2, 7} and 0.72 < float((neg == 7).double().mean()) < 0.78
 
 
 @pytest.mark.parametrize("name", ["lightgcn", "ngcf", "pinsage"])
