@@ -223,7 +223,7 @@ def test_the_bounded_scan_lists_what_the_full_product_lists(checkpoints, name):
 
     _, ckpts = checkpoints
     fold_in = fold_in_for(ckpts[name])
-    assert fold_in.scan is None  # 150 movies: the float32 product
+    assert fold_in.scan is None  # 150 movies (and LightGCN and NGCF at any size): the float32 product
     batch = VisitorBatch.from_histories([[3, 40, 77, 120], [5, 6]], dismissed=[[90], []])
     offsets = torch.randn(2, ckpts[name].config["dim"], generator=torch.Generator().manual_seed(0)) * 0.1
     expected = top_unseen(fold_in.scores(offsets, batch), batch, 30)
@@ -232,3 +232,16 @@ def test_the_bounded_scan_lists_what_the_full_product_lists(checkpoints, name):
     values, rows = fold_in.top_unseen(offsets, batch, None, 30)
     assert torch.equal(rows, expected[1])
     torch.testing.assert_close(values, expected[0])
+
+
+def test_gathered_rows_are_the_tables_rows_whatever_the_sizes_asked_before(monkeypatch):
+    from pytorch_models.serving.fold_in import RowGather
+
+    table = torch.randn(50, 6, generator=torch.Generator().manual_seed(0))
+    gather = RowGather(table)
+    for rows in (torch.tensor([[3, 4], [5, 49]]), torch.arange(40).view(8, 5), torch.tensor([[7], [0]])):
+        assert torch.equal(gather(rows), table[rows])
+    assert len(gather.buffer) == 40  # kept at the largest gather
+    monkeypatch.setattr(RowGather, "MAX_BYTES", 10 * 6 * 4)
+    rows = torch.arange(30).view(3, 10)  # past the bound: gathered fresh, the buffer left alone
+    assert torch.equal(gather(rows), table[rows]) and len(gather.buffer) == 40
