@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 NEIGHBOURS = "neighbours.safetensors"
 K = 32  # a page shows 12; the rest stand in for the visitor's dismissed movies
-CHUNK = 2048  # rows scored at once: CHUNK · I floats of scratch (500 MB at 62,423 movies)
+SCRATCH_BYTES = 256 << 20  # the scores of a chunk of rows against every row, one buffer reused
 
 
 def cosine_neighbours(table: torch.Tensor, k: int = K,
@@ -33,13 +33,16 @@ def cosine_neighbours(table: torch.Tensor, k: int = K,
     unit = F.normalize(table.float(), dim=1)
     n = len(unit)
     k = min(k, n - 1)
+    chunk = max(1, min(n, SCRATCH_BYTES // (4 * n)))
+    block = torch.empty(chunk, n)  # one buffer: fresh ones cost their page faults every chunk
     rows, scores = torch.empty(n, k, dtype=torch.int32), torch.empty(n, k)
-    for start in tqdm(range(0, n, CHUNK), desc="neighbours", unit="chunk", disable=not progress):
-        block = unit[start:start + CHUNK] @ unit.T
-        own = torch.arange(start, start + len(block))
-        block[own - start, own] = float("-inf")
-        values, found = torch.topk(block, k, dim=1)
-        rows[start:start + len(block)], scores[start:start + len(block)] = found.int(), values
+    for start in tqdm(range(0, n, chunk), desc="neighbours", unit="chunk", disable=not progress):
+        end = min(start + chunk, n)
+        scored = torch.mm(unit[start:end], unit.T, out=block[:end - start])
+        own = torch.arange(start, end)
+        scored[own - start, own] = float("-inf")
+        values, found = torch.topk(scored, k, dim=1)
+        rows[start:end], scores[start:end] = found.int(), values
     return rows, scores
 
 

@@ -6,7 +6,7 @@ from pytorch_models.serving import neighbours
 
 
 def test_chunked_neighbours_are_each_rows_best_cosines_without_itself(monkeypatch, tmp_path):
-    monkeypatch.setattr(neighbours, "CHUNK", 64)  # several chunks, the last one short
+    monkeypatch.setattr(neighbours, "SCRATCH_BYTES", 64 * 300 * 4)  # chunks of 64 rows, the last one short
     norms = torch.arange(1, 301).unsqueeze(1)
     table = torch.randn(300, 16, generator=torch.Generator().manual_seed(0)) * norms
     unit = torch.nn.functional.normalize(table, dim=1)
