@@ -2,9 +2,9 @@
 
 "More like this" is the same list for every visitor but for the movies it dismissed: an
 item-to-item table, as PinSage's own deployment serves it. Scoring every movie per page read
-PinSage's whole table and ranked every score (at 62,423 movies 32 MB and 62,423 scores, 3-4 ms
-of a movie page whose server time was 8.4 ms, against 3.2 ms at ml-latest-small's 9,742); with
-the table a page reads one row of `K`, whatever the catalogue.
+PinSage's whole table and ranked every score (at 62,423 movies 32 MB and 62,423 scores): the
+movie page took 8.4 ms of server CPU at 25M ratings, against 3.2 ms at ml-latest-small's 9,742
+movies; with the table a page reads one row of `K` and took 2.6 ms (docs/benchmarks.md).
 
 `neighbours.safetensors` in the version folder: `rows` (I, K) int32 and `scores` (I, K)
 float32, best first, each movie's own row left out. Bound: I · K · 8 bytes (256 bytes a movie,

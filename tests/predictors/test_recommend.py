@@ -156,5 +156,5 @@ def test_more_like_this_reads_the_published_neighbours_and_lists_what_the_scan_l
         monkeypatch.setattr(serving.neighbours, "listed", lambda *a: read.append(a[1]) or real(*a))
     assert len(read) == 8  # every list above came from the table
     deep = [m for m, _ in serving.similar(movie_id=1, k=K)]
-    past = serving.similar(movie_id=1, k=12, exclude=deep[:K - 11])  # 21 left of 32: too few
+    past = serving.similar(movie_id=1, k=12, exclude=deep[:K - 11])  # 11 of 32 left: too few for 12
     assert len(past) == 12 and not set(deep[:K - 11]) & dict(past).keys()
