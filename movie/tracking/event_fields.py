@@ -8,6 +8,7 @@ import math
 import uuid
 
 from movie.catalogue.models import Movie
+from movie.tracking import statements
 
 PUBLIC_KINDS = ("click", "rate", "dismiss")
 RATING_MIN, RATING_MAX, RATING_STEP = 0.5, 5.0, 0.5
@@ -39,7 +40,7 @@ def event_validate(*, movie_id, kind, value) -> tuple[int, str, float | None]:
         raise EventRejected("'movie_id' must be an integer")
     if not MOVIE_ID_MIN <= movie_id <= MOVIE_ID_MAX:
         raise EventRejected(f"'movie_id' must be from {MOVIE_ID_MIN} to {MOVIE_ID_MAX}")
-    if not Movie.objects.filter(pk=movie_id).exists():
+    if statements.first(Movie, ("id",), id=movie_id) is None:
         raise EventRejected(f"no movie with id {movie_id}")
     if kind != "rate":
         if value is not None:

@@ -36,6 +36,7 @@ from django.db import IntegrityError, transaction
 from eventstore import clicklog, stream
 from eventstore.clicklog import Event
 from eventstore.live import visitors_changed
+from movie.tracking import statements
 from movie.tracking.models import AccountVisitor, Interaction, VisitorForward
 from movie.tracking.removal_marks import marks_write
 from predictors import GRACE_S, TS_FORMAT
@@ -75,8 +76,8 @@ def forward_claim(*, from_visitor: str, to_visitor: str) -> bool:
 
 def forward_target(visitor: str) -> str | None:
     """The account id `visitor`'s history moved to, if it moved."""
-    target = VisitorForward.objects.filter(from_visitor=visitor).values_list("to_visitor", flat=True).first()
-    return target if target and target != visitor else None
+    row = statements.first(VisitorForward, ("to_visitor",), from_visitor=visitor)  # from_visitor is unique
+    return row[0] if row and row[0] != visitor else None
 
 
 def _settle_removals(visitor: str, events: list[Event]) -> None:

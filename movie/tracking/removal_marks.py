@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from movie.tracking import statements
 from movie.tracking.models import RemovalMark
 
 MARK_KEEP_S = 1200.0
@@ -56,4 +57,4 @@ def removal_possible(*, visitor: str, movie_id: int, ts: datetime) -> bool:
     argument above."""
     if datetime.now(UTC) - ts >= timedelta(seconds=MARK_KEEP_S / 2):
         return True
-    return RemovalMark.objects.filter(visitor=visitor, movie_id=movie_id).exists()
+    return statements.first(RemovalMark, ("id",), visitor=visitor, movie_id=movie_id) is not None
