@@ -118,3 +118,78 @@ def test_a_write_gets_one_try_and_a_read_three_within_their_bounds(close):
         assert server.accepted == 1 + dynamodb.READS.attempts
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:4567", "https://dynamodb.eu-west-1.amazonaws.com"])
+@pytest.mark.parametrize("token", [None, "a-session-token"])
+def test_the_signature_is_botocores(monkeypatch, endpoint, token):
+    from datetime import UTC, datetime
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    client = dynamodb.Client(endpoint, "eu-west-1")
+    credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    monkeypatch.setattr(client, "_credentials", credentials)
+    now = datetime(2026, 12, 7, 19, 31, 5, tzinfo=UTC)
+    monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: now)
+    body = b'{"TableName":"clicklog","Key":{"visitor":{"S":"v:1"},"sk":{"S":"a"}}}'
+
+    ours = client.signed_headers("GetItem", body, "20261207T193105Z")
+    request = AWSRequest(method="POST", url=endpoint + "/", data=body, headers={
+        "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.GetItem"})
+    SigV4Auth(credentials, "dynamodb", "eu-west-1").add_auth(request)
+    theirs = {k.lower(): v for k, v in request.headers.items()}
+    assert theirs == {k: v for k, v in ours.items() if k != "host"}  # botocore adds the host when it sends
+    assert ours["host"] == endpoint.split("://")[1]
+
+
+class Scripted:
+    """A server that answers each request with the next of `answers`, bytes sent in pieces of
+    `piece` bytes (a slow network), and keeps the connection open."""
+
+    def __init__(self, answers: list[bytes], piece: int):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port, self.answers, self.piece = self.listener.getsockname()[1], answers, piece
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        for answer in self.answers:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(65536)
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            while len(body) < length:
+                body += connection.recv(65536)
+            for at in range(0, len(answer), self.piece):
+                connection.sendall(answer[at:at + self.piece])
+                time.sleep(0.001)
+        connection.recv(1)  # until the client closes
+
+
+@pytest.mark.parametrize("piece", [1, 7, 4096])
+def test_answers_are_read_whole_by_length_and_by_chunks_however_they_arrive(piece):
+    def by_length(status: bytes, body: bytes, name: bytes = b"Content-Length") -> bytes:
+        return b"HTTP/1.1 " + status + b"\r\nContent-Type: application/x-amz-json-1.0\r\n" + name + b": " + \
+            str(len(body)).encode() + b"\r\n\r\n" + body
+
+    answers = [
+        by_length(b"200 OK", b'{"Item":{"visitor":{"S":"v:1"}}}'),
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
+        b'a\r\n{"Item":{"\r\n15;ext=1\r\nvisitor":{"S":"v:2"}}\r\n1\r\n}\r\n0\r\nX-Trailer: 1\r\n\r\n',
+        by_length(b"400 Bad Request",
+                  b'{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"}'),
+        by_length(b"200 OK", b"{}", name=b"content-length"),
+    ]
+    server = Scripted(answers, piece)
+    table = dynamodb.Table(f"http://127.0.0.1:{server.port}", "us-east-1", "clicklog")
+    assert table.get_item(Key={"visitor": "v:1", "sk": "a"}) == {"Item": {"visitor": "v:1"}}
+    assert table.get_item(Key={"visitor": "v:2", "sk": "a"}) == {"Item": {"visitor": "v:2"}}
+    with pytest.raises(ClientError) as refused:
+        table.put_item(Item={"visitor": "v:1", "sk": "a"})
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert table.put_item(Item={"visitor": "v:1", "sk": "b"}) == {}  # the same connection, still in step
