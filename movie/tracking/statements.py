@@ -3,11 +3,11 @@
 A click reads four rows (the movie, a row with its event id, a removal mark, an account's
 forward) and inserts one. Through the ORM each cost the web process 0.35-0.6 ms of CPU, of
 which sending the statement and reading the answer is 0.04 ms; building and compiling the
-query every time is the rest (docs/benchmarks.md, "The click path's SQL"). The statements here
-are the ones the ORM sends (same table, columns and conditions), each value prepared by its
-field as the ORM prepares it (a UUID as MariaDB stores it, an aware datetime in UTC), and a
-failure is Django's exception: the cursor wraps the driver's, so a duplicate key is an
-`IntegrityError`. `movie.tracking.sessions` reads the session the same way.
+query every time is the rest (docs/benchmarks.md, "The click path's SQL and DynamoDB calls").
+The statements here are the ones the ORM sends (same table, columns and conditions), each value
+prepared by its field as the ORM prepares it (a UUID as MariaDB stores it, an aware datetime in
+UTC), and a failure is Django's exception: the cursor wraps the driver's, so a duplicate key is
+an `IntegrityError`. `movie.tracking.sessions` reads the session the same way.
 """
 
 from __future__ import annotations
