@@ -168,11 +168,11 @@ class Scripted:
             for at in range(0, len(answer), self.piece):
                 connection.sendall(answer[at:at + self.piece])
                 time.sleep(0.001)
-        connection.recv(1)  # until the client closes
+        connection.close()  # the last answer's body ends with the connection
 
 
 @pytest.mark.parametrize("piece", [1, 7, 4096])
-def test_answers_are_read_whole_by_length_and_by_chunks_however_they_arrive(piece):
+def test_answers_are_read_whole_by_length_by_chunks_or_to_the_close_however_they_arrive(piece):
     def by_length(status: bytes, body: bytes, name: bytes = b"Content-Length") -> bytes:
         return b"HTTP/1.1 " + status + b"\r\nContent-Type: application/x-amz-json-1.0\r\n" + name + b": " + \
             str(len(body)).encode() + b"\r\n\r\n" + body
@@ -184,6 +184,7 @@ def test_answers_are_read_whole_by_length_and_by_chunks_however_they_arrive(piec
         by_length(b"400 Bad Request",
                   b'{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"}'),
         by_length(b"200 OK", b"{}", name=b"content-length"),
+        b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"Item":{"sk":{"S":"c"}}}',
     ]
     server = Scripted(answers, piece)
     table = dynamodb.Table(f"http://127.0.0.1:{server.port}", "us-east-1", "clicklog")
@@ -193,3 +194,4 @@ def test_answers_are_read_whole_by_length_and_by_chunks_however_they_arrive(piec
         table.put_item(Item={"visitor": "v:1", "sk": "a"})
     assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
     assert table.put_item(Item={"visitor": "v:1", "sk": "b"}) == {}  # the same connection, still in step
+    assert table.get_item(Key={"visitor": "v:1", "sk": "c"}) == {"Item": {"sk": "c"}}  # to the close
