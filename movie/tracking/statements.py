@@ -16,12 +16,16 @@ import functools
 
 from django.db import connection, models
 
+# Each call site names one statement: the click path has five, so the SQL text of at most
+# STATEMENTS_KEPT (a few hundred bytes each) is kept.
+STATEMENTS_KEPT = 32
+
 
 def _fields(model: type[models.Model], names: tuple[str, ...]) -> list[models.Field]:
     return [model._meta.get_field(name) for name in names]  # a name or an attname (movie_id)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=STATEMENTS_KEPT)
 def _select(model: type[models.Model], columns: tuple[str, ...], where: tuple[str, ...]) -> str:
     quote = connection.ops.quote_name
     return (f"SELECT {', '.join(quote(f.column) for f in _fields(model, columns))} "
@@ -29,7 +33,7 @@ def _select(model: type[models.Model], columns: tuple[str, ...], where: tuple[st
             f"WHERE {' AND '.join(f'{quote(f.column)} = %s' for f in _fields(model, where))} LIMIT 1")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=STATEMENTS_KEPT)
 def _insert(model: type[models.Model], columns: tuple[str, ...]) -> str:
     quote = connection.ops.quote_name
     return (f"INSERT INTO {quote(model._meta.db_table)} "
