@@ -201,9 +201,10 @@ class Client:
                    "x-amz-date": amz_date, "x-amz-target": f"DynamoDB_20120810.{operation}"}
         if credentials.token:
             headers["x-amz-security-token"] = credentials.token
-        names = ";".join(sorted(headers))
-        canonical = "\n".join(("POST", "/", "", "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)),
-                               names, hashlib.sha256(body).hexdigest()))
+        signed = sorted(headers)
+        names = ";".join(signed)
+        canonical = "\n".join(("POST", "/", "", "".join(f"{k}:{headers[k]}\n" for k in signed), names,
+                               hashlib.sha256(body).hexdigest()))
         scope = f"{amz_date[:8]}/{self.region}/{SERVICE}/aws4_request"
         to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         key = _signing_key(credentials.secret_key, amz_date[:8], self.region)
