@@ -50,7 +50,7 @@ class EmbeddingPropagation(nn.Module):
                           self.item_embedding(nodes[items] - self.config.n_users)])
         order = torch.empty_like(nodes)
         order[torch.cat([users, items])] = torch.arange(len(nodes), device=nodes.device)
-        return rows[order]
+        return rows.index_select(0, order)  # its backward an index_add_, 5x cheaper than rows[order]'s
 
     def next_layer(self, k: int, side: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Layer k+1 of rows whose layer k is x (R, d) and whose neighbour sum (L E^(k)) is side
@@ -103,8 +103,12 @@ class EmbeddingPropagation(nn.Module):
         """(B,) the candidate of each row of `candidates` (B, M) that scores highest for its user,
         where user_rows (B,) and candidate_rows (B, M) are their rows in `layers`."""
         with torch.no_grad():
-            u = self.combine([x[user_rows] for x in layers])  # (B, d')
-            c = self.combine([x[candidate_rows.flatten()] for x in layers])  # (B·M, d')
+            rows = torch.cat([user_rows, candidate_rows.flatten()])
+            if len(layers[0]) <= len(rows):  # combine every row once, then gather (combine is row-wise)
+                final = self.combine(layers).index_select(0, rows)
+            else:  # fewer rows wanted than there are (the whole graph's layers): gather first
+                final = self.combine([x.index_select(0, rows) for x in layers])
+            u, c = final[: len(user_rows)], final[len(user_rows) :]  # (B, d'), (B·M, d')
             scores = torch.einsum("bd,bmd->bm", u, c.view(*candidate_rows.shape, -1))
             return candidates.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
 

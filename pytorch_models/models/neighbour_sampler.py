@@ -44,19 +44,28 @@ class NeighbourSampler:
         """One block per layer for `seeds` (distinct global nodes), outermost first; the last
         block's dst nodes are the seeds in their order."""
         _, _, blocks = self.sampler.sample_blocks(self.graph, seeds)
-        return [self._block(block) for block in blocks]
+        return [self._block(block, for_training=True) for block in blocks]
 
     def full_block(self, nodes: torch.Tensor) -> Block:
-        """The block of every in-edge of `nodes`: one layer of full propagation for them."""
+        """The block of every in-edge of `nodes`: one layer of full propagation for them
+        (inference: no backward, so no src order)."""
         _, _, (block,) = self.one_hop.sample_blocks(self.graph, nodes)
-        return self._block(block)
+        return self._block(block, for_training=False)
 
-    def _block(self, block: dgl.DGLGraph) -> Block:
+    def _block(self, block: dgl.DGLGraph, for_training: bool) -> Block:
         src_nodes, dst_nodes = block.srcdata[dgl.NID], block.dstdata[dgl.NID]
         if not torch.equal(src_nodes[: len(dst_nodes)], dst_nodes):  # what seed_layers relies on
             raise AssertionError("a block's dst nodes must come first among its src nodes")
+        # The sparse products (`models.blocks`) take the edges grouped by dst node, as DGL's
+        # in-edge sampling gives them, and for a backward pass their order grouped by src node:
+        # DGL's CSR edge ids (2 ms for 632k edges, where torch's stable sort takes 10).
         edge_src, edge_dst = block.edges()
-        u, v = src_nodes[edge_src], dst_nodes[edge_dst]
-        kept = block.in_degrees().float()[edge_dst]  # s_v: v's neighbours in this block
-        weight = self.inv_sqrt[u] * self.inv_sqrt[v] * (self.degree[v] / kept)
-        return Block(src_nodes, len(dst_nodes), edge_src, edge_dst, weight)
+        if not bool((edge_dst[1:] >= edge_dst[:-1]).all()):
+            raise AssertionError("a block's edges must come grouped by dst node")
+        src_order = block.adj_tensors("csr")[2] if for_training else None
+        # w_uv = d_u^-1/2 · (d_v^-1/2 · d_v / s_v): the second factor once per dst node.
+        kept = block.in_degrees().float()  # s_v: v's neighbours in this block
+        per_dst = self.inv_sqrt[dst_nodes] * self.degree[dst_nodes] / kept.clamp(min=1)
+        u = src_nodes.index_select(0, edge_src)
+        weight = self.inv_sqrt.index_select(0, u) * per_dst.index_select(0, edge_dst)
+        return Block(src_nodes, len(dst_nodes), edge_src, edge_dst, weight, src_order)

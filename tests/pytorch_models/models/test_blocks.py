@@ -8,6 +8,7 @@ must be an unbiased estimate of the full one (worked out by hand on the five-nod
 test_model_maths).
 """
 
+import dataclasses
 import math
 
 import dgl
@@ -159,6 +160,30 @@ def test_the_full_blocks_weights_are_the_laplacians_entries():
     got = {(int(block.src_nodes[s]), int(block.dst_nodes[d])): float(w)
            for s, d, w in zip(block.edge_src, block.edge_dst, block.weight, strict=True)}
     assert got == pytest.approx({(2, 0): R, (3, 0): 0.5, (0, 3): 0.5, (1, 3): 0.5})
+
+
+@pytest.mark.parametrize("keep_order", [True, False])
+def test_a_sampled_blocks_product_and_its_gradient_are_its_dense_matrixs(communities, keep_order):
+    """The block's sparse product (built from edges grouped by dst, and for the backward by
+    src: the sampler's order, or a sort when a block has none) against the dense matrix of the
+    same edges: W·h forward and Wᵀ·g backward."""
+    data = communities
+    dgl.seed(0)
+    sampler = NeighbourSampler(data.n_users, data.n_items, data.train, [2, 2], 2)
+    block = sampler.blocks(batch_seeds(*a_batch(data), data.n_users))[0]
+    assert torch.all(block.edge_dst[1:] >= block.edge_dst[:-1])
+    assert torch.all(block.edge_src[block.src_order][1:] >= block.edge_src[block.src_order][:-1])
+    if not keep_order:
+        block = dataclasses.replace(block, src_order=None)
+    dense = torch.zeros(block.n_dst, len(block.src_nodes), dtype=torch.float64)
+    dense.index_put_((block.edge_dst, block.edge_src), block.weight.double(), accumulate=True)
+    h = torch.randn(len(block.src_nodes), 3, dtype=torch.float64)
+    g = torch.randn(block.n_dst, 3, dtype=torch.float64)
+    h_leaf = h.float().requires_grad_()
+    out = neighbour_sum(block, h_leaf)
+    out.backward(g.float())
+    torch.testing.assert_close(out.double(), dense @ h, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(h_leaf.grad.double(), dense.T @ g, rtol=1e-5, atol=1e-5)
 
 
 def test_a_sampled_neighbour_sum_is_an_unbiased_estimate_of_the_full_one():
