@@ -55,6 +55,7 @@ from pytorch_models.models.pinsage.sampler import WalkConfig, batch_loader, neig
 from pytorch_models.training import distributed
 from pytorch_models.training.bpr_sampler import PositiveSet, prepared_batches
 from pytorch_models.training.loops import optimiser_step
+from pytorch_models.training.memory import freed_memory_kept
 from pytorch_models.training.propagation import SampledPropagation
 
 BATCH = 2048
@@ -132,17 +133,18 @@ def steps(model_name: str, data: Interactions, workers: int, total: int):
 def throughput(model_name: str, folder: Path, workers: int, warm_up: int, timed: int) -> float:
     """Positive pairs per second over `timed` steps after `warm_up` ones, on this rank's clock."""
     data = interactions(folder)
-    step, batches = steps(model_name, data, workers, warm_up + timed)
-    started = None
-    for i, batch in enumerate(batches):
-        if i == warm_up:
-            if distributed.current().many:
-                dist.barrier()
-            started = time.perf_counter()
-        step(batch)
-        if i + 1 == warm_up + timed:
-            break
-    return timed * BATCH / (time.perf_counter() - started)
+    with freed_memory_kept():  # as `train_model` trains
+        step, batches = steps(model_name, data, workers, warm_up + timed)
+        started = None
+        for i, batch in enumerate(batches):
+            if i == warm_up:
+                if distributed.current().many:
+                    dist.barrier()
+                started = time.perf_counter()
+            step(batch)
+            if i + 1 == warm_up + timed:
+                break
+        return timed * BATCH / (time.perf_counter() - started)
 
 
 def _rank(rank: int, port: int, model_name: str, folder: str, warm_up: int, timed: int, out: str) -> None:

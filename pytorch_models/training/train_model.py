@@ -30,6 +30,7 @@ from pytorch_models.serving.scoring import popularity_scorer
 from pytorch_models.training import distributed
 from pytorch_models.training.graphfilter import train_graphfilter
 from pytorch_models.training.loops import ModelFit, fit_embedding_model, fit_pinsage
+from pytorch_models.training.memory import freed_memory_kept
 from pytorch_models.training.options import TrainOptions
 from pytorch_models.training.sasrec import fit_sasrec
 from pytorch_models.training.spectral_init import spectral_initialiser
@@ -108,12 +109,13 @@ def train_model(
     generator = torch.Generator().manual_seed(options.seed + 7919 * ranks.rank)
     counts = torch.bincount(torch.from_numpy(interactions.train[:, 1]),
                             minlength=interactions.n_items).float()
-    fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts, batch_pairs,
-               singular_start)
-    train_seconds = time.perf_counter() - started
-    metrics = ({} if fit.scorer is None
-               else held_out_metrics(fit.scorer, interactions, options.k, options.eval_users,
-                                     progress=f"{model_name} evaluation" if options.progress else None))
+    with freed_memory_kept():  # a step's large tensors reused, not faulted in afresh
+        fit = _fit(model_name, interactions, item_features, options, generator, initialise, counts,
+                   batch_pairs, singular_start)
+        train_seconds = time.perf_counter() - started
+        metrics = ({} if fit.scorer is None
+                   else held_out_metrics(fit.scorer, interactions, options.k, options.eval_users,
+                                         progress=f"{model_name} evaluation" if options.progress else None))
     log.info("%s trained in %.1fs: %s", model_name, train_seconds, metrics)
     return TrainResult(
         model_name=model_name,
