@@ -53,10 +53,10 @@ def _glibc():
 _LIBC = _glibc()
 
 
-def _set(**values: int) -> None:
-    for name, value in values.items():
-        if not _LIBC.mallopt(globals()[name], value):
-            log.warning("mallopt(%s, %d) refused", name, value)
+def _set(values: dict[int, int]) -> None:
+    for parameter, value in values.items():
+        if not _LIBC.mallopt(parameter, value):
+            log.warning("mallopt(%d, %d) refused", parameter, value)
 
 
 @contextlib.contextmanager
@@ -70,13 +70,13 @@ def freed_memory_kept():
     with _lock:
         _depth += 1
         if _depth == 1:
-            _set(M_TRIM_THRESHOLD=TRIM_ABOVE, M_MMAP_MAX=0)
+            _set({M_TRIM_THRESHOLD: TRIM_ABOVE, M_MMAP_MAX: 0})
     try:
         yield
     finally:
         with _lock:
             _depth -= 1
             if _depth == 0:
-                _set(M_MMAP_THRESHOLD=AFTER_MMAP_ABOVE, M_TRIM_THRESHOLD=AFTER_TRIM_ABOVE,
-                     M_MMAP_MAX=AFTER_MMAP_MAX)
+                _set({M_MMAP_THRESHOLD: AFTER_MMAP_ABOVE, M_TRIM_THRESHOLD: AFTER_TRIM_ABOVE,
+                      M_MMAP_MAX: AFTER_MMAP_MAX})
                 _LIBC.malloc_trim(0)
