@@ -8,7 +8,7 @@ Per model: trained for --epochs on a generated release of 1M ratings (written by
 `benchmarks.synthetic_movielens` if --data-dir has none; checkpoints cached under --cache-dir),
 with sampled propagation as at 25M. Then, warm-started from that version (every row carried),
 one epoch over a seeded share of its training pairs, and recall@20 on the held-out split. A
-share of 2.5% is what a scheduled retrain steps over at 25M ratings (RETRAIN_REPLAY_MAX, 500k of
+share of 2.5% is what a scheduled retrain stepped over at 25M ratings (RETRAIN_REPLAY_MAX, then 500k of
 20M pairs); its pass there takes 244 steps of 2,048 pairs, so a sample's pass here is cut into
 --steps batches (each row gets about as many touches, the dense layers as many steps). The
 whole split is stepped over in the model's own batches. `predictors.versions.SAMPLED_BELOW` and

@@ -257,12 +257,13 @@ RETRAIN_CLIENT_MAX = int(_env("RETRAIN_CLIENT_MAX", "20"))
 # LightGCN 91 s (issue 24), it ends a retrain of 100k pairs after about 11 of its 15 epochs.
 # Their batches: every pair new since the live version, and a seeded replay sample of the old
 # ones, RETRAIN_REPLAY_FRACTION of them and at most RETRAIN_REPLAY_MAX. With the defaults a site
-# below 500k train pairs (ml-latest-small: 80k) replays them all, which is the retrain whose
-# quality the gate was set on; above, a uniform 500k (245 batches of 2,048), so the new pairs
-# are every epoch's and the epochs stop growing with the history. 500k is about what LightGCN
-# steps over in the 120 s at 25M ratings: there, 100k replayed five times over lowered its
-# recall@20 from .0722 to .0718, and 500k once kept .0722 (benchmarks.retrain_scale, one run
-# each; docs/benchmarks.md). A quarter was tried in the
+# below 1M train pairs (ml-latest-small: 80k) replays them all, which is the retrain whose
+# quality the gate was set on; above, a uniform 1M (489 batches of 2,048), so the new pairs
+# are every epoch's and the epochs stop growing with the history. 1M is about what LightGCN
+# steps over in the 120 s at 25M ratings with the sampled step of 2026-12-07: there, a small
+# sample replayed over and over lowers its recall@20 (.0722 to .0718 with 100k five times over,
+# to .0716 with 500k 2.6 times over), and 1M 1.4 times over gave .0721, NGCF .0158 against
+# .0137 (benchmarks.retrain_scale, one run each; docs/benchmarks.md). A quarter was tried in the
 # worker tests: their briefly trained NGCF fell 2.9% below its reference in two such epochs and
 # the gate refused it, so a share below all waits for a measurement (make demo).
 # RETRAIN_THREADS: the cores a retrain keeps busy (torch's and DGL's threads; above 1, PinSage
@@ -270,7 +271,7 @@ RETRAIN_CLIENT_MAX = int(_env("RETRAIN_CLIENT_MAX", "20"))
 # machine. Torch's own default is a thread per core.
 RETRAIN_BUDGET_S = float(_env("RETRAIN_BUDGET_S", "120"))
 RETRAIN_REPLAY_FRACTION = float(_env("RETRAIN_REPLAY_FRACTION", "1"))
-RETRAIN_REPLAY_MAX = int(_env("RETRAIN_REPLAY_MAX", "500000"))
+RETRAIN_REPLAY_MAX = int(_env("RETRAIN_REPLAY_MAX", "1000000"))
 RETRAIN_THREADS = int(_env("RETRAIN_THREADS", "1"))
 if (RETRAIN_BUDGET_S < 0 or not 0 < RETRAIN_REPLAY_FRACTION <= 1 or RETRAIN_REPLAY_MAX < 1
         or RETRAIN_THREADS < 1):
