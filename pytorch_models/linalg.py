@@ -115,6 +115,13 @@ def singular_residuals(matrix: sp.csr_matrix, values: np.ndarray, vectors: np.nd
     return np.linalg.norm(gram - vectors * squares, axis=0) / np.where(squares > 0, squares, 1.0)
 
 
+def row_pointers(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """(n_rows + 1,) CSR row pointers of entries in ascending `rows`: each row's start."""
+    crow = torch.zeros(n_rows + 1, dtype=torch.int64, device=rows.device)
+    torch.cumsum(torch.bincount(rows, minlength=n_rows), 0, out=crow[1:])
+    return crow
+
+
 def torch_csr(matrix: sp.csr_matrix, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     matrix = matrix.tocsr()
     return torch.sparse_csr_tensor(

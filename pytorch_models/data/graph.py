@@ -8,6 +8,8 @@ import dgl
 import numpy as np
 import torch
 
+from pytorch_models.linalg import row_pointers
+
 # torch 2.2 warns on every CSR construction that sparse CSR is "beta"; we rely on it knowingly.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
@@ -49,8 +51,7 @@ class SymmetricAdjacency:
         order = torch.argsort(rows * n + cols)
         rows, cols, edge = rows[order], cols[order], edge[order]
         self.values = inv_sqrt[rows] * inv_sqrt[cols]
-        self.crow = torch.zeros(n + 1, dtype=torch.int64)
-        self.crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+        self.crow = row_pointers(rows, n)
         self.col = cols
         self.edge_of_value = edge
         self.n_edges = len(pairs)

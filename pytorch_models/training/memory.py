@@ -5,7 +5,7 @@ gradients, the tables' gradients: 30-70 MB each at dim 256 on Gowalla). glibc's 
 anything over 32 MB, and by default anything over its adaptive threshold, with a fresh mmap
 and returns it with munmap on free, so every step faults its memory in again, page by page,
 and the kernel zeroes each page: on Gowalla at dim 256 that was 430 of a step's 1,290 ms of
-CPU, as system time (docs/benchmarks.md, "A sampled step's allocations").
+CPU, as system time (docs/benchmarks.md, "A sampled step, profiled").
 
 `freed_memory_kept()` turns mmap off for the block (M_MMAP_MAX = 0: every allocation comes from
 the heap) and lets the heap keep up to TRIM_ABOVE bytes of free memory at its top, so a step
